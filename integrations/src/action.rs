@@ -1,0 +1,116 @@
+//! The `Action` trait: one typed operation of an integration (`provider.action`).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::context::ActionContext;
+use crate::error::ActionError;
+
+/// What an action invocation produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActionOutcome<T> {
+    /// The action finished with this output.
+    Done(T),
+    /// The action must not finish before `until`; the engine parks the step without holding a
+    /// worker and invokes the action again at that time with [`ActionContext::wake_at`] set.
+    Suspend { until: DateTime<Utc> },
+}
+
+impl<T> ActionOutcome<T> {
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> ActionOutcome<U> {
+        match self {
+            Self::Done(value) => ActionOutcome::Done(f(value)),
+            Self::Suspend { until } => ActionOutcome::Suspend { until },
+        }
+    }
+}
+
+/// A typed integration action. Implementations reach the network only through `ctx`.
+#[async_trait]
+pub trait Action: Send + Sync + 'static {
+    type Input: DeserializeOwned + JsonSchema + Send;
+    type Output: Serialize + JsonSchema + Send;
+
+    /// Registry key, `provider.action`.
+    const NAME: &'static str;
+    /// One line for docs and `stepwise schema`.
+    const DESCRIPTION: &'static str;
+
+    async fn execute(
+        &self,
+        ctx: &ActionContext,
+        input: Self::Input,
+    ) -> Result<ActionOutcome<Self::Output>, ActionError>;
+}
+
+/// The type-erased form of an [`Action`] that the registry stores and the engine calls.
+#[async_trait]
+pub trait DynAction: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn description(&self) -> &'static str;
+    fn input_schema(&self) -> &Value;
+    fn output_schema(&self) -> &Value;
+    async fn execute_json(
+        &self,
+        ctx: &ActionContext,
+        input: Value,
+    ) -> Result<ActionOutcome<Value>, ActionError>;
+}
+
+/// Adapts a typed [`Action`] to [`DynAction`], computing its schemas once.
+pub(crate) struct Erased<A: Action> {
+    action: A,
+    input_schema: Value,
+    output_schema: Value,
+}
+
+impl<A: Action> Erased<A> {
+    pub(crate) fn new(action: A) -> Arc<dyn DynAction> {
+        Arc::new(Self {
+            action,
+            input_schema: schemars::schema_for!(A::Input).to_value(),
+            output_schema: schemars::schema_for!(A::Output).to_value(),
+        })
+    }
+}
+
+#[async_trait]
+impl<A: Action> DynAction for Erased<A> {
+    fn name(&self) -> &'static str {
+        A::NAME
+    }
+
+    fn description(&self) -> &'static str {
+        A::DESCRIPTION
+    }
+
+    fn input_schema(&self) -> &Value {
+        &self.input_schema
+    }
+
+    fn output_schema(&self) -> &Value {
+        &self.output_schema
+    }
+
+    async fn execute_json(
+        &self,
+        ctx: &ActionContext,
+        input: Value,
+    ) -> Result<ActionOutcome<Value>, ActionError> {
+        let input: A::Input = serde_json::from_value(input)
+            .map_err(|error| ActionError::InvalidInput(error.to_string()))?;
+        let outcome = self.action.execute(ctx, input).await?;
+        match outcome {
+            ActionOutcome::Done(output) => serde_json::to_value(output)
+                .map(ActionOutcome::Done)
+                .map_err(|error| ActionError::Permanent(format!("output is not JSON: {error}"))),
+            ActionOutcome::Suspend { until } => Ok(ActionOutcome::Suspend { until }),
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! What an action sees of the world: its step's identity, the shared services (the outbound
+//! HTTP client and, later, the token manager and rate-limit scheduler), cancellation and a log.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::http::HttpClient;
+
+/// Services shared by every action invocation of a process; built once by the composition root.
+#[derive(Clone)]
+pub struct ActionServices {
+    pub http: HttpClient,
+}
+
+/// Identifies one invocation of a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepInvocation {
+    pub tenant_id: String,
+    pub run_id: String,
+    pub step_id: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// `{run_id}:{step_id}`: the same on every attempt, forwarded to providers that accept one.
+    pub idempotency_key: String,
+    /// Set when the action earlier returned `Suspend { until }` and is now invoked again.
+    pub wake_at: Option<DateTime<Utc>>,
+    /// The step's `connection:`.
+    pub connection: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub at: DateTime<Utc>,
+    pub level: LogLevel,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+pub struct ActionContext {
+    invocation: StepInvocation,
+    services: Arc<ActionServices>,
+    cancellation: CancellationToken,
+    logs: Mutex<Vec<LogLine>>,
+}
+
+impl ActionContext {
+    pub fn new(
+        invocation: StepInvocation,
+        services: Arc<ActionServices>,
+        cancellation: CancellationToken,
+    ) -> Self {
+        Self {
+            invocation,
+            services,
+            cancellation,
+            logs: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn invocation(&self) -> &StepInvocation {
+        &self.invocation
+    }
+
+    pub fn idempotency_key(&self) -> &str {
+        &self.invocation.idempotency_key
+    }
+
+    pub fn wake_at(&self) -> Option<DateTime<Utc>> {
+        self.invocation.wake_at
+    }
+
+    /// The outbound HTTP client: the only way an action reaches the network.
+    pub fn http(&self) -> &HttpClient {
+        &self.services.http
+    }
+
+    /// Cancelled when the run is cancelled or the step times out.
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.cancellation
+    }
+
+    /// Appends a line to the step's log, which the engine stores with the attempt.
+    pub fn log(&self, level: LogLevel, message: impl Into<String>) {
+        let line = LogLine {
+            at: Utc::now(),
+            level,
+            message: message.into(),
+        };
+        self.logs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(line);
+    }
+
+    pub fn take_logs(&self) -> Vec<LogLine> {
+        std::mem::take(
+            &mut *self
+                .logs
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
+    }
+}

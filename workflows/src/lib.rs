@@ -1,0 +1,18 @@
+//! The Stepwise workflow language: model, parser with located diagnostics, validation,
+//! `${{ }}` expressions and the JSON Schema of the language.
+//!
+//! Architecture invariant: this crate is pure. No tokio, no database, no HTTP, no file I/O:
+//! callers hand it source text and get values back.
+
+pub mod model;
+
+pub use model::*;
+
+/// What the validator needs to know about the actions a workflow may use. Implemented by the
+/// integrations registry; kept as a trait so this crate stays independent of it.
+pub trait ActionCatalog {
+    /// JSON Schema of the action's `with:` input, or `None` when no such action exists.
+    fn input_schema(&self, name: &str) -> Option<&serde_json::Value>;
+    /// Every action name, for "did you mean" hints.
+    fn action_names(&self) -> Vec<&str>;
+}

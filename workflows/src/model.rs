@@ -1,0 +1,243 @@
+//! The validated workflow model. The parser builds it; the engine stores it (as JSON) with each
+//! workflow version and executes it. Template strings (`${{ ... }}`) are kept as written and
+//! rendered by [`crate::expr::Evaluator`] at run time.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A parsed, validated workflow definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workflow {
+    /// Unique per tenant, `[a-z0-9-]+`.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub on: Triggers,
+    /// JSON Schema (object properties) of the manual input, as written under `inputs:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Map<String, Value>>,
+    /// Whole-run timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    pub timeout: Option<Duration>,
+    /// Steps in file order. `needs` is always resolved: a step without `needs:` depends on the
+    /// step written above it (none for the first).
+    pub steps: Vec<Step>,
+    /// Workflow outputs: templates rendered against the final context when the run succeeds.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub outputs: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Triggers {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual: Option<ManualTrigger>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookTrigger>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cron: Vec<CronTrigger>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ManualTrigger {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookTrigger {
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<String>,
+    /// A condition expression over the event (`trigger.*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CronTrigger {
+    /// 5 or 6 fields (seconds first when 6).
+    pub schedule: String,
+    /// IANA time zone name; UTC when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub catch_up: CatchUp,
+    #[serde(default)]
+    pub overlap: Overlap,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatchUp {
+    None,
+    #[default]
+    Latest,
+    All,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overlap {
+    #[default]
+    Skip,
+    Allow,
+    Queue,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// `[a-z_][a-z0-9_-]*`, unique in the workflow.
+    pub id: String,
+    /// `provider.action`, a key of the action registry.
+    pub uses: String,
+    /// Action input; strings may hold `${{ }}` templates.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub with: Map<String, Value>,
+    /// Resolved dependencies (see [`Workflow::steps`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<String>,
+    /// Condition expression source, without the `${{ }}` delimiters.
+    #[serde(default, rename = "if", skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    /// Connection name for integration actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    pub timeout: Option<Duration>,
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    #[default]
+    Fail,
+    Continue,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backoff {
+    None,
+    Fixed,
+    #[default]
+    Exponential,
+}
+
+/// Step retry policy; serde data shared by the YAML language and the runtime. Only retryable
+/// action errors are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Total attempts including the first.
+    pub max_attempts: u32,
+    pub backoff: Backoff,
+    #[serde(with = "humantime_serde_compat")]
+    pub initial_delay: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            backoff: Backoff::Exponential,
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before attempt `next_attempt` (2 for the first retry). `jitter` is a uniform sample
+    /// in `[0, 1)` supplied by the caller, which keeps this function pure; exponential backoff
+    /// uses full jitter (`delay = jitter * min(max_delay, initial * 2^(n-2))`).
+    pub fn delay_before(&self, next_attempt: u32, jitter: f64) -> Duration {
+        let jitter = jitter.clamp(0.0, 1.0);
+        match self.backoff {
+            Backoff::None => Duration::ZERO,
+            Backoff::Fixed => self.initial_delay.min(self.max_delay),
+            Backoff::Exponential => {
+                let exponent = next_attempt.saturating_sub(2).min(30);
+                let ceiling = self
+                    .initial_delay
+                    .saturating_mul(1u32 << exponent)
+                    .min(self.max_delay);
+                ceiling.mul_f64(jitter)
+            }
+        }
+    }
+}
+
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(*value).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+mod opt_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(duration) => super::humantime_serde_compat::serialize(duration, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|text| humantime::parse_duration(&text).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exponential_delay_is_capped_and_jittered() {
+        let policy = RetryPolicy::default();
+        assert_eq!(policy.delay_before(2, 0.999_999).as_millis(), 999);
+        assert_eq!(policy.delay_before(3, 0.5), Duration::from_secs(1));
+        assert_eq!(policy.delay_before(40, 1.0), Duration::from_secs(60));
+        assert_eq!(policy.delay_before(5, 0.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn definition_round_trips_through_json() {
+        let step = Step {
+            id: "a".into(),
+            uses: "core.log".into(),
+            with: Map::new(),
+            needs: vec![],
+            condition: Some("inputs.x > 1".into()),
+            connection: None,
+            retry: RetryPolicy::default(),
+            timeout: Some(Duration::from_secs(30)),
+            on_error: OnError::Continue,
+        };
+        let json = serde_json::to_value(&step).unwrap();
+        assert_eq!(serde_json::from_value::<Step>(json).unwrap(), step);
+    }
+}
