@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::de::{Deserialize, DeserializeOwned};
 use serde_json::Value;
 
 use crate::context::ActionContext;
@@ -56,6 +56,9 @@ pub trait DynAction: Send + Sync {
     fn description(&self) -> &'static str;
     fn input_schema(&self) -> &Value;
     fn output_schema(&self) -> &Value;
+    /// Checks that `input` fits the action's typed input without running anything: for
+    /// validating a workflow's `with:` values and for the conformance suite.
+    fn check_input(&self, input: &Value) -> Result<(), ActionError>;
     async fn execute_json(
         &self,
         ctx: &ActionContext,
@@ -71,7 +74,7 @@ pub(crate) struct Erased<A: Action> {
 }
 
 impl<A: Action> Erased<A> {
-    pub(crate) fn new(action: A) -> Arc<dyn DynAction> {
+    pub(crate) fn erase(action: A) -> Arc<dyn DynAction> {
         Arc::new(Self {
             action,
             input_schema: schemars::schema_for!(A::Input).to_value(),
@@ -96,6 +99,12 @@ impl<A: Action> DynAction for Erased<A> {
 
     fn output_schema(&self) -> &Value {
         &self.output_schema
+    }
+
+    fn check_input(&self, input: &Value) -> Result<(), ActionError> {
+        A::Input::deserialize(input)
+            .map(drop)
+            .map_err(|error| ActionError::InvalidInput(error.to_string()))
     }
 
     async fn execute_json(

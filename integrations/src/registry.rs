@@ -22,7 +22,7 @@ impl Registry {
     }
 
     pub fn register<A: Action>(&mut self, action: A) {
-        self.actions.insert(A::NAME, Erased::new(action));
+        self.actions.insert(A::NAME, Erased::erase(action));
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn DynAction>> {

@@ -1,1 +1,19 @@
+//! Schema migrations, append-only and backend-agnostic: the same statements run on SQLite and
+//! Postgres. Never edit a migration that has shipped; add a new one.
+//!
+//! Conventions: ids are text (UUIDv7 for runs, so ordering by id is ordering by creation);
+//! timestamps are integer milliseconds since the Unix epoch (portable, cheap to compare);
+//! JSON columns are `json_binary` (jsonb on Postgres, text on SQLite).
 
+pub use sea_orm_migration::prelude::*;
+
+mod m20261128_000001_foundation;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261128_000001_foundation::Migration)]
+    }
+}

@@ -19,8 +19,15 @@ pub struct Workflow {
     /// JSON Schema (object properties) of the manual input, as written under `inputs:`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<Map<String, Value>>,
+    /// Limits how many runs sharing a key may be active at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<Concurrency>,
     /// Whole-run timeout.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
     pub timeout: Option<Duration>,
     /// Steps in file order. `needs` is always resolved: a step without `needs:` depends on the
     /// step written above it (none for the first).
@@ -28,6 +35,15 @@ pub struct Workflow {
     /// Workflow outputs: templates rendered against the final context when the run succeeds.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub outputs: Map<String, Value>,
+}
+
+/// `concurrency: { key, limit }`: at most `limit` active runs per rendered `key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Concurrency {
+    /// Template rendered against the trigger context (`steps` are not available yet).
+    pub key: String,
+    /// At least 1.
+    pub limit: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -66,6 +82,23 @@ pub struct CronTrigger {
     pub overlap: Overlap,
 }
 
+impl CronTrigger {
+    /// Parses [`Self::schedule`] exactly as the validator accepted it, so the scheduler and the
+    /// validator can never disagree: 5 fields, or 6 with seconds first; no year field.
+    pub fn cron(&self) -> Result<croner::Cron, croner::errors::CronError> {
+        parse_cron(&self.schedule)
+    }
+}
+
+/// The one cron dialect of the language (see [`CronTrigger::cron`]).
+pub(crate) fn parse_cron(schedule: &str) -> Result<croner::Cron, croner::errors::CronError> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .year(croner::parser::Year::Disallowed)
+        .build()
+        .parse(schedule)
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CatchUp {
@@ -96,6 +129,13 @@ pub struct Step {
     /// Resolved dependencies (see [`Workflow::steps`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub needs: Vec<String>,
+    /// Runs the step once per element: a single-expression template that must render to an
+    /// array, or a literal array. Each iteration sees `item` and `index`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_each: Option<Value>,
+    /// Upper bound on concurrently running iterations of `for_each`; `None` means unbounded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel: Option<u32>,
     /// Condition expression source, without the `${{ }}` delimiters.
     #[serde(default, rename = "if", skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
@@ -104,7 +144,11 @@ pub struct Step {
     pub connection: Option<String>,
     #[serde(default)]
     pub retry: RetryPolicy,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
     pub timeout: Option<Duration>,
     #[serde(default)]
     pub on_error: OnError,
@@ -231,6 +275,8 @@ mod tests {
             uses: "core.log".into(),
             with: Map::new(),
             needs: vec![],
+            for_each: None,
+            max_parallel: None,
             condition: Some("inputs.x > 1".into()),
             connection: None,
             retry: RetryPolicy::default(),

@@ -1,0 +1,127 @@
+//! Connecting to SQLite (embedded default) or Postgres (scale-out), one sqlx pool shared by
+//! sea-orm and apalis, and running every migration (ours and apalis').
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sea_orm::{DatabaseConnection, SqlxPostgresConnector, SqlxSqliteConnector};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use stepwise_migrations::{Migrator, MigratorTrait};
+
+use crate::error::EngineError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The database: a sea-orm connection and the sqlx pool under it.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pub(crate) conn: DatabaseConnection,
+    pub(crate) pool: Pool,
+}
+
+impl Database {
+    /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://...`).
+    pub async fn connect(url: &str) -> Result<Self, EngineError> {
+        if url.starts_with("sqlite:") {
+            // WAL lets readers run beside the single writer; synchronous=NORMAL in WAL mode
+            // keeps every committed transaction across a process crash (an OS crash may lose
+            // the last ones), unlike apalis' own setup() which turns syncing off.
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|error| EngineError::Config(format!("invalid SQLite URL: {error}")))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options)
+                .await?;
+            Ok(Self {
+                conn: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool.clone()),
+                pool: Pool::Sqlite(pool),
+            })
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect(url)
+                .await?;
+            Ok(Self {
+                conn: SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone()),
+                pool: Pool::Postgres(pool),
+            })
+        } else {
+            Err(EngineError::Config(format!(
+                "unsupported database URL `{}`: use sqlite://PATH or postgres://...",
+                url.split('@').next_back().unwrap_or_default()
+            )))
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies every pending migration: ours, then the apalis queue tables.
+    pub async fn migrate(&self) -> Result<(), EngineError> {
+        Migrator::up(&self.conn, None).await?;
+        match &self.pool {
+            Pool::Sqlite(pool) => apalis_sqlite::SqliteStorage::<()>::migrations()
+                .run(pool)
+                .await
+                .map_err(sqlx::Error::from)?,
+            Pool::Postgres(pool) => apalis_postgres::PostgresStorage::<()>::migrations()
+                .run(pool)
+                .await
+                .map_err(sqlx::Error::from)?,
+        }
+        Ok(())
+    }
+
+    /// Cheap liveness query for `/readyz`.
+    pub async fn ping(&self) -> Result<(), EngineError> {
+        match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop)?,
+            Pool::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop)?,
+        }
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite(pool) => pool.close().await,
+            Pool::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// Begins a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`: a deferred
+/// transaction that reads first cannot upgrade to a writer once another connection has
+/// committed (SQLITE_BUSY without waiting), while an immediate one waits its turn.
+pub(crate) async fn begin_write(
+    conn: &DatabaseConnection,
+) -> Result<sea_orm::DatabaseTransaction, sea_orm::DbErr> {
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    conn.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    })
+    .await
+}

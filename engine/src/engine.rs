@@ -1,0 +1,319 @@
+//! The engine facade the API and CLI use, and the process-local state shared by its workers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde_json::Value;
+use stepwise_integrations::{ActionServices, Registry};
+use stepwise_workflows::expr::Evaluator;
+use stepwise_workflows::{Workflow, parse_workflow};
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+
+use crate::db::Database;
+use crate::error::EngineError;
+use crate::status::{RunStatus, StepStatus};
+use crate::store::runs::{NewRun, Page, RunDetail, RunFilter, RunSummary};
+use crate::store::tenants::Tenant;
+use crate::store::workflows::{Deployed, VersionInfo, WorkflowSummary};
+use crate::store::{runs, tenants, workflows};
+
+/// Progress notifications of this process, for live views (`stepwise run`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RunEvent {
+    Step {
+        run_id: String,
+        step_id: String,
+        status: StepStatus,
+        attempt: i32,
+        error: Option<String>,
+    },
+    Run {
+        run_id: String,
+        status: RunStatus,
+    },
+}
+
+pub(crate) struct EngineInner {
+    pub(crate) db: Database,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) services: Arc<ActionServices>,
+    pub(crate) evaluator: Evaluator,
+    pub(crate) worker_name: String,
+    definitions: Mutex<HashMap<String, Arc<Workflow>>>,
+    cancellations: Mutex<HashMap<String, CancellationToken>>,
+    events: broadcast::Sender<RunEvent>,
+    pub(crate) relay_wakeup: Notify,
+    pub(crate) worker_wakeups: Mutex<Vec<futures::channel::mpsc::Sender<()>>>,
+}
+
+/// A handle to the engine; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<EngineInner>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl EngineInner {
+    pub(crate) async fn definition(&self, version_id: &str) -> Result<Arc<Workflow>, EngineError> {
+        if let Some(found) = lock(&self.definitions).get(version_id) {
+            return Ok(found.clone());
+        }
+        // Versions are immutable, so caching them forever is safe.
+        let definition = Arc::new(workflows::definition(&self.db.conn, version_id).await?);
+        lock(&self.definitions).insert(version_id.to_owned(), definition.clone());
+        Ok(definition)
+    }
+
+    pub(crate) fn cancellation_for(&self, run_id: &str) -> CancellationToken {
+        lock(&self.cancellations)
+            .entry(run_id.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    pub(crate) fn forget_cancellation(&self, run_id: &str) {
+        lock(&self.cancellations).remove(run_id);
+    }
+
+    pub(crate) fn emit(&self, event: RunEvent) {
+        // No subscriber is the normal case for a server.
+        let _ = self.events.send(event);
+    }
+
+    pub(crate) fn wake_relay(&self) {
+        self.relay_wakeup.notify_one();
+    }
+
+    /// Wakes this process' idle workers so they fetch without waiting for the poll interval.
+    pub(crate) fn wake_workers(&self) {
+        let mut wakeups = lock(&self.worker_wakeups);
+        wakeups.retain(|sender| !sender.is_closed());
+        for sender in wakeups.iter_mut() {
+            // A full channel already holds a pending wake-up.
+            let _ = sender.try_send(());
+        }
+    }
+}
+
+impl Engine {
+    /// Connects, migrates, and prepares (but does not start) the engine.
+    pub async fn open(
+        database_url: &str,
+        registry: Arc<Registry>,
+        services: Arc<ActionServices>,
+    ) -> Result<Self, EngineError> {
+        let db = Database::connect(database_url).await?;
+        db.migrate().await?;
+        let (events, _) = broadcast::channel(1024);
+        let worker_name = format!(
+            "stepwise-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        );
+        Ok(Self {
+            inner: Arc::new(EngineInner {
+                db,
+                registry,
+                services,
+                evaluator: Evaluator::new(),
+                worker_name,
+                definitions: Mutex::default(),
+                cancellations: Mutex::default(),
+                events,
+                relay_wakeup: Notify::new(),
+                worker_wakeups: Mutex::default(),
+            }),
+        })
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.inner.db
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
+        self.inner.events.subscribe()
+    }
+
+    pub async fn create_tenant(&self, name: &str) -> Result<(Tenant, String), EngineError> {
+        let tenant = tenants::create(&self.inner.db.conn, name).await?;
+        let key = tenants::issue_key(&self.inner.db.conn, &tenant.id).await?;
+        Ok((tenant, key))
+    }
+
+    /// Creates the `default` tenant on an empty database and returns its first API key.
+    pub async fn ensure_default_tenant(&self) -> Result<Option<String>, EngineError> {
+        if tenants::find_by_name(&self.inner.db.conn, "default")
+            .await?
+            .is_some()
+        {
+            return Ok(None);
+        }
+        match self.create_tenant("default").await {
+            Ok((_, key)) => Ok(Some(key)),
+            // Another process created it first.
+            Err(EngineError::Conflict(_)) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    pub async fn tenant(&self, name: &str) -> Result<Option<Tenant>, EngineError> {
+        tenants::find_by_name(&self.inner.db.conn, name).await
+    }
+
+    pub async fn authenticate(&self, api_key: &str) -> Result<Option<Tenant>, EngineError> {
+        tenants::authenticate(&self.inner.db.conn, api_key).await
+    }
+
+    /// Parses and validates `source`; returns the workflow or every diagnostic.
+    pub fn parse(&self, path: &str, source: &str) -> Result<Workflow, EngineError> {
+        let parsed = parse_workflow(path, source, self.inner.registry.as_ref());
+        let workflow = match parsed.workflow {
+            Some(workflow) if !parsed.has_errors() => workflow,
+            _ => return Err(EngineError::InvalidWorkflow(parsed.diagnostics)),
+        };
+        // The language already parses these; refusing them beats silently ignoring them.
+        if workflow.concurrency.is_some() {
+            return Err(EngineError::InvalidInput(
+                "`concurrency` is not supported by this engine version yet".into(),
+            ));
+        }
+        if let Some(step) = workflow.steps.iter().find(|step| step.for_each.is_some()) {
+            return Err(EngineError::InvalidInput(format!(
+                "step `{}`: `for_each` is not supported by this engine version yet",
+                step.id
+            )));
+        }
+        Ok(workflow)
+    }
+
+    pub async fn deploy(
+        &self,
+        tenant_id: &str,
+        path: &str,
+        source: &str,
+    ) -> Result<Deployed, EngineError> {
+        let workflow = self.parse(path, source)?;
+        workflows::deploy(&self.inner.db.conn, tenant_id, &workflow, source).await
+    }
+
+    pub async fn list_workflows(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Vec<WorkflowSummary>, EngineError> {
+        workflows::list(&self.inner.db.conn, tenant_id).await
+    }
+
+    pub async fn get_workflow(
+        &self,
+        tenant_id: &str,
+        name: &str,
+    ) -> Result<Option<(WorkflowSummary, Vec<VersionInfo>)>, EngineError> {
+        workflows::get(&self.inner.db.conn, tenant_id, name).await
+    }
+
+    /// Starts a run of the latest version of `workflow`. Returns once the run is committed.
+    pub async fn start_run(
+        &self,
+        tenant_id: &str,
+        workflow: &str,
+        input: Value,
+        trigger_kind: &str,
+        trigger: Value,
+    ) -> Result<String, EngineError> {
+        let version = workflows::latest(&self.inner.db.conn, tenant_id, workflow)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("workflow `{workflow}` not found")))?;
+        if !input.is_object() {
+            return Err(EngineError::InvalidInput(
+                "run input must be a JSON object".into(),
+            ));
+        }
+        let run_id = runs::create(
+            &self.inner.db.conn,
+            NewRun {
+                tenant_id,
+                workflow: &version,
+                input,
+                trigger_kind,
+                trigger,
+            },
+        )
+        .await?;
+        self.inner.wake_relay();
+        Ok(run_id)
+    }
+
+    pub async fn list_runs(
+        &self,
+        tenant_id: &str,
+        filter: &RunFilter,
+        cursor: Option<&str>,
+        limit: u64,
+    ) -> Result<Page<RunSummary>, EngineError> {
+        runs::list(&self.inner.db.conn, tenant_id, filter, cursor, limit).await
+    }
+
+    pub async fn get_run(
+        &self,
+        tenant_id: &str,
+        run_id: &str,
+    ) -> Result<Option<RunDetail>, EngineError> {
+        runs::get(&self.inner.db.conn, tenant_id, run_id).await
+    }
+
+    pub async fn cancel_run(&self, tenant_id: &str, run_id: &str) -> Result<(), EngineError> {
+        runs::cancel(&self.inner.db.conn, tenant_id, run_id).await?;
+        self.inner.cancellation_for(run_id).cancel();
+        self.inner.forget_cancellation(run_id);
+        self.inner.emit(RunEvent::Run {
+            run_id: run_id.to_owned(),
+            status: RunStatus::Cancelled,
+        });
+        Ok(())
+    }
+
+    /// Waits until the run reaches a terminal status and returns it.
+    pub async fn wait_for_run(
+        &self,
+        tenant_id: &str,
+        run_id: &str,
+    ) -> Result<RunDetail, EngineError> {
+        let mut events = self.subscribe();
+        loop {
+            let run = self
+                .get_run(tenant_id, run_id)
+                .await?
+                .ok_or_else(|| EngineError::NotFound(format!("run {run_id} not found")))?;
+            if run.summary.status.is_terminal() {
+                return Ok(run);
+            }
+            // Events of this process arrive at once; the timeout covers runs that another
+            // process finishes.
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(250), async {
+                loop {
+                    match events.recv().await {
+                        Ok(RunEvent::Run { run_id: id, .. }) if id == run_id => break,
+                        Ok(_) => {}
+                        Err(broadcast::error::RecvError::Lagged(_)) => break,
+                        Err(broadcast::error::RecvError::Closed) => {
+                            futures::future::pending::<()>().await
+                        }
+                    }
+                }
+            })
+            .await;
+        }
+    }
+}

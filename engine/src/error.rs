@@ -1,0 +1,37 @@
+use stepwise_workflows::Diagnostic;
+
+/// Errors at the engine boundary; `api` maps each variant to one HTTP status and code.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    InvalidInput(String),
+    /// The workflow source has errors; each diagnostic is located.
+    #[error("workflow has {} error(s)", .0.len())]
+    InvalidWorkflow(Vec<Diagnostic>),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("database: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("queue: {0}")]
+    Queue(String),
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+impl From<serde_json::Error> for EngineError {
+    fn from(error: serde_json::Error) -> Self {
+        Self::Corrupt(error.to_string())
+    }
+}
+
+impl From<crate::status::UnknownStatus> for EngineError {
+    fn from(error: crate::status::UnknownStatus) -> Self {
+        Self::Corrupt(error.to_string())
+    }
+}

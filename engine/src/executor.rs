@@ -1,0 +1,424 @@
+//! The step handler: claim a step, evaluate its condition and input, run its action, then
+//! commit the result, every status change it implies and the outbox rows of the steps it makes
+//! ready, in one transaction.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, EntityTrait};
+use serde_json::{Map, Value, json};
+use stepwise_integrations::{ActionContext, ActionError, ActionOutcome, StepInvocation};
+use stepwise_workflows::{Step, Workflow};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{EngineInner, RunEvent};
+use crate::error::EngineError;
+use crate::machine::{self, StepEvent, StepOutcome};
+use crate::status::{RunStatus, StepStatus};
+use crate::store::entities::{run, step};
+use crate::store::outbox::{self, StepTask};
+use crate::store::{now_ms, runs, steps};
+
+/// What executing a step's action produced, before the state machine sees it.
+enum Execution {
+    Output {
+        input: Value,
+        output: Value,
+    },
+    ConditionFalse,
+    Suspended {
+        input: Value,
+        until_ms: i64,
+    },
+    Failed {
+        input: Option<Value>,
+        error: ActionError,
+    },
+}
+
+/// The expression context of a run: `inputs`, `trigger`, `run`, `workflow`, `steps.<id>`.
+pub(crate) fn expression_context(run: &run::Model, steps: &[step::Model]) -> Value {
+    let steps: Map<String, Value> = steps
+        .iter()
+        .map(|s| {
+            (
+                s.step_id.clone(),
+                json!({ "status": s.status, "output": s.output.clone().unwrap_or(Value::Null) }),
+            )
+        })
+        .collect();
+    json!({
+        "inputs": run.input,
+        "trigger": run.trigger,
+        "run": { "id": run.id, "workflow": run.workflow_name, "version": run.workflow_version },
+        "workflow": { "name": run.workflow_name, "version": run.workflow_version },
+        "steps": steps,
+    })
+}
+
+impl EngineInner {
+    /// Handles one queue task. Errors are database errors; the queue delivers the task again.
+    pub(crate) async fn handle_task(self: &Arc<Self>, task: StepTask) -> Result<(), EngineError> {
+        let db = &self.db.conn;
+        let tx = crate::db::begin_write(db).await?;
+        if !steps::claim(&tx, &task).await? {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        let run = run::Entity::find_by_id(task.run_id.clone())
+            .one(&tx)
+            .await?
+            .ok_or_else(|| EngineError::Corrupt(format!("run {} missing", task.run_id)))?;
+        let run_status: RunStatus = run.status.parse()?;
+        if run_status.is_terminal() {
+            steps::mark(
+                &tx,
+                &run.id,
+                std::slice::from_ref(&task.step_id),
+                StepStatus::Cancelled,
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(());
+        }
+        let step_rows = steps::for_run(&tx, &run.id).await?;
+        let this = step_rows
+            .iter()
+            .find(|s| s.step_id == task.step_id)
+            .ok_or_else(|| EngineError::Corrupt(format!("step {} missing", task.step_id)))?;
+        let attempt = this.attempts;
+        let wake_at = this.wake_at;
+        steps::start_attempt(&tx, &run.id, &task.step_id, attempt, &self.worker_name).await?;
+        tx.commit().await?;
+        self.emit(RunEvent::Step {
+            run_id: run.id.clone(),
+            step_id: task.step_id.clone(),
+            status: StepStatus::Running,
+            attempt,
+            error: None,
+        });
+
+        let workflow = self.definition(&run.workflow_version_id).await?;
+        let step = workflow
+            .steps
+            .iter()
+            .find(|s| s.id == task.step_id)
+            .ok_or_else(|| {
+                EngineError::Corrupt(format!("step {} not in workflow", task.step_id))
+            })?;
+        let context = expression_context(&run, &step_rows);
+        let cancellation = self.cancellation_for(&run.id);
+        let (execution, logs) = self
+            .execute(&run, step, attempt, wake_at, &context, cancellation)
+            .await;
+        fail::fail_point!("step.after_action");
+        self.commit(&task, &workflow, attempt, execution, logs)
+            .await
+    }
+
+    async fn execute(
+        &self,
+        run: &run::Model,
+        step: &Step,
+        attempt: i32,
+        wake_at: Option<i64>,
+        context: &Value,
+        cancellation: CancellationToken,
+    ) -> (Execution, Vec<stepwise_integrations::LogLine>) {
+        if let Some(condition) = &step.condition {
+            match self.evaluator.condition(condition, context) {
+                Ok(true) => {}
+                Ok(false) => return (Execution::ConditionFalse, Vec::new()),
+                Err(error) => {
+                    let error = ActionError::Permanent(format!("in `if`: {error}"));
+                    return (Execution::Failed { input: None, error }, Vec::new());
+                }
+            }
+        }
+        let input = match self
+            .evaluator
+            .render(&Value::Object(step.with.clone()), context)
+        {
+            Ok(input) => input,
+            Err(error) => {
+                let error = ActionError::Permanent(format!("in `with`: {error}"));
+                return (Execution::Failed { input: None, error }, Vec::new());
+            }
+        };
+        let Some(action) = self.registry.get(&step.uses) else {
+            let error = ActionError::Permanent(format!("unknown action `{}`", step.uses));
+            return (
+                Execution::Failed {
+                    input: Some(input),
+                    error,
+                },
+                Vec::new(),
+            );
+        };
+        let invocation = StepInvocation {
+            tenant_id: run.tenant_id.clone(),
+            run_id: run.id.clone(),
+            step_id: step.id.clone(),
+            attempt: attempt.max(1) as u32,
+            idempotency_key: format!("{}:{}", run.id, step.id),
+            wake_at: wake_at.and_then(chrono::DateTime::from_timestamp_millis),
+            connection: step.connection.clone(),
+        };
+        let step_cancellation = cancellation.child_token();
+        let ctx = ActionContext::new(invocation, self.services.clone(), step_cancellation.clone());
+        let limit = self.time_limit(run, step);
+        let outcome = tokio::select! {
+            result = action.execute_json(&ctx, input.clone()) => result,
+            () = tokio::time::sleep(limit) => {
+                step_cancellation.cancel();
+                Err(ActionError::retryable(format!("step timed out after {limit:?}")))
+            }
+            () = cancellation.cancelled() => Err(ActionError::Permanent("run cancelled".into())),
+        };
+        let logs = ctx.take_logs();
+        let execution = match outcome {
+            Ok(ActionOutcome::Done(output)) => Execution::Output { input, output },
+            Ok(ActionOutcome::Suspend { until }) => Execution::Suspended {
+                input,
+                until_ms: until.timestamp_millis(),
+            },
+            Err(error) => Execution::Failed {
+                input: Some(input),
+                error,
+            },
+        };
+        (execution, logs)
+    }
+
+    /// The step's timeout, capped by what is left of the run's.
+    fn time_limit(&self, run: &run::Model, step: &Step) -> Duration {
+        let step_limit = step.timeout.unwrap_or(Duration::from_secs(24 * 3600));
+        match run.deadline_at {
+            Some(deadline) => {
+                let left = Duration::from_millis(deadline.saturating_sub(now_ms()).max(0) as u64);
+                step_limit.min(left)
+            }
+            None => step_limit,
+        }
+    }
+
+    async fn commit(
+        self: &Arc<Self>,
+        task: &StepTask,
+        workflow: &Workflow,
+        attempt: i32,
+        execution: Execution,
+        logs: Vec<stepwise_integrations::LogLine>,
+    ) -> Result<(), EngineError> {
+        let db = &self.db.conn;
+        let tx = crate::db::begin_write(db).await?;
+        tx.execute(&runs::lock_statement(&task.run_id)).await?;
+        let run = run::Entity::find_by_id(task.run_id.clone())
+            .one(&tx)
+            .await?
+            .ok_or_else(|| EngineError::Corrupt(format!("run {} missing", task.run_id)))?;
+        let step_rows = steps::for_run(&tx, &run.id).await?;
+        let Some(this) = step_rows.iter().find(|s| s.step_id == task.step_id) else {
+            return Err(EngineError::Corrupt(format!(
+                "step {} missing",
+                task.step_id
+            )));
+        };
+        let logs = (!logs.is_empty())
+            .then(|| serde_json::to_value(&logs))
+            .transpose()?;
+        if this.status != StepStatus::Running.as_str() || this.dispatch != task.dispatch {
+            // Cancelled (or re-dispatched) while the action ran: keep the attempt's record only.
+            steps::finish_attempt(
+                &tx,
+                &run.id,
+                &task.step_id,
+                attempt,
+                steps::AttemptEnd {
+                    status: "discarded",
+                    error: None,
+                    error_class: None,
+                    logs,
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(());
+        }
+        let statuses: BTreeMap<String, StepStatus> = step_rows
+            .iter()
+            .map(|s| Ok((s.step_id.clone(), s.status.parse()?)))
+            .collect::<Result<_, EngineError>>()?;
+        let now = now_ms();
+        let event = match &execution {
+            Execution::Output { .. } => StepEvent::Succeeded,
+            Execution::ConditionFalse => StepEvent::ConditionFalse,
+            Execution::Suspended { until_ms, .. } => StepEvent::Suspended {
+                after: Duration::from_millis(until_ms.saturating_sub(now).max(0) as u64),
+            },
+            Execution::Failed { error, .. } => StepEvent::Failed {
+                retryable: error.is_retryable(),
+                retry_after: match error {
+                    ActionError::Retryable { retry_after, .. } => *retry_after,
+                    _ => None,
+                },
+            },
+        };
+        let transition = machine::on_step_event(
+            workflow,
+            run.status.parse()?,
+            &statuses,
+            &task.step_id,
+            attempt.max(1) as u32,
+            &event,
+            rand::random::<f64>(),
+        );
+        let outcome = transition.outcome.unwrap_or(StepOutcome::Failed);
+        let mut update: step::ActiveModel = this.clone().into();
+        let mut new_tasks: Vec<(StepTask, i64)> = Vec::new();
+        let (step_status, attempt_status) = match outcome {
+            StepOutcome::Succeeded => (StepStatus::Succeeded, "succeeded"),
+            StepOutcome::Skipped => (StepStatus::Skipped, "skipped"),
+            StepOutcome::Failed => (StepStatus::Failed, "failed"),
+            StepOutcome::Discarded => (StepStatus::Cancelled, "discarded"),
+            StepOutcome::RetryAfter(delay) => {
+                let next = StepTask {
+                    dispatch: this.dispatch + 1,
+                    ..task.clone()
+                };
+                new_tasks.push((next, now + delay.as_millis() as i64));
+                (StepStatus::Queued, "failed")
+            }
+            StepOutcome::WakeAfter(delay) => {
+                let next = StepTask {
+                    dispatch: this.dispatch + 1,
+                    ..task.clone()
+                };
+                let wake = now + delay.as_millis() as i64;
+                new_tasks.push((next, wake));
+                update.wake_at = sea_orm::Set(Some(wake));
+                (StepStatus::Waiting, "suspended")
+            }
+        };
+        update.status = sea_orm::Set(step_status.to_string());
+        if matches!(
+            outcome,
+            StepOutcome::RetryAfter(_) | StepOutcome::WakeAfter(_)
+        ) {
+            update.dispatch = sea_orm::Set(this.dispatch + 1);
+            update.queued_at = sea_orm::Set(Some(now));
+        } else {
+            update.finished_at = sea_orm::Set(Some(now));
+            update.wake_at = sea_orm::Set(None);
+        }
+        let mut error_text = None;
+        let mut error_class = None;
+        match execution {
+            Execution::Output { input, output } => {
+                update.input = sea_orm::Set(Some(input));
+                update.output = sea_orm::Set(Some(output));
+                update.error = sea_orm::Set(None);
+            }
+            Execution::Suspended { input, .. } => update.input = sea_orm::Set(Some(input)),
+            Execution::ConditionFalse => {}
+            Execution::Failed { input, error } => {
+                if input.is_some() {
+                    update.input = sea_orm::Set(input);
+                }
+                update.error = sea_orm::Set(Some(
+                    json!({ "class": error.class(), "message": error.to_string() }),
+                ));
+                error_text = Some(error.to_string());
+                error_class = Some(error.class());
+            }
+        }
+        sea_orm::ActiveModelTrait::update(update, &tx).await?;
+        steps::finish_attempt(
+            &tx,
+            &run.id,
+            &task.step_id,
+            attempt,
+            steps::AttemptEnd {
+                status: attempt_status,
+                error: error_text.as_deref(),
+                error_class,
+                logs,
+            },
+        )
+        .await?;
+        steps::mark(&tx, &run.id, &transition.skip, StepStatus::Skipped).await?;
+        steps::mark(&tx, &run.id, &transition.cancel, StepStatus::Cancelled).await?;
+        let queued = steps::queue_pending(&tx, &run.id, &transition.enqueue).await?;
+        new_tasks.extend(queued.into_iter().map(|t| (t, now)));
+        outbox::insert(&tx, &new_tasks).await?;
+        let run_status = match transition.run {
+            Some(RunStatus::Succeeded) => {
+                let final_steps = steps::for_run(&tx, &run.id).await?;
+                let context = expression_context(&run, &final_steps);
+                match self
+                    .evaluator
+                    .render(&Value::Object(workflow.outputs.clone()), &context)
+                {
+                    Ok(output) => {
+                        finish_succeeded(&tx, &run.id, output).await?;
+                        Some(RunStatus::Succeeded)
+                    }
+                    Err(error) => {
+                        let message = format!("in `outputs`: {error}");
+                        runs::finish(&tx, &run.id, None, RunStatus::Failed, Some(message)).await?;
+                        Some(RunStatus::Failed)
+                    }
+                }
+            }
+            Some(status) => {
+                let message = error_text
+                    .as_deref()
+                    .map(|error| format!("step `{}` failed: {error}", task.step_id));
+                runs::finish(&tx, &run.id, None, status, message).await?;
+                Some(status)
+            }
+            None => None,
+        };
+        tx.commit().await?;
+        fail::fail_point!("step.after_commit");
+        if !new_tasks.is_empty() {
+            self.wake_relay();
+        }
+        self.emit(RunEvent::Step {
+            run_id: run.id.clone(),
+            step_id: task.step_id.clone(),
+            status: step_status,
+            attempt,
+            error: error_text,
+        });
+        if let Some(status) = run_status {
+            self.forget_cancellation(&run.id);
+            self.emit(RunEvent::Run {
+                run_id: run.id.clone(),
+                status,
+            });
+        }
+        Ok(())
+    }
+}
+
+async fn finish_succeeded(
+    db: &impl ConnectionTrait,
+    run_id: &str,
+    output: Value,
+) -> Result<(), EngineError> {
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, QueryFilter};
+    run::Entity::update_many()
+        .col_expr(
+            run::Column::Status,
+            Expr::value(RunStatus::Succeeded.as_str()),
+        )
+        .col_expr(run::Column::Output, Expr::value(output))
+        .col_expr(run::Column::FinishedAt, Expr::value(now_ms()))
+        .filter(run::Column::Id.eq(run_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}

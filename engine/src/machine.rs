@@ -1,0 +1,476 @@
+//! The run/step state machine as a pure function: given the statuses of a run's steps and what
+//! just happened to one step, decide every status change and what to enqueue. No I/O; the step
+//! handler persists the returned [`Transition`] in one transaction.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use stepwise_workflows::{OnError, Workflow};
+
+use crate::status::{RunStatus, StepStatus};
+
+/// What happened to the step that was executing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepEvent {
+    Succeeded,
+    /// Its `if:` evaluated false.
+    ConditionFalse,
+    Failed {
+        retryable: bool,
+        retry_after: Option<Duration>,
+    },
+    /// The action asked to be invoked again after this delay (a durable timer).
+    Suspended {
+        after: Duration,
+    },
+}
+
+/// The finished step's next state.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StepOutcome {
+    Succeeded,
+    Skipped,
+    Failed,
+    /// Retry after the delay (backoff with jitter, or the provider's Retry-After if longer).
+    RetryAfter(Duration),
+    /// Park the step; invoke its action again after the delay.
+    WakeAfter(Duration),
+    /// The run already ended; the result is recorded, nothing follows from it.
+    Discarded,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Transition {
+    pub outcome: Option<StepOutcome>,
+    /// Steps to hand to the queue now.
+    pub enqueue: Vec<String>,
+    /// Steps that will never run because a dependency was skipped.
+    pub skip: Vec<String>,
+    /// Steps that will never run because the run ended.
+    pub cancel: Vec<String>,
+    /// Set when the run reaches a terminal status.
+    pub run: Option<RunStatus>,
+}
+
+/// Steps ready at the start of a run: those without dependencies.
+pub fn initial(workflow: &Workflow) -> Vec<String> {
+    workflow
+        .steps
+        .iter()
+        .filter(|step| step.needs.is_empty())
+        .map(|step| step.id.clone())
+        .collect()
+}
+
+/// Applies `event` of `step_id` (currently running, attempt number `attempt`) to a run whose
+/// steps have `statuses`. `jitter` is a uniform sample in `[0, 1)` for retry backoff.
+pub fn on_step_event(
+    workflow: &Workflow,
+    run_status: RunStatus,
+    statuses: &BTreeMap<String, StepStatus>,
+    step_id: &str,
+    attempt: u32,
+    event: &StepEvent,
+    jitter: f64,
+) -> Transition {
+    if run_status.is_terminal() {
+        let outcome = match event {
+            StepEvent::Succeeded => StepOutcome::Succeeded,
+            StepEvent::ConditionFalse => StepOutcome::Skipped,
+            StepEvent::Failed { .. } => StepOutcome::Failed,
+            StepEvent::Suspended { .. } => StepOutcome::Discarded,
+        };
+        return Transition {
+            outcome: Some(outcome),
+            ..Transition::default()
+        };
+    }
+    let Some(step) = workflow.steps.iter().find(|step| step.id == step_id) else {
+        return Transition::default();
+    };
+    let mut statuses = statuses.clone();
+    let (outcome, new_status) = match event {
+        StepEvent::Succeeded => (StepOutcome::Succeeded, StepStatus::Succeeded),
+        StepEvent::ConditionFalse => (StepOutcome::Skipped, StepStatus::Skipped),
+        StepEvent::Suspended { after } => {
+            return Transition {
+                outcome: Some(StepOutcome::WakeAfter(*after)),
+                ..Transition::default()
+            };
+        }
+        StepEvent::Failed {
+            retryable,
+            retry_after,
+        } => {
+            if *retryable && attempt < step.retry.max_attempts {
+                let backoff = step.retry.delay_before(attempt + 1, jitter);
+                let delay = retry_after.map_or(backoff, |after| after.max(backoff));
+                return Transition {
+                    outcome: Some(StepOutcome::RetryAfter(delay)),
+                    ..Transition::default()
+                };
+            }
+            (StepOutcome::Failed, StepStatus::Failed)
+        }
+    };
+    statuses.insert(step.id.clone(), new_status);
+
+    if new_status == StepStatus::Failed && step.on_error == OnError::Fail {
+        let cancel = statuses
+            .iter()
+            .filter(|(_, status)| {
+                matches!(
+                    status,
+                    StepStatus::Pending | StepStatus::Queued | StepStatus::Waiting
+                )
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        return Transition {
+            outcome: Some(outcome),
+            cancel,
+            run: Some(RunStatus::Failed),
+            ..Transition::default()
+        };
+    }
+
+    let mut transition = Transition {
+        outcome: Some(outcome),
+        ..Transition::default()
+    };
+    propagate(workflow, &mut statuses, &mut transition);
+    let all_terminal = statuses.values().all(|status| status.is_terminal());
+    if all_terminal {
+        transition.run = Some(RunStatus::Succeeded);
+    }
+    transition
+}
+
+/// Marks pending steps whose dependencies are all finished: queued when every dependency
+/// completed (a failure with `on_error: continue` counts as completed), skipped when one was
+/// skipped or cancelled. Repeats until nothing changes, so skips cascade.
+fn propagate(
+    workflow: &Workflow,
+    statuses: &mut BTreeMap<String, StepStatus>,
+    transition: &mut Transition,
+) {
+    let mut decided = BTreeSet::new();
+    loop {
+        let mut changed = false;
+        for step in &workflow.steps {
+            if statuses.get(&step.id) != Some(&StepStatus::Pending) || decided.contains(&step.id) {
+                continue;
+            }
+            let needs: Vec<StepStatus> = step
+                .needs
+                .iter()
+                .map(|need| statuses.get(need).copied().unwrap_or(StepStatus::Pending))
+                .collect();
+            if !needs.iter().all(|status| status.is_terminal()) {
+                continue;
+            }
+            let blocked = needs
+                .iter()
+                .any(|status| matches!(status, StepStatus::Skipped | StepStatus::Cancelled));
+            decided.insert(step.id.clone());
+            changed = true;
+            if blocked {
+                statuses.insert(step.id.clone(), StepStatus::Skipped);
+                transition.skip.push(step.id.clone());
+            } else {
+                statuses.insert(step.id.clone(), StepStatus::Queued);
+                transition.enqueue.push(step.id.clone());
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stepwise_workflows::{RetryPolicy, Step};
+
+    fn step(id: &str, needs: &[&str]) -> Step {
+        Step {
+            id: id.into(),
+            uses: "core.log".into(),
+            with: Default::default(),
+            needs: needs.iter().map(|need| need.to_string()).collect(),
+            for_each: None,
+            max_parallel: None,
+            condition: None,
+            connection: None,
+            retry: RetryPolicy::default(),
+            timeout: None,
+            on_error: OnError::Fail,
+        }
+    }
+
+    fn workflow(steps: Vec<Step>) -> Workflow {
+        Workflow {
+            name: "w".into(),
+            description: None,
+            on: Default::default(),
+            inputs: None,
+            concurrency: None,
+            timeout: None,
+            steps,
+            outputs: Default::default(),
+        }
+    }
+
+    fn statuses(pairs: &[(&str, StepStatus)]) -> BTreeMap<String, StepStatus> {
+        pairs.iter().map(|(id, s)| (id.to_string(), *s)).collect()
+    }
+
+    /// A diamond: a -> (b, c) -> d.
+    fn diamond() -> Workflow {
+        workflow(vec![
+            step("a", &[]),
+            step("b", &["a"]),
+            step("c", &["a"]),
+            step("d", &["b", "c"]),
+        ])
+    }
+
+    use StepStatus::*;
+
+    #[test]
+    fn roots_start_first() {
+        assert_eq!(initial(&diamond()), vec!["a"]);
+    }
+
+    #[test]
+    fn success_fans_out_then_joins_once() {
+        let w = diamond();
+        let t = on_step_event(
+            &w,
+            RunStatus::Running,
+            &statuses(&[
+                ("a", Running),
+                ("b", Pending),
+                ("c", Pending),
+                ("d", Pending),
+            ]),
+            "a",
+            1,
+            &StepEvent::Succeeded,
+            0.5,
+        );
+        assert_eq!(t.enqueue, vec!["b", "c"]);
+        assert_eq!(t.run, None);
+
+        let first = on_step_event(
+            &w,
+            RunStatus::Running,
+            &statuses(&[
+                ("a", Succeeded),
+                ("b", Running),
+                ("c", Running),
+                ("d", Pending),
+            ]),
+            "b",
+            1,
+            &StepEvent::Succeeded,
+            0.5,
+        );
+        assert!(first.enqueue.is_empty(), "d waits for c");
+
+        let second = on_step_event(
+            &w,
+            RunStatus::Running,
+            &statuses(&[
+                ("a", Succeeded),
+                ("b", Succeeded),
+                ("c", Running),
+                ("d", Pending),
+            ]),
+            "c",
+            1,
+            &StepEvent::Succeeded,
+            0.5,
+        );
+        assert_eq!(second.enqueue, vec!["d"]);
+    }
+
+    #[test]
+    fn last_step_finishes_the_run() {
+        let w = diamond();
+        let t = on_step_event(
+            &w,
+            RunStatus::Running,
+            &statuses(&[
+                ("a", Succeeded),
+                ("b", Succeeded),
+                ("c", Succeeded),
+                ("d", Running),
+            ]),
+            "d",
+            1,
+            &StepEvent::Succeeded,
+            0.5,
+        );
+        assert_eq!(t.run, Some(RunStatus::Succeeded));
+        assert_eq!(t.outcome, Some(StepOutcome::Succeeded));
+    }
+
+    #[test]
+    fn skip_cascades_to_dependents() {
+        let w = diamond();
+        let t = on_step_event(
+            &w,
+            RunStatus::Running,
+            &statuses(&[
+                ("a", Succeeded),
+                ("b", Running),
+                ("c", Succeeded),
+                ("d", Pending),
+            ]),
+            "b",
+            1,
+            &StepEvent::ConditionFalse,
+            0.5,
+        );
+        assert_eq!(t.outcome, Some(StepOutcome::Skipped));
+        assert_eq!(t.skip, vec!["d"]);
+        assert_eq!(t.run, Some(RunStatus::Succeeded));
+    }
+
+    #[test]
+    fn retryable_failure_retries_until_attempts_run_out() {
+        let w = diamond();
+        let running = statuses(&[
+            ("a", Running),
+            ("b", Pending),
+            ("c", Pending),
+            ("d", Pending),
+        ]);
+        let failure = StepEvent::Failed {
+            retryable: true,
+            retry_after: None,
+        };
+        let t = on_step_event(&w, RunStatus::Running, &running, "a", 1, &failure, 0.5);
+        assert_eq!(
+            t.outcome,
+            Some(StepOutcome::RetryAfter(Duration::from_millis(500)))
+        );
+        let t = on_step_event(&w, RunStatus::Running, &running, "a", 3, &failure, 0.5);
+        assert_eq!(t.outcome, Some(StepOutcome::Failed));
+        assert_eq!(t.run, Some(RunStatus::Failed));
+        assert_eq!(t.cancel, vec!["b", "c", "d"]);
+    }
+
+    #[test]
+    fn retry_after_longer_than_backoff_wins() {
+        let w = diamond();
+        let running = statuses(&[
+            ("a", Running),
+            ("b", Pending),
+            ("c", Pending),
+            ("d", Pending),
+        ]);
+        let failure = StepEvent::Failed {
+            retryable: true,
+            retry_after: Some(Duration::from_secs(30)),
+        };
+        let t = on_step_event(&w, RunStatus::Running, &running, "a", 1, &failure, 0.5);
+        assert_eq!(
+            t.outcome,
+            Some(StepOutcome::RetryAfter(Duration::from_secs(30)))
+        );
+    }
+
+    #[test]
+    fn permanent_failure_is_not_retried() {
+        let w = diamond();
+        let running = statuses(&[
+            ("a", Running),
+            ("b", Pending),
+            ("c", Pending),
+            ("d", Pending),
+        ]);
+        let failure = StepEvent::Failed {
+            retryable: false,
+            retry_after: None,
+        };
+        let t = on_step_event(&w, RunStatus::Running, &running, "a", 1, &failure, 0.5);
+        assert_eq!(t.outcome, Some(StepOutcome::Failed));
+        assert_eq!(t.run, Some(RunStatus::Failed));
+    }
+
+    #[test]
+    fn continue_on_error_lets_dependents_run() {
+        let mut w = diamond();
+        w.steps[1].on_error = OnError::Continue;
+        let t = on_step_event(
+            &w,
+            RunStatus::Running,
+            &statuses(&[
+                ("a", Succeeded),
+                ("b", Running),
+                ("c", Succeeded),
+                ("d", Pending),
+            ]),
+            "b",
+            1,
+            &StepEvent::Failed {
+                retryable: false,
+                retry_after: None,
+            },
+            0.5,
+        );
+        assert_eq!(t.outcome, Some(StepOutcome::Failed));
+        assert_eq!(t.enqueue, vec!["d"]);
+        assert_eq!(t.run, None);
+    }
+
+    #[test]
+    fn suspension_parks_the_step() {
+        let w = diamond();
+        let t = on_step_event(
+            &w,
+            RunStatus::Running,
+            &statuses(&[
+                ("a", Running),
+                ("b", Pending),
+                ("c", Pending),
+                ("d", Pending),
+            ]),
+            "a",
+            1,
+            &StepEvent::Suspended {
+                after: Duration::from_secs(600),
+            },
+            0.5,
+        );
+        assert_eq!(
+            t.outcome,
+            Some(StepOutcome::WakeAfter(Duration::from_secs(600)))
+        );
+        assert!(t.enqueue.is_empty());
+    }
+
+    #[test]
+    fn results_after_the_run_ended_change_nothing_else() {
+        let w = diamond();
+        let t = on_step_event(
+            &w,
+            RunStatus::Cancelled,
+            &statuses(&[
+                ("a", Running),
+                ("b", Cancelled),
+                ("c", Cancelled),
+                ("d", Cancelled),
+            ]),
+            "a",
+            1,
+            &StepEvent::Succeeded,
+            0.5,
+        );
+        assert_eq!(t.outcome, Some(StepOutcome::Succeeded));
+        assert!(t.enqueue.is_empty() && t.run.is_none());
+    }
+}

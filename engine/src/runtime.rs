@@ -1,0 +1,178 @@
+//! The background machinery of a process: apalis workers that execute step tasks, the outbox
+//! relay that feeds them, and the sweeper that enforces run deadlines.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::{BoxDynError, Data, WorkerBuilder, WorkerBuilderExt};
+use apalis_core::backend::ext::BackendExt;
+use apalis_core::backend::ext::poll_strategy::Strategy;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::Pool;
+use crate::engine::{Engine, EngineInner};
+use crate::store::outbox::{self, QUEUE, StepTask};
+use crate::store::runs;
+
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Steps this process executes at once.
+    pub concurrency: usize,
+    /// Fallback poll interval of the queue (delayed tasks, work committed by other processes
+    /// when no notification arrives).
+    pub poll_interval: Duration,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            poll_interval: Duration::from_millis(200),
+        }
+    }
+}
+
+/// The running background tasks; stop them with [`Runtime::shutdown`].
+pub struct Runtime {
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Runtime {
+    /// Stops fetching new tasks and waits for the running ones to finish.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn handle_step(task: StepTask, engine: Data<Arc<EngineInner>>) -> Result<(), BoxDynError> {
+    engine.handle_task(task).await.map_err(|error| {
+        tracing::warn!(message = "Step task failed; the queue will deliver it again.", %error);
+        BoxDynError::from(error)
+    })
+}
+
+impl Engine {
+    /// Starts workers, the outbox relay and the deadline sweeper.
+    pub fn start(&self, options: RuntimeOptions) -> Runtime {
+        let shutdown = CancellationToken::new();
+        let tasks = vec![
+            tokio::spawn(relay_loop(self.inner.clone(), shutdown.clone())),
+            tokio::spawn(sweeper_loop(self.inner.clone(), shutdown.clone())),
+            spawn_worker(self.inner.clone(), &options, shutdown.clone()),
+        ];
+        Runtime { shutdown, tasks }
+    }
+}
+
+fn spawn_worker(
+    inner: Arc<EngineInner>,
+    options: &RuntimeOptions,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
+    let (wake_sender, wake_receiver) = futures::channel::mpsc::channel::<()>(1);
+    inner
+        .worker_wakeups
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .push(wake_sender);
+    let strategy = Strategy::new()
+        .stream(wake_receiver)
+        .interval(options.poll_interval);
+    let name = inner.worker_name.clone();
+    let concurrency = options.concurrency.max(1);
+    let stop = async move {
+        shutdown.cancelled().await;
+        Ok::<(), std::io::Error>(())
+    };
+    match inner.db.pool.clone() {
+        Pool::Sqlite(pool) => {
+            let config = apalis_sqlite::Config::default()
+                .queue(QUEUE)
+                .batch_size(concurrency);
+            let storage = apalis_sqlite::SqliteStorage::<StepTask>::new(&pool)
+                .with_config(config)
+                .poll_with_strategy(strategy);
+            let worker = WorkerBuilder::new(name)
+                .backend(storage)
+                .data(inner)
+                .concurrency(concurrency)
+                .build(handle_step);
+            tokio::spawn(async move {
+                if let Err(error) = worker.run_until(stop).await {
+                    tracing::error!(message = "Worker stopped.", %error);
+                }
+            })
+        }
+        Pool::Postgres(pool) => {
+            let config = apalis_postgres::Config::default()
+                .queue(QUEUE)
+                .batch_size(concurrency);
+            // LISTEN/NOTIFY wakes this worker when another process enqueues.
+            let strategy =
+                strategy.stream(apalis_postgres::Pubsub::new(pool.clone(), QUEUE.into()));
+            let storage = apalis_postgres::PostgresStorage::<StepTask>::new(&pool)
+                .with_config(config)
+                .poll_with_strategy(strategy);
+            let worker = WorkerBuilder::new(name)
+                .backend(storage)
+                .data(inner)
+                .concurrency(concurrency)
+                .build(handle_step);
+            tokio::spawn(async move {
+                if let Err(error) = worker.run_until(stop).await {
+                    tracing::error!(message = "Worker stopped.", %error);
+                }
+            })
+        }
+    }
+}
+
+async fn relay_loop(inner: Arc<EngineInner>, shutdown: CancellationToken) {
+    loop {
+        loop {
+            match outbox::relay(&inner.db.pool).await {
+                Ok(0) => break,
+                Ok(_) => {
+                    fail::fail_point!("relay.after_commit");
+                    inner.wake_workers();
+                }
+                Err(error) => {
+                    tracing::warn!(message = "Outbox relay failed; retrying.", %error);
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            () = inner.relay_wakeup.notified() => {}
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+async fn sweeper_loop(inner: Arc<EngineInner>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = shutdown.cancelled() => return,
+        }
+        match runs::expire_overdue(&inner.db.conn).await {
+            Ok(expired) => {
+                for run_id in expired {
+                    inner.cancellation_for(&run_id).cancel();
+                    inner.forget_cancellation(&run_id);
+                    inner.emit(crate::engine::RunEvent::Run {
+                        run_id,
+                        status: crate::status::RunStatus::Failed,
+                    });
+                }
+            }
+            Err(error) => tracing::warn!(message = "Deadline sweep failed.", %error),
+        }
+    }
+}

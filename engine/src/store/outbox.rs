@@ -1,0 +1,167 @@
+//! The step outbox: rows written in the same transaction as the state change that makes a step
+//! ready, then relayed into the apalis queue. The relay pushes the tasks and deletes the rows in
+//! one sqlx transaction, so each row becomes exactly one task (guarantee 2 of DESIGN.md); the
+//! task's idempotency key `{run}:{step}:{dispatch}` makes a re-push after a lost commit a no-op.
+
+use sea_orm::{ConnectionTrait, EntityTrait, Set};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use super::entities::step_outbox;
+use super::now_ms;
+use crate::db::Pool;
+use crate::error::EngineError;
+
+/// The queue name every Stepwise worker consumes.
+pub const QUEUE: &str = "stepwise-steps";
+
+/// How many outbox rows one relay transaction moves.
+const RELAY_BATCH: i64 = 512;
+
+/// The payload of an apalis task: run step `step_id` of `run_id`, dispatch number `dispatch`.
+/// A step is dispatched again for each retry; a task whose dispatch is stale does nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepTask {
+    pub run_id: String,
+    pub step_id: String,
+    pub dispatch: i32,
+}
+
+impl StepTask {
+    fn idempotency_key(&self) -> String {
+        format!("{}:{}:{}", self.run_id, self.step_id, self.dispatch)
+    }
+}
+
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    tasks: &[(StepTask, i64)],
+) -> Result<(), EngineError> {
+    if tasks.is_empty() {
+        return Ok(());
+    }
+    let now = now_ms();
+    let rows = tasks
+        .iter()
+        .map(|(task, available_at)| step_outbox::ActiveModel {
+            run_id: Set(task.run_id.clone()),
+            step_id: Set(task.step_id.clone()),
+            dispatch: Set(task.dispatch),
+            available_at: Set(*available_at),
+            created_at: Set(now),
+            ..Default::default()
+        });
+    step_outbox::Entity::insert_many(rows).exec(db).await?;
+    Ok(())
+}
+
+fn to_apalis_task(
+    task: &StepTask,
+    available_at_ms: i64,
+) -> Result<apalis_core::task::Task<Vec<u8>>, EngineError> {
+    // apalis schedules in whole seconds: a due task gets the current second (rounding up
+    // would delay it by up to a second), a future one rounds up so it never starts early.
+    let available_at_ms = available_at_ms.max(0) as u64;
+    let run_at = if available_at_ms as i64 <= now_ms() {
+        available_at_ms / 1000
+    } else {
+        available_at_ms.div_ceil(1000)
+    };
+    Ok(
+        apalis_core::task::builder::TaskBuilder::new(serde_json::to_vec(task)?)
+            .idempotency_key(task.idempotency_key())
+            .run_at_timestamp(run_at)
+            .build(),
+    )
+}
+
+/// Outbox row ids and the tasks they hold, with their due times.
+type OutboxBatch = (Vec<i64>, Vec<(StepTask, i64)>);
+
+fn parse_rows<R: Row>(rows: &[R]) -> Result<OutboxBatch, EngineError>
+where
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+{
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut tasks = Vec::with_capacity(rows.len());
+    for row in rows {
+        ids.push(row.try_get("id")?);
+        tasks.push((
+            StepTask {
+                run_id: row.try_get("run_id")?,
+                step_id: row.try_get("step_id")?,
+                dispatch: row.try_get("dispatch")?,
+            },
+            row.try_get("available_at")?,
+        ));
+    }
+    Ok((ids, tasks))
+}
+
+/// Moves one batch of outbox rows into the queue; returns how many it moved.
+pub(crate) async fn relay(pool: &Pool) -> Result<usize, EngineError> {
+    match pool {
+        Pool::Sqlite(pool) => {
+            // IMMEDIATE takes the write lock up front: a deferred transaction that reads first
+            // could not upgrade to a writer once another connection has committed.
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            let rows = sqlx::query(
+                "SELECT id, run_id, step_id, dispatch, available_at FROM step_outbox ORDER BY id LIMIT ?",
+            )
+            .bind(RELAY_BATCH)
+            .fetch_all(&mut *tx)
+            .await?;
+            if rows.is_empty() {
+                return Ok(0);
+            }
+            let (ids, tasks) = parse_rows(&rows)?;
+            let tasks = tasks
+                .iter()
+                .map(|(task, at)| to_apalis_task(task, *at))
+                .collect::<Result<Vec<_>, _>>()?;
+            apalis_sqlite::queries::push_tasks(&mut *tx, QUEUE, &tasks)
+                .await
+                .map_err(|error| EngineError::Queue(error.to_string()))?;
+            let placeholders = vec!["?"; ids.len()].join(",");
+            let delete = format!("DELETE FROM step_outbox WHERE id IN ({placeholders})");
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(delete));
+            for id in &ids {
+                query = query.bind(id);
+            }
+            query.execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(ids.len())
+        }
+        Pool::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            // SKIP LOCKED lets relays of several processes work side by side without pushing
+            // the same row twice.
+            let rows = sqlx::query(
+                "SELECT id, run_id, step_id, dispatch, available_at FROM step_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(RELAY_BATCH)
+            .fetch_all(&mut *tx)
+            .await?;
+            if rows.is_empty() {
+                return Ok(0);
+            }
+            let (ids, tasks) = parse_rows(&rows)?;
+            let tasks = tasks
+                .iter()
+                .map(|(task, at)| to_apalis_task(task, *at))
+                .collect::<Result<Vec<_>, _>>()?;
+            apalis_postgres::queries::push_tasks(&mut *tx, QUEUE, tasks)
+                .await
+                .map_err(|error| EngineError::Queue(error.to_string()))?;
+            sqlx::query("DELETE FROM step_outbox WHERE id = ANY($1)")
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(ids.len())
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! Runs: creation (with their steps and the first outbox rows, in one transaction), keyset
+//! listing, detail with steps and attempts, cancellation and deadline expiry.
+
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::entities::{run, step, step_attempt};
+use super::now_ms;
+use super::outbox::{self, StepTask};
+use super::workflows::VersionRef;
+use crate::error::EngineError;
+use crate::machine;
+use crate::status::{RunStatus, StepStatus};
+
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    pub tenant_id: &'a str,
+    pub workflow: &'a VersionRef,
+    pub input: Value,
+    pub trigger_kind: &'a str,
+    pub trigger: Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub id: String,
+    pub workflow: String,
+    pub workflow_version: i32,
+    pub status: RunStatus,
+    pub trigger_kind: String,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptView {
+    pub attempt: i32,
+    pub status: String,
+    pub error: Option<String>,
+    pub error_class: Option<String>,
+    pub logs: Option<Value>,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepView {
+    pub id: String,
+    pub status: StepStatus,
+    pub attempts: i32,
+    pub input: Option<Value>,
+    pub output: Option<Value>,
+    pub error: Option<Value>,
+    pub wake_at: Option<i64>,
+    pub queued_at: Option<i64>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub attempt_history: Vec<AttemptView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub summary: RunSummary,
+    pub input: Value,
+    pub trigger: Value,
+    pub output: Option<Value>,
+    pub deadline_at: Option<i64>,
+    pub steps: Vec<StepView>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub workflow: Option<String>,
+    pub status: Option<RunStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn summary(row: &run::Model) -> Result<RunSummary, EngineError> {
+    Ok(RunSummary {
+        id: row.id.clone(),
+        workflow: row.workflow_name.clone(),
+        workflow_version: row.workflow_version,
+        status: row.status.parse()?,
+        trigger_kind: row.trigger_kind.clone(),
+        created_at: row.created_at,
+        started_at: row.started_at,
+        finished_at: row.finished_at,
+        error: row.error.clone(),
+    })
+}
+
+/// Creates a run, its steps and the outbox rows of its first steps in one transaction, so an
+/// acknowledged trigger always has a run that will execute.
+pub async fn create(db: &DatabaseConnection, new: NewRun<'_>) -> Result<String, EngineError> {
+    let definition = &new.workflow.definition;
+    let now = now_ms();
+    let run_id = uuid::Uuid::now_v7().to_string();
+    let roots = machine::initial(definition);
+    let tx = crate::db::begin_write(db).await?;
+    run::ActiveModel {
+        id: Set(run_id.clone()),
+        tenant_id: Set(new.tenant_id.to_owned()),
+        workflow_id: Set(new.workflow.workflow_id.clone()),
+        workflow_version_id: Set(new.workflow.version_id.clone()),
+        workflow_name: Set(definition.name.clone()),
+        workflow_version: Set(new.workflow.version),
+        status: Set(RunStatus::Running.to_string()),
+        trigger_kind: Set(new.trigger_kind.to_owned()),
+        input: Set(new.input),
+        trigger: Set(new.trigger),
+        output: Set(None),
+        error: Set(None),
+        created_at: Set(now),
+        started_at: Set(Some(now)),
+        finished_at: Set(None),
+        deadline_at: Set(definition
+            .timeout
+            .map(|timeout| now.saturating_add(timeout.as_millis() as i64))),
+    }
+    .insert(&tx)
+    .await?;
+    let steps = definition.steps.iter().enumerate().map(|(position, s)| {
+        let root = roots.contains(&s.id);
+        step::ActiveModel {
+            run_id: Set(run_id.clone()),
+            step_id: Set(s.id.clone()),
+            position: Set(position as i32),
+            status: Set(if root {
+                StepStatus::Queued
+            } else {
+                StepStatus::Pending
+            }
+            .to_string()),
+            attempts: Set(0),
+            dispatch: Set(if root { 1 } else { 0 }),
+            input: Set(None),
+            output: Set(None),
+            error: Set(None),
+            wake_at: Set(None),
+            queued_at: Set(root.then_some(now)),
+            started_at: Set(None),
+            finished_at: Set(None),
+        }
+    });
+    step::Entity::insert_many(steps).exec(&tx).await?;
+    let tasks: Vec<(StepTask, i64)> = roots
+        .into_iter()
+        .map(|step_id| {
+            (
+                StepTask {
+                    run_id: run_id.clone(),
+                    step_id,
+                    dispatch: 1,
+                },
+                now,
+            )
+        })
+        .collect();
+    outbox::insert(&tx, &tasks).await?;
+    tx.commit().await?;
+    Ok(run_id)
+}
+
+pub async fn list(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    filter: &RunFilter,
+    cursor: Option<&str>,
+    limit: u64,
+) -> Result<Page<RunSummary>, EngineError> {
+    let limit = limit.clamp(1, 500);
+    let mut query = run::Entity::find().filter(run::Column::TenantId.eq(tenant_id));
+    if let Some(workflow) = &filter.workflow {
+        query = query.filter(run::Column::WorkflowName.eq(workflow));
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(run::Column::Status.eq(status.as_str()));
+    }
+    if let Some(cursor) = cursor {
+        query = query.filter(run::Column::Id.lt(cursor));
+    }
+    let rows = query
+        .order_by_desc(run::Column::Id)
+        .limit(limit + 1)
+        .all(db)
+        .await?;
+    let has_more = rows.len() as u64 > limit;
+    let items = rows
+        .iter()
+        .take(limit as usize)
+        .map(summary)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = has_more
+        .then(|| items.last().map(|item| item.id.clone()))
+        .flatten();
+    Ok(Page { items, next_cursor })
+}
+
+pub async fn find(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    run_id: &str,
+) -> Result<Option<run::Model>, EngineError> {
+    Ok(run::Entity::find_by_id(run_id.to_owned())
+        .filter(run::Column::TenantId.eq(tenant_id))
+        .one(db)
+        .await?)
+}
+
+pub async fn get(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    run_id: &str,
+) -> Result<Option<RunDetail>, EngineError> {
+    let Some(row) = find(db, tenant_id, run_id).await? else {
+        return Ok(None);
+    };
+    let steps = step::Entity::find()
+        .filter(step::Column::RunId.eq(run_id))
+        .order_by_asc(step::Column::Position)
+        .all(db)
+        .await?;
+    let attempts = step_attempt::Entity::find()
+        .filter(step_attempt::Column::RunId.eq(run_id))
+        .order_by_asc(step_attempt::Column::Attempt)
+        .all(db)
+        .await?;
+    let steps = steps
+        .into_iter()
+        .map(|s| {
+            Ok(StepView {
+                status: s.status.parse()?,
+                attempts: s.attempts,
+                attempt_history: attempts
+                    .iter()
+                    .filter(|a| a.step_id == s.step_id)
+                    .map(|a| AttemptView {
+                        attempt: a.attempt,
+                        status: a.status.clone(),
+                        error: a.error.clone(),
+                        error_class: a.error_class.clone(),
+                        logs: a.logs.clone(),
+                        started_at: a.started_at,
+                        finished_at: a.finished_at,
+                    })
+                    .collect(),
+                id: s.step_id,
+                input: s.input,
+                output: s.output,
+                error: s.error,
+                wake_at: s.wake_at,
+                queued_at: s.queued_at,
+                started_at: s.started_at,
+                finished_at: s.finished_at,
+            })
+        })
+        .collect::<Result<Vec<_>, EngineError>>()?;
+    Ok(Some(RunDetail {
+        summary: summary(&row)?,
+        input: row.input,
+        trigger: row.trigger,
+        output: row.output,
+        deadline_at: row.deadline_at,
+        steps,
+    }))
+}
+
+/// Ends a running run with `status` and `error`, cancelling every step that has not started.
+/// Returns false when the run was no longer running.
+pub async fn finish(
+    db: &impl ConnectionTrait,
+    run_id: &str,
+    tenant_id: Option<&str>,
+    status: RunStatus,
+    error: Option<String>,
+) -> Result<bool, EngineError> {
+    let now = now_ms();
+    let mut update = run::Entity::update_many()
+        .col_expr(run::Column::Status, Expr::value(status.as_str()))
+        .col_expr(run::Column::Error, Expr::value(error))
+        .col_expr(run::Column::FinishedAt, Expr::value(now))
+        .filter(run::Column::Id.eq(run_id))
+        .filter(run::Column::Status.eq(RunStatus::Running.as_str()));
+    if let Some(tenant_id) = tenant_id {
+        update = update.filter(run::Column::TenantId.eq(tenant_id));
+    }
+    let updated = update.exec(db).await?;
+    if updated.rows_affected == 0 {
+        return Ok(false);
+    }
+    step::Entity::update_many()
+        .col_expr(
+            step::Column::Status,
+            Expr::value(StepStatus::Cancelled.as_str()),
+        )
+        .col_expr(step::Column::FinishedAt, Expr::value(now))
+        .filter(step::Column::RunId.eq(run_id))
+        .filter(step::Column::Status.is_in([
+            StepStatus::Pending.as_str(),
+            StepStatus::Queued.as_str(),
+            StepStatus::Waiting.as_str(),
+        ]))
+        .exec(db)
+        .await?;
+    Ok(true)
+}
+
+/// Cancels a tenant's running run. Errors: not found, or already finished (conflict).
+pub async fn cancel(
+    db: &DatabaseConnection,
+    tenant_id: &str,
+    run_id: &str,
+) -> Result<(), EngineError> {
+    let tx = crate::db::begin_write(db).await?;
+    let cancelled = finish(
+        &tx,
+        run_id,
+        Some(tenant_id),
+        RunStatus::Cancelled,
+        Some("cancelled".into()),
+    )
+    .await?;
+    tx.commit().await?;
+    if cancelled {
+        return Ok(());
+    }
+    match find(db, tenant_id, run_id).await? {
+        None => Err(EngineError::NotFound(format!("run {run_id} not found"))),
+        Some(row) => Err(EngineError::Conflict(format!(
+            "run {run_id} already finished with status {}",
+            row.status
+        ))),
+    }
+}
+
+/// Fails every running run whose deadline has passed; returns their ids.
+pub async fn expire_overdue(db: &DatabaseConnection) -> Result<Vec<String>, EngineError> {
+    let now = now_ms();
+    let overdue: Vec<String> = run::Entity::find()
+        .select_only()
+        .column(run::Column::Id)
+        .filter(run::Column::Status.eq(RunStatus::Running.as_str()))
+        .filter(run::Column::DeadlineAt.lt(now))
+        .limit(256)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut expired = Vec::new();
+    for run_id in overdue {
+        let tx = crate::db::begin_write(db).await?;
+        if finish(
+            &tx,
+            &run_id,
+            None,
+            RunStatus::Failed,
+            Some("run timed out".into()),
+        )
+        .await?
+        {
+            expired.push(run_id);
+        }
+        tx.commit().await?;
+    }
+    Ok(expired)
+}
+
+/// Statement that takes the run's write lock first in a transaction: a row lock on Postgres,
+/// the database write lock on SQLite, so what the transaction reads next is current.
+pub fn lock_statement(run_id: &str) -> sea_orm::sea_query::UpdateStatement {
+    Query::update()
+        .table(run::Entity)
+        .value(run::Column::Status, Expr::col(run::Column::Status))
+        .and_where(run::Column::Id.eq(run_id))
+        .to_owned()
+}

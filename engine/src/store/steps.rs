@@ -1,0 +1,192 @@
+//! Step claims and step-state writes used by the executor.
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+use serde_json::Value;
+
+use super::entities::{step, step_attempt};
+use super::now_ms;
+use super::outbox::StepTask;
+use crate::error::EngineError;
+use crate::status::StepStatus;
+
+/// Moves the task's step to `running` if the task is current (same dispatch) and the step is
+/// still runnable. A step found `running` was claimed by a worker that died (the queue only
+/// hands a task out again after its worker stopped heart-beating), so it runs again: at least
+/// once. Resuming a parked step (wake_at set) continues the same attempt.
+pub async fn claim(db: &impl ConnectionTrait, task: &StepTask) -> Result<bool, EngineError> {
+    let updated = step::Entity::update_many()
+        .col_expr(
+            step::Column::Status,
+            Expr::value(StepStatus::Running.as_str()),
+        )
+        .col_expr(
+            step::Column::Attempts,
+            Expr::cust("attempts + CASE WHEN wake_at IS NULL THEN 1 ELSE 0 END"),
+        )
+        .col_expr(step::Column::StartedAt, Expr::value(now_ms()))
+        .filter(step::Column::RunId.eq(&task.run_id))
+        .filter(step::Column::StepId.eq(&task.step_id))
+        .filter(step::Column::Dispatch.eq(task.dispatch))
+        .filter(step::Column::Status.is_in([
+            StepStatus::Queued.as_str(),
+            StepStatus::Waiting.as_str(),
+            StepStatus::Running.as_str(),
+        ]))
+        .exec(db)
+        .await?;
+    Ok(updated.rows_affected == 1)
+}
+
+pub async fn for_run(
+    db: &impl ConnectionTrait,
+    run_id: &str,
+) -> Result<Vec<step::Model>, EngineError> {
+    Ok(step::Entity::find()
+        .filter(step::Column::RunId.eq(run_id))
+        .order_by_asc(step::Column::Position)
+        .all(db)
+        .await?)
+}
+
+/// Records the start of attempt `attempt`; an earlier attempt still marked running belonged to
+/// a worker that died and is marked `lost`.
+pub async fn start_attempt(
+    db: &impl ConnectionTrait,
+    run_id: &str,
+    step_id: &str,
+    attempt: i32,
+    worker: &str,
+) -> Result<(), EngineError> {
+    let now = now_ms();
+    step_attempt::Entity::update_many()
+        .col_expr(step_attempt::Column::Status, Expr::value("lost"))
+        .col_expr(step_attempt::Column::FinishedAt, Expr::value(now))
+        .filter(step_attempt::Column::RunId.eq(run_id))
+        .filter(step_attempt::Column::StepId.eq(step_id))
+        .filter(step_attempt::Column::Attempt.lt(attempt))
+        .filter(step_attempt::Column::Status.eq("running"))
+        .exec(db)
+        .await?;
+    let existing = step_attempt::Entity::find()
+        .filter(step_attempt::Column::RunId.eq(run_id))
+        .filter(step_attempt::Column::StepId.eq(step_id))
+        .filter(step_attempt::Column::Attempt.eq(attempt))
+        .one(db)
+        .await?;
+    match existing {
+        Some(row) => {
+            let mut active: step_attempt::ActiveModel = row.into();
+            active.status = Set("running".into());
+            active.worker = Set(Some(worker.to_owned()));
+            active.finished_at = Set(None);
+            active.update(db).await?;
+        }
+        None => {
+            step_attempt::ActiveModel {
+                run_id: Set(run_id.to_owned()),
+                step_id: Set(step_id.to_owned()),
+                attempt: Set(attempt),
+                status: Set("running".into()),
+                worker: Set(Some(worker.to_owned())),
+                error: Set(None),
+                error_class: Set(None),
+                logs: Set(None),
+                started_at: Set(now),
+                finished_at: Set(None),
+                ..Default::default()
+            }
+            .insert(db)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// How an attempt ended.
+pub struct AttemptEnd<'a> {
+    pub status: &'a str,
+    pub error: Option<&'a str>,
+    pub error_class: Option<&'a str>,
+    pub logs: Option<Value>,
+}
+
+pub async fn finish_attempt(
+    db: &impl ConnectionTrait,
+    run_id: &str,
+    step_id: &str,
+    attempt: i32,
+    end: AttemptEnd<'_>,
+) -> Result<(), EngineError> {
+    step_attempt::Entity::update_many()
+        .col_expr(step_attempt::Column::Status, Expr::value(end.status))
+        .col_expr(
+            step_attempt::Column::Error,
+            Expr::value(end.error.map(str::to_owned)),
+        )
+        .col_expr(
+            step_attempt::Column::ErrorClass,
+            Expr::value(end.error_class.map(str::to_owned)),
+        )
+        .col_expr(step_attempt::Column::Logs, Expr::value(end.logs))
+        .col_expr(step_attempt::Column::FinishedAt, Expr::value(now_ms()))
+        .filter(step_attempt::Column::RunId.eq(run_id))
+        .filter(step_attempt::Column::StepId.eq(step_id))
+        .filter(step_attempt::Column::Attempt.eq(attempt))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Marks steps with a terminal status that never ran (skipped or cancelled).
+pub async fn mark(
+    db: &impl ConnectionTrait,
+    run_id: &str,
+    step_ids: &[String],
+    status: StepStatus,
+) -> Result<(), EngineError> {
+    if step_ids.is_empty() {
+        return Ok(());
+    }
+    step::Entity::update_many()
+        .col_expr(step::Column::Status, Expr::value(status.as_str()))
+        .col_expr(step::Column::FinishedAt, Expr::value(now_ms()))
+        .filter(step::Column::RunId.eq(run_id))
+        .filter(step::Column::StepId.is_in(step_ids.iter().map(String::as_str)))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Queues pending steps (dispatch 1) and returns their tasks.
+pub async fn queue_pending(
+    db: &impl ConnectionTrait,
+    run_id: &str,
+    step_ids: &[String],
+) -> Result<Vec<StepTask>, EngineError> {
+    if step_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    step::Entity::update_many()
+        .col_expr(
+            step::Column::Status,
+            Expr::value(StepStatus::Queued.as_str()),
+        )
+        .col_expr(step::Column::Dispatch, Expr::value(1))
+        .col_expr(step::Column::QueuedAt, Expr::value(now_ms()))
+        .filter(step::Column::RunId.eq(run_id))
+        .filter(step::Column::StepId.is_in(step_ids.iter().map(String::as_str)))
+        .filter(step::Column::Status.eq(StepStatus::Pending.as_str()))
+        .exec(db)
+        .await?;
+    Ok(step_ids
+        .iter()
+        .map(|step_id| StepTask {
+            run_id: run_id.to_owned(),
+            step_id: step_id.clone(),
+            dispatch: 1,
+        })
+        .collect())
+}

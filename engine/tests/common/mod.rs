@@ -1,0 +1,138 @@
+//! Test harness: every engine test runs once per backend, on a fresh SQLite file and on a
+//! fresh Postgres database. Without a reachable Postgres the Postgres half is skipped with a
+//! message, unless CI=true, where it fails.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use stepwise_engine::{Engine, RunDetail, Runtime, RuntimeOptions};
+use stepwise_integrations::http::{HttpClient, HttpConfig};
+use stepwise_integrations::{ActionServices, Registry};
+
+pub const POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A fresh database for one test.
+pub struct TestDatabase {
+    pub url: String,
+    pub label: &'static str,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn admin_url() -> String {
+    std::env::var("STEPWISE_TEST_POSTGRES_URL").unwrap_or_else(|_| POSTGRES_ADMIN_URL.into())
+}
+
+async fn fresh_postgres() -> Option<String> {
+    let admin = admin_url();
+    let pool = match sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect(&admin)
+        .await
+    {
+        Ok(pool) => pool,
+        Err(error) => {
+            if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+                panic!("CI=true but Postgres at {admin} is unreachable: {error}");
+            }
+            eprintln!("skipping Postgres: {admin} is unreachable ({error})");
+            return None;
+        }
+    };
+    let name = format!("stepwise_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .expect("create test database");
+    pool.close().await;
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(base, _)| base);
+    Some(format!("{base}/{name}"))
+}
+
+/// SQLite always; Postgres when reachable (or CI=true).
+pub async fn databases() -> Vec<TestDatabase> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut databases = vec![TestDatabase {
+        url: format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
+        label: "sqlite",
+        _dir: Some(dir),
+    }];
+    if let Some(url) = fresh_postgres().await {
+        databases.push(TestDatabase {
+            url,
+            label: "postgres",
+            _dir: None,
+        });
+    }
+    databases
+}
+
+pub fn services() -> Arc<ActionServices> {
+    let http = HttpClient::new(HttpConfig {
+        allow_private_networks: true,
+        ..HttpConfig::default()
+    })
+    .expect("http client");
+    Arc::new(ActionServices { http })
+}
+
+pub struct Harness {
+    pub engine: Engine,
+    pub runtime: Option<Runtime>,
+    pub tenant_id: String,
+    pub label: &'static str,
+}
+
+impl Harness {
+    pub async fn start(database: &TestDatabase) -> Self {
+        let engine = Engine::open(&database.url, Arc::new(Registry::builtin()), services())
+            .await
+            .expect("open engine");
+        let (tenant, _key) = engine.create_tenant("test").await.expect("tenant");
+        let runtime = engine.start(RuntimeOptions {
+            concurrency: 8,
+            poll_interval: Duration::from_millis(100),
+        });
+        Self {
+            engine,
+            runtime: Some(runtime),
+            tenant_id: tenant.id,
+            label: database.label,
+        }
+    }
+
+    pub async fn deploy(&self, source: &str) {
+        self.engine
+            .deploy(&self.tenant_id, "test.yaml", source)
+            .await
+            .unwrap_or_else(|error| panic!("[{}] deploy failed: {error:?}", self.label));
+    }
+
+    pub async fn start_run(&self, workflow: &str, input: Value) -> String {
+        self.engine
+            .start_run(&self.tenant_id, workflow, input, "manual", Value::Null)
+            .await
+            .expect("start run")
+    }
+
+    /// Waits (bounded) for the run to finish.
+    pub async fn finish(&self, run_id: &str) -> RunDetail {
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            self.engine.wait_for_run(&self.tenant_id, run_id),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("[{}] run {run_id} did not finish in 60 s", self.label))
+        .expect("wait for run")
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown().await;
+        }
+        self.engine.database().close().await;
+    }
+}

@@ -1,0 +1,39 @@
+//! `core.fail`: fails the step on purpose, e.g. in a branch that detected bad data.
+
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::action::{Action, ActionOutcome};
+use crate::context::ActionContext;
+use crate::error::ActionError;
+
+pub struct Fail;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailInput {
+    /// Why the step fails; shown as the step's error.
+    pub message: String,
+}
+
+/// `core.fail` never produces an output.
+#[derive(Debug, Serialize, JsonSchema)]
+pub enum FailOutput {}
+
+#[async_trait]
+impl Action for Fail {
+    type Input = FailInput;
+    type Output = FailOutput;
+
+    const NAME: &'static str = "core.fail";
+    const DESCRIPTION: &'static str = "Fail the step with the given message, without retrying it.";
+
+    async fn execute(
+        &self,
+        _ctx: &ActionContext,
+        input: FailInput,
+    ) -> Result<ActionOutcome<FailOutput>, ActionError> {
+        Err(ActionError::Permanent(input.message))
+    }
+}

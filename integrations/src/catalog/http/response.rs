@@ -1,0 +1,113 @@
+//! Reading an `http.request` response into its output: bounded body, JSON detection, status
+//! classification.
+
+use std::collections::BTreeMap;
+
+use reqwest::header::{CONTENT_TYPE, HeaderMap};
+use reqwest::{Method, Response};
+use serde_json::Value;
+
+use super::request::HttpResponseOutput;
+use crate::context::{ActionContext, LogLevel};
+use crate::error::ActionError;
+use crate::http::{classify_transport_error, display_url, error_for_status};
+
+/// The largest response body kept: step outputs are stored, and a runaway download must not
+/// exhaust a worker's memory.
+pub(crate) const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// How much of an error response's body goes into the error message.
+const ERROR_BODY_CHARS: usize = 200;
+
+pub(crate) async fn read_response(
+    ctx: &ActionContext,
+    method: &Method,
+    mut response: Response,
+    fail_on_status: bool,
+) -> Result<HttpResponseOutput, ActionError> {
+    let status = response.status();
+    let target = display_url(response.url());
+    ctx.log(LogLevel::Info, format!("{method} {target} -> {status}"));
+
+    let (bytes, truncated) = read_body(&mut response, &target).await?;
+    let headers = response.headers();
+    let body = decode_body(headers, &bytes);
+
+    if fail_on_status {
+        let snippet: String = match &body {
+            Value::String(text) => text.chars().take(ERROR_BODY_CHARS).collect(),
+            json => json.to_string().chars().take(ERROR_BODY_CHARS).collect(),
+        };
+        let message = format!("HTTP {status} from {target}: {snippet}");
+        if let Some(error) = error_for_status(status, headers, message) {
+            return Err(error);
+        }
+    }
+    if truncated {
+        return Err(ActionError::Permanent(format!(
+            "response body from {target} exceeds {} MiB",
+            MAX_BODY_BYTES / (1024 * 1024)
+        )));
+    }
+    Ok(HttpResponseOutput {
+        status: status.as_u16(),
+        headers: header_map(headers),
+        body,
+    })
+}
+
+/// Reads at most [`MAX_BODY_BYTES`]; the flag says whether more was left unread.
+async fn read_body(response: &mut Response, target: &str) -> Result<(Vec<u8>, bool), ActionError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| classify_transport_error(&error, target))?
+    {
+        let room = MAX_BODY_BYTES - bytes.len();
+        if chunk.len() > room {
+            bytes.extend_from_slice(&chunk[..room]);
+            return Ok((bytes, true));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok((bytes, false))
+}
+
+/// Parsed JSON when the content type says JSON and the body parses, else (lossy UTF-8) text.
+fn decode_body(headers: &HeaderMap, bytes: &[u8]) -> Value {
+    if is_json(headers)
+        && let Ok(json) = serde_json::from_slice(bytes)
+    {
+        return json;
+    }
+    Value::String(String::from_utf8_lossy(bytes).into_owned())
+}
+
+/// `application/json` and the `+json` structured syntax suffix (`application/problem+json`).
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || essence.ends_with("+json")
+}
+
+/// Header names are already lower case in `HeaderMap`; repeated headers are joined.
+fn header_map(headers: &HeaderMap) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    for name in headers.keys() {
+        let values: Vec<String> = headers
+            .get_all(name)
+            .iter()
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+            .collect();
+        map.insert(name.as_str().to_owned(), values.join(", "));
+    }
+    map
+}

@@ -1,0 +1,408 @@
+//! `${{ }}` expressions: the one evaluator used by the validator (syntax, references) and by
+//! the engine (rendering step inputs, conditions, outputs).
+//!
+//! Each `${{ ... }}` body is compiled as a minijinja *expression*, not as a template: that is
+//! what lets a value that is a single expression keep its JSON type, lets errors name the failing
+//! expression, and lets compiled expressions be cached. The text between expressions is copied
+//! verbatim, so `{% %}` and plain `{{ }}` mean nothing and need no escaping.
+//!
+//! Security: only strings of the workflow definition are ever compiled. Values that come out of
+//! the context (webhook payloads, step outputs) are inserted as data and never rendered again.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+
+use minijinja::{Environment, ErrorKind, Expression, UndefinedBehavior};
+use serde_json::Value;
+
+/// Opening delimiter of an expression.
+pub const OPEN: &str = "${{";
+/// Closing delimiter of an expression.
+pub const CLOSE: &str = "}}";
+
+/// Bounds the expression cache; definitions are the only source of expressions, so this is only
+/// reached by a process that has loaded thousands of distinct workflow versions.
+const CACHE_LIMIT: usize = 4096;
+
+type Compiled = Arc<Expression<'static, 'static>>;
+
+/// Evaluates `${{ }}` expressions against a run context. Cheap to share: `Send + Sync`, the
+/// minijinja environment is built once per process and compiled expressions are cached.
+pub struct Evaluator {
+    env: &'static Environment<'static>,
+    cache: RwLock<HashMap<String, Compiled>>,
+}
+
+/// Why an expression could not be evaluated. Messages name the expression as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExprError {
+    #[error("syntax error in `{expression}`: {message}")]
+    Syntax { expression: String, message: String },
+    #[error("undefined value `{path}` in `${{{{ {expression} }}}}`")]
+    Undefined { path: String, expression: String },
+    #[error("cannot evaluate `${{{{ {expression} }}}}`: {message}")]
+    Eval { expression: String, message: String },
+}
+
+/// A piece of a string value: literal text, or the source of one `${{ }}` body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Segment<'s> {
+    Text(&'s str),
+    Expr(&'s str),
+}
+
+impl Default for Evaluator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Evaluator {
+    pub fn new() -> Self {
+        static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+        Self {
+            env: ENV.get_or_init(environment),
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Renders every string in `value` that contains `${{`. A string that is exactly one
+    /// expression (surrounding whitespace allowed) becomes the expression's JSON value; mixed
+    /// text becomes a string with non-string values JSON-encoded.
+    pub fn render(&self, value: &Value, context: &Value) -> Result<Value, ExprError> {
+        let scope = Scope {
+            json: context,
+            value: minijinja::Value::from_serialize(context),
+        };
+        self.render_value(value, &scope)
+    }
+
+    /// Evaluates a condition (the expression source, without `${{ }}`) with Jinja truthiness:
+    /// false, none, 0, "" and empty collections are false.
+    pub fn condition(&self, expr: &str, context: &Value) -> Result<bool, ExprError> {
+        let scope = Scope {
+            json: context,
+            value: minijinja::Value::from_serialize(context),
+        };
+        Ok(self.eval(expr, &scope)?.is_true())
+    }
+
+    /// Checks that every `${{ }}` in a string value parses.
+    pub fn check_syntax(&self, source: &str) -> Result<(), String> {
+        self.segments(source).map(drop)
+    }
+
+    /// Checks that a bare expression (a condition) parses.
+    pub fn check_expression(&self, expr: &str) -> Result<(), String> {
+        self.compile(expr)
+            .map(drop)
+            .map_err(|error| message(&error))
+    }
+
+    /// The dotted variable paths (`steps.fetch.output`, `inputs`) a string value reads.
+    pub(crate) fn references(&self, source: &str) -> Result<BTreeSet<String>, String> {
+        let mut paths = BTreeSet::new();
+        for segment in self.segments(source)? {
+            if let Segment::Expr(expr) = segment {
+                paths.extend(self.expression_references(expr)?);
+            }
+        }
+        Ok(paths)
+    }
+
+    /// The dotted variable paths a bare expression reads.
+    pub(crate) fn expression_references(&self, expr: &str) -> Result<BTreeSet<String>, String> {
+        let compiled = self.compile(expr).map_err(|error| message(&error))?;
+        Ok(compiled.undeclared_variables(true).into_iter().collect())
+    }
+
+    /// Names the environment provides itself (functions such as `range`), which expressions
+    /// may use besides the run context.
+    pub(crate) fn globals(&self) -> impl Iterator<Item = &str> {
+        self.env.globals().map(|(name, _)| name)
+    }
+
+    /// If `source` is exactly one `${{ }}` (surrounding whitespace allowed), its body.
+    pub fn single_expression<'s>(&self, source: &'s str) -> Option<&'s str> {
+        match self.segments(source).ok()?.as_slice() {
+            [Segment::Expr(expr)] => Some(expr),
+            [Segment::Text(before), Segment::Expr(expr)] if before.trim().is_empty() => Some(expr),
+            [Segment::Expr(expr), Segment::Text(after)] if after.trim().is_empty() => Some(expr),
+            [
+                Segment::Text(before),
+                Segment::Expr(expr),
+                Segment::Text(after),
+            ] if before.trim().is_empty() && after.trim().is_empty() => Some(expr),
+            _ => None,
+        }
+    }
+
+    fn render_value(&self, value: &Value, scope: &Scope<'_>) -> Result<Value, ExprError> {
+        match value {
+            Value::String(text) if text.contains(OPEN) => self.render_string(text, scope),
+            Value::Array(items) => items
+                .iter()
+                .map(|item| self.render_value(item, scope))
+                .collect(),
+            Value::Object(entries) => entries
+                .iter()
+                .map(|(key, item)| Ok((key.clone(), self.render_value(item, scope)?)))
+                .collect(),
+            other => Ok(other.clone()),
+        }
+    }
+
+    fn render_string(&self, text: &str, scope: &Scope<'_>) -> Result<Value, ExprError> {
+        if let Some(expr) = self.single_expression(text) {
+            return to_json(expr, &self.eval(expr, scope)?);
+        }
+        let segments = self.segments(text).map_err(|message| ExprError::Syntax {
+            expression: text.to_owned(),
+            message,
+        })?;
+        let mut rendered = String::with_capacity(text.len());
+        for segment in segments {
+            match segment {
+                Segment::Text(literal) => rendered.push_str(literal),
+                Segment::Expr(expr) => {
+                    let value = self.eval(expr, scope)?;
+                    match value.as_str() {
+                        Some(text) => rendered.push_str(text),
+                        None => rendered.push_str(&to_json(expr, &value)?.to_string()),
+                    }
+                }
+            }
+        }
+        Ok(Value::String(rendered))
+    }
+
+    fn eval(&self, expr: &str, scope: &Scope<'_>) -> Result<minijinja::Value, ExprError> {
+        let compiled = self.compile(expr).map_err(|error| ExprError::Syntax {
+            expression: format!("{OPEN} {} {CLOSE}", expr.trim()),
+            message: message(&error),
+        })?;
+        let undefined =
+            |error: Option<&minijinja::Error>| match (missing_path(&compiled, scope.json), error) {
+                (Some(path), _) => ExprError::Undefined {
+                    path,
+                    expression: expr.trim().to_owned(),
+                },
+                (None, Some(error)) => ExprError::Eval {
+                    expression: expr.trim().to_owned(),
+                    message: message(error),
+                },
+                (None, None) => ExprError::Eval {
+                    expression: expr.trim().to_owned(),
+                    message: "the result is undefined".to_owned(),
+                },
+            };
+        match compiled.eval(&scope.value) {
+            // Strict mode only fails when an undefined value is used; one that is the result of
+            // the expression would otherwise quietly become `null` or `false`.
+            Ok(value) if value.is_undefined() => Err(undefined(None)),
+            Ok(value) => Ok(value),
+            Err(error) if error.kind() == ErrorKind::UndefinedError => Err(undefined(Some(&error))),
+            Err(error) => Err(ExprError::Eval {
+                expression: expr.trim().to_owned(),
+                message: message(&error),
+            }),
+        }
+    }
+
+    fn compile(&self, expr: &str) -> Result<Compiled, minijinja::Error> {
+        let cached = self
+            .cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(expr)
+            .cloned();
+        if let Some(compiled) = cached {
+            return Ok(compiled);
+        }
+        if has_top_level_close(expr) {
+            return Err(minijinja::Error::new(
+                ErrorKind::SyntaxError,
+                format!("unexpected `{CLOSE}`"),
+            ));
+        }
+        let compiled = Arc::new(self.env.compile_expression_owned(expr.to_owned())?);
+        let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(expr.to_owned(), Arc::clone(&compiled));
+        Ok(compiled)
+    }
+
+    /// Splits a string value into text and expression bodies. An expression ends at the first
+    /// `}}` after which its body compiles, so `}}` inside a string literal or a nested dict
+    /// does not end it early.
+    fn segments<'s>(&self, source: &'s str) -> Result<Vec<Segment<'s>>, String> {
+        let mut segments = Vec::new();
+        let mut rest = source;
+        while let Some(start) = rest.find(OPEN) {
+            if start > 0 {
+                segments.push(Segment::Text(&rest[..start]));
+            }
+            let body = &rest[start + OPEN.len()..];
+            let mut first_error = None;
+            let mut end = None;
+            for (offset, _) in body.match_indices(CLOSE) {
+                let candidate = &body[..offset];
+                if candidate.contains(OPEN) {
+                    break;
+                }
+                match self.compile(candidate) {
+                    Ok(_) => {
+                        end = Some(offset);
+                        break;
+                    }
+                    Err(error) => {
+                        first_error.get_or_insert_with(|| message(&error));
+                    }
+                }
+            }
+            let Some(end) = end else {
+                return Err(first_error.unwrap_or_else(|| format!("`{OPEN}` is not closed")));
+            };
+            segments.push(Segment::Expr(&body[..end]));
+            rest = &body[end + CLOSE.len()..];
+        }
+        if !rest.is_empty() {
+            segments.push(Segment::Text(rest));
+        }
+        Ok(segments)
+    }
+}
+
+/// The context in both forms: minijinja's for evaluation, JSON to explain undefined values.
+struct Scope<'a> {
+    json: &'a Value,
+    value: minijinja::Value,
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    // `debug()` would dump the whole context, secrets included, into a step input.
+    env.remove_global("debug");
+    env.add_filter("fromjson", fromjson);
+    env
+}
+
+/// Whether `expr` has `}}` outside brackets and string literals.
+///
+/// minijinja 2.24 panics ("empty lexer stack") when it compiles such an expression (`a }} b`):
+/// its lexer takes the `}}` for the end of a template variable. This mirrors how that lexer
+/// counts brackets and skips strings, so it flags exactly the inputs that reach that panic
+/// (plus ones with more closing than opening brackets, which are errors anyway).
+fn has_top_level_close(expr: &str) -> bool {
+    let bytes = expr.as_bytes();
+    let mut balance: isize = 0;
+    let mut at = 0;
+    while let Some(&byte) = bytes.get(at) {
+        match byte {
+            b'\'' | b'"' => {
+                let mut escaped = false;
+                let closing = bytes[at + 1..].iter().position(|&c| {
+                    let end = !escaped && c == byte;
+                    escaped = !escaped && c == b'\\';
+                    end
+                });
+                match closing {
+                    Some(length) => at += length + 1,
+                    // An unterminated string is a plain syntax error for minijinja.
+                    None => return false,
+                }
+            }
+            b'(' | b'[' | b'{' => balance += 1,
+            b')' | b']' => balance -= 1,
+            b'}' if balance <= 0 && bytes.get(at + 1) == Some(&b'}') => return true,
+            b'}' => balance -= 1,
+            _ => {}
+        }
+        at += 1;
+    }
+    false
+}
+
+fn fromjson(text: &str) -> Result<minijinja::Value, minijinja::Error> {
+    serde_json::from_str::<Value>(text)
+        .map(|value| minijinja::Value::from_serialize(&value))
+        .map_err(|error| {
+            minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                format!("fromjson: invalid JSON: {error}"),
+            )
+        })
+}
+
+fn to_json(expr: &str, value: &minijinja::Value) -> Result<Value, ExprError> {
+    serde_json::to_value(value).map_err(|error| ExprError::Eval {
+        expression: expr.trim().to_owned(),
+        message: format!("the result is not JSON data: {error}"),
+    })
+}
+
+fn message(error: &minijinja::Error) -> String {
+    match error.detail() {
+        Some(detail) => format!("{}: {detail}", error.kind()),
+        None => error.kind().to_string(),
+    }
+}
+
+/// The shortest dotted prefix of a path the expression reads that the context lacks, e.g.
+/// `steps.foo` for `steps.foo.output.x` when no step `foo` has run.
+fn missing_path(compiled: &Expression<'_, '_>, context: &Value) -> Option<String> {
+    let mut paths: Vec<String> = compiled.undeclared_variables(true).into_iter().collect();
+    paths.sort();
+    paths.iter().find_map(|path| {
+        let mut current = context;
+        let mut prefix_len = 0;
+        for part in path.split('.') {
+            prefix_len += if prefix_len == 0 { 0 } else { 1 } + part.len();
+            match current.get(part) {
+                Some(next) => current = next,
+                None => return Some(path[..prefix_len].to_owned()),
+            }
+        }
+        None
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evaluator_is_shareable() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Evaluator>();
+    }
+
+    #[test]
+    fn segments_respect_string_literals() {
+        let evaluator = Evaluator::new();
+        assert_eq!(
+            evaluator.segments("a ${{ '}}' }} b").unwrap(),
+            [
+                Segment::Text("a "),
+                Segment::Expr(" '}}' "),
+                Segment::Text(" b")
+            ]
+        );
+        assert!(evaluator.segments("${{ a ").is_err());
+        assert!(evaluator.segments("${{ a + }} ${{ b }}").is_err());
+    }
+
+    #[test]
+    fn closing_braces_in_a_bare_expression_are_a_syntax_error() {
+        let evaluator = Evaluator::new();
+        assert!(evaluator.check_expression("a or}} b }}").is_err());
+        assert!(evaluator.check_expression("a -}} b").is_err());
+        assert!(evaluator.check_expression("'a' ) }} b").is_err());
+        assert_eq!(evaluator.check_expression("'}}' ~ \"\\\"}}\""), Ok(()));
+        assert_eq!(evaluator.check_expression("{'a': {'b': 1}}"), Ok(()));
+    }
+}
