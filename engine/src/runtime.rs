@@ -22,6 +22,9 @@ pub struct RuntimeOptions {
     /// Fallback poll interval of the queue (delayed tasks, work committed by other processes
     /// when no notification arrives).
     pub poll_interval: Duration,
+    /// How often workers report liveness. The queue hands a dead worker's tasks to another
+    /// worker after two missed heartbeats, so this bounds how long a crash delays a step.
+    pub heartbeat_interval: Duration,
 }
 
 impl Default for RuntimeOptions {
@@ -29,6 +32,7 @@ impl Default for RuntimeOptions {
         Self {
             concurrency: 16,
             poll_interval: Duration::from_millis(200),
+            heartbeat_interval: Duration::from_secs(5),
         }
     }
 }
@@ -85,6 +89,7 @@ fn spawn_worker(
         .interval(options.poll_interval);
     let name = inner.worker_name.clone();
     let concurrency = options.concurrency.max(1);
+    let heartbeat_interval = options.heartbeat_interval;
     let stop = async move {
         shutdown.cancelled().await;
         Ok::<(), std::io::Error>(())
@@ -93,7 +98,8 @@ fn spawn_worker(
         Pool::Sqlite(pool) => {
             let config = apalis_sqlite::Config::default()
                 .queue(QUEUE)
-                .batch_size(concurrency);
+                .batch_size(concurrency)
+                .heartbeat_interval(heartbeat_interval);
             let storage = apalis_sqlite::SqliteStorage::<StepTask>::new(&pool)
                 .with_config(config)
                 .poll_with_strategy(strategy);
@@ -111,7 +117,8 @@ fn spawn_worker(
         Pool::Postgres(pool) => {
             let config = apalis_postgres::Config::default()
                 .queue(QUEUE)
-                .batch_size(concurrency);
+                .batch_size(concurrency)
+                .heartbeat_interval(heartbeat_interval);
             // LISTEN/NOTIFY wakes this worker when another process enqueues.
             let strategy =
                 strategy.stream(apalis_postgres::Pubsub::new(pool.clone(), QUEUE.into()));

@@ -16,6 +16,8 @@ pub const POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 pub struct TestDatabase {
     pub url: String,
     pub label: &'static str,
+    /// The Postgres database to drop when the test is done.
+    postgres_name: Option<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -23,14 +25,28 @@ fn admin_url() -> String {
     std::env::var("STEPWISE_TEST_POSTGRES_URL").unwrap_or_else(|_| POSTGRES_ADMIN_URL.into())
 }
 
-async fn fresh_postgres() -> Option<String> {
-    let admin = admin_url();
-    let pool = match sqlx::postgres::PgPoolOptions::new()
+async fn admin_pool() -> Result<sqlx::PgPool, sqlx::Error> {
+    sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(3))
-        .connect(&admin)
+        .connect(&admin_url())
         .await
-    {
+}
+
+async fn drop_postgres(name: &str) {
+    if let Ok(pool) = admin_pool().await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&pool)
+        .await;
+        pool.close().await;
+    }
+}
+
+async fn fresh_postgres() -> Option<(String, String)> {
+    let admin = admin_url();
+    let pool = match admin_pool().await {
         Ok(pool) => pool,
         Err(error) => {
             if std::env::var("CI").is_ok_and(|ci| ci == "true") {
@@ -49,7 +65,7 @@ async fn fresh_postgres() -> Option<String> {
     let base = admin
         .rsplit_once('/')
         .map_or(admin.as_str(), |(base, _)| base);
-    Some(format!("{base}/{name}"))
+    Some((format!("{base}/{name}"), name))
 }
 
 /// SQLite always; Postgres when reachable (or CI=true).
@@ -58,12 +74,14 @@ pub async fn databases() -> Vec<TestDatabase> {
     let mut databases = vec![TestDatabase {
         url: format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
         label: "sqlite",
+        postgres_name: None,
         _dir: Some(dir),
     }];
-    if let Some(url) = fresh_postgres().await {
+    if let Some((url, name)) = fresh_postgres().await {
         databases.push(TestDatabase {
             url,
             label: "postgres",
+            postgres_name: Some(name),
             _dir: None,
         });
     }
@@ -84,6 +102,7 @@ pub struct Harness {
     pub runtime: Option<Runtime>,
     pub tenant_id: String,
     pub label: &'static str,
+    postgres_name: Option<String>,
 }
 
 impl Harness {
@@ -95,12 +114,14 @@ impl Harness {
         let runtime = engine.start(RuntimeOptions {
             concurrency: 8,
             poll_interval: Duration::from_millis(100),
+            ..RuntimeOptions::default()
         });
         Self {
             engine,
             runtime: Some(runtime),
             tenant_id: tenant.id,
             label: database.label,
+            postgres_name: database.postgres_name.clone(),
         }
     }
 
@@ -134,5 +155,8 @@ impl Harness {
             runtime.shutdown().await;
         }
         self.engine.database().close().await;
+        if let Some(name) = &self.postgres_name {
+            drop_postgres(name).await;
+        }
     }
 }
