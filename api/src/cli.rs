@@ -1,0 +1,156 @@
+//! The command line. Every option can also come from a `STEPWISE_*` environment variable
+//! (flags win); the database URL additionally falls back to `DATABASE_URL`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::builder::BoolishValueParser;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "stepwise",
+    version,
+    about = "Durable workflows with built-in SaaS integrations"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API and execute runs (the all-in-one process).
+    Serve(ServeArgs),
+    /// Execute runs without serving HTTP (scale-out nodes sharing one Postgres).
+    Worker(WorkerArgs),
+    /// Run a workflow file once, in-process, with live step progress.
+    Run(RunArgs),
+    /// Check workflow files and print every problem as `file:line:col: CODE message`.
+    Validate(ValidateArgs),
+    /// Create or upgrade the database schema.
+    Migrate(DatabaseArgs),
+    /// Manage tenants.
+    Tenants {
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
+    /// Print the JSON Schema of the workflow language (for editors).
+    Schema,
+}
+
+impl Command {
+    /// Log level when the environment sets none: long-running processes report what they do,
+    /// one-shot commands print only their result (and warnings).
+    pub fn default_log_level(&self) -> &'static str {
+        match self {
+            Self::Serve(_) | Self::Worker(_) => "info",
+            _ => "warn",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// Create a tenant and print its API key (shown once).
+    Create {
+        /// Tenant name, unique per installation.
+        name: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+/// Where the database is. With neither a URL nor `DATABASE_URL`, an embedded SQLite file
+/// `stepwise.db` in the data directory (default: the working directory) is used.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DatabaseArgs {
+    /// Database URL: `sqlite://PATH?mode=rwc` or `postgres://USER@HOST/DB` [env: DATABASE_URL also read]
+    #[arg(long, env = "STEPWISE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Directory of the embedded SQLite database (created when missing).
+    #[arg(long, env = "STEPWISE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RuntimeArgs {
+    /// Steps this process executes concurrently.
+    #[arg(long, env = "STEPWISE_WORKERS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: u16,
+    /// Let `http.request` reach private, loopback and link-local addresses (local development
+    /// and tests only: this lifts the SSRF guard).
+    #[arg(long, env = "STEPWISE_ALLOW_PRIVATE_NETWORKS", value_parser = BoolishValueParser::new())]
+    pub allow_private_networks: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address the HTTP server listens on (port 0 picks a free port).
+    #[arg(long, env = "STEPWISE_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Deploy every `*.yaml` / `*.yml` file of this directory to the `default` tenant at start.
+    #[arg(long, env = "STEPWISE_WORKFLOWS")]
+    pub workflows: Option<PathBuf>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The workflow file.
+    pub file: PathBuf,
+    /// Run input: a JSON object, or `@path` to read it from a file.
+    #[arg(long, short)]
+    pub input: Option<String>,
+    /// Run against this database instead of a throw-away SQLite file. Deliberately not read
+    /// from the environment: a scratch run should not land in a shared database by accident.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Let `http.request` reach private, loopback and link-local addresses.
+    #[arg(long, env = "STEPWISE_ALLOW_PRIVATE_NETWORKS", value_parser = BoolishValueParser::new())]
+    pub allow_private_networks: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    /// Workflow files to check.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_defaults_to_localhost() {
+        let cli = Cli::try_parse_from(["stepwise", "serve"]).expect("parse");
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(args.bind.to_string(), "127.0.0.1:8080");
+        assert!(args.runtime.workers >= 1);
+    }
+
+    #[test]
+    fn validate_needs_a_file() {
+        assert!(Cli::try_parse_from(["stepwise", "validate"]).is_err());
+    }
+}

@@ -1,0 +1,34 @@
+//! HTTP routes. Everything under `/api/v1` takes [`crate::auth::Authenticated`] and scopes every
+//! engine call to its tenant.
+
+pub mod health;
+pub mod runs;
+pub mod workflows;
+
+use actix_web::{HttpResponse, web};
+
+use crate::error::ApiError;
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .service(
+            web::scope("/api/v1")
+                .service(
+                    web::resource("/workflows")
+                        .route(web::get().to(workflows::list))
+                        .route(web::post().to(workflows::deploy)),
+                )
+                .route("/workflows/{name}", web::get().to(workflows::get))
+                .route("/workflows/{name}/runs", web::post().to(runs::trigger))
+                .route("/runs", web::get().to(runs::list))
+                .route("/runs/{id}", web::get().to(runs::get))
+                .route("/runs/{id}/cancel", web::post().to(runs::cancel)),
+        );
+}
+
+/// Every unknown route, API or not.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such route".into()))
+}

@@ -1,0 +1,152 @@
+//! Runs: manual trigger, keyset-paginated listing, detail with steps, cancellation.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use stepwise_engine::{Page, RunDetail, RunFilter, RunStatus, RunSummary};
+
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Page size when the client asks for none.
+pub const DEFAULT_PAGE_SIZE: u64 = 50;
+/// Largest page a client may ask for.
+pub const MAX_PAGE_SIZE: u64 = 500;
+
+#[derive(Debug, Serialize)]
+pub struct RunStarted {
+    pub run_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    pub workflow: Option<String>,
+    pub status: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    pub limit: Option<u64>,
+}
+
+/// Starts a run of the workflow's latest version. The body is the run input, a JSON object; an
+/// empty body means `{}`. Answers 202 once the run is committed.
+pub async fn trigger(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    name: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let input = parse_input(&body)?;
+    let workflow = name.into_inner();
+    let run_id = state
+        .call(move |engine| async move {
+            engine
+                .start_run(
+                    &tenant.id,
+                    &workflow,
+                    input,
+                    "manual",
+                    json!({ "source": "api" }),
+                )
+                .await
+        })
+        .await?;
+    Ok(HttpResponse::Accepted().json(RunStarted { run_id }))
+}
+
+fn parse_input(body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    let input: Value = serde_json::from_slice(body).map_err(|error| {
+        ApiError::InvalidInput(format!("the run input is not valid JSON: {error}"))
+    })?;
+    if input.is_object() {
+        Ok(input)
+    } else {
+        Err(ApiError::InvalidInput(
+            "the run input must be a JSON object".into(),
+        ))
+    }
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    query: web::Query<ListQuery>,
+) -> Result<web::Json<Page<RunSummary>>, ApiError> {
+    let query = query.into_inner();
+    let status = query
+        .status
+        .filter(|status| !status.is_empty())
+        .map(|status| {
+            status.parse::<RunStatus>().map_err(|_| {
+                let allowed: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::InvalidInput(format!(
+                    "unknown status `{status}`; expected one of: {}",
+                    allowed.join(", ")
+                ))
+            })
+        })
+        .transpose()?;
+    let filter = RunFilter {
+        workflow: query.workflow.filter(|workflow| !workflow.is_empty()),
+        status,
+    };
+    let limit = query
+        .limit
+        .unwrap_or(DEFAULT_PAGE_SIZE)
+        .clamp(1, MAX_PAGE_SIZE);
+    let cursor = query.cursor.filter(|cursor| !cursor.is_empty());
+    let page = state
+        .call(move |engine| async move {
+            engine
+                .list_runs(&tenant.id, &filter, cursor.as_deref(), limit)
+                .await
+        })
+        .await?;
+    Ok(web::Json(page))
+}
+
+/// The run with every step; 404 also for another tenant's run, so ids do not leak.
+pub async fn get(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    id: web::Path<String>,
+) -> Result<web::Json<RunDetail>, ApiError> {
+    let run_id = id.into_inner();
+    let lookup = run_id.clone();
+    state
+        .call(move |engine| async move { engine.get_run(&tenant.id, &lookup).await })
+        .await?
+        .map(web::Json)
+        .ok_or_else(|| ApiError::NotFound(format!("run {run_id} not found")))
+}
+
+/// 200 when cancelled, 409 when the run had already finished.
+pub async fn cancel(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let run_id = id.into_inner();
+    let target = run_id.clone();
+    state
+        .call(move |engine| async move { engine.cancel_run(&tenant.id, &target).await })
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "run_id": run_id, "status": RunStatus::Cancelled })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_input_is_an_empty_object() {
+        assert_eq!(parse_input(b"").expect("empty"), json!({}));
+        assert_eq!(parse_input(b" \n").expect("blank"), json!({}));
+        assert_eq!(parse_input(br#"{"a":1}"#).expect("object"), json!({"a": 1}));
+        assert!(parse_input(b"[1]").is_err());
+        assert!(parse_input(b"{nope").is_err());
+    }
+}

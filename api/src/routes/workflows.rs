@@ -1,0 +1,120 @@
+//! Workflows: list, deploy (YAML body, a new version per change), detail with versions.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+use stepwise_engine::{VersionInfo, WorkflowSummary};
+
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Names the request body in diagnostics that point elsewhere in the "file".
+const BODY_PATH: &str = "request body";
+
+#[derive(Debug, Serialize)]
+pub struct WorkflowList {
+    pub items: Vec<WorkflowSummary>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeployResponse {
+    pub name: String,
+    pub version: i32,
+    pub version_id: String,
+    /// False when the source equals the latest version's: nothing was created.
+    pub created: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WorkflowDetail {
+    #[serde(flatten)]
+    pub workflow: WorkflowSummary,
+    /// Every version, with its source.
+    pub versions: Vec<VersionInfo>,
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+) -> Result<web::Json<WorkflowList>, ApiError> {
+    let items = state
+        .call(move |engine| async move { engine.list_workflows(&tenant.id).await })
+        .await?;
+    Ok(web::Json(WorkflowList { items }))
+}
+
+/// `201 Created` for a new version, `200 OK` when the source is unchanged.
+pub async fn deploy(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    check_yaml_content_type(&request)?;
+    let source = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::InvalidInput("the workflow source must be UTF-8".into()))?;
+    let deployed = state
+        .call(move |engine| async move { engine.deploy(&tenant.id, BODY_PATH, &source).await })
+        .await?;
+    if deployed.created {
+        tracing::info!(
+            message = "Workflow deployed.",
+            workflow = deployed.name,
+            version = deployed.version
+        );
+    }
+    let mut response = if deployed.created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(response.json(DeployResponse {
+        name: deployed.name,
+        version: deployed.version,
+        version_id: deployed.version_id,
+        created: deployed.created,
+    }))
+}
+
+pub async fn get(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    name: web::Path<String>,
+) -> Result<web::Json<WorkflowDetail>, ApiError> {
+    let name = name.into_inner();
+    let lookup = name.clone();
+    let (workflow, versions) = state
+        .call(move |engine| async move { engine.get_workflow(&tenant.id, &lookup).await })
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("workflow `{name}` not found")))?;
+    Ok(web::Json(WorkflowDetail { workflow, versions }))
+}
+
+/// YAML (`application/yaml`, `application/x-yaml`, `text/*`) or JSON, which is YAML too. A
+/// missing content type is accepted for `curl --data-binary` convenience.
+fn check_yaml_content_type(request: &HttpRequest) -> Result<(), ApiError> {
+    let Some(value) = request.headers().get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let media_type = value
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let accepted = media_type.starts_with("text/")
+        || matches!(
+            media_type.as_str(),
+            "application/yaml" | "application/x-yaml" | "application/json"
+        );
+    if accepted {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(format!(
+            "send the workflow as YAML (Content-Type: application/yaml), not `{media_type}`"
+        )))
+    }
+}

@@ -1,0 +1,192 @@
+//! Building and running the server process: engine, step workers and the HTTP server.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServerHandle, Service, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{App, HttpServer, ResponseError, web};
+use stepwise_engine::{Engine, EngineError, Runtime, RuntimeOptions};
+use stepwise_integrations::http::{HttpClient, HttpClientError, HttpConfig};
+use stepwise_integrations::{ActionServices, Registry};
+
+use crate::config::AppConfig;
+use crate::error::ApiError;
+use crate::routes;
+use crate::state::AppState;
+
+/// Largest request body accepted (workflow sources, run inputs).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Seconds the HTTP server waits for in-flight requests on shutdown.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    HttpClient(#[from] HttpClientError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the HTTP server: {0}")]
+    Server(#[source] std::io::Error),
+}
+
+/// The shared services actions use, built from the operator's settings.
+pub fn action_services(allow_private_networks: bool) -> Result<ActionServices, HttpClientError> {
+    let http = HttpClient::new(HttpConfig {
+        allow_private_networks,
+        ..HttpConfig::default()
+    })?;
+    Ok(ActionServices { http })
+}
+
+/// Opens (and migrates) the database with the built-in action catalog. The composition root:
+/// the only place that decides which actions and services the engine gets.
+pub async fn open_engine(
+    database_url: &str,
+    allow_private_networks: bool,
+) -> Result<Engine, StartupError> {
+    let services = Arc::new(action_services(allow_private_networks)?);
+    Ok(Engine::open(database_url, Arc::new(Registry::builtin()), services).await?)
+}
+
+/// A started server process: the HTTP server is listening and the step workers are running.
+pub struct Application {
+    address: SocketAddr,
+    engine: Engine,
+    server: Server,
+    runtime: Runtime,
+}
+
+impl Application {
+    /// Opens the engine, starts the step workers and binds the HTTP listener.
+    pub async fn build(config: &AppConfig) -> Result<Self, StartupError> {
+        let engine = open_engine(&config.database_url, config.allow_private_networks).await?;
+        Self::from_engine(engine, config)
+    }
+
+    /// Starts the step workers and the HTTP server on an opened engine. Must be called from
+    /// the runtime the process lives on: engine calls of HTTP handlers are sent there.
+    pub fn from_engine(engine: Engine, config: &AppConfig) -> Result<Self, StartupError> {
+        let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
+            address: config.bind,
+            source,
+        })?;
+        let address = listener.local_addr().map_err(StartupError::Server)?;
+        let state = web::Data::new(AppState::new(
+            engine.clone(),
+            tokio::runtime::Handle::current(),
+        ));
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+                .app_data(web::QueryConfig::default().error_handler(|error, _| {
+                    ApiError::InvalidInput(format!("invalid query: {error}")).into()
+                }))
+                .app_data(web::PathConfig::default().error_handler(|error, _| {
+                    ApiError::InvalidInput(format!("invalid path: {error}")).into()
+                }))
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(MAX_BODY_BYTES)
+                        .error_handler(|error, _| {
+                            ApiError::InvalidInput(format!("invalid JSON body: {error}")).into()
+                        }),
+                )
+                .configure(routes::configure)
+                .default_service(web::to(routes::not_found))
+                .wrap(ErrorHandlers::new().default_handler(json_error_fallback))
+                .wrap_fn(|request, service| {
+                    let method = request.method().clone();
+                    let path = request.path().to_owned();
+                    let started = Instant::now();
+                    let response = service.call(request);
+                    async move {
+                        let response = response.await?;
+                        tracing::info!(
+                            message = "Request.",
+                            %method,
+                            path,
+                            status = response.status().as_u16(),
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                        );
+                        Ok(response)
+                    }
+                })
+        })
+        // Signals are handled by the caller, which also has to stop the step workers.
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        .listen(listener)
+        .map_err(StartupError::Server)?
+        .run();
+        let runtime = engine.start(RuntimeOptions {
+            concurrency: config.workers.max(1),
+            poll_interval: config.poll_interval,
+            ..RuntimeOptions::default()
+        });
+        Ok(Self {
+            address,
+            engine,
+            server,
+            runtime,
+        })
+    }
+
+    /// The bound address (the real port when the configuration asked for port 0).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Stops the server gracefully: `handle.stop(true).await`.
+    pub fn server_handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped through [`Application::server_handle`], then lets
+    /// the running steps finish and stops the workers.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let served = self.server.await;
+        self.runtime.shutdown().await;
+        served
+    }
+}
+
+/// Re-renders error responses that do not come from our handlers (405 from the router, 413 from
+/// the payload extractor, ...) as the JSON error body every client expects.
+fn json_error_fallback<B: MessageBody>(
+    response: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(
+            response.map_into_left_body(),
+        ));
+    }
+    let replacement = ApiError::Status(response.status()).error_response();
+    let (request, _) = response.into_parts();
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(request, replacement).map_into_right_body(),
+    ))
+}

@@ -1,0 +1,46 @@
+//! State shared by every HTTP worker.
+
+use std::future::Future;
+
+use stepwise_engine::{Engine, EngineError};
+use tokio::runtime::Handle;
+
+use crate::error::ApiError;
+
+/// The engine and the Tokio runtime it belongs to.
+#[derive(Clone)]
+pub struct AppState {
+    engine: Engine,
+    runtime: Handle,
+}
+
+impl AppState {
+    /// `runtime` must be the runtime the engine's workers run on (the process' main one).
+    pub fn new(engine: Engine, runtime: Handle) -> Self {
+        Self { engine, runtime }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Runs an engine call on the main runtime rather than on the calling actix worker.
+    ///
+    /// Why: actix-web serves each worker thread from its own single-threaded runtime, and a
+    /// database connection opened while polled there stays bound to that runtime's I/O driver.
+    /// Such pooled connections would break when the HTTP server stops while the step workers
+    /// (on the main runtime) still use the pool. Running every engine call on the main runtime
+    /// keeps all pooled connections on the runtime that lives longest.
+    pub async fn call<T, F, Fut>(&self, call: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(Engine) -> Fut,
+        Fut: Future<Output = Result<T, EngineError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let task = self.runtime.spawn(call(self.engine.clone()));
+        match task.await {
+            Ok(result) => result.map_err(ApiError::from),
+            Err(error) => Err(ApiError::Internal(format!("engine task failed: {error}"))),
+        }
+    }
+}

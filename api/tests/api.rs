@@ -1,0 +1,428 @@
+//! The HTTP API, black-box, on every backend.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{HELLO, NAPPER, for_each_backend};
+use reqwest::StatusCode;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_creates_a_version_per_change() {
+    for_each_backend(|app| async move {
+        let created = app
+            .expect_json(app.deploy(HELLO).await, StatusCode::CREATED)
+            .await;
+        assert_eq!(created["name"], "hello");
+        assert_eq!(created["version"], 1);
+        assert_eq!(created["created"], true);
+        assert!(created["version_id"].is_string());
+
+        let unchanged = app
+            .expect_json(app.deploy(HELLO).await, StatusCode::OK)
+            .await;
+        assert_eq!(unchanged["version"], 1);
+        assert_eq!(unchanged["created"], false);
+
+        let changed = HELLO.replace("Hello,", "Hi,");
+        let second = app
+            .expect_json(app.deploy(&changed).await, StatusCode::CREATED)
+            .await;
+        assert_eq!(second["version"], 2);
+
+        let list = app
+            .expect_json(app.get("/api/v1/workflows").await, StatusCode::OK)
+            .await;
+        assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
+        assert_eq!(list["items"][0]["latest_version"], 2);
+
+        let detail = app
+            .expect_json(app.get("/api/v1/workflows/hello").await, StatusCode::OK)
+            .await;
+        let versions = detail["versions"].as_array().expect("versions");
+        assert_eq!(versions.len(), 2);
+        let sources: Vec<_> = versions.iter().map(|v| v["source"].as_str()).collect();
+        assert!(sources.contains(&Some(HELLO)), "{detail:#}");
+
+        app.expect_error(
+            app.get("/api/v1/workflows/nope").await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        )
+        .await;
+        app
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_workflow_is_422_with_located_diagnostics() {
+    for_each_backend(|app| async move {
+        let source = "name: broken\nsteps:\n  - id: first\n    uses: core.sett\n    nedds: [x]\n";
+        let body = app
+            .expect_error(
+                app.deploy(source).await,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_workflow",
+            )
+            .await;
+        let diagnostics = body["error"]["diagnostics"]
+            .as_array()
+            .expect("diagnostics");
+        assert!(diagnostics.len() >= 2, "{body:#}");
+        let unknown_action = diagnostics
+            .iter()
+            .find(|d| d["code"] == "WF0010")
+            .unwrap_or_else(|| panic!("no WF0010 in {body:#}"));
+        assert_eq!(unknown_action["line"], 4);
+        assert_eq!(unknown_action["column"], 11);
+        assert!(
+            unknown_action["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("core.sett"))
+        );
+
+        // Not YAML at all: still a located diagnostic, not a 500.
+        let body = app
+            .expect_error(
+                app.deploy("name: [unclosed\n").await,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_workflow",
+            )
+            .await;
+        assert!(body["error"]["diagnostics"][0]["line"].is_u64(), "{body:#}");
+        app
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggered_run_succeeds_with_outputs_and_steps() {
+    for_each_backend(|app| async move {
+        app.expect_json(app.deploy(HELLO).await, StatusCode::CREATED)
+            .await;
+        let run_id = app.trigger("hello", r#"{"name": "Ada"}"#).await;
+        let run = app.wait_for_run(&run_id).await;
+        assert_eq!(run["status"], "succeeded", "[{}] {run:#}", app.backend);
+        assert_eq!(run["id"], run_id.as_str());
+        assert_eq!(run["input"], json!({"name": "Ada"}));
+        assert_eq!(run["output"], json!({"greeting": "Hello, Ada"}));
+        let steps = run["steps"].as_array().expect("steps");
+        let ids: Vec<_> = steps.iter().map(|s| s["id"].as_str()).collect();
+        assert_eq!(ids, [Some("greet"), Some("log")]);
+        for step in steps {
+            assert_eq!(step["status"], "succeeded", "{step:#}");
+            assert_eq!(step["attempts"], 1);
+        }
+        assert_eq!(steps[0]["output"], json!({"greeting": "Hello, Ada"}));
+
+        // An empty body is an empty input.
+        let empty = app
+            .client
+            .post(app.url("/api/v1/workflows/hello/runs"))
+            .bearer_auth(&app.api_key)
+            .send()
+            .await
+            .expect("send");
+        app.expect_json(empty, StatusCode::ACCEPTED).await;
+
+        app.expect_error(
+            app.post_json("/api/v1/workflows/nope/runs", "{}").await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        )
+        .await;
+        app
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_run_input_is_a_json_400() {
+    for_each_backend(|app| async move {
+        app.expect_json(app.deploy(HELLO).await, StatusCode::CREATED)
+            .await;
+        for body in ["{not json", "[1, 2]", "\"text\""] {
+            app.expect_error(
+                app.post_json("/api/v1/workflows/hello/runs", body).await,
+                StatusCode::BAD_REQUEST,
+                "invalid_input",
+            )
+            .await;
+        }
+        app
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_listed_in_keyset_pages() {
+    for_each_backend(|app| async move {
+        app.expect_json(app.deploy(HELLO).await, StatusCode::CREATED)
+            .await;
+        let mut started = HashSet::new();
+        for index in 0..5 {
+            started.insert(
+                app.trigger("hello", &format!(r#"{{"name": "n{index}"}}"#))
+                    .await,
+            );
+        }
+        let mut seen = Vec::new();
+        let mut page_sizes = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(cursor) => format!("/api/v1/runs?workflow=hello&limit=2&cursor={cursor}"),
+                None => "/api/v1/runs?workflow=hello&limit=2".to_owned(),
+            };
+            let page = app.expect_json(app.get(&path).await, StatusCode::OK).await;
+            let items = page["items"].as_array().expect("items");
+            page_sizes.push(items.len());
+            seen.extend(
+                items
+                    .iter()
+                    .map(|run| run["id"].as_str().expect("id").to_owned()),
+            );
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
+            }
+            assert!(page_sizes.len() <= 5, "pagination does not end");
+        }
+        assert_eq!(page_sizes, [2, 2, 1], "[{}]", app.backend);
+        let unique: HashSet<_> = seen.iter().cloned().collect();
+        assert_eq!(unique.len(), 5, "duplicates in {seen:?}");
+        assert_eq!(unique, started);
+
+        let other = app
+            .expect_json(app.get("/api/v1/runs?workflow=other").await, StatusCode::OK)
+            .await;
+        assert_eq!(other["items"], json!([]));
+
+        let running = app
+            .expect_json(
+                app.get("/api/v1/runs?status=running&limit=500").await,
+                StatusCode::OK,
+            )
+            .await;
+        assert!(
+            running["items"]
+                .as_array()
+                .is_some_and(|items| items.iter().all(|run| run["status"] == "running"))
+        );
+
+        app.expect_error(
+            app.get("/api/v1/runs?status=bogus").await,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        )
+        .await;
+        app.expect_error(
+            app.get("/api/v1/runs?limit=many").await,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        )
+        .await;
+        app
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_a_sleeping_run_once() {
+    for_each_backend(|app| async move {
+        app.expect_json(app.deploy(NAPPER).await, StatusCode::CREATED)
+            .await;
+        let run_id = app.trigger("napper", "{}").await;
+        let cancel_path = format!("/api/v1/runs/{run_id}/cancel");
+        let cancelled = app
+            .expect_json(app.post_json(&cancel_path, "").await, StatusCode::OK)
+            .await;
+        assert_eq!(cancelled["status"], "cancelled");
+
+        let run = app.wait_for_run(&run_id).await;
+        assert_eq!(run["status"], "cancelled", "[{}] {run:#}", app.backend);
+
+        app.expect_error(
+            app.post_json(&cancel_path, "").await,
+            StatusCode::CONFLICT,
+            "conflict",
+        )
+        .await;
+        app.expect_error(
+            app.post_json("/api/v1/runs/no-such-run/cancel", "").await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        )
+        .await;
+        app
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_requires_a_valid_key() {
+    for_each_backend(|app| async move {
+        for path in ["/api/v1/workflows", "/api/v1/runs", "/api/v1/runs/x"] {
+            let missing = app.client.get(app.url(path)).send().await.expect("send");
+            assert_eq!(
+                missing
+                    .headers()
+                    .get("www-authenticate")
+                    .and_then(|v| v.to_str().ok()),
+                Some("Bearer")
+            );
+            app.expect_error(missing, StatusCode::UNAUTHORIZED, "unauthorized")
+                .await;
+            let wrong = app
+                .client
+                .get(app.url(path))
+                .bearer_auth("sw_not-a-real-key")
+                .send()
+                .await
+                .expect("send");
+            app.expect_error(wrong, StatusCode::UNAUTHORIZED, "unauthorized")
+                .await;
+        }
+        let deploy = app
+            .client
+            .post(app.url("/api/v1/workflows"))
+            .header("content-type", "application/yaml")
+            .body(HELLO)
+            .send()
+            .await
+            .expect("send");
+        app.expect_error(deploy, StatusCode::UNAUTHORIZED, "unauthorized")
+            .await;
+        app
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_do_not_see_each_other() {
+    for_each_backend(|app| async move {
+        app.expect_json(app.deploy(HELLO).await, StatusCode::CREATED)
+            .await;
+        let run_id = app.trigger("hello", "{}").await;
+        let (_, other_key) = app.engine.create_tenant("other").await.expect("tenant");
+        let as_other = |path: String| {
+            app.client
+                .get(app.url(&path))
+                .bearer_auth(&other_key)
+                .send()
+        };
+
+        let response = as_other(format!("/api/v1/runs/{run_id}"))
+            .await
+            .expect("send");
+        app.expect_error(response, StatusCode::NOT_FOUND, "not_found")
+            .await;
+        let response = as_other("/api/v1/runs".into()).await.expect("send");
+        let page = app.expect_json(response, StatusCode::OK).await;
+        assert_eq!(page["items"], json!([]));
+        let response = as_other("/api/v1/workflows/hello".into())
+            .await
+            .expect("send");
+        app.expect_error(response, StatusCode::NOT_FOUND, "not_found")
+            .await;
+        let cancel = app
+            .client
+            .post(app.url(&format!("/api/v1/runs/{run_id}/cancel")))
+            .bearer_auth(&other_key)
+            .send()
+            .await
+            .expect("send");
+        app.expect_error(cancel, StatusCode::NOT_FOUND, "not_found")
+            .await;
+
+        app.expect_error(
+            app.get("/api/v1/runs/01900000-0000-7000-8000-000000000000")
+                .await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        )
+        .await;
+        app
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_and_unknown_routes() {
+    for_each_backend(|app| async move {
+        let health = app
+            .client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(
+            app.expect_json(health, StatusCode::OK).await,
+            json!({"status": "ok"})
+        );
+        let ready = app
+            .client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(app.expect_json(ready, StatusCode::OK).await["status"], "ok");
+
+        let unknown = app.client.get(app.url("/nope")).send().await.expect("send");
+        app.expect_error(unknown, StatusCode::NOT_FOUND, "not_found")
+            .await;
+        app.expect_error(
+            app.get("/api/v1/nope").await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        )
+        .await;
+        let wrong_method = app
+            .client
+            .delete(app.url("/api/v1/workflows"))
+            .bearer_auth(&app.api_key)
+            .send()
+            .await
+            .expect("send");
+        app.expect_error(
+            wrong_method,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        )
+        .await;
+        app
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_are_limited_and_typed() {
+    for_each_backend(|app| async move {
+        let huge = format!("name: big\n# {}\n", "x".repeat(2 * 1024 * 1024));
+        app.expect_error(
+            app.deploy(&huge).await,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        )
+        .await;
+        let form = app
+            .client
+            .post(app.url("/api/v1/workflows"))
+            .bearer_auth(&app.api_key)
+            .header("content-type", "multipart/form-data; boundary=x")
+            .body(HELLO)
+            .send()
+            .await
+            .expect("send");
+        app.expect_error(
+            form,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        )
+        .await;
+        app
+    })
+    .await;
+}

@@ -1,0 +1,182 @@
+//! Keeps the layering of ARCHITECTURE.md true: which crate may depend on which, and which
+//! crates may import the database, queue, HTTP-server and CLI libraries.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Internal dependencies each crate may have (normal dependencies only).
+const ALLOWED_INTERNAL: &[(&str, &[&str])] = &[
+    ("stepwise-workflows", &[]),
+    ("stepwise-integrations", &["stepwise-workflows"]),
+    ("stepwise-migrations", &[]),
+    (
+        "stepwise-engine",
+        &[
+            "stepwise-workflows",
+            "stepwise-integrations",
+            "stepwise-migrations",
+        ],
+    ),
+    (
+        "stepwise-api",
+        &[
+            "stepwise-workflows",
+            "stepwise-integrations",
+            "stepwise-engine",
+        ],
+    ),
+    (
+        "stepwise-bench",
+        &[
+            "stepwise-workflows",
+            "stepwise-integrations",
+            "stepwise-engine",
+        ],
+    ),
+];
+
+/// External crates reserved to one layer: (crate, the only packages allowed to depend on it).
+const RESERVED: &[(&str, &[&str])] = &[
+    ("sea-orm", &["stepwise-engine"]),
+    ("sea-orm-migration", &["stepwise-migrations"]),
+    ("apalis", &["stepwise-engine"]),
+    ("apalis-core", &["stepwise-engine"]),
+    ("apalis-sqlite", &["stepwise-engine"]),
+    ("apalis-postgres", &["stepwise-engine"]),
+    ("sqlx", &["stepwise-engine", "stepwise-bench"]),
+    ("actix-web", &["stepwise-api"]),
+    ("clap", &["stepwise-api", "stepwise-bench"]),
+    (
+        "tokio",
+        &[
+            "stepwise-integrations",
+            "stepwise-engine",
+            "stepwise-api",
+            "stepwise-bench",
+        ],
+    ),
+    ("reqwest", &["stepwise-integrations"]),
+];
+
+fn metadata() -> Value {
+    let output = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run cargo metadata");
+    assert!(output.status.success(), "cargo metadata failed");
+    serde_json::from_slice(&output.stdout).expect("cargo metadata JSON")
+}
+
+/// Normal (non-dev, non-build) dependencies of every workspace package.
+fn dependencies() -> BTreeMap<String, (PathBuf, Vec<String>)> {
+    let metadata = metadata();
+    metadata["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .map(|package| {
+            let name = package["name"].as_str().unwrap().to_owned();
+            let manifest = PathBuf::from(package["manifest_path"].as_str().unwrap());
+            let deps = package["dependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|dep| dep["kind"].is_null())
+                .map(|dep| dep["name"].as_str().unwrap().to_owned())
+                .collect();
+            (name, (manifest, deps))
+        })
+        .collect()
+}
+
+#[test]
+fn internal_dependencies_follow_the_layering() {
+    let packages = dependencies();
+    for (name, (_, deps)) in &packages {
+        let allowed = ALLOWED_INTERNAL
+            .iter()
+            .find(|(package, _)| package == name)
+            .unwrap_or_else(|| panic!("{name} is not in the layering table of this test"))
+            .1;
+        for dep in deps.iter().filter(|dep| dep.starts_with("stepwise-")) {
+            assert!(
+                allowed.contains(&dep.as_str()),
+                "{name} must not depend on {dep} (see ARCHITECTURE.md)"
+            );
+        }
+        assert!(
+            !deps.iter().any(|dep| dep == "stepwise-api"),
+            "nothing may depend on stepwise-api, but {name} does"
+        );
+    }
+}
+
+#[test]
+fn reserved_libraries_stay_in_their_layer() {
+    for (name, (_, deps)) in dependencies() {
+        for (library, owners) in RESERVED {
+            if deps.iter().any(|dep| dep == library) {
+                assert!(
+                    owners.contains(&name.as_str()),
+                    "{name} depends on {library}, which only {owners:?} may use"
+                );
+            }
+        }
+    }
+}
+
+fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read source dir") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            rust_files(&path, found);
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+#[test]
+fn source_imports_match_the_declared_layering() {
+    let forbidden: &[(&str, &[&str])] = &[
+        (
+            "stepwise-workflows",
+            &[
+                "tokio::",
+                "sea_orm",
+                "sqlx",
+                "apalis",
+                "reqwest",
+                "actix_web",
+                "std::fs",
+                "std::net",
+            ],
+        ),
+        (
+            "stepwise-integrations",
+            &["sea_orm", "sqlx", "apalis", "actix_web", "clap"],
+        ),
+        ("stepwise-engine", &["actix_web", "clap"]),
+    ];
+    for (name, (manifest, _)) in dependencies() {
+        let Some((_, patterns)) = forbidden.iter().find(|(package, _)| *package == name) else {
+            continue;
+        };
+        let mut files = Vec::new();
+        rust_files(&manifest.parent().unwrap().join("src"), &mut files);
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("read source");
+            for pattern in *patterns {
+                assert!(
+                    !text.contains(pattern),
+                    "{} uses `{pattern}`, which {name} must not (see ARCHITECTURE.md)",
+                    file.display()
+                );
+            }
+        }
+    }
+}
