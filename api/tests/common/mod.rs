@@ -49,7 +49,7 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     /// Drops a Postgres test database so repeated runs do not pile them up.
-    async fn drop_database(&self) {
+    pub async fn drop_database(&self) {
         let Some((admin, name)) = &self.postgres else {
             return;
         };

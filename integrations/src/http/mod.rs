@@ -181,7 +181,7 @@ fn root_cause(error: &reqwest::Error) -> String {
 /// reqwest is built without a default crypto provider (`rustls-no-provider`), so ring must be
 /// installed before the first client. Another component may have installed one already; any
 /// provider it chose is fine, so that error is ignored.
-fn install_crypto_provider() {
+pub fn install_crypto_provider() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
