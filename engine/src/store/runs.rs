@@ -43,6 +43,8 @@ pub struct RunSummary {
 pub struct AttemptView {
     pub attempt: i32,
     pub status: String,
+    /// The worker (process) that ran the attempt.
+    pub worker: Option<String>,
     pub error: Option<String>,
     pub error_class: Option<String>,
     pub logs: Option<Value>,
@@ -251,6 +253,7 @@ pub async fn get(
                     .map(|a| AttemptView {
                         attempt: a.attempt,
                         status: a.status.clone(),
+                        worker: a.worker.clone(),
                         error: a.error.clone(),
                         error_class: a.error_class.clone(),
                         logs: a.logs.clone(),
