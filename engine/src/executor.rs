@@ -20,6 +20,9 @@ use crate::store::entities::{run, step};
 use crate::store::outbox::{self, StepTask};
 use crate::store::{now_ms, runs, steps};
 
+/// How often a long-running action checks whether its run was ended elsewhere.
+const CANCELLATION_POLL: Duration = Duration::from_secs(2);
+
 /// What executing a step's action produced, before the state machine sees it.
 enum Execution {
     Output {
@@ -175,6 +178,10 @@ impl EngineInner {
                 Err(ActionError::retryable(format!("step timed out after {limit:?}")))
             }
             () = cancellation.cancelled() => Err(ActionError::Permanent("run cancelled".into())),
+            () = self.watch_for_cancellation(&run.id) => {
+                step_cancellation.cancel();
+                Err(ActionError::Permanent("run cancelled".into()))
+            }
         };
         let logs = ctx.take_logs();
         let execution = match outcome {
@@ -189,6 +196,22 @@ impl EngineInner {
             },
         };
         (execution, logs)
+    }
+
+    /// Resolves once the run has ended while this step's action is still executing: a run
+    /// cancelled (or timed out) through another process is noticed within one poll.
+    async fn watch_for_cancellation(&self, run_id: &str) {
+        loop {
+            tokio::time::sleep(CANCELLATION_POLL).await;
+            let status = run::Entity::find_by_id(run_id.to_owned())
+                .one(&self.db.conn)
+                .await;
+            if let Ok(Some(run)) = status
+                && run.status != RunStatus::Running.as_str()
+            {
+                return;
+            }
+        }
     }
 
     /// The step's timeout, capped by what is left of the run's.

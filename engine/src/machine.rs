@@ -35,7 +35,8 @@ pub enum StepOutcome {
     RetryAfter(Duration),
     /// Park the step; invoke its action again after the delay.
     WakeAfter(Duration),
-    /// The run already ended; the result is recorded, nothing follows from it.
+    /// The run ended while the step ran and the step did not succeed: it is cancelled and
+    /// nothing follows from it.
     Discarded,
 }
 
@@ -77,8 +78,8 @@ pub fn on_step_event(
         let outcome = match event {
             StepEvent::Succeeded => StepOutcome::Succeeded,
             StepEvent::ConditionFalse => StepOutcome::Skipped,
-            StepEvent::Failed { .. } => StepOutcome::Failed,
-            StepEvent::Suspended { .. } => StepOutcome::Discarded,
+            // The run was cancelled or timed out under the step: its failure is a consequence.
+            StepEvent::Failed { .. } | StepEvent::Suspended { .. } => StepOutcome::Discarded,
         };
         return Transition {
             outcome: Some(outcome),
@@ -472,5 +473,24 @@ mod tests {
         );
         assert_eq!(t.outcome, Some(StepOutcome::Succeeded));
         assert!(t.enqueue.is_empty() && t.run.is_none());
+
+        let failed = on_step_event(
+            &w,
+            RunStatus::Cancelled,
+            &statuses(&[
+                ("a", Running),
+                ("b", Cancelled),
+                ("c", Cancelled),
+                ("d", Cancelled),
+            ]),
+            "a",
+            1,
+            &StepEvent::Failed {
+                retryable: true,
+                retry_after: None,
+            },
+            0.5,
+        );
+        assert_eq!(failed.outcome, Some(StepOutcome::Discarded));
     }
 }

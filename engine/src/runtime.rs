@@ -162,11 +162,22 @@ async fn relay_loop(inner: Arc<EngineInner>, shutdown: CancellationToken) {
     }
 }
 
+/// Finished queue tasks are kept this long (for inspection), then deleted.
+const FINISHED_TASK_RETENTION_SECS: i64 = 600;
+
 async fn sweeper_loop(inner: Arc<EngineInner>, shutdown: CancellationToken) {
+    let mut ticks: u64 = 0;
     loop {
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
             () = shutdown.cancelled() => return,
+        }
+        ticks += 1;
+        if ticks.is_multiple_of(60)
+            && let Err(error) =
+                outbox::purge_finished(&inner.db.pool, FINISHED_TASK_RETENTION_SECS).await
+        {
+            tracing::warn!(message = "Purging finished queue tasks failed.", %error);
         }
         match runs::expire_overdue(&inner.db.conn).await {
             Ok(expired) => {

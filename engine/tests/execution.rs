@@ -372,3 +372,65 @@ async fn runs_are_pinned_to_their_version_and_scoped_to_their_tenant() {
         h.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_from_another_process_stops_a_running_action() {
+    for database in databases().await {
+        let h = Harness::start(&database).await;
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(60)))
+            .mount(&server)
+            .await;
+        h.deploy(&format!(
+            "name: hang\nsteps:\n  - id: call\n    uses: http.request\n    with:\n      url: {}/hang\n",
+            server.uri()
+        ))
+        .await;
+        let run_id = h.start_run("hang", json!({})).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while server.received_requests().await.unwrap().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the action never started"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A second engine on the same database stands in for another process.
+        let other = stepwise_engine::Engine::open(
+            &database.url,
+            std::sync::Arc::new(stepwise_integrations::Registry::builtin()),
+            common::services(),
+        )
+        .await
+        .unwrap();
+        other.cancel_run(&h.tenant_id, &run_id).await.unwrap();
+        let started = std::time::Instant::now();
+        let run = h.finish(&run_id).await;
+        assert_eq!(run.summary.status, RunStatus::Cancelled, "[{}]", h.label);
+        // The hanging action is abandoned within a poll, not after its 60 s response.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let run = h
+                .engine
+                .get_run(&h.tenant_id, &run_id)
+                .await
+                .unwrap()
+                .unwrap();
+            let attempt = &step(&run, "call").attempt_history[0];
+            if attempt.finished_at.is_some() {
+                assert_eq!(attempt.status, "discarded", "[{}]", h.label);
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "[{}] action still running",
+                h.label
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10));
+        other.database().close().await;
+        h.stop().await;
+    }
+}

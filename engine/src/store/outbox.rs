@@ -165,3 +165,134 @@ pub(crate) async fn relay(pool: &Pool) -> Result<usize, EngineError> {
         }
     }
 }
+
+/// Deletes finished queue tasks older than `older_than_secs`. Run state lives in our tables;
+/// a finished task is only the record that a step execution was delivered, so the queue table
+/// would otherwise grow by one row per step execution forever.
+pub(crate) async fn purge_finished(pool: &Pool, older_than_secs: i64) -> Result<u64, EngineError> {
+    let cutoff = chrono::Utc::now().timestamp() - older_than_secs;
+    let deleted = match pool {
+        Pool::Sqlite(pool) => sqlx::query(
+            "DELETE FROM Jobs WHERE job_type = ? AND status IN ('Done', 'Killed') AND done_at < ?",
+        )
+        .bind(QUEUE)
+        .bind(cutoff)
+        .execute(pool)
+        .await?
+        .rows_affected(),
+        Pool::Postgres(pool) => sqlx::query(
+            "DELETE FROM apalis.jobs WHERE job_type = $1 AND status IN ('Done', 'Killed') AND done_at < to_timestamp($2)",
+        )
+        .bind(QUEUE)
+        .bind(cutoff as f64)
+        .execute(pool)
+        .await?
+        .rows_affected(),
+    };
+    Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Database;
+
+    async fn count(pool: &Pool) -> i64 {
+        match pool {
+            Pool::Sqlite(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM Jobs")
+                .fetch_one(pool)
+                .await
+                .unwrap(),
+            Pool::Postgres(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM apalis.jobs")
+                .fetch_one(pool)
+                .await
+                .unwrap(),
+        }
+    }
+
+    /// Pushes one task through the outbox and marks it done long ago, one recent.
+    async fn purges_only_old_finished_tasks(db: Database) {
+        db.migrate().await.unwrap();
+        let task = |step: &str| {
+            (
+                StepTask {
+                    run_id: "r".into(),
+                    step_id: step.into(),
+                    dispatch: 1,
+                },
+                now_ms(),
+            )
+        };
+        insert(&db.conn, &[task("old"), task("new"), task("pending")])
+            .await
+            .unwrap();
+        assert_eq!(relay(&db.pool).await.unwrap(), 3);
+        let old = chrono::Utc::now().timestamp() - 3600;
+        let mark = |key: &str, done_at: i64| {
+            let key = key.to_owned();
+            let pool = db.pool.clone();
+            async move {
+                match pool {
+                    Pool::Sqlite(pool) => sqlx::query(
+                        "UPDATE Jobs SET status = 'Done', done_at = ? WHERE idempotency_key = ?",
+                    )
+                    .bind(done_at)
+                    .bind(key)
+                    .execute(&pool)
+                    .await
+                    .map(drop)
+                    .unwrap(),
+                    Pool::Postgres(pool) => sqlx::query(
+                        "UPDATE apalis.jobs SET status = 'Done', done_at = to_timestamp($1) WHERE idempotency_key = $2",
+                    )
+                    .bind(done_at as f64)
+                    .bind(key)
+                    .execute(&pool)
+                    .await
+                    .map(drop)
+                    .unwrap(),
+                };
+            }
+        };
+        mark("r:old:1", old).await;
+        mark("r:new:1", chrono::Utc::now().timestamp()).await;
+        assert_eq!(purge_finished(&db.pool, 600).await.unwrap(), 1);
+        assert_eq!(count(&db.pool).await, 2);
+    }
+
+    #[tokio::test]
+    async fn purge_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("q.db").display());
+        purges_only_old_finished_tasks(Database::connect(&url).await.unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn purge_on_postgres() {
+        let admin = std::env::var("STEPWISE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let Ok(pool) = sqlx::PgPool::connect(&admin).await else {
+            assert!(
+                std::env::var("CI").map_or(true, |ci| ci != "true"),
+                "CI=true but Postgres is unreachable"
+            );
+            eprintln!("skipping Postgres: {admin} is unreachable");
+            return;
+        };
+        let name = format!("stepwise_test_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        let db = Database::connect(&format!("{base}/{name}")).await.unwrap();
+        purges_only_old_finished_tasks(db.clone()).await;
+        db.close().await;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE {name} WITH (FORCE)"
+        )))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+}
