@@ -80,10 +80,10 @@ fn serve(
 async fn wait_until_healthy(client: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Ok(response) = client.get(format!("{base}/healthz")).send().await {
-            if response.status().is_success() {
-                return;
-            }
+        if let Ok(response) = client.get(format!("{base}/healthz")).send().await
+            && response.status().is_success()
+        {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
