@@ -92,6 +92,19 @@ impl EngineInner {
         self.relay_wakeup.notify_one();
     }
 
+    /// Moves pending outbox rows into the queue now and wakes this process' workers. A failure
+    /// is left to the relay task, which retries.
+    pub(crate) async fn relay_now(&self) {
+        match crate::store::outbox::relay(&self.db.pool).await {
+            Ok(0) => {}
+            Ok(_) => self.wake_workers(),
+            Err(error) => {
+                tracing::warn!(message = "Inline outbox relay failed; the relay task retries.", %error);
+                self.wake_relay();
+            }
+        }
+    }
+
     /// Wakes this process' idle workers so they fetch without waiting for the poll interval.
     pub(crate) fn wake_workers(&self) {
         let mut wakeups = lock(&self.worker_wakeups);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, EntityTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::{Map, Value, json};
 use stepwise_integrations::{ActionContext, ActionError, ActionOutcome, StepInvocation};
 use stepwise_workflows::{Step, Workflow};
@@ -356,7 +356,14 @@ impl EngineInner {
                 error_class = Some(error.class());
             }
         }
-        sea_orm::ActiveModelTrait::update(update, &tx).await?;
+        // update_many writes the changed columns in one statement; ActiveModel::update would
+        // read the row back.
+        step::Entity::update_many()
+            .set(update)
+            .filter(step::Column::RunId.eq(&run.id))
+            .filter(step::Column::StepId.eq(&task.step_id))
+            .exec(&tx)
+            .await?;
         steps::finish_attempt(
             &tx,
             &run.id,
@@ -406,7 +413,9 @@ impl EngineInner {
         tx.commit().await?;
         fail::fail_point!("step.after_commit");
         if !new_tasks.is_empty() {
-            self.wake_relay();
+            // Relaying here rather than in the relay task saves a hand-off on every step; the
+            // relay task still picks up whatever a crash leaves behind.
+            self.relay_now().await;
         }
         self.emit(RunEvent::Step {
             run_id: run.id.clone(),
@@ -432,7 +441,6 @@ async fn finish_succeeded(
     output: Value,
 ) -> Result<(), EngineError> {
     use sea_orm::sea_query::Expr;
-    use sea_orm::{ColumnTrait, QueryFilter};
     run::Entity::update_many()
         .col_expr(
             run::Column::Status,

@@ -99,7 +99,10 @@ fn spawn_worker(
             let config = apalis_sqlite::Config::default()
                 .queue(QUEUE)
                 .batch_size(concurrency)
-                .heartbeat_interval(heartbeat_interval);
+                .heartbeat_interval(heartbeat_interval)
+                // Claiming a step in our tables is the lock that matters; apalis' own "running"
+                // mark would cost one more write per step.
+                .lock_tasks(false);
             let storage = apalis_sqlite::SqliteStorage::<StepTask>::new(&pool)
                 .with_config(config)
                 .poll_with_strategy(strategy);
@@ -118,7 +121,10 @@ fn spawn_worker(
             let config = apalis_postgres::Config::default()
                 .queue(QUEUE)
                 .batch_size(concurrency)
-                .heartbeat_interval(heartbeat_interval);
+                .heartbeat_interval(heartbeat_interval)
+                // Claiming a step in our tables is the lock that matters; apalis' own "running"
+                // mark would cost one more write per step.
+                .lock_tasks(false);
             // LISTEN/NOTIFY wakes this worker when another process enqueues.
             let strategy =
                 strategy.stream(apalis_postgres::Pubsub::new(pool.clone(), QUEUE.into()));
@@ -144,10 +150,7 @@ async fn relay_loop(inner: Arc<EngineInner>, shutdown: CancellationToken) {
         loop {
             match outbox::relay(&inner.db.pool).await {
                 Ok(0) => break,
-                Ok(_) => {
-                    fail::fail_point!("relay.after_commit");
-                    inner.wake_workers();
-                }
+                Ok(_) => inner.wake_workers(),
                 Err(error) => {
                     tracing::warn!(message = "Outbox relay failed; retrying.", %error);
                     break;

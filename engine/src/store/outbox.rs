@@ -133,6 +133,7 @@ pub(crate) async fn relay(pool: &Pool) -> Result<usize, EngineError> {
             }
             query.execute(&mut *tx).await?;
             tx.commit().await?;
+            fail::fail_point!("relay.after_commit", |_| Ok(ids.len()));
             Ok(ids.len())
         }
         Pool::Postgres(pool) => {
@@ -161,6 +162,7 @@ pub(crate) async fn relay(pool: &Pool) -> Result<usize, EngineError> {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
+            fail::fail_point!("relay.after_commit", |_| Ok(ids.len()));
             Ok(ids.len())
         }
     }

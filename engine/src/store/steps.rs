@@ -1,9 +1,7 @@
 //! Step claims and step-state writes used by the executor.
 
-use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde_json::Value;
 
 use super::entities::{step, step_attempt};
@@ -51,8 +49,9 @@ pub async fn for_run(
         .await?)
 }
 
-/// Records the start of attempt `attempt`; an earlier attempt still marked running belonged to
-/// a worker that died and is marked `lost`.
+/// Records the start of attempt `attempt` (one upsert: a resumed timer continues its attempt
+/// row). An earlier attempt still marked running belonged to a worker that died; it is marked
+/// `lost`.
 pub async fn start_attempt(
     db: &impl ConnectionTrait,
     run_id: &str,
@@ -61,47 +60,46 @@ pub async fn start_attempt(
     worker: &str,
 ) -> Result<(), EngineError> {
     let now = now_ms();
-    step_attempt::Entity::update_many()
-        .col_expr(step_attempt::Column::Status, Expr::value("lost"))
-        .col_expr(step_attempt::Column::FinishedAt, Expr::value(now))
-        .filter(step_attempt::Column::RunId.eq(run_id))
-        .filter(step_attempt::Column::StepId.eq(step_id))
-        .filter(step_attempt::Column::Attempt.lt(attempt))
-        .filter(step_attempt::Column::Status.eq("running"))
-        .exec(db)
-        .await?;
-    let existing = step_attempt::Entity::find()
-        .filter(step_attempt::Column::RunId.eq(run_id))
-        .filter(step_attempt::Column::StepId.eq(step_id))
-        .filter(step_attempt::Column::Attempt.eq(attempt))
-        .one(db)
-        .await?;
-    match existing {
-        Some(row) => {
-            let mut active: step_attempt::ActiveModel = row.into();
-            active.status = Set("running".into());
-            active.worker = Set(Some(worker.to_owned()));
-            active.finished_at = Set(None);
-            active.update(db).await?;
-        }
-        None => {
-            step_attempt::ActiveModel {
-                run_id: Set(run_id.to_owned()),
-                step_id: Set(step_id.to_owned()),
-                attempt: Set(attempt),
-                status: Set("running".into()),
-                worker: Set(Some(worker.to_owned())),
-                error: Set(None),
-                error_class: Set(None),
-                logs: Set(None),
-                started_at: Set(now),
-                finished_at: Set(None),
-                ..Default::default()
-            }
-            .insert(db)
+    if attempt > 1 {
+        step_attempt::Entity::update_many()
+            .col_expr(step_attempt::Column::Status, Expr::value("lost"))
+            .col_expr(step_attempt::Column::FinishedAt, Expr::value(now))
+            .filter(step_attempt::Column::RunId.eq(run_id))
+            .filter(step_attempt::Column::StepId.eq(step_id))
+            .filter(step_attempt::Column::Attempt.lt(attempt))
+            .filter(step_attempt::Column::Status.eq("running"))
+            .exec(db)
             .await?;
-        }
     }
+    let row = step_attempt::ActiveModel {
+        run_id: Set(run_id.to_owned()),
+        step_id: Set(step_id.to_owned()),
+        attempt: Set(attempt),
+        status: Set("running".into()),
+        worker: Set(Some(worker.to_owned())),
+        error: Set(None),
+        error_class: Set(None),
+        logs: Set(None),
+        started_at: Set(now),
+        finished_at: Set(None),
+        ..Default::default()
+    };
+    step_attempt::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([
+                step_attempt::Column::RunId,
+                step_attempt::Column::StepId,
+                step_attempt::Column::Attempt,
+            ])
+            .update_columns([
+                step_attempt::Column::Status,
+                step_attempt::Column::Worker,
+                step_attempt::Column::FinishedAt,
+            ])
+            .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
     Ok(())
 }
 
