@@ -40,6 +40,21 @@ enum Execution {
     },
 }
 
+/// Whether the step was claimed before its action ran, or is claimed by the commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    Claimed(i32),
+    InCommit,
+}
+
+fn step_definition<'w>(workflow: &'w Workflow, step_id: &str) -> Result<&'w Step, EngineError> {
+    workflow
+        .steps
+        .iter()
+        .find(|s| s.id == step_id)
+        .ok_or_else(|| EngineError::Corrupt(format!("step {step_id} not in workflow")))
+}
+
 /// The expression context of a run: `inputs`, `trigger`, `run`, `workflow`, `steps.<id>`.
 pub(crate) fn expression_context(run: &run::Model, steps: &[step::Model]) -> Value {
     let steps: Map<String, Value> = steps
@@ -63,6 +78,32 @@ pub(crate) fn expression_context(run: &run::Model, steps: &[step::Model]) -> Val
 impl EngineInner {
     /// Handles one queue task. Errors are database errors; the queue delivers the task again.
     pub(crate) async fn handle_task(self: &Arc<Self>, task: StepTask) -> Result<(), EngineError> {
+        let db = &self.db.conn;
+        let run = run::Entity::find_by_id(task.run_id.clone())
+            .one(db)
+            .await?
+            .ok_or_else(|| EngineError::Corrupt(format!("run {} missing", task.run_id)))?;
+        let workflow = self.definition(&run.workflow_version_id).await?;
+        let pure = workflow
+            .steps
+            .iter()
+            .find(|s| s.id == task.step_id)
+            .and_then(|s| self.registry.get(&s.uses))
+            .is_some_and(|action| action.is_pure());
+        if pure {
+            self.handle_pure(task, run, &workflow).await
+        } else {
+            self.handle_with_claim(task, &workflow).await
+        }
+    }
+
+    /// A step whose action has side effects is claimed in its own transaction first, so a
+    /// crash mid-action is visible (the step stays `running`) and the attempt is recorded.
+    async fn handle_with_claim(
+        self: &Arc<Self>,
+        task: StepTask,
+        workflow: &Workflow,
+    ) -> Result<(), EngineError> {
         let db = &self.db.conn;
         let tx = crate::db::begin_write(db).await?;
         if !steps::claim(&tx, &task).await? {
@@ -94,30 +135,69 @@ impl EngineInner {
         let wake_at = this.wake_at;
         steps::start_attempt(&tx, &run.id, &task.step_id, attempt, &self.worker_name).await?;
         tx.commit().await?;
-        self.emit(RunEvent::Step {
-            run_id: run.id.clone(),
-            step_id: task.step_id.clone(),
-            status: StepStatus::Running,
-            attempt,
-            error: None,
-        });
+        self.emit_running(&task, attempt);
 
-        let workflow = self.definition(&run.workflow_version_id).await?;
-        let step = workflow
-            .steps
-            .iter()
-            .find(|s| s.id == task.step_id)
-            .ok_or_else(|| {
-                EngineError::Corrupt(format!("step {} not in workflow", task.step_id))
-            })?;
+        let step = step_definition(workflow, &task.step_id)?;
         let context = expression_context(&run, &step_rows);
         let cancellation = self.cancellation_for(&run.id);
         let (execution, logs) = self
             .execute(&run, step, attempt, wake_at, &context, cancellation)
             .await;
         fail::fail_point!("step.after_action");
-        self.commit(&task, &workflow, attempt, execution, logs)
+        self.commit(&task, workflow, Claim::Claimed(attempt), execution, logs)
             .await
+    }
+
+    /// A pure step is executed from a snapshot read and claimed in the same transaction that
+    /// commits its result: one write transaction instead of two. If another worker got there
+    /// first the claim fails and the result is dropped, which is harmless for a pure action.
+    async fn handle_pure(
+        self: &Arc<Self>,
+        task: StepTask,
+        run: run::Model,
+        workflow: &Workflow,
+    ) -> Result<(), EngineError> {
+        if RunStatus::Running.as_str() != run.status {
+            return Ok(());
+        }
+        let step_rows = steps::for_run(&self.db.conn, &run.id).await?;
+        let Some(this) = step_rows.iter().find(|s| s.step_id == task.step_id) else {
+            return Err(EngineError::Corrupt(format!(
+                "step {} missing",
+                task.step_id
+            )));
+        };
+        let claimable = [StepStatus::Queued, StepStatus::Waiting, StepStatus::Running]
+            .iter()
+            .any(|status| status.as_str() == this.status);
+        if this.dispatch != task.dispatch || !claimable {
+            return Ok(());
+        }
+        let attempt = if this.wake_at.is_some() {
+            this.attempts
+        } else {
+            this.attempts + 1
+        };
+        self.emit_running(&task, attempt);
+        let step = step_definition(workflow, &task.step_id)?;
+        let context = expression_context(&run, &step_rows);
+        let cancellation = self.cancellation_for(&run.id);
+        let (execution, logs) = self
+            .execute(&run, step, attempt, this.wake_at, &context, cancellation)
+            .await;
+        fail::fail_point!("step.after_action");
+        self.commit(&task, workflow, Claim::InCommit, execution, logs)
+            .await
+    }
+
+    fn emit_running(&self, task: &StepTask, attempt: i32) {
+        self.emit(RunEvent::Step {
+            run_id: task.run_id.clone(),
+            step_id: task.step_id.clone(),
+            status: StepStatus::Running,
+            attempt,
+            error: None,
+        });
     }
 
     async fn execute(
@@ -230,13 +310,17 @@ impl EngineInner {
         self: &Arc<Self>,
         task: &StepTask,
         workflow: &Workflow,
-        attempt: i32,
+        claim: Claim,
         execution: Execution,
         logs: Vec<stepwise_integrations::LogLine>,
     ) -> Result<(), EngineError> {
         let db = &self.db.conn;
         let tx = crate::db::begin_write(db).await?;
         tx.execute(&runs::lock_statement(&task.run_id)).await?;
+        if claim == Claim::InCommit && !steps::claim(&tx, task).await? {
+            tx.rollback().await?;
+            return Ok(());
+        }
         let run = run::Entity::find_by_id(task.run_id.clone())
             .one(&tx)
             .await?
@@ -247,6 +331,20 @@ impl EngineInner {
                 "step {} missing",
                 task.step_id
             )));
+        };
+        let attempt = match claim {
+            Claim::Claimed(attempt) => attempt,
+            Claim::InCommit => {
+                steps::start_attempt(
+                    &tx,
+                    &run.id,
+                    &task.step_id,
+                    this.attempts,
+                    &self.worker_name,
+                )
+                .await?;
+                this.attempts
+            }
         };
         let logs = (!logs.is_empty())
             .then(|| serde_json::to_value(&logs))

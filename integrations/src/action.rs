@@ -41,6 +41,10 @@ pub trait Action: Send + Sync + 'static {
     const NAME: &'static str;
     /// One line for docs and `stepwise schema`.
     const DESCRIPTION: &'static str;
+    /// True when executing the action has no effect outside the step's own result (no
+    /// network, no waiting on the world), so running it twice is harmless. The engine claims
+    /// and completes such steps in one transaction instead of two.
+    const PURE: bool = false;
 
     async fn execute(
         &self,
@@ -59,6 +63,8 @@ pub trait DynAction: Send + Sync {
     /// Checks that `input` fits the action's typed input without running anything: for
     /// validating a workflow's `with:` values and for the conformance suite.
     fn check_input(&self, input: &Value) -> Result<(), ActionError>;
+    /// See [`Action::PURE`].
+    fn is_pure(&self) -> bool;
     async fn execute_json(
         &self,
         ctx: &ActionContext,
@@ -91,6 +97,10 @@ impl<A: Action> DynAction for Erased<A> {
 
     fn description(&self) -> &'static str {
         A::DESCRIPTION
+    }
+
+    fn is_pure(&self) -> bool {
+        A::PURE
     }
 
     fn input_schema(&self) -> &Value {

@@ -28,6 +28,7 @@ impl Action for Fail {
 
     const NAME: &'static str = "core.fail";
     const DESCRIPTION: &'static str = "Fail the step with the given message, without retrying it.";
+    const PURE: bool = true;
 
     async fn execute(
         &self,

@@ -38,6 +38,7 @@ impl Action for Log {
 
     const NAME: &'static str = "core.log";
     const DESCRIPTION: &'static str = "Write a message to the step's log.";
+    const PURE: bool = true;
 
     async fn execute(
         &self,

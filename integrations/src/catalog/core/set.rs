@@ -24,6 +24,7 @@ impl Action for Set {
     const NAME: &'static str = "core.set";
     const DESCRIPTION: &'static str =
         "Output the given object, so later steps can read its keys from this step's output.";
+    const PURE: bool = true;
 
     async fn execute(
         &self,

@@ -44,6 +44,7 @@ impl Action for Sleep {
     const NAME: &'static str = "core.sleep";
     const DESCRIPTION: &'static str =
         "Pause the run for a duration or until a time, without holding a worker.";
+    const PURE: bool = true;
 
     async fn execute(
         &self,
