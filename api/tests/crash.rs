@@ -1,7 +1,9 @@
-//! Crash safety (guarantees 2-4 of DESIGN.md): the real binary is stopped with SIGKILL while it
-//! sits at a named crash point, then restarted. Every run must finish, no completed step may
-//! execute again, and a step killed mid-action runs again with the same idempotency key.
-//! Runs on SQLite and Postgres. Needs `--features failpoints` (the README's test command).
+//! Crash safety (guarantees 2-4 of DESIGN.md), against the real binary on SQLite and Postgres.
+//! At a named crash point (`FAILPOINTS=<point>=return`) the process aborts itself: no cleanup,
+//! nothing more written, the same as SIGKILL at that instant. Another test sends SIGKILL from
+//! outside while runs are in flight. After a restart every run must finish, no completed step
+//! may execute again, and a step killed mid-action runs again with the same idempotency key.
+//! Needs `--features failpoints` (the README's test command).
 #![cfg(feature = "failpoints")]
 
 mod common;
@@ -71,8 +73,7 @@ fn serve(
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     if let Some(failpoint) = failpoint {
-        // `pause` blocks the thread that reaches the point until the process is killed.
-        command.env("FAILPOINTS", format!("{failpoint}=pause"));
+        command.env("FAILPOINTS", format!("{failpoint}=return"));
     }
     command.spawn().expect("spawn stepwise serve")
 }
@@ -108,17 +109,6 @@ async fn calls(server: &MockServer) -> BTreeMap<String, Vec<String>> {
     calls
 }
 
-async fn wait_for_calls(server: &MockServer, step: &str, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if calls(server).await.get(step).map_or(0, Vec::len) >= count {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("step {step} was not called {count} time(s)");
-}
-
 async fn run_status(client: &reqwest::Client, base: &str, key: &str, run_id: &str) -> Value {
     client
         .get(format!("{base}/api/v1/runs/{run_id}"))
@@ -131,9 +121,29 @@ async fn run_status(client: &reqwest::Client, base: &str, key: &str, run_id: &st
         .expect("run JSON")
 }
 
-/// Kills the server at `failpoint` (reached during step `first`), restarts it, and checks the
-/// run completes with the expected number of provider calls per step.
-async fn crash_at(failpoint: &str, expected_first_calls: usize) {
+/// Waits (bounded) for a process that is expected to die at its crash point.
+fn wait_for_crash(child: &mut Child, label: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().expect("poll child") {
+            assert!(
+                status.signal().is_some(),
+                "{label} the process must die at the crash point, not exit: {status}"
+            );
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{label} the crash point was never reached");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Crashes the server at `failpoint`, checks how far the run got, restarts the server and
+/// checks the run completes with the expected number of provider calls per step.
+async fn crash_at(failpoint: &str, first_calls_at_crash: usize, first_calls_in_total: usize) {
     for database in common::databases().await {
         let label = format!("[{} {failpoint}]", database.backend);
         let server = MockServer::start().await;
@@ -151,53 +161,22 @@ async fn crash_at(failpoint: &str, expected_first_calls: usize) {
 
         let mut doomed = serve(&database.url, port, workflows.path(), Some(failpoint));
         wait_until_healthy(&client, &base).await;
-        // `serve` deploys the folder to the tenant `default`; deploy to ours as well.
-        let deployed = client
-            .post(format!("{base}/api/v1/workflows"))
-            .bearer_auth(&key)
-            .header("content-type", "application/yaml")
-            .body(workflow(&server))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            deployed.status().is_success(),
-            "{label} deploy: {}",
-            deployed.status()
-        );
-        let started: Value = client
-            .post(format!("{base}/api/v1/workflows/crashy/runs"))
-            .bearer_auth(&key)
-            .json(&serde_json::json!({}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let run_id = started["run_id"].as_str().expect("run id").to_owned();
-        wait_for_calls(&server, "first", 1).await;
-        // Give the process time to reach the crash point after the call, then kill it hard.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        // Proof that the process is held at the crash point: the run went no further.
+        let run_id = start_run(&client, &base, &key, &server).await;
+        wait_for_crash(&mut doomed, &label);
+        let at_crash = calls(&server).await;
         assert_eq!(
-            calls(&server).await.get("second").map_or(0, Vec::len),
-            0,
-            "{label} the run must be stopped at the crash point"
+            at_crash.get("first").map_or(0, Vec::len),
+            first_calls_at_crash,
+            "{label} calls of `first` when the process died: {at_crash:?}"
         );
-        doomed.kill().expect("SIGKILL");
-        doomed.wait().expect("reap");
+        assert!(
+            !at_crash.contains_key("second"),
+            "{label} the run must stop at the crash point: {at_crash:?}"
+        );
 
         let mut survivor = serve(&database.url, port, workflows.path(), None);
         wait_until_healthy(&client, &base).await;
-        let deadline = Instant::now() + Duration::from_secs(90);
-        let run = loop {
-            let run = run_status(&client, &base, &key, &run_id).await;
-            if run["status"] != "running" || Instant::now() > deadline {
-                break run;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let run = wait_for_run(&client, &base, &key, &run_id).await;
         survivor.kill().ok();
         survivor.wait().ok();
         assert_eq!(
@@ -210,7 +189,7 @@ async fn crash_at(failpoint: &str, expected_first_calls: usize) {
         let first = calls.get("first").cloned().unwrap_or_default();
         assert_eq!(
             first.len(),
-            expected_first_calls,
+            first_calls_in_total,
             "{label} calls of `first`: {calls:?}"
         );
         assert!(
@@ -228,23 +207,128 @@ async fn crash_at(failpoint: &str, expected_first_calls: usize) {
     }
 }
 
+/// Deploys the workflow to our tenant and starts a run; returns its id.
+async fn start_run(client: &reqwest::Client, base: &str, key: &str, server: &MockServer) -> String {
+    let deployed = client
+        .post(format!("{base}/api/v1/workflows"))
+        .bearer_auth(key)
+        .header("content-type", "application/yaml")
+        .body(workflow(server))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        deployed.status().is_success(),
+        "deploy: {}",
+        deployed.status()
+    );
+    let started: Value = client
+        .post(format!("{base}/api/v1/workflows/crashy/runs"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    started["run_id"].as_str().expect("run id").to_owned()
+}
+
+/// Polls (bounded: a dead worker's tasks are taken over after two missed heartbeats).
+async fn wait_for_run(client: &reqwest::Client, base: &str, key: &str, run_id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let run = run_status(client, base, key, run_id).await;
+        if run["status"] != "running" || Instant::now() > deadline {
+            return run;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Killed after the action's side effect, before its result committed: the step runs again,
 /// with the same idempotency key (at-least-once).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_mid_action_reruns_the_step_with_the_same_key() {
-    crash_at("step.after_action", 2).await;
+    crash_at("step.after_action", 1, 2).await;
 }
 
 /// Killed after the step's result and its successor's outbox row committed, before the relay
 /// enqueued the successor: nothing runs twice and the successor still runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_after_commit_before_enqueue_loses_nothing() {
-    crash_at("step.after_commit", 1).await;
+    crash_at("step.after_commit", 1, 1).await;
 }
 
-/// Killed right after the relay committed a push into the queue: the pushed task is executed
-/// after restart, once.
+/// Killed right after the relay committed the first step's task into the queue, before any
+/// worker saw it: the task is executed after restart, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_after_enqueue_loses_nothing() {
-    crash_at("relay.after_commit", 1).await;
+    crash_at("relay.after_commit", 0, 1).await;
+}
+
+/// SIGKILL from outside while 20 runs are in flight, then a restart: every run finishes, and
+/// only steps that were mid-action at the kill (at most one per worker slot) ran twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_loses_nothing() {
+    for database in common::databases().await {
+        let label = format!("[{} sigkill]", database.backend);
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({"ok": true}))
+                    .set_delay(Duration::from_millis(30)),
+            )
+            .mount(&server)
+            .await;
+        let workflows = tempfile::tempdir().expect("tempdir");
+        let key = create_tenant(&database.url);
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        stepwise_integrations::http::install_crypto_provider();
+        let client = reqwest::Client::new();
+
+        let mut doomed = serve(&database.url, port, workflows.path(), None);
+        wait_until_healthy(&client, &base).await;
+        let mut run_ids = Vec::new();
+        for _ in 0..20 {
+            run_ids.push(start_run(&client, &base, &key, &server).await);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        doomed.kill().expect("SIGKILL");
+        doomed.wait().expect("reap");
+
+        let mut survivor = serve(&database.url, port, workflows.path(), None);
+        wait_until_healthy(&client, &base).await;
+        for run_id in &run_ids {
+            let run = wait_for_run(&client, &base, &key, run_id).await;
+            assert_eq!(run["status"], "succeeded", "{label} {run}");
+        }
+        survivor.kill().ok();
+        survivor.wait().ok();
+
+        let mut per_key: BTreeMap<String, usize> = BTreeMap::new();
+        for keys in calls(&server).await.into_values() {
+            for key in keys {
+                *per_key.entry(key).or_default() += 1;
+            }
+        }
+        assert_eq!(
+            per_key.len(),
+            run_ids.len() * STEPS.len(),
+            "{label} every step ran"
+        );
+        assert!(
+            per_key.values().all(|count| *count <= 2),
+            "{label} {per_key:?}"
+        );
+        let repeated = per_key.values().filter(|count| **count == 2).count();
+        assert!(
+            repeated <= 16,
+            "{label} {repeated} steps ran twice; at most the in-flight ones may"
+        );
+        database.drop_database().await;
+    }
 }

@@ -46,8 +46,12 @@ impl Database {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
+            // One connection: SQLite has one writer anyway, and with several connections a
+            // writer that finds the lock taken sleeps in SQLite's busy handler (1, 2, 5, 10 ms
+            // ...), which dominated per-step latency. One connection turns that into an async
+            // wait in the pool, woken the moment the previous statement or transaction ends.
             let pool = SqlitePoolOptions::new()
-                .max_connections(8)
+                .max_connections(1)
                 .connect_with(options)
                 .await?;
             Ok(Self {

@@ -143,7 +143,7 @@ impl EngineInner {
         let (execution, logs) = self
             .execute(&run, step, attempt, wake_at, &context, cancellation)
             .await;
-        fail::fail_point!("step.after_action");
+        crate::crash_point("step.after_action");
         self.commit(&task, workflow, Claim::Claimed(attempt), execution, logs)
             .await
     }
@@ -185,7 +185,7 @@ impl EngineInner {
         let (execution, logs) = self
             .execute(&run, step, attempt, this.wake_at, &context, cancellation)
             .await;
-        fail::fail_point!("step.after_action");
+        crate::crash_point("step.after_action");
         self.commit(&task, workflow, Claim::InCommit, execution, logs)
             .await
     }
@@ -509,7 +509,7 @@ impl EngineInner {
             None => None,
         };
         tx.commit().await?;
-        fail::fail_point!("step.after_commit");
+        crate::crash_point("step.after_commit");
         if !new_tasks.is_empty() {
             // Relaying here rather than in the relay task saves a hand-off on every step; the
             // relay task still picks up whatever a crash leaves behind.

@@ -13,6 +13,14 @@ pub mod status;
 pub mod store;
 
 pub use db::{Backend, Database};
+
+/// A named crash point for the crash tests. Built with the `failpoints` feature and run with
+/// `FAILPOINTS=<name>=return`, the process aborts right here: no destructor runs and nothing
+/// more is written, exactly as if it were killed with SIGKILL at this instant. Without the
+/// feature this compiles to nothing.
+pub(crate) fn crash_point(name: &str) {
+    fail::fail_point!(name, |_| std::process::abort());
+}
 pub use engine::{Engine, RunEvent};
 pub use error::EngineError;
 pub use runtime::{Runtime, RuntimeOptions};
