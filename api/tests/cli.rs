@@ -203,6 +203,12 @@ fn serve_starts_with_zero_config_and_stops_on_sigterm() {
     std::fs::create_dir(&workflows).expect("mkdir");
     std::fs::copy(fixture("hello.yaml"), workflows.join("hello.yaml")).expect("copy");
     std::fs::copy(fixture("broken.yaml"), workflows.join("broken.yaml")).expect("copy");
+    // The README's quick start serves the examples: none of them may stop the server.
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows/examples");
+    for entry in std::fs::read_dir(&examples).expect("examples") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, workflows.join(path.file_name().expect("name"))).expect("copy");
+    }
     let mut child = Command::new(env!("CARGO_BIN_EXE_stepwise"))
         .args(["serve", "--bind", "127.0.0.1:0", "--workflows", "workflows"])
         .current_dir(dir.path())

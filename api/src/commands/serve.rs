@@ -118,6 +118,9 @@ async fn deploy_directory(engine: &Engine, dir: &Path) -> anyhow::Result<()> {
                 }
                 eprintln!("{path}: not deployed");
             }
+            Err(EngineError::InvalidInput(message)) => {
+                eprintln!("{path}: not deployed: {message}");
+            }
             Err(error) => return Err(error).with_context(|| format!("cannot deploy {path}")),
         }
     }
