@@ -156,6 +156,38 @@ async fn invalid_run_input_is_a_json_400() {
     .await;
 }
 
+/// Input that does not fit the workflow's `inputs:` is refused before any run exists; defaults
+/// fill in what is left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_input_is_checked_against_declared_inputs() {
+    for_each_backend(|app| async move {
+        let source = "name: typed\ninputs:\n  name: { type: string }\n  count: { type: integer, default: 2 }\nsteps:\n  - id: echo\n    uses: core.set\n    with:\n      name: ${{ inputs.name }}\n      count: ${{ inputs.count }}\noutputs:\n  count: ${{ steps.echo.output.count }}\n";
+        app.expect_json(app.deploy(source).await, StatusCode::CREATED)
+            .await;
+        let body = app
+            .expect_error(
+                app.post_json("/api/v1/workflows/typed/runs", r#"{"count": "x", "nmae": 1}"#)
+                    .await,
+                StatusCode::BAD_REQUEST,
+                "invalid_input",
+            )
+            .await;
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("\"name\" is a required property"), "{message}");
+        assert!(message.contains("`count`") && message.contains("nmae"), "{message}");
+        let listed = app.get("/api/v1/runs?workflow=typed").await;
+        let listed = app.expect_json(listed, StatusCode::OK).await;
+        assert_eq!(listed["items"].as_array().map(Vec::len), Some(0), "nothing stored");
+
+        let run_id = app.trigger("typed", r#"{"name": "Ada"}"#).await;
+        let run = app.wait_for_run(&run_id).await;
+        assert_eq!(run["status"], "succeeded", "{run:#}");
+        assert_eq!(run["output"]["count"], 2, "{run:#}");
+        app
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_are_listed_in_keyset_pages() {
     for_each_backend(|app| async move {

@@ -248,11 +248,10 @@ impl Engine {
         let version = workflows::latest(&self.inner.db.conn, tenant_id, workflow)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("workflow `{workflow}` not found")))?;
-        if !input.is_object() {
-            return Err(EngineError::InvalidInput(
-                "run input must be a JSON object".into(),
-            ));
-        }
+        let input = version
+            .definition
+            .prepare_input(input)
+            .map_err(|error| EngineError::InvalidInput(error.to_string()))?;
         let run_id = runs::create(
             &self.inner.db.conn,
             NewRun {

@@ -10,6 +10,7 @@
 
 pub mod diagnostics;
 pub mod expr;
+mod inputs;
 pub mod model;
 mod parse;
 mod schema;
@@ -19,6 +20,7 @@ mod validate;
 
 pub use diagnostics::{CODES, Diagnostic};
 pub use expr::{Evaluator, ExprError};
+pub use inputs::InputError;
 pub use model::*;
 pub use parse::{Parsed, parse_workflow};
 pub use schema::json_schema;
