@@ -18,6 +18,7 @@ pub use db::{Backend, Database};
 /// `FAILPOINTS=<name>=return`, the process aborts right here: no destructor runs and nothing
 /// more is written, exactly as if it were killed with SIGKILL at this instant. Without the
 /// feature this compiles to nothing.
+#[cfg_attr(not(feature = "failpoints"), allow(unused_variables))]
 pub(crate) fn crash_point(name: &str) {
     fail::fail_point!(name, |_| std::process::abort());
 }

@@ -94,18 +94,20 @@ fn spawn_worker(
         shutdown.cancelled().await;
         Ok::<(), std::io::Error>(())
     };
-    match inner.db.pool.clone() {
-        Pool::Sqlite(pool) => {
-            let config = apalis_sqlite::Config::default()
+    // The two backends' config and storage types differ but are built the same way; a macro
+    // keeps one copy of that shape without naming apalis' deeply generic types.
+    macro_rules! spawn_on {
+        ($backend:ident, $storage:ident, $pool:expr, $strategy:expr) => {{
+            let config = $backend::Config::default()
                 .queue(QUEUE)
                 .batch_size(concurrency)
                 .heartbeat_interval(heartbeat_interval)
-                // Claiming a step in our tables is the lock that matters; apalis' own "running"
-                // mark would cost one more write per step.
+                // Claiming a step in our tables is the lock that matters; apalis' own
+                // "running" mark would cost one more write per step.
                 .lock_tasks(false);
-            let storage = apalis_sqlite::SqliteStorage::<StepTask>::new(&pool)
+            let storage = $backend::$storage::<StepTask>::new($pool)
                 .with_config(config)
-                .poll_with_strategy(strategy);
+                .poll_with_strategy($strategy);
             let worker = WorkerBuilder::new(name)
                 .backend(storage)
                 .data(inner)
@@ -116,31 +118,15 @@ fn spawn_worker(
                     tracing::error!(message = "Worker stopped.", %error);
                 }
             })
-        }
+        }};
+    }
+    match inner.db.pool.clone() {
+        Pool::Sqlite(pool) => spawn_on!(apalis_sqlite, SqliteStorage, &pool, strategy),
         Pool::Postgres(pool) => {
-            let config = apalis_postgres::Config::default()
-                .queue(QUEUE)
-                .batch_size(concurrency)
-                .heartbeat_interval(heartbeat_interval)
-                // Claiming a step in our tables is the lock that matters; apalis' own "running"
-                // mark would cost one more write per step.
-                .lock_tasks(false);
             // LISTEN/NOTIFY wakes this worker when another process enqueues.
             let strategy =
                 strategy.stream(apalis_postgres::Pubsub::new(pool.clone(), QUEUE.into()));
-            let storage = apalis_postgres::PostgresStorage::<StepTask>::new(&pool)
-                .with_config(config)
-                .poll_with_strategy(strategy);
-            let worker = WorkerBuilder::new(name)
-                .backend(storage)
-                .data(inner)
-                .concurrency(concurrency)
-                .build(handle_step);
-            tokio::spawn(async move {
-                if let Err(error) = worker.run_until(stop).await {
-                    tracing::error!(message = "Worker stopped.", %error);
-                }
-            })
+            spawn_on!(apalis_postgres, PostgresStorage, &pool, strategy)
         }
     }
 }
