@@ -1,14 +1,11 @@
 //! Fresh databases for one benchmark: a SQLite file in a temporary directory, or a Postgres
 //! database `stepwise_bench_<uuid>` created through an admin URL and dropped afterwards.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::SqlitePool;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -110,9 +107,8 @@ impl BenchDatabase {
     }
 }
 
-/// A sqlx pool configured exactly like the engine's (engine/src/db.rs): SQLite in WAL mode
-/// with synchronous=NORMAL and 8 connections; Postgres with 16 connections and default
-/// (synchronous) commits.
+/// A sqlx pool built by the engine's own constructors (engine/src/db.rs), so the baseline
+/// uses exactly the engine's settings.
 #[derive(Clone)]
 pub enum RawPool {
     Sqlite(SqlitePool),
@@ -121,29 +117,10 @@ pub enum RawPool {
 
 impl RawPool {
     pub async fn connect(db: &BenchDatabase) -> Result<Self> {
-        match db.kind {
-            Kind::Sqlite => {
-                let options = SqliteConnectOptions::from_str(&db.url)?
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(10))
-                    .foreign_keys(true);
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(8)
-                    .connect_with(options)
-                    .await?;
-                Ok(Self::Sqlite(pool))
-            }
-            Kind::Postgres => {
-                let pool = PgPoolOptions::new()
-                    .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(30))
-                    .connect(&db.url)
-                    .await?;
-                Ok(Self::Postgres(pool))
-            }
-        }
+        Ok(match db.kind {
+            Kind::Sqlite => Self::Sqlite(stepwise_engine::db::sqlite_pool(&db.url).await?),
+            Kind::Postgres => Self::Postgres(stepwise_engine::db::postgres_pool(&db.url).await?),
+        })
     }
 
     pub async fn close(&self) {

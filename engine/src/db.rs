@@ -36,34 +36,13 @@ impl Database {
     /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://...`).
     pub async fn connect(url: &str) -> Result<Self, EngineError> {
         if url.starts_with("sqlite:") {
-            // WAL lets readers run beside the single writer; synchronous=NORMAL in WAL mode
-            // keeps every committed transaction across a process crash (an OS crash may lose
-            // the last ones), unlike apalis' own setup() which turns syncing off.
-            let options = SqliteConnectOptions::from_str(url)
-                .map_err(|error| EngineError::Config(format!("invalid SQLite URL: {error}")))?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true);
-            // One connection: SQLite has one writer anyway, and with several connections a
-            // writer that finds the lock taken sleeps in SQLite's busy handler (1, 2, 5, 10 ms
-            // ...), which dominated per-step latency. One connection turns that into an async
-            // wait in the pool, woken the moment the previous statement or transaction ends.
-            let pool = SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect_with(options)
-                .await?;
+            let pool = sqlite_pool(url).await?;
             Ok(Self {
                 conn: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool.clone()),
                 pool: Pool::Sqlite(pool),
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let pool = PgPoolOptions::new()
-                .max_connections(16)
-                .acquire_timeout(Duration::from_secs(30))
-                .connect(url)
-                .await?;
+            let pool = postgres_pool(url).await?;
             Ok(Self {
                 conn: SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone()),
                 pool: Pool::Postgres(pool),
@@ -128,4 +107,35 @@ pub(crate) async fn begin_write(
         ..TransactionOptions::default()
     })
     .await
+}
+
+/// The engine's SQLite pool. Public so the benchmark's baseline measures the same settings.
+pub async fn sqlite_pool(url: &str) -> Result<SqlitePool, EngineError> {
+    // WAL lets readers run beside the single writer; synchronous=NORMAL in WAL mode keeps every
+    // committed transaction across a process crash (an OS crash may lose the last ones),
+    // unlike apalis' own setup() which turns syncing off.
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|error| EngineError::Config(format!("invalid SQLite URL: {error}")))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true);
+    // One connection: SQLite has one writer anyway, and with several connections a writer that
+    // finds the lock taken sleeps in SQLite's busy handler (1, 2, 5, 10 ms ...), which
+    // dominated per-step latency. One connection turns that into an async wait in the pool,
+    // woken the moment the previous statement or transaction ends.
+    Ok(SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await?)
+}
+
+/// The engine's Postgres pool. Public so the benchmark's baseline measures the same settings.
+pub async fn postgres_pool(url: &str) -> Result<PgPool, EngineError> {
+    Ok(PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect(url)
+        .await?)
 }

@@ -489,7 +489,7 @@ impl EngineInner {
                     .render(&Value::Object(workflow.outputs.clone()), &context)
                 {
                     Ok(output) => {
-                        finish_succeeded(&tx, &run.id, output).await?;
+                        runs::finish_succeeded(&tx, &run.id, output).await?;
                         Some(RunStatus::Succeeded)
                     }
                     Err(error) => {
@@ -531,23 +531,4 @@ impl EngineInner {
         }
         Ok(())
     }
-}
-
-async fn finish_succeeded(
-    db: &impl ConnectionTrait,
-    run_id: &str,
-    output: Value,
-) -> Result<(), EngineError> {
-    use sea_orm::sea_query::Expr;
-    run::Entity::update_many()
-        .col_expr(
-            run::Column::Status,
-            Expr::value(RunStatus::Succeeded.as_str()),
-        )
-        .col_expr(run::Column::Output, Expr::value(output))
-        .col_expr(run::Column::FinishedAt, Expr::value(now_ms()))
-        .filter(run::Column::Id.eq(run_id))
-        .exec(db)
-        .await?;
-    Ok(())
 }

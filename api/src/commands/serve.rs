@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use stepwise_engine::{Engine, EngineError, RuntimeOptions};
 
-use crate::cli::{ServeArgs, WorkerArgs};
+use crate::cli::{DatabaseArgs, RuntimeArgs, ServeArgs, WorkerArgs};
 use crate::config::{AppConfig, redact_url};
 use crate::startup::{Application, open_engine};
 
@@ -15,14 +15,19 @@ use super::shutdown_signal;
 
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
-pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let database_url = args
-        .database
+/// Resolves the database URL and opens (and migrates) the engine on it.
+async fn open(database: &DatabaseArgs, runtime: &RuntimeArgs) -> anyhow::Result<(String, Engine)> {
+    let database_url = database
         .resolve()
         .context("cannot create the data directory")?;
-    let engine = open_engine(&database_url, args.runtime.allow_private_networks)
+    let engine = open_engine(&database_url, runtime.allow_private_networks)
         .await
         .with_context(|| format!("cannot open the database {}", redact_url(&database_url)))?;
+    Ok((database_url, engine))
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let (database_url, engine) = open(&args.database, &args.runtime).await?;
     tracing::info!(message = "Database ready.", url = redact_url(&database_url));
     if let Some(key) = engine.ensure_default_tenant().await? {
         // The only time this key is readable: only its hash is stored.
@@ -52,13 +57,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
-    let database_url = args
-        .database
-        .resolve()
-        .context("cannot create the data directory")?;
-    let engine = open_engine(&database_url, args.runtime.allow_private_networks)
-        .await
-        .with_context(|| format!("cannot open the database {}", redact_url(&database_url)))?;
+    let (database_url, engine) = open(&args.database, &args.runtime).await?;
     let runtime = engine.start(RuntimeOptions {
         concurrency: usize::from(args.runtime.workers),
         poll_interval: POLL_INTERVAL,

@@ -55,10 +55,9 @@ pub async fn insert(
     Ok(())
 }
 
-fn to_apalis_task(
-    task: &StepTask,
-    available_at_ms: i64,
-) -> Result<apalis_core::task::Task<Vec<u8>>, EngineError> {
+type ApalisTask = apalis_core::task::Task<Vec<u8>>;
+
+fn to_apalis_task(task: &StepTask, available_at_ms: i64) -> Result<ApalisTask, EngineError> {
     // apalis schedules in whole seconds: a due task gets the current second (rounding up
     // would delay it by up to a second), a future one rounds up so it never starts early.
     let available_at_ms = available_at_ms.max(0) as u64;
@@ -75,10 +74,8 @@ fn to_apalis_task(
     )
 }
 
-/// Outbox row ids and the tasks they hold, with their due times.
-type OutboxBatch = (Vec<i64>, Vec<(StepTask, i64)>);
-
-fn parse_rows<R: Row>(rows: &[R]) -> Result<OutboxBatch, EngineError>
+/// Reads outbox rows into their ids and the queue tasks they become.
+fn parse_rows<R: Row>(rows: &[R]) -> Result<(Vec<i64>, Vec<ApalisTask>), EngineError>
 where
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
@@ -89,14 +86,12 @@ where
     let mut tasks = Vec::with_capacity(rows.len());
     for row in rows {
         ids.push(row.try_get("id")?);
-        tasks.push((
-            StepTask {
-                run_id: row.try_get("run_id")?,
-                step_id: row.try_get("step_id")?,
-                dispatch: row.try_get("dispatch")?,
-            },
-            row.try_get("available_at")?,
-        ));
+        let task = StepTask {
+            run_id: row.try_get("run_id")?,
+            step_id: row.try_get("step_id")?,
+            dispatch: row.try_get("dispatch")?,
+        };
+        tasks.push(to_apalis_task(&task, row.try_get("available_at")?)?);
     }
     Ok((ids, tasks))
 }
@@ -118,10 +113,6 @@ pub(crate) async fn relay(pool: &Pool) -> Result<usize, EngineError> {
                 return Ok(0);
             }
             let (ids, tasks) = parse_rows(&rows)?;
-            let tasks = tasks
-                .iter()
-                .map(|(task, at)| to_apalis_task(task, *at))
-                .collect::<Result<Vec<_>, _>>()?;
             apalis_sqlite::queries::push_tasks(&mut *tx, QUEUE, &tasks)
                 .await
                 .map_err(|error| EngineError::Queue(error.to_string()))?;
@@ -150,10 +141,6 @@ pub(crate) async fn relay(pool: &Pool) -> Result<usize, EngineError> {
                 return Ok(0);
             }
             let (ids, tasks) = parse_rows(&rows)?;
-            let tasks = tasks
-                .iter()
-                .map(|(task, at)| to_apalis_task(task, *at))
-                .collect::<Result<Vec<_>, _>>()?;
             apalis_postgres::queries::push_tasks(&mut *tx, QUEUE, tasks)
                 .await
                 .map_err(|error| EngineError::Queue(error.to_string()))?;

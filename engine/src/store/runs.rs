@@ -322,6 +322,26 @@ pub async fn finish(
     Ok(true)
 }
 
+/// Ends a running run as succeeded with its rendered outputs.
+pub async fn finish_succeeded(
+    db: &impl ConnectionTrait,
+    run_id: &str,
+    output: Value,
+) -> Result<(), EngineError> {
+    run::Entity::update_many()
+        .col_expr(
+            run::Column::Status,
+            Expr::value(RunStatus::Succeeded.as_str()),
+        )
+        .col_expr(run::Column::Output, Expr::value(output))
+        .col_expr(run::Column::FinishedAt, Expr::value(now_ms()))
+        .filter(run::Column::Id.eq(run_id))
+        .filter(run::Column::Status.eq(RunStatus::Running.as_str()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// Cancels a tenant's running run. Errors: not found, or already finished (conflict).
 pub async fn cancel(
     db: &DatabaseConnection,
