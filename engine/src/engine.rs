@@ -17,7 +17,8 @@ use crate::status::{RunStatus, StepStatus};
 use crate::store::runs::{NewRun, Page, RunDetail, RunFilter, RunSummary};
 use crate::store::tenants::Tenant;
 use crate::store::workflows::{Deployed, VersionInfo, WorkflowSummary};
-use crate::store::{runs, tenants, workflows};
+use crate::executor::Applied;
+use crate::store::{outbox, runs, tenants, workflows};
 
 /// Progress notifications of this process, for live views (`stepwise run`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -252,8 +253,9 @@ impl Engine {
             .definition
             .prepare_input(input)
             .map_err(|error| EngineError::InvalidInput(error.to_string()))?;
-        let run_id = runs::create(
-            &self.inner.db.conn,
+        let tx = crate::db::begin_write(&self.inner.db.conn).await?;
+        let (run_id, tasks) = runs::create(
+            &tx,
             NewRun {
                 tenant_id,
                 workflow: &version,
@@ -263,7 +265,21 @@ impl Engine {
             },
         )
         .await?;
-        self.inner.wake_relay();
+        // Pure root steps (and the pure steps they make ready) execute right here, in the
+        // transaction that creates the run: a run of pure steps never waits for the queue.
+        let mut applied = Applied {
+            tasks,
+            ..Applied::default()
+        };
+        self.inner
+            .run_pure_inline(&tx, &run_id, &version.definition, &mut applied)
+            .await?;
+        outbox::insert(&tx, &applied.tasks).await?;
+        tx.commit().await?;
+        if !applied.tasks.is_empty() {
+            self.inner.wake_relay();
+        }
+        self.inner.publish(applied);
         Ok(run_id)
     }
 

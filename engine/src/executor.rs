@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 use serde_json::{Map, Value, json};
 use stepwise_integrations::{ActionContext, ActionError, ActionOutcome, StepInvocation};
 use stepwise_workflows::{Step, Workflow};
@@ -22,6 +22,10 @@ use crate::store::{now_ms, runs, steps};
 
 /// How often a long-running action checks whether its run was ended elsewhere.
 const CANCELLATION_POLL: Duration = Duration::from_secs(2);
+
+/// At most this many pure steps execute inside one transaction; the rest go through the
+/// queue, so a long chain of pure steps cannot hold the write lock for long.
+const INLINE_STEP_LIMIT: usize = 256;
 
 /// What executing a step's action produced, before the state machine sees it.
 enum Execution {
@@ -78,19 +82,9 @@ pub(crate) fn expression_context(run: &run::Model, steps: &[step::Model]) -> Val
 impl EngineInner {
     /// Handles one queue task. Errors are database errors; the queue delivers the task again.
     pub(crate) async fn handle_task(self: &Arc<Self>, task: StepTask) -> Result<(), EngineError> {
-        let db = &self.db.conn;
-        let run = run::Entity::find_by_id(task.run_id.clone())
-            .one(db)
-            .await?
-            .ok_or_else(|| EngineError::Corrupt(format!("run {} missing", task.run_id)))?;
+        let run = find_run(&self.db.conn, &task.run_id).await?;
         let workflow = self.definition(&run.workflow_version_id).await?;
-        let pure = workflow
-            .steps
-            .iter()
-            .find(|s| s.id == task.step_id)
-            .and_then(|s| self.registry.get(&s.uses))
-            .is_some_and(|action| action.is_pure());
-        if pure {
+        if self.is_pure(&workflow, &task.step_id) {
             self.handle_pure(task, run, &workflow).await
         } else {
             self.handle_with_claim(task, &workflow).await
@@ -110,10 +104,7 @@ impl EngineInner {
             tx.rollback().await?;
             return Ok(());
         }
-        let run = run::Entity::find_by_id(task.run_id.clone())
-            .one(&tx)
-            .await?
-            .ok_or_else(|| EngineError::Corrupt(format!("run {} missing", task.run_id)))?;
+        let run = find_run(&tx, &task.run_id).await?;
         let run_status: RunStatus = run.status.parse()?;
         if run_status.is_terminal() {
             steps::mark(
@@ -127,10 +118,7 @@ impl EngineInner {
             return Ok(());
         }
         let step_rows = steps::for_run(&tx, &run.id).await?;
-        let this = step_rows
-            .iter()
-            .find(|s| s.step_id == task.step_id)
-            .ok_or_else(|| EngineError::Corrupt(format!("step {} missing", task.step_id)))?;
+        let this = find_step(&step_rows, &task.step_id)?;
         let attempt = this.attempts;
         let wake_at = this.wake_at;
         steps::start_attempt(&tx, &run.id, &task.step_id, attempt, &self.worker_name).await?;
@@ -161,12 +149,7 @@ impl EngineInner {
             return Ok(());
         }
         let step_rows = steps::for_run(&self.db.conn, &run.id).await?;
-        let Some(this) = step_rows.iter().find(|s| s.step_id == task.step_id) else {
-            return Err(EngineError::Corrupt(format!(
-                "step {} missing",
-                task.step_id
-            )));
-        };
+        let this = find_step(&step_rows, &task.step_id)?;
         let claimable = [StepStatus::Queued, StepStatus::Waiting, StepStatus::Running]
             .iter()
             .any(|status| status.as_str() == this.status);
@@ -191,13 +174,7 @@ impl EngineInner {
     }
 
     fn emit_running(&self, task: &StepTask, attempt: i32) {
-        self.emit(RunEvent::Step {
-            run_id: task.run_id.clone(),
-            step_id: task.step_id.clone(),
-            status: StepStatus::Running,
-            attempt,
-            error: None,
-        });
+        self.emit(running_event(task, attempt));
     }
 
     async fn execute(
@@ -306,6 +283,8 @@ impl EngineInner {
         }
     }
 
+    /// Commits one step's result, executes the pure steps it makes ready in the same
+    /// transaction, then relays the rest and publishes what happened.
     async fn commit(
         self: &Arc<Self>,
         task: &StepTask,
@@ -314,29 +293,128 @@ impl EngineInner {
         execution: Execution,
         logs: Vec<stepwise_integrations::LogLine>,
     ) -> Result<(), EngineError> {
-        let db = &self.db.conn;
-        let tx = crate::db::begin_write(db).await?;
+        let tx = crate::db::begin_write(&self.db.conn).await?;
         tx.execute(&runs::lock_statement(&task.run_id)).await?;
-        if claim == Claim::InCommit && !steps::claim(&tx, task).await? {
+        let mut applied = Applied::default();
+        if !self
+            .apply(&tx, task, workflow, claim, execution, logs, &mut applied)
+            .await?
+        {
             tx.rollback().await?;
             return Ok(());
         }
-        let run = run::Entity::find_by_id(task.run_id.clone())
-            .one(&tx)
-            .await?
-            .ok_or_else(|| EngineError::Corrupt(format!("run {} missing", task.run_id)))?;
-        let step_rows = steps::for_run(&tx, &run.id).await?;
-        let Some(this) = step_rows.iter().find(|s| s.step_id == task.step_id) else {
-            return Err(EngineError::Corrupt(format!(
-                "step {} missing",
-                task.step_id
-            )));
-        };
+        self.run_pure_inline(&tx, &task.run_id, workflow, &mut applied)
+            .await?;
+        outbox::insert(&tx, &applied.tasks).await?;
+        tx.commit().await?;
+        crate::crash_point("step.after_commit");
+        if !applied.tasks.is_empty() {
+            // Relaying here rather than in the relay task saves a hand-off on every step; the
+            // relay task still picks up whatever a crash leaves behind.
+            self.relay_now().await;
+        }
+        self.publish(applied);
+        Ok(())
+    }
+
+    /// Executes the due pure steps among `applied.tasks` inside `tx` instead of sending them
+    /// through the queue, and then the pure steps those make ready, until only side-effecting,
+    /// delayed or no steps are left (or the run ends). A pure action is safe to execute again,
+    /// so if the transaction is lost the whole chain simply runs again; if it commits, every
+    /// step's result is stored exactly as if a worker had executed it. This removes the queue
+    /// round trip (outbox, relay, fetch, ack) from every pure step.
+    pub(crate) async fn run_pure_inline(
+        self: &Arc<Self>,
+        tx: &DatabaseTransaction,
+        run_id: &str,
+        workflow: &Workflow,
+        applied: &mut Applied,
+    ) -> Result<(), EngineError> {
+        let mut budget = INLINE_STEP_LIMIT;
+        while applied.run_ended.is_none() && budget > 0 {
+            let now = now_ms();
+            let Some(position) = applied
+                .tasks
+                .iter()
+                .position(|(task, due)| *due <= now && self.is_pure(workflow, &task.step_id))
+            else {
+                break;
+            };
+            let (task, _) = applied.tasks.remove(position);
+            budget -= 1;
+            let run = find_run(tx, run_id).await?;
+            let step_rows = steps::for_run(tx, run_id).await?;
+            let this = find_step(&step_rows, &task.step_id)?;
+            let attempt = if this.wake_at.is_some() {
+                this.attempts
+            } else {
+                this.attempts + 1
+            };
+            applied.events.push(running_event(&task, attempt));
+            let step = step_definition(workflow, &task.step_id)?;
+            let context = expression_context(&run, &step_rows);
+            // A pure action finishes (or suspends) at once: there is nothing to cancel.
+            let (execution, logs) = self
+                .execute(
+                    &run,
+                    step,
+                    attempt,
+                    this.wake_at,
+                    &context,
+                    CancellationToken::new(),
+                )
+                .await;
+            self.apply(tx, &task, workflow, Claim::InCommit, execution, logs, applied)
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn is_pure(&self, workflow: &Workflow, step_id: &str) -> bool {
+        workflow
+            .steps
+            .iter()
+            .find(|s| s.id == step_id)
+            .and_then(|s| self.registry.get(&s.uses))
+            .is_some_and(|action| action.is_pure())
+    }
+
+    /// Emits the events of a committed transaction.
+    pub(crate) fn publish(&self, applied: Applied) {
+        for event in applied.events {
+            self.emit(event);
+        }
+        if let Some((run_id, status)) = applied.run_ended {
+            self.forget_cancellation(&run_id);
+            self.emit(RunEvent::Run { run_id, status });
+        }
+    }
+
+    /// Writes one step's result and everything it implies into `tx`: the step row, the
+    /// attempt, skipped and cancelled steps, newly ready steps (into `applied.tasks`) and the
+    /// run's end. Returns false when a claim made here fails (another worker got there first).
+    #[allow(clippy::too_many_arguments)]
+    async fn apply(
+        &self,
+        tx: &DatabaseTransaction,
+        task: &StepTask,
+        workflow: &Workflow,
+        claim: Claim,
+        execution: Execution,
+        logs: Vec<stepwise_integrations::LogLine>,
+        applied: &mut Applied,
+    ) -> Result<bool, EngineError> {
+        if claim == Claim::InCommit && !steps::claim(tx, task).await? {
+            return Ok(false);
+        }
+        let run = find_run(tx, &task.run_id).await?;
+        let step_rows = steps::for_run(tx, &run.id).await?;
+        let this = find_step(&step_rows, &task.step_id)?;
         let attempt = match claim {
             Claim::Claimed(attempt) => attempt,
             Claim::InCommit => {
                 steps::start_attempt(
-                    &tx,
+                    tx,
                     &run.id,
                     &task.step_id,
                     this.attempts,
@@ -352,7 +430,7 @@ impl EngineInner {
         if this.status != StepStatus::Running.as_str() || this.dispatch != task.dispatch {
             // Cancelled (or re-dispatched) while the action ran: keep the attempt's record only.
             steps::finish_attempt(
-                &tx,
+                tx,
                 &run.id,
                 &task.step_id,
                 attempt,
@@ -364,8 +442,7 @@ impl EngineInner {
                 },
             )
             .await?;
-            tx.commit().await?;
-            return Ok(());
+            return Ok(true);
         }
         let statuses: BTreeMap<String, StepStatus> = step_rows
             .iter()
@@ -397,7 +474,6 @@ impl EngineInner {
         );
         let outcome = transition.outcome.unwrap_or(StepOutcome::Failed);
         let mut update: step::ActiveModel = this.clone().into();
-        let mut new_tasks: Vec<(StepTask, i64)> = Vec::new();
         let (step_status, attempt_status) = match outcome {
             StepOutcome::Succeeded => (StepStatus::Succeeded, "succeeded"),
             StepOutcome::Skipped => (StepStatus::Skipped, "skipped"),
@@ -408,7 +484,9 @@ impl EngineInner {
                     dispatch: this.dispatch + 1,
                     ..task.clone()
                 };
-                new_tasks.push((next, now + delay.as_millis() as i64));
+                applied
+                    .tasks
+                    .push((next, now + delay.as_millis() as i64));
                 (StepStatus::Queued, "failed")
             }
             StepOutcome::WakeAfter(delay) => {
@@ -417,7 +495,7 @@ impl EngineInner {
                     ..task.clone()
                 };
                 let wake = now + delay.as_millis() as i64;
-                new_tasks.push((next, wake));
+                applied.tasks.push((next, wake));
                 update.wake_at = sea_orm::Set(Some(wake));
                 (StepStatus::Waiting, "suspended")
             }
@@ -460,10 +538,10 @@ impl EngineInner {
             .set(update)
             .filter(step::Column::RunId.eq(&run.id))
             .filter(step::Column::StepId.eq(&task.step_id))
-            .exec(&tx)
+            .exec(tx)
             .await?;
         steps::finish_attempt(
-            &tx,
+            tx,
             &run.id,
             &task.step_id,
             attempt,
@@ -475,26 +553,25 @@ impl EngineInner {
             },
         )
         .await?;
-        steps::mark(&tx, &run.id, &transition.skip, StepStatus::Skipped).await?;
-        steps::mark(&tx, &run.id, &transition.cancel, StepStatus::Cancelled).await?;
-        let queued = steps::queue_pending(&tx, &run.id, &transition.enqueue).await?;
-        new_tasks.extend(queued.into_iter().map(|t| (t, now)));
-        outbox::insert(&tx, &new_tasks).await?;
+        steps::mark(tx, &run.id, &transition.skip, StepStatus::Skipped).await?;
+        steps::mark(tx, &run.id, &transition.cancel, StepStatus::Cancelled).await?;
+        let queued = steps::queue_pending(tx, &run.id, &transition.enqueue).await?;
+        applied.tasks.extend(queued.into_iter().map(|t| (t, now)));
         let run_status = match transition.run {
             Some(RunStatus::Succeeded) => {
-                let final_steps = steps::for_run(&tx, &run.id).await?;
+                let final_steps = steps::for_run(tx, &run.id).await?;
                 let context = expression_context(&run, &final_steps);
                 match self
                     .evaluator
                     .render(&Value::Object(workflow.outputs.clone()), &context)
                 {
                     Ok(output) => {
-                        runs::finish_succeeded(&tx, &run.id, output).await?;
+                        runs::finish_succeeded(tx, &run.id, output).await?;
                         Some(RunStatus::Succeeded)
                     }
                     Err(error) => {
                         let message = format!("in `outputs`: {error}");
-                        runs::finish(&tx, &run.id, None, RunStatus::Failed, Some(message)).await?;
+                        runs::finish(tx, &run.id, None, RunStatus::Failed, Some(message)).await?;
                         Some(RunStatus::Failed)
                     }
                 }
@@ -503,19 +580,12 @@ impl EngineInner {
                 let message = error_text
                     .as_deref()
                     .map(|error| format!("step `{}` failed: {error}", task.step_id));
-                runs::finish(&tx, &run.id, None, status, message).await?;
+                runs::finish(tx, &run.id, None, status, message).await?;
                 Some(status)
             }
             None => None,
         };
-        tx.commit().await?;
-        crate::crash_point("step.after_commit");
-        if !new_tasks.is_empty() {
-            // Relaying here rather than in the relay task saves a hand-off on every step; the
-            // relay task still picks up whatever a crash leaves behind.
-            self.relay_now().await;
-        }
-        self.emit(RunEvent::Step {
+        applied.events.push(RunEvent::Step {
             run_id: run.id.clone(),
             step_id: task.step_id.clone(),
             status: step_status,
@@ -523,12 +593,41 @@ impl EngineInner {
             error: error_text,
         });
         if let Some(status) = run_status {
-            self.forget_cancellation(&run.id);
-            self.emit(RunEvent::Run {
-                run_id: run.id.clone(),
-                status,
-            });
+            applied.run_ended = Some((run.id, status));
         }
-        Ok(())
+        Ok(true)
+    }
+}
+
+/// What a write transaction changed, to act on once it has committed.
+#[derive(Debug, Default)]
+pub(crate) struct Applied {
+    /// Steps to send through the queue, each with the time (epoch ms) it becomes due.
+    pub(crate) tasks: Vec<(StepTask, i64)>,
+    pub(crate) events: Vec<RunEvent>,
+    pub(crate) run_ended: Option<(String, RunStatus)>,
+}
+
+async fn find_run(db: &impl ConnectionTrait, run_id: &str) -> Result<run::Model, EngineError> {
+    run::Entity::find_by_id(run_id.to_owned())
+        .one(db)
+        .await?
+        .ok_or_else(|| EngineError::Corrupt(format!("run {run_id} missing")))
+}
+
+fn find_step<'s>(step_rows: &'s [step::Model], step_id: &str) -> Result<&'s step::Model, EngineError> {
+    step_rows
+        .iter()
+        .find(|s| s.step_id == step_id)
+        .ok_or_else(|| EngineError::Corrupt(format!("step {step_id} missing")))
+}
+
+fn running_event(task: &StepTask, attempt: i32) -> RunEvent {
+    RunEvent::Step {
+        run_id: task.run_id.clone(),
+        step_id: task.step_id.clone(),
+        status: StepStatus::Running,
+        attempt,
+        error: None,
     }
 }

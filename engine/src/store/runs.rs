@@ -3,7 +3,8 @@
 
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set,
 };
 use serde::Serialize;
@@ -11,7 +12,7 @@ use serde_json::Value;
 
 use super::entities::{run, step, step_attempt};
 use super::now_ms;
-use super::outbox::{self, StepTask};
+use super::outbox::StepTask;
 use super::workflows::VersionRef;
 use crate::error::EngineError;
 use crate::machine;
@@ -107,12 +108,16 @@ fn summary(row: &run::Model) -> Result<RunSummary, EngineError> {
 
 /// Creates a run, its steps and the outbox rows of its first steps in one transaction, so an
 /// acknowledged trigger always has a run that will execute.
-pub async fn create(db: &DatabaseConnection, new: NewRun<'_>) -> Result<String, EngineError> {
+/// Inserts a run and its steps into `tx` and returns its id and the tasks of its root steps,
+/// due now.
+pub async fn create(
+    tx: &DatabaseTransaction,
+    new: NewRun<'_>,
+) -> Result<(String, Vec<(StepTask, i64)>), EngineError> {
     let definition = &new.workflow.definition;
     let now = now_ms();
     let run_id = uuid::Uuid::now_v7().to_string();
     let roots = machine::initial(definition);
-    let tx = crate::db::begin_write(db).await?;
     run::ActiveModel {
         id: Set(run_id.clone()),
         tenant_id: Set(new.tenant_id.to_owned()),
@@ -133,7 +138,7 @@ pub async fn create(db: &DatabaseConnection, new: NewRun<'_>) -> Result<String, 
             .timeout
             .map(|timeout| now.saturating_add(timeout.as_millis() as i64))),
     }
-    .insert(&tx)
+    .insert(tx)
     .await?;
     let steps = definition.steps.iter().enumerate().map(|(position, s)| {
         let root = roots.contains(&s.id);
@@ -158,8 +163,8 @@ pub async fn create(db: &DatabaseConnection, new: NewRun<'_>) -> Result<String, 
             finished_at: Set(None),
         }
     });
-    step::Entity::insert_many(steps).exec(&tx).await?;
-    let tasks: Vec<(StepTask, i64)> = roots
+    step::Entity::insert_many(steps).exec(tx).await?;
+    let tasks = roots
         .into_iter()
         .map(|step_id| {
             (
@@ -172,9 +177,7 @@ pub async fn create(db: &DatabaseConnection, new: NewRun<'_>) -> Result<String, 
             )
         })
         .collect();
-    outbox::insert(&tx, &tasks).await?;
-    tx.commit().await?;
-    Ok(run_id)
+    Ok((run_id, tasks))
 }
 
 pub async fn list(
