@@ -11,11 +11,11 @@ use stepwise_engine::{Engine, RunDetail, RunFilter, RunStatus};
 
 use crate::stats::{Summary, summarize};
 
-/// A workflow of `steps` sequential `core.set` steps, each reading its predecessor's output.
-pub fn chain_yaml(name: &str, steps: usize) -> String {
+/// A workflow of `steps` sequential `uses` steps, each reading its predecessor's output.
+pub fn chain_yaml(name: &str, steps: usize, uses: &str) -> String {
     let mut yaml = format!("name: {name}\nsteps:\n");
     for i in 1..=steps {
-        yaml.push_str(&format!("  - id: s{i}\n    uses: core.set\n"));
+        yaml.push_str(&format!("  - id: s{i}\n    uses: {uses}\n"));
         if i == 1 {
             yaml.push_str("    with: { n: 1 }\n");
         } else {
@@ -261,9 +261,10 @@ mod tests {
 
     #[test]
     fn chain_yaml_parses_and_validates() {
-        let registry = Registry::builtin();
-        for steps in [3, 40] {
-            let yaml = chain_yaml("bench-chain", steps);
+        let mut registry = Registry::builtin();
+        registry.register(crate::touch::Touch);
+        for (steps, uses) in [(3, "core.set"), (40, "bench.touch")] {
+            let yaml = chain_yaml("bench-chain", steps, uses);
             let parsed = stepwise_workflows::parse_workflow("bench.yaml", &yaml, &registry);
             assert!(!parsed.has_errors(), "{yaml}\n{:?}", parsed.diagnostics);
             assert_eq!(parsed.workflow.expect("workflow").steps.len(), steps);

@@ -1,8 +1,9 @@
 //! The engine facade the API and CLI use, and the process-local state shared by its workers.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+use sea_orm::ConnectionTrait;
 use serde::Serialize;
 use serde_json::Value;
 use stepwise_integrations::{ActionServices, Registry};
@@ -17,8 +18,10 @@ use crate::status::{RunStatus, StepStatus};
 use crate::store::runs::{NewRun, Page, RunDetail, RunFilter, RunSummary};
 use crate::store::tenants::Tenant;
 use crate::store::workflows::{Deployed, VersionInfo, WorkflowSummary};
-use crate::executor::Applied;
-use crate::store::{outbox, runs, tenants, workflows};
+use crate::executor::{Applied, with_dispatch};
+use crate::machine;
+use crate::store::now_ms;
+use crate::store::{outbox, runs, steps, tenants, workflows};
 
 /// Progress notifications of this process, for live views (`stepwise run`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -246,6 +249,119 @@ impl Engine {
         trigger_kind: &str,
         trigger: Value,
     ) -> Result<String, EngineError> {
+        self.start_run_of(tenant_id, workflow, input, trigger_kind, trigger, None)
+            .await
+    }
+
+    /// Starts a new run of the run's workflow (its current version) with the same input and
+    /// trigger, linked to the original.
+    pub async fn rerun(&self, tenant_id: &str, run_id: &str) -> Result<String, EngineError> {
+        let run = runs::find(&self.inner.db.conn, tenant_id, run_id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("run {run_id} not found")))?;
+        self.start_run_of(
+            tenant_id,
+            &run.workflow_name,
+            run.input,
+            &run.trigger_kind,
+            run.trigger,
+            Some(run_id),
+        )
+        .await
+    }
+
+    /// Retries a failed or cancelled run from its failed steps: those steps and every step
+    /// depending on them run again, every other step keeps its output. The run stays on its
+    /// workflow version unless `latest_version` asks for the current one.
+    pub async fn retry_run(
+        &self,
+        tenant_id: &str,
+        run_id: &str,
+        latest_version: bool,
+    ) -> Result<(), EngineError> {
+        let tx = crate::db::begin_write(&self.inner.db.conn).await?;
+        tx.execute(&runs::lock_statement(run_id)).await?;
+        let run = runs::find(&tx, tenant_id, run_id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("run {run_id} not found")))?;
+        let status: RunStatus = run.status.parse()?;
+        if !matches!(status, RunStatus::Failed | RunStatus::Cancelled) {
+            return Err(EngineError::Conflict(format!(
+                "run {run_id} is {status}; only a failed or cancelled run can be retried"
+            )));
+        }
+        let (version, definition) = if latest_version {
+            let latest = workflows::latest(&tx, tenant_id, &run.workflow_name)
+                .await?
+                .ok_or_else(|| {
+                    EngineError::NotFound(format!("workflow `{}` not found", run.workflow_name))
+                })?;
+            (
+                Some((latest.version_id, latest.version)),
+                Arc::new(latest.definition),
+            )
+        } else {
+            (None, self.inner.definition(&run.workflow_version_id).await?)
+        };
+        let rows = steps::for_run(&tx, run_id).await?;
+        let statuses = rows
+            .iter()
+            .map(|row| Ok((row.step_id.clone(), row.status.parse()?)))
+            .collect::<Result<BTreeMap<String, StepStatus>, EngineError>>()?;
+        let plan = machine::retry(&definition, &statuses);
+        if plan.reset.is_empty() {
+            return Err(EngineError::Conflict(format!(
+                "run {run_id} has no failed step to retry"
+            )));
+        }
+        if version.is_some() {
+            steps::align_with(&tx, run_id, &definition, &rows).await?;
+        }
+        steps::reset(&tx, run_id, &plan.reset).await?;
+        steps::mark(&tx, run_id, &plan.skip, StepStatus::Skipped).await?;
+        let deadline = definition
+            .timeout
+            .map(|timeout| now_ms().saturating_add(timeout.as_millis() as i64));
+        runs::reopen(
+            &tx,
+            run_id,
+            version.as_ref().map(|(id, number)| (id.as_str(), *number)),
+            deadline,
+        )
+        .await?;
+        let rows = steps::for_run(&tx, run_id).await?;
+        let queued =
+            steps::queue_pending(&tx, run_id, &with_dispatch(&rows, &plan.enqueue)).await?;
+        let now = now_ms();
+        let mut applied = Applied {
+            tasks: queued.into_iter().map(|task| (task, now)).collect(),
+            ..Applied::default()
+        };
+        self.inner
+            .run_pure_inline(&tx, run_id, &definition, &mut applied)
+            .await?;
+        outbox::insert(&tx, &applied.tasks).await?;
+        tx.commit().await?;
+        if !applied.tasks.is_empty() {
+            self.inner.wake_relay();
+        }
+        self.inner.emit(RunEvent::Run {
+            run_id: run_id.to_owned(),
+            status: RunStatus::Running,
+        });
+        self.inner.publish(applied);
+        Ok(())
+    }
+
+    async fn start_run_of(
+        &self,
+        tenant_id: &str,
+        workflow: &str,
+        input: Value,
+        trigger_kind: &str,
+        trigger: Value,
+        rerun_of: Option<&str>,
+    ) -> Result<String, EngineError> {
         let version = workflows::latest(&self.inner.db.conn, tenant_id, workflow)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("workflow `{workflow}` not found")))?;
@@ -262,6 +378,7 @@ impl Engine {
                 input,
                 trigger_kind,
                 trigger,
+                rerun_of,
             },
         )
         .await?;

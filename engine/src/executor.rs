@@ -468,7 +468,7 @@ impl EngineInner {
             run.status.parse()?,
             &statuses,
             &task.step_id,
-            attempt.max(1) as u32,
+            (attempt - this.attempt_offset).max(1) as u32,
             &event,
             rand::random::<f64>(),
         );
@@ -555,7 +555,8 @@ impl EngineInner {
         .await?;
         steps::mark(tx, &run.id, &transition.skip, StepStatus::Skipped).await?;
         steps::mark(tx, &run.id, &transition.cancel, StepStatus::Cancelled).await?;
-        let queued = steps::queue_pending(tx, &run.id, &transition.enqueue).await?;
+        let ready = with_dispatch(&step_rows, &transition.enqueue);
+        let queued = steps::queue_pending(tx, &run.id, &ready).await?;
         applied.tasks.extend(queued.into_iter().map(|t| (t, now)));
         let run_status = match transition.run {
             Some(RunStatus::Succeeded) => {
@@ -620,6 +621,20 @@ fn find_step<'s>(step_rows: &'s [step::Model], step_id: &str) -> Result<&'s step
         .iter()
         .find(|s| s.step_id == step_id)
         .ok_or_else(|| EngineError::Corrupt(format!("step {step_id} missing")))
+}
+
+/// Pairs step ids with the dispatch number their rows hold.
+pub(crate) fn with_dispatch(step_rows: &[step::Model], step_ids: &[String]) -> Vec<(String, i32)> {
+    step_ids
+        .iter()
+        .map(|id| {
+            let dispatch = step_rows
+                .iter()
+                .find(|row| &row.step_id == id)
+                .map_or(0, |row| row.dispatch);
+            (id.clone(), dispatch)
+        })
+        .collect()
 }
 
 fn running_event(task: &StepTask, attempt: i32) -> RunEvent {

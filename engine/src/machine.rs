@@ -147,6 +147,72 @@ pub fn on_step_event(
     transition
 }
 
+/// What retrying a finished run changes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RetryPlan {
+    /// Steps that run again: every step that did not succeed or get skipped, every step
+    /// depending on one of those, and steps the run has no status for (new in the version
+    /// the retry uses). Everything else keeps its output.
+    pub reset: Vec<String>,
+    /// Reset steps that can start at once.
+    pub enqueue: Vec<String>,
+    /// Reset steps that will not run because a kept dependency was skipped.
+    pub skip: Vec<String>,
+}
+
+/// Plans the retry of a finished run from its failed steps.
+pub fn retry(workflow: &Workflow, statuses: &BTreeMap<String, StepStatus>) -> RetryPlan {
+    let mut reset: BTreeSet<&str> = workflow
+        .steps
+        .iter()
+        .filter(|step| {
+            !matches!(
+                statuses.get(&step.id),
+                Some(StepStatus::Succeeded | StepStatus::Skipped)
+            )
+        })
+        .map(|step| step.id.as_str())
+        .collect();
+    // `needs` may point down the file, so repeat until no dependent is added.
+    loop {
+        let dependents: Vec<&str> = workflow
+            .steps
+            .iter()
+            .filter(|step| !reset.contains(step.id.as_str()))
+            .filter(|step| step.needs.iter().any(|need| reset.contains(need.as_str())))
+            .map(|step| step.id.as_str())
+            .collect();
+        if dependents.is_empty() {
+            break;
+        }
+        reset.extend(dependents);
+    }
+    let mut after: BTreeMap<String, StepStatus> = workflow
+        .steps
+        .iter()
+        .map(|step| {
+            let status = if reset.contains(step.id.as_str()) {
+                StepStatus::Pending
+            } else {
+                statuses[&step.id]
+            };
+            (step.id.clone(), status)
+        })
+        .collect();
+    let mut transition = Transition::default();
+    propagate(workflow, &mut after, &mut transition);
+    RetryPlan {
+        reset: workflow
+            .steps
+            .iter()
+            .filter(|step| reset.contains(step.id.as_str()))
+            .map(|step| step.id.clone())
+            .collect(),
+        enqueue: transition.enqueue,
+        skip: transition.skip,
+    }
+}
+
 /// Marks pending steps whose dependencies are all finished: queued when every dependency
 /// completed (a failure with `on_error: continue` counts as completed), skipped when one was
 /// skipped or cancelled. Repeats until nothing changes, so skips cascade.
@@ -492,5 +558,54 @@ mod tests {
             0.5,
         );
         assert_eq!(failed.outcome, Some(StepOutcome::Discarded));
+    }
+
+    #[test]
+    fn retry_resets_failed_steps_and_their_dependents_only() {
+        // a -> b -> d, a -> c -> d; b failed (on_error: continue would not matter here).
+        let workflow = diamond();
+        let plan = retry(
+            &workflow,
+            &statuses(&[
+                ("a", StepStatus::Succeeded),
+                ("b", StepStatus::Failed),
+                ("c", StepStatus::Succeeded),
+                ("d", StepStatus::Cancelled),
+            ]),
+        );
+        assert_eq!(plan.reset, vec!["b", "d"]);
+        assert_eq!(plan.enqueue, vec!["b"]);
+        assert!(plan.skip.is_empty());
+    }
+
+    #[test]
+    fn retry_reruns_succeeded_dependents_of_a_failed_step() {
+        let workflow = diamond();
+        let plan = retry(
+            &workflow,
+            &statuses(&[
+                ("a", StepStatus::Failed),
+                ("b", StepStatus::Succeeded),
+                ("c", StepStatus::Succeeded),
+                ("d", StepStatus::Succeeded),
+            ]),
+        );
+        assert_eq!(plan.reset, vec!["a", "b", "c", "d"]);
+        assert_eq!(plan.enqueue, vec!["a"]);
+    }
+
+    #[test]
+    fn retry_runs_steps_new_in_the_version() {
+        let workflow = diamond();
+        let plan = retry(
+            &workflow,
+            &statuses(&[
+                ("a", StepStatus::Succeeded),
+                ("b", StepStatus::Succeeded),
+                ("c", StepStatus::Failed),
+            ]),
+        );
+        assert_eq!(plan.reset, vec!["c", "d"]);
+        assert_eq!(plan.enqueue, vec!["c"]);
     }
 }

@@ -111,6 +111,10 @@ pub mod run {
         pub started_at: Option<i64>,
         pub finished_at: Option<i64>,
         pub deadline_at: Option<i64>,
+        pub retries: i32,
+        pub rerun_of: Option<String>,
+        pub parent_run_id: Option<String>,
+        pub parent_step_id: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -143,6 +147,7 @@ pub mod step {
         pub queued_at: Option<i64>,
         pub started_at: Option<i64>,
         pub finished_at: Option<i64>,
+        pub attempt_offset: i32,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

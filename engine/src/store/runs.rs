@@ -1,7 +1,7 @@
 //! Runs: creation (with their steps and the first outbox rows, in one transaction), keyset
 //! listing, detail with steps and attempts, cancellation and deadline expiry.
 
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     EntityTrait, QueryFilter,
@@ -25,6 +25,8 @@ pub struct NewRun<'a> {
     pub input: Value,
     pub trigger_kind: &'a str,
     pub trigger: Value,
+    /// The run this one re-runs.
+    pub rerun_of: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -38,6 +40,12 @@ pub struct RunSummary {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub error: Option<String>,
+    /// Times the run was retried from its failed steps.
+    pub retries: i32,
+    /// The run this one re-runs with the same input.
+    pub rerun_of: Option<String>,
+    /// The run whose `workflow.run` step started this one.
+    pub parent_run_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -103,11 +111,12 @@ fn summary(row: &run::Model) -> Result<RunSummary, EngineError> {
         started_at: row.started_at,
         finished_at: row.finished_at,
         error: row.error.clone(),
+        retries: row.retries,
+        rerun_of: row.rerun_of.clone(),
+        parent_run_id: row.parent_run_id.clone(),
     })
 }
 
-/// Creates a run, its steps and the outbox rows of its first steps in one transaction, so an
-/// acknowledged trigger always has a run that will execute.
 /// Inserts a run and its steps into `tx` and returns its id and the tasks of its root steps,
 /// due now.
 pub async fn create(
@@ -137,31 +146,21 @@ pub async fn create(
         deadline_at: Set(definition
             .timeout
             .map(|timeout| now.saturating_add(timeout.as_millis() as i64))),
+        retries: Set(0),
+        rerun_of: Set(new.rerun_of.map(str::to_owned)),
+        parent_run_id: Set(None),
+        parent_step_id: Set(None),
     }
     .insert(tx)
     .await?;
     let steps = definition.steps.iter().enumerate().map(|(position, s)| {
-        let root = roots.contains(&s.id);
-        step::ActiveModel {
-            run_id: Set(run_id.clone()),
-            step_id: Set(s.id.clone()),
-            position: Set(position as i32),
-            status: Set(if root {
-                StepStatus::Queued
-            } else {
-                StepStatus::Pending
-            }
-            .to_string()),
-            attempts: Set(0),
-            dispatch: Set(if root { 1 } else { 0 }),
-            input: Set(None),
-            output: Set(None),
-            error: Set(None),
-            wake_at: Set(None),
-            queued_at: Set(root.then_some(now)),
-            started_at: Set(None),
-            finished_at: Set(None),
+        let mut row = super::steps::pending_row(&run_id, &s.id, position as i32);
+        if roots.contains(&s.id) {
+            row.status = Set(StepStatus::Queued.to_string());
+            row.dispatch = Set(1);
+            row.queued_at = Set(Some(now));
         }
+        row
     });
     step::Entity::insert_many(steps).exec(tx).await?;
     let tasks = roots
@@ -371,6 +370,36 @@ pub async fn cancel(
             row.status
         ))),
     }
+}
+
+/// Puts a finished run back to `running` for a retry, optionally moving it to another version
+/// of its workflow.
+pub async fn reopen(
+    db: &impl ConnectionTrait,
+    run_id: &str,
+    version: Option<(&str, i32)>,
+    deadline_at: Option<i64>,
+) -> Result<(), EngineError> {
+    let mut update = run::Entity::update_many()
+        .col_expr(
+            run::Column::Status,
+            Expr::value(RunStatus::Running.as_str()),
+        )
+        .col_expr(run::Column::Error, Expr::cust("NULL"))
+        .col_expr(run::Column::Output, Expr::cust("NULL"))
+        .col_expr(run::Column::FinishedAt, Expr::cust("NULL"))
+        .col_expr(run::Column::DeadlineAt, Expr::value(deadline_at))
+        .col_expr(run::Column::Retries, Expr::col(run::Column::Retries).add(1));
+    if let Some((version_id, version)) = version {
+        update = update
+            .col_expr(run::Column::WorkflowVersionId, Expr::value(version_id))
+            .col_expr(run::Column::WorkflowVersion, Expr::value(version));
+    }
+    update
+        .filter(run::Column::Id.eq(run_id))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// Fails every running run whose deadline has passed; returns their ids.

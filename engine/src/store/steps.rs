@@ -1,8 +1,9 @@
 //! Step claims and step-state writes used by the executor.
 
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde_json::Value;
+use stepwise_workflows::Workflow;
 
 use super::entities::{step, step_attempt};
 use super::now_ms;
@@ -158,13 +159,15 @@ pub async fn mark(
     Ok(())
 }
 
-/// Queues pending steps (dispatch 1) and returns their tasks.
+/// Queues pending steps and returns their tasks. Each entry is a step id with the dispatch
+/// number its row holds now; the task gets the next one, so a step queued again after a
+/// retry of its run never reuses an earlier task's idempotency key.
 pub async fn queue_pending(
     db: &impl ConnectionTrait,
     run_id: &str,
-    step_ids: &[String],
+    steps: &[(String, i32)],
 ) -> Result<Vec<StepTask>, EngineError> {
-    if step_ids.is_empty() {
+    if steps.is_empty() {
         return Ok(Vec::new());
     }
     step::Entity::update_many()
@@ -172,19 +175,113 @@ pub async fn queue_pending(
             step::Column::Status,
             Expr::value(StepStatus::Queued.as_str()),
         )
-        .col_expr(step::Column::Dispatch, Expr::value(1))
+        .col_expr(
+            step::Column::Dispatch,
+            Expr::col(step::Column::Dispatch).add(1),
+        )
         .col_expr(step::Column::QueuedAt, Expr::value(now_ms()))
         .filter(step::Column::RunId.eq(run_id))
-        .filter(step::Column::StepId.is_in(step_ids.iter().map(String::as_str)))
+        .filter(step::Column::StepId.is_in(steps.iter().map(|(id, _)| id.as_str())))
         .filter(step::Column::Status.eq(StepStatus::Pending.as_str()))
         .exec(db)
         .await?;
-    Ok(step_ids
+    Ok(steps
         .iter()
-        .map(|step_id| StepTask {
+        .map(|(step_id, dispatch)| StepTask {
             run_id: run_id.to_owned(),
             step_id: step_id.clone(),
-            dispatch: 1,
+            dispatch: dispatch + 1,
         })
         .collect())
+}
+
+/// Makes steps runnable again for a retry of their run: pending, with no input, output or
+/// error. Their attempt history stays; the retry policy counts attempts from here.
+pub async fn reset(
+    db: &impl ConnectionTrait,
+    run_id: &str,
+    step_ids: &[String],
+) -> Result<(), EngineError> {
+    if step_ids.is_empty() {
+        return Ok(());
+    }
+    let null = || Expr::cust("NULL");
+    step::Entity::update_many()
+        .col_expr(
+            step::Column::Status,
+            Expr::value(StepStatus::Pending.as_str()),
+        )
+        .col_expr(
+            step::Column::AttemptOffset,
+            Expr::col(step::Column::Attempts).into(),
+        )
+        .col_expr(step::Column::Input, null())
+        .col_expr(step::Column::Output, null())
+        .col_expr(step::Column::Error, null())
+        .col_expr(step::Column::WakeAt, null())
+        .col_expr(step::Column::QueuedAt, null())
+        .col_expr(step::Column::StartedAt, null())
+        .col_expr(step::Column::FinishedAt, null())
+        .filter(step::Column::RunId.eq(run_id))
+        .filter(step::Column::StepId.is_in(step_ids.iter().map(String::as_str)))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Brings a run's step rows in line with `workflow` (a retry on another version): rows of
+/// steps it no longer has are deleted, its new steps get pending rows, and positions follow
+/// its order. Attempt rows stay as history.
+pub async fn align_with(
+    db: &impl ConnectionTrait,
+    run_id: &str,
+    workflow: &Workflow,
+    rows: &[step::Model],
+) -> Result<(), EngineError> {
+    let wanted: Vec<&str> = workflow.steps.iter().map(|s| s.id.as_str()).collect();
+    step::Entity::delete_many()
+        .filter(step::Column::RunId.eq(run_id))
+        .filter(step::Column::StepId.is_not_in(wanted.iter().copied()))
+        .exec(db)
+        .await?;
+    let mut new_rows = Vec::new();
+    for (position, definition) in workflow.steps.iter().enumerate() {
+        let position = position as i32;
+        match rows.iter().find(|row| row.step_id == definition.id) {
+            Some(row) if row.position == position => {}
+            Some(_) => {
+                step::Entity::update_many()
+                    .col_expr(step::Column::Position, Expr::value(position))
+                    .filter(step::Column::RunId.eq(run_id))
+                    .filter(step::Column::StepId.eq(&definition.id))
+                    .exec(db)
+                    .await?;
+            }
+            None => new_rows.push(pending_row(run_id, &definition.id, position)),
+        }
+    }
+    if !new_rows.is_empty() {
+        step::Entity::insert_many(new_rows).exec(db).await?;
+    }
+    Ok(())
+}
+
+/// The row of a step that has not been queued yet.
+pub fn pending_row(run_id: &str, step_id: &str, position: i32) -> step::ActiveModel {
+    step::ActiveModel {
+        run_id: Set(run_id.to_owned()),
+        step_id: Set(step_id.to_owned()),
+        position: Set(position),
+        status: Set(StepStatus::Pending.to_string()),
+        attempts: Set(0),
+        dispatch: Set(0),
+        input: Set(None),
+        output: Set(None),
+        error: Set(None),
+        wake_at: Set(None),
+        queued_at: Set(None),
+        started_at: Set(None),
+        finished_at: Set(None),
+        attempt_offset: Set(0),
+    }
 }
