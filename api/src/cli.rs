@@ -37,6 +37,11 @@ pub enum Command {
     },
     /// Print the JSON Schema of the workflow language (for editors).
     Schema,
+    /// Retry or re-run runs.
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
 }
 
 impl Command {
@@ -56,6 +61,32 @@ pub enum TenantsCommand {
     Create {
         /// Tenant name, unique per installation.
         name: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Retry a failed or cancelled run from its failed steps, reusing every earlier output.
+    /// A running `serve` or `worker` process executes it.
+    Retry {
+        run_id: String,
+        /// Run the retried steps on the workflow's current version instead of the run's own.
+        #[arg(long)]
+        current_version: bool,
+        /// The tenant that owns the run.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Start a new run of the same workflow with the same input.
+    Rerun {
+        run_id: String,
+        /// The tenant that owns the run.
+        #[arg(long, default_value = "default")]
+        tenant: String,
         #[command(flatten)]
         database: DatabaseArgs,
     },

@@ -458,3 +458,93 @@ async fn request_bodies_are_limited_and_typed() {
     })
     .await;
 }
+
+const BROKEN: &str = r#"name: fragile
+steps:
+  - { id: prepare, uses: core.set, with: { n: 1 } }
+  - { id: check, uses: core.fail, retry: { max_attempts: 1 }, with: { message: "broken on purpose" } }
+  - { id: report, uses: core.set, with: { n: "${{ steps.prepare.output.n }}" } }
+outputs:
+  n: ${{ steps.report.output.n }}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_runs_retry_from_the_failed_step_and_rerun() {
+    for_each_backend(|app| async move {
+        app.expect_json(app.deploy(BROKEN).await, StatusCode::CREATED)
+            .await;
+        let run_id = app.trigger("fragile", "{}").await;
+        let failed = app.wait_for_run(&run_id).await;
+        assert_eq!(failed["status"], "failed", "[{}] {failed:#}", app.backend);
+        let retry_path = format!("/api/v1/runs/{run_id}/retry");
+
+        app.expect_error(
+            app.post_json(&retry_path, r#"{"version": "newest"}"#).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        )
+        .await;
+        // On its own version the run fails again, at the same step.
+        let retried = app
+            .expect_json(app.post_json(&retry_path, "").await, StatusCode::ACCEPTED)
+            .await;
+        assert_eq!(retried["status"], "running");
+        let again = app.wait_for_run(&run_id).await;
+        assert_eq!(again["status"], "failed");
+        assert_eq!(again["retries"], 1);
+
+        let fixed = BROKEN.replace(
+            r#"uses: core.fail, retry: { max_attempts: 1 }, with: { message: "broken on purpose" }"#,
+            r#"uses: core.log, with: { message: "fixed" }"#,
+        );
+        app.expect_json(app.deploy(&fixed).await, StatusCode::CREATED)
+            .await;
+        app.expect_json(
+            app.post_json(&retry_path, r#"{"version": "current"}"#).await,
+            StatusCode::ACCEPTED,
+        )
+        .await;
+        let done = app.wait_for_run(&run_id).await;
+        assert_eq!(done["status"], "succeeded", "[{}] {done:#}", app.backend);
+        assert_eq!(done["workflow_version"], 2);
+        assert_eq!(done["output"], json!({"n": 1}));
+        let check = done["steps"]
+            .as_array()
+            .and_then(|steps| steps.iter().find(|s| s["id"] == "check"))
+            .expect("check step");
+        assert_eq!(check["attempt_history"].as_array().map(Vec::len), Some(3));
+
+        app.expect_error(
+            app.post_json(&retry_path, "").await,
+            StatusCode::CONFLICT,
+            "conflict",
+        )
+        .await;
+        let rerun = app
+            .expect_json(
+                app.post_json(&format!("/api/v1/runs/{run_id}/rerun"), "")
+                    .await,
+                StatusCode::ACCEPTED,
+            )
+            .await;
+        let new_run = rerun["run_id"].as_str().expect("new run id").to_owned();
+        let rerun_detail = app.wait_for_run(&new_run).await;
+        assert_eq!(rerun_detail["status"], "succeeded");
+        assert_eq!(rerun_detail["rerun_of"], run_id.as_str());
+
+        let (_, other_key) = app.engine.create_tenant("other").await.expect("tenant");
+        for action in ["retry", "rerun"] {
+            let response = app
+                .client
+                .post(app.url(&format!("/api/v1/runs/{run_id}/{action}")))
+                .bearer_auth(&other_key)
+                .send()
+                .await
+                .expect("send");
+            app.expect_error(response, StatusCode::NOT_FOUND, "not_found")
+                .await;
+        }
+        app
+    })
+    .await;
+}

@@ -14,13 +14,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::db::Database;
 use crate::error::EngineError;
+use crate::executor::{Applied, with_dispatch};
+use crate::machine;
 use crate::status::{RunStatus, StepStatus};
+use crate::store::now_ms;
 use crate::store::runs::{NewRun, Page, RunDetail, RunFilter, RunSummary};
 use crate::store::tenants::Tenant;
 use crate::store::workflows::{Deployed, VersionInfo, WorkflowSummary};
-use crate::executor::{Applied, with_dispatch};
-use crate::machine;
-use crate::store::now_ms;
 use crate::store::{outbox, runs, steps, tenants, workflows};
 
 /// Progress notifications of this process, for live views (`stepwise run`).
@@ -279,19 +279,14 @@ impl Engine {
         run_id: &str,
         latest_version: bool,
     ) -> Result<(), EngineError> {
-        let tx = crate::db::begin_write(&self.inner.db.conn).await?;
-        tx.execute(&runs::lock_statement(run_id)).await?;
-        let run = runs::find(&tx, tenant_id, run_id)
+        let not_found = || EngineError::NotFound(format!("run {run_id} not found"));
+        // Definitions are read before the write transaction: on SQLite it holds the only
+        // connection.
+        let run = runs::find(&self.inner.db.conn, tenant_id, run_id)
             .await?
-            .ok_or_else(|| EngineError::NotFound(format!("run {run_id} not found")))?;
-        let status: RunStatus = run.status.parse()?;
-        if !matches!(status, RunStatus::Failed | RunStatus::Cancelled) {
-            return Err(EngineError::Conflict(format!(
-                "run {run_id} is {status}; only a failed or cancelled run can be retried"
-            )));
-        }
+            .ok_or_else(not_found)?;
         let (version, definition) = if latest_version {
-            let latest = workflows::latest(&tx, tenant_id, &run.workflow_name)
+            let latest = workflows::latest(&self.inner.db.conn, tenant_id, &run.workflow_name)
                 .await?
                 .ok_or_else(|| {
                     EngineError::NotFound(format!("workflow `{}` not found", run.workflow_name))
@@ -303,6 +298,22 @@ impl Engine {
         } else {
             (None, self.inner.definition(&run.workflow_version_id).await?)
         };
+        let tx = crate::db::begin_write(&self.inner.db.conn).await?;
+        tx.execute(&runs::lock_statement(run_id)).await?;
+        let locked = runs::find(&tx, tenant_id, run_id)
+            .await?
+            .ok_or_else(not_found)?;
+        let status: RunStatus = locked.status.parse()?;
+        if !matches!(status, RunStatus::Failed | RunStatus::Cancelled) {
+            return Err(EngineError::Conflict(format!(
+                "run {run_id} is {status}; only a failed or cancelled run can be retried"
+            )));
+        }
+        if version.is_none() && locked.workflow_version_id != run.workflow_version_id {
+            return Err(EngineError::Conflict(format!(
+                "run {run_id} changed version while being retried; try again"
+            )));
+        }
         let rows = steps::for_run(&tx, run_id).await?;
         let statuses = rows
             .iter()

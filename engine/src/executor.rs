@@ -364,8 +364,16 @@ impl EngineInner {
                     CancellationToken::new(),
                 )
                 .await;
-            self.apply(tx, &task, workflow, Claim::InCommit, execution, logs, applied)
-                .await?;
+            self.apply(
+                tx,
+                &task,
+                workflow,
+                Claim::InCommit,
+                execution,
+                logs,
+                applied,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -413,14 +421,8 @@ impl EngineInner {
         let attempt = match claim {
             Claim::Claimed(attempt) => attempt,
             Claim::InCommit => {
-                steps::start_attempt(
-                    tx,
-                    &run.id,
-                    &task.step_id,
-                    this.attempts,
-                    &self.worker_name,
-                )
-                .await?;
+                steps::start_attempt(tx, &run.id, &task.step_id, this.attempts, &self.worker_name)
+                    .await?;
                 this.attempts
             }
         };
@@ -484,9 +486,7 @@ impl EngineInner {
                     dispatch: this.dispatch + 1,
                     ..task.clone()
                 };
-                applied
-                    .tasks
-                    .push((next, now + delay.as_millis() as i64));
+                applied.tasks.push((next, now + delay.as_millis() as i64));
                 (StepStatus::Queued, "failed")
             }
             StepOutcome::WakeAfter(delay) => {
@@ -616,7 +616,10 @@ async fn find_run(db: &impl ConnectionTrait, run_id: &str) -> Result<run::Model,
         .ok_or_else(|| EngineError::Corrupt(format!("run {run_id} missing")))
 }
 
-fn find_step<'s>(step_rows: &'s [step::Model], step_id: &str) -> Result<&'s step::Model, EngineError> {
+fn find_step<'s>(
+    step_rows: &'s [step::Model],
+    step_id: &str,
+) -> Result<&'s step::Model, EngineError> {
     step_rows
         .iter()
         .find(|s| s.step_id == step_id)

@@ -88,9 +88,18 @@ async fn retry_reruns_only_the_failed_step_and_its_dependents() {
         assert_eq!(retried.steps[0].output, a_output, "a's output is reused");
         let b = &retried.steps[1];
         assert_eq!(b.status, StepStatus::Succeeded);
-        let b_attempts: Vec<&str> = b.attempt_history.iter().map(|a| a.status.as_str()).collect();
+        let b_attempts: Vec<&str> = b
+            .attempt_history
+            .iter()
+            .map(|a| a.status.as_str())
+            .collect();
         assert_eq!(b_attempts, ["failed", "succeeded"], "[{}]", h.label);
-        assert_eq!(requests_to(&server, "/a").await, 1, "[{}] a ran again", h.label);
+        assert_eq!(
+            requests_to(&server, "/a").await,
+            1,
+            "[{}] a ran again",
+            h.label
+        );
         assert_eq!(requests_to(&server, "/b").await, 2, "[{}]", h.label);
         assert_eq!(requests_to(&server, "/c").await, 1, "[{}]", h.label);
 
@@ -163,11 +172,7 @@ outputs:
         .await;
         let first = h.start_run("echo", json!({"who": "Ada"})).await;
         h.finish(&first).await;
-        let second = h
-            .engine
-            .rerun(&h.tenant_id, &first)
-            .await
-            .expect("rerun");
+        let second = h.engine.rerun(&h.tenant_id, &first).await.expect("rerun");
         assert_ne!(first, second);
         let run = h.finish(&second).await;
         assert_eq!(run.summary.status, RunStatus::Succeeded);
@@ -175,7 +180,38 @@ outputs:
         assert_eq!(run.output, Some(json!({"who": "Ada"})));
 
         let missing = h.engine.rerun(&h.tenant_id, "no-such-run").await;
-        assert!(matches!(missing, Err(EngineError::NotFound(_))), "{missing:?}");
+        assert!(
+            matches!(missing, Err(EngineError::NotFound(_))),
+            "{missing:?}"
+        );
+        h.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_of_pure_steps_executes_inline() {
+    for database in databases().await {
+        let h = Harness::start(&database).await;
+        h.deploy(
+            r#"
+name: fragile
+steps:
+  - { id: prepare, uses: core.set, with: { n: 1 } }
+  - { id: check, uses: core.fail, retry: { max_attempts: 1 }, with: { message: "broken on purpose" } }
+  - { id: report, uses: core.set, with: { n: "${{ steps.prepare.output.n }}" } }
+"#,
+        )
+        .await;
+        let run_id = h.start_run("fragile", json!({})).await;
+        assert_eq!(h.finish(&run_id).await.summary.status, RunStatus::Failed);
+        h.engine
+            .retry_run(&h.tenant_id, &run_id, false)
+            .await
+            .expect("retry");
+        let again = h.finish(&run_id).await;
+        assert_eq!(again.summary.status, RunStatus::Failed);
+        let check = &again.steps[1];
+        assert_eq!(check.attempt_history.len(), 2, "[{}] {again:?}", h.label);
         h.stop().await;
     }
 }

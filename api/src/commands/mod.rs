@@ -3,6 +3,7 @@
 
 mod admin;
 mod run_file;
+mod runs;
 mod serve;
 mod validate;
 
@@ -22,6 +23,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             command: TenantsCommand::Create { name, database },
         } => admin::create_tenant(&name, &database).await,
         Command::Schema => admin::schema(),
+        Command::Runs { command } => runs::run(command).await,
     };
     match outcome {
         Ok(code) => code,

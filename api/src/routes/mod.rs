@@ -24,7 +24,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route("/workflows/{name}/runs", web::post().to(runs::trigger))
                 .route("/runs", web::get().to(runs::list))
                 .route("/runs/{id}", web::get().to(runs::get))
-                .route("/runs/{id}/cancel", web::post().to(runs::cancel)),
+                .route("/runs/{id}/cancel", web::post().to(runs::cancel))
+                .route("/runs/{id}/retry", web::post().to(runs::retry))
+                .route("/runs/{id}/rerun", web::post().to(runs::rerun)),
         );
 }
 

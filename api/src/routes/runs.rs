@@ -1,4 +1,5 @@
-//! Runs: manual trigger, keyset-paginated listing, detail with steps, cancellation.
+//! Runs: manual trigger, keyset-paginated listing, detail with steps, cancellation, retry from
+//! the failed steps and re-run.
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -135,6 +136,63 @@ pub async fn cancel(
         .call(move |engine| async move { engine.cancel_run(&tenant.id, &target).await })
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "run_id": run_id, "status": RunStatus::Cancelled })))
+}
+
+/// Which workflow version a retry runs on.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryVersion {
+    /// The version the run started with.
+    #[default]
+    Original,
+    /// The workflow's current version (e.g. after fixing it).
+    Current,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryRequest {
+    #[serde(default)]
+    pub version: RetryVersion,
+}
+
+/// Retries a failed or cancelled run from its failed steps: 202 once it is running again,
+/// 409 when the run is still running or has nothing to retry.
+pub async fn retry(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let request: RetryRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RetryRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|error| {
+            ApiError::InvalidInput(format!(
+                "the retry request is not valid: {error} (expected {{\"version\": \"original\" | \"current\"}})"
+            ))
+        })?
+    };
+    let run_id = id.into_inner();
+    let target = run_id.clone();
+    let latest = request.version == RetryVersion::Current;
+    state
+        .call(move |engine| async move { engine.retry_run(&tenant.id, &target, latest).await })
+        .await?;
+    Ok(HttpResponse::Accepted().json(json!({ "run_id": run_id, "status": RunStatus::Running })))
+}
+
+/// Starts a new run of the same workflow with the same input: 202 with the new run's id.
+pub async fn rerun(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let original = id.into_inner();
+    let run_id = state
+        .call(move |engine| async move { engine.rerun(&tenant.id, &original).await })
+        .await?;
+    Ok(HttpResponse::Accepted().json(RunStarted { run_id }))
 }
 
 #[cfg(test)]

@@ -4,8 +4,7 @@
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -395,10 +394,7 @@ pub async fn reopen(
             .col_expr(run::Column::WorkflowVersionId, Expr::value(version_id))
             .col_expr(run::Column::WorkflowVersion, Expr::value(version));
     }
-    update
-        .filter(run::Column::Id.eq(run_id))
-        .exec(db)
-        .await?;
+    update.filter(run::Column::Id.eq(run_id)).exec(db).await?;
     Ok(())
 }
 
