@@ -7,6 +7,7 @@ pub mod context;
 pub mod error;
 pub mod http;
 pub mod registry;
+pub mod webhooks;
 
 pub use action::{Action, ActionOutcome, DynAction};
 pub use context::{ActionContext, ActionServices, LogLevel, LogLine, StepInvocation};

@@ -1,0 +1,195 @@
+//! Webhook signature verification: pure functions from (scheme, secrets, headers, raw body, now)
+//! to a [`Verified`] delivery or a [`Rejection`]. No I/O; the api's
+//! `POST /webhooks/{provider}/{source}` route calls [`verify`] before storing anything.
+//!
+//! # Schemes
+//!
+//! | Scheme | Signature | Signed content | Timestamp, tolerance | Delivery id (dedup) | Event type |
+//! |---|---|---|---|---|---|
+//! | `github` | `X-Hub-Signature-256: sha256=<hex>` (HMAC-SHA256) | raw body | none | `X-GitHub-Delivery` | `X-GitHub-Event` |
+//! | `stripe` | `Stripe-Signature: t=<ts>,v1=<hex>[,v1=<hex>...]`; `v0` and unknown keys ignored | `{t}.{body}` | `t`, 300 s | body `id` (signed) | body `type` |
+//! | `slack` | `X-Slack-Signature: v0=<hex>` | `v0:{X-Slack-Request-Timestamp}:{body}` | `X-Slack-Request-Timestamp`, 300 s | body `event_id`, else `trigger_id` (signed) | `event.type`, else `type`; slash commands `slash_command` |
+//! | `shopify` | `X-Shopify-Hmac-SHA256: <base64>` | raw body | none | `X-Shopify-Event-Id`, else `X-Shopify-Webhook-Id` | `X-Shopify-Topic` |
+//! | `standard` (Standard Webhooks, Svix) | `webhook-signature: v1,<base64> [v1,<base64> ...]`; `v1a` and other versions ignored | `{webhook-id}.{webhook-timestamp}.{body}` | `webhook-timestamp`, 300 s | `webhook-id` (signed) | body `type` |
+//! | `generic` | configured header, algorithm (`sha1`, `sha256`, `sha512`), encoding (`hex`, `base64`) and optional prefix | body, or `{timestamp}.{body}` with a timestamp header | configured header, `tolerance` (default 5m) | configured `id_header` | configured `event_header` |
+//!
+//! Every tolerance applies in both directions: a timestamp too old or too far in the future is
+//! refused. Timestamps are Unix seconds, digits only.
+//!
+//! Secrets: the bytes of the secret as the provider shows it. Standard Webhooks secrets are
+//! `whsec_<base64>`; the bare base64 (without the prefix) is accepted too, as the reference
+//! libraries do. An empty key never verifies.
+//!
+//! # Rules shared by every scheme
+//!
+//! - Every active secret is tried against every signature; one match is enough. A secret
+//!   whose [`SigningSecret::valid_until`] has passed is ignored (rotation).
+//! - The MAC comparison is constant-time (`hmac`'s `verify_slice`).
+//! - The signature is checked before the timestamp and before the body is read, so a caller
+//!   without the secret learns nothing but 401.
+//! - Deduplication ([`DeliveryId`]): an id covered by the signature wins; then an explicit
+//!   `Idempotency-Key` header; then the provider's id header; then `sha256:<hex>` of the body.
+//!   `Idempotency-Key` is never signed, so it does not override a signed id (a captured
+//!   delivery replayed within the tolerance under a fresh key would otherwise pass).
+//! - A header read by the scheme and sent twice is malformed (400), never guessed at.
+//! - Slack reads the body (`application/json` or `application/x-www-form-urlencoded`, else
+//!   415) and answers a `url_verification` with its [`Verified::challenge`]. Stripe reads its
+//!   JSON body (`application/json` when a content type is sent, else 415). The other schemes
+//!   do not need a content type: GitHub may send form-encoded bodies, Shopify XML ones.
+//!
+//! Status codes ([`Rejection::status`]): 401 missing or wrong signature, no usable secret,
+//! stale or future timestamp; 400 malformed header or body; 415 wrong content type.
+
+mod common;
+mod generic;
+mod github;
+mod rejection;
+mod secret;
+mod shopify;
+mod slack;
+mod standard;
+mod stripe;
+
+pub use generic::{Encoding, GenericScheme};
+pub use rejection::Rejection;
+pub use secret::SigningSecret;
+
+use chrono::{DateTime, Utc};
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
+
+/// How a webhook source's deliveries are signed. Serialised with a `provider` tag:
+/// `{"provider": "github"}`, `{"provider": "generic", "header": "X-Signature", ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "provider", rename_all = "snake_case")]
+pub enum WebhookScheme {
+    Github,
+    Stripe,
+    Slack,
+    Shopify,
+    /// Standard Webhooks (<https://www.standardwebhooks.com>), as sent by Svix and others.
+    Standard,
+    Generic(GenericScheme),
+}
+
+/// The HMAC hash function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+impl WebhookScheme {
+    /// The `{provider}` path segment of `POST /webhooks/{provider}/{source}` for this scheme.
+    pub fn provider(&self) -> &'static str {
+        match self {
+            Self::Github => "github",
+            Self::Stripe => "stripe",
+            Self::Slack => "slack",
+            Self::Shopify => "shopify",
+            Self::Standard => "standard",
+            Self::Generic(_) => "generic",
+        }
+    }
+
+    /// Checks the configuration itself (header names of a generic scheme); call it when a
+    /// source is created.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Self::Generic(generic) => generic.validate(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `secret` can verify anything under this scheme (not empty; for Standard
+    /// Webhooks, `whsec_` followed by base64). Call it when a secret is stored: an unusable
+    /// secret is skipped at verification time.
+    pub fn check_secret(&self, secret: &[u8]) -> Result<(), String> {
+        let format = match self {
+            Self::Standard => common::KeyFormat::WhsecBase64,
+            _ => common::KeyFormat::Raw,
+        };
+        match format.key(secret) {
+            Some(_) => Ok(()),
+            None if matches!(format, common::KeyFormat::WhsecBase64) => {
+                Err("expected whsec_ followed by non-empty base64".to_owned())
+            }
+            None => Err("the secret is empty".to_owned()),
+        }
+    }
+}
+
+/// A delivery whose signature matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verified {
+    /// The key to deduplicate deliveries on.
+    pub delivery_id: DeliveryId,
+    /// The provider's event type (`push`, `invoice.paid`, `message`, `orders/create`), when sent.
+    pub event_type: Option<String>,
+    /// Slack `url_verification`: the challenge to echo back in a 200 response. Such a delivery
+    /// is not an event and starts no run.
+    pub challenge: Option<String>,
+    /// The signed timestamp, for the schemes that send one.
+    pub signed_at: Option<DateTime<Utc>>,
+    /// Index into the `secrets` passed to [`verify`] of the secret that matched (a delivery
+    /// still signed with a rotated-out secret is worth a log line).
+    pub secret_index: usize,
+}
+
+/// The deduplication key of a delivery and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryId {
+    pub value: String,
+    pub source: IdSource,
+}
+
+/// Where a [`DeliveryId`] came from, most trusted first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdSource {
+    /// Covered by the signature: Stripe and Slack body ids, Standard Webhooks `webhook-id`.
+    Signed,
+    /// The sender's `Idempotency-Key` header.
+    IdempotencyKey,
+    /// The provider's unsigned id header (`X-GitHub-Delivery`, `X-Shopify-Event-Id`, the
+    /// generic `id_header`).
+    Header,
+    /// `sha256:<hex>` of the body: no id was sent. Identical bodies collapse into one delivery.
+    ContentHash,
+}
+
+impl DeliveryId {
+    pub(crate) fn new(value: impl Into<String>, source: IdSource) -> Self {
+        Self {
+            value: value.into(),
+            source,
+        }
+    }
+}
+
+/// Verifies one delivery: `body` is the raw request body, byte for byte as received.
+///
+/// Tries every secret active at `now` (see [`SigningSecret::valid_until`]).
+pub fn verify(
+    scheme: &WebhookScheme,
+    secrets: &[SigningSecret],
+    headers: &HeaderMap,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Verified, Rejection> {
+    match scheme {
+        WebhookScheme::Github => github::verify(secrets, headers, body, now),
+        WebhookScheme::Stripe => stripe::verify(secrets, headers, body, now),
+        WebhookScheme::Slack => slack::verify(secrets, headers, body, now),
+        WebhookScheme::Shopify => shopify::verify(secrets, headers, body, now),
+        WebhookScheme::Standard => standard::verify(secrets, headers, body, now),
+        WebhookScheme::Generic(generic) => generic.verify(secrets, headers, body, now),
+    }
+}
+
+/// A signed Unix timestamp as a date, when it is one chrono can represent.
+fn signed_at(timestamp: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(timestamp, 0)
+}
