@@ -2,10 +2,13 @@
 //! workflow version and executes it. Template strings (`${{ ... }}`) are kept as written and
 //! rendered by [`crate::expr::Evaluator`] at run time.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use crate::expr::Evaluator;
 
 /// A parsed, validated workflow definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,6 +155,20 @@ pub struct Step {
     pub timeout: Option<Duration>,
     #[serde(default)]
     pub on_error: OnError,
+}
+
+impl Step {
+    /// Whether `if` calls a status function (`always()`, `success()`, `failure()`,
+    /// `cancelled()`). The engine runs a step whose `if` does not only when `success()` holds;
+    /// one whose `if` does is evaluated as soon as its needs have finished, whatever their result.
+    pub fn checks_status(&self) -> bool {
+        static EVALUATOR: OnceLock<Evaluator> = OnceLock::new();
+        self.condition.as_deref().is_some_and(|condition| {
+            EVALUATOR
+                .get_or_init(Evaluator::new)
+                .calls_status_function(condition)
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
