@@ -90,6 +90,8 @@ codes! {
     UNKNOWN_REFERENCE = "WF0019": "An expression names something that does not exist where it runs (unknown step, step that is not an ancestor, unknown context variable).";
     INVALID_VALUE = "WF0020": "A value is outside its allowed set or range (`catch_up`, `overlap`, `limit`, `max_parallel`, ...).";
     INVALID_INPUT_SCHEMA = "WF0021": "An `inputs` property is not a valid JSON Schema.";
+    STATUS_FUNCTION_OUTSIDE_IF = "WF0022": "A status function (`always()`, `success()`, `failure()`, `cancelled()`) is used outside a step's `if`.";
+    NEEDS_ACROSS_LISTS = "WF0023": "`needs` crosses between `steps` and `on_failure`.";
 }
 
 #[cfg(test)]

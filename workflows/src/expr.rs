@@ -15,6 +15,8 @@ use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use minijinja::{Environment, ErrorKind, Expression, UndefinedBehavior};
 use serde_json::Value;
 
+pub use crate::functions::STATUS_FUNCTIONS;
+
 /// Opening delimiter of an expression.
 pub const OPEN: &str = "${{";
 /// Closing delimiter of an expression.
@@ -114,6 +116,17 @@ impl Evaluator {
     pub(crate) fn expression_references(&self, expr: &str) -> Result<BTreeSet<String>, String> {
         let compiled = self.compile(expr).map_err(|error| message(&error))?;
         Ok(compiled.undeclared_variables(true).into_iter().collect())
+    }
+
+    /// Whether a bare expression calls a status function (`always()`, `success()`, ...). Read
+    /// from the parsed expression, so a name inside a string literal does not count; an
+    /// expression that does not parse calls nothing.
+    pub fn calls_status_function(&self, expr: &str) -> bool {
+        self.expression_references(expr).is_ok_and(|paths| {
+            paths
+                .iter()
+                .any(|path| STATUS_FUNCTIONS.contains(&root(path)))
+        })
     }
 
     /// Names the environment provides itself (functions such as `range`), which expressions
@@ -287,7 +300,9 @@ fn environment() -> Environment<'static> {
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     // `debug()` would dump the whole context, secrets included, into a step input.
     env.remove_global("debug");
-    env.add_filter("fromjson", fromjson);
+    // `namespace()` only serves `{% set %}`, which an expression cannot contain.
+    env.remove_global("namespace");
+    crate::functions::register(&mut env);
     env
 }
 
@@ -327,15 +342,9 @@ fn has_top_level_close(expr: &str) -> bool {
     false
 }
 
-fn fromjson(text: &str) -> Result<minijinja::Value, minijinja::Error> {
-    serde_json::from_str::<Value>(text)
-        .map(|value| minijinja::Value::from_serialize(&value))
-        .map_err(|error| {
-            minijinja::Error::new(
-                ErrorKind::InvalidOperation,
-                format!("fromjson: invalid JSON: {error}"),
-            )
-        })
+/// The first segment of a dotted path: `steps` for `steps.fetch.output`.
+pub(crate) fn root(path: &str) -> &str {
+    path.split('.').next().unwrap_or_default()
 }
 
 fn to_json(expr: &str, value: &minijinja::Value) -> Result<Value, ExprError> {

@@ -87,6 +87,7 @@ mod tests {
             concurrency: None,
             timeout: None,
             steps: Vec::new(),
+            on_failure: Vec::new(),
             outputs: Map::new(),
         }
     }

@@ -10,6 +10,7 @@
 
 pub mod diagnostics;
 pub mod expr;
+mod functions;
 mod inputs;
 pub mod model;
 mod parse;

@@ -2,10 +2,13 @@
 //! workflow version and executes it. Template strings (`${{ ... }}`) are kept as written and
 //! rendered by [`crate::expr::Evaluator`] at run time.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use crate::expr::Evaluator;
 
 /// A parsed, validated workflow definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,18 +35,39 @@ pub struct Workflow {
     /// Steps in file order. `needs` is always resolved: a step without `needs:` depends on the
     /// step written above it (none for the first).
     pub steps: Vec<Step>,
+    /// Steps that run once the run has failed (alerting, clean-up), in their own graph: `needs`
+    /// names only steps of this list (default: the one written above). Their expressions may read
+    /// `steps.<id>` of any main step and `run.error`, the failure message. Ids are unique across
+    /// `steps` and `on_failure`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_failure: Vec<Step>,
     /// Workflow outputs: templates rendered against the final context when the run succeeds.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub outputs: Map<String, Value>,
 }
 
-/// `concurrency: { key, limit }`: at most `limit` active runs per rendered `key`.
+/// `concurrency: { key, limit, on_limit }`: at most `limit` active runs per rendered `key`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Concurrency {
     /// Template rendered against the trigger context (`steps` are not available yet).
     pub key: String,
     /// At least 1.
     pub limit: u32,
+    #[serde(default)]
+    pub on_limit: OnLimit,
+}
+
+/// What happens to a new run when `limit` runs with its key are already active.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnLimit {
+    /// The new run waits until one of the active runs finishes.
+    #[default]
+    Queue,
+    /// The new run is cancelled; the active runs continue.
+    CancelNew,
+    /// The oldest active run is cancelled to make room for the new one.
+    CancelRunning,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -152,6 +176,20 @@ pub struct Step {
     pub timeout: Option<Duration>,
     #[serde(default)]
     pub on_error: OnError,
+}
+
+impl Step {
+    /// Whether `if` calls a status function (`always()`, `success()`, `failure()`,
+    /// `cancelled()`). The engine runs a step whose `if` does not only when `success()` holds;
+    /// one whose `if` does is evaluated as soon as its needs have finished, whatever their result.
+    pub fn checks_status(&self) -> bool {
+        static EVALUATOR: OnceLock<Evaluator> = OnceLock::new();
+        self.condition.as_deref().is_some_and(|condition| {
+            EVALUATOR
+                .get_or_init(Evaluator::new)
+                .calls_status_function(condition)
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,8 +9,8 @@ use serde_json::{Map, Value};
 use crate::diagnostics::{Diagnostic, Pos, code, did_you_mean};
 use crate::expr::{Evaluator, OPEN};
 use crate::model::{
-    Backoff, CatchUp, Concurrency, CronTrigger, ManualTrigger, OnError, Overlap, RetryPolicy,
-    Triggers, WebhookTrigger, Workflow,
+    Backoff, CatchUp, Concurrency, CronTrigger, ManualTrigger, OnError, OnLimit, Overlap,
+    RetryPolicy, Triggers, WebhookTrigger, Workflow,
 };
 use crate::tree::{Item, Key, Node};
 use crate::{ActionCatalog, Step, tree, validate};
@@ -81,12 +81,13 @@ const WORKFLOW_KEYS: &[&str] = &[
     "concurrency",
     "timeout",
     "steps",
+    "on_failure",
     "outputs",
 ];
 const TRIGGER_KEYS: &[&str] = &["manual", "webhook", "cron"];
 const WEBHOOK_KEYS: &[&str] = &["source", "events", "filter"];
 const CRON_KEYS: &[&str] = &["schedule", "timezone", "catch_up", "overlap"];
-const CONCURRENCY_KEYS: &[&str] = &["key", "limit"];
+const CONCURRENCY_KEYS: &[&str] = &["key", "limit", "on_limit"];
 const STEP_KEYS: &[&str] = &[
     "id",
     "uses",
@@ -107,8 +108,8 @@ const RETRY_KEYS: &[&str] = &["max_attempts", "backoff", "initial_delay", "max_d
 pub(crate) enum Scope {
     /// Triggers and concurrency: evaluated before any step runs.
     Run,
-    /// Inside step `index` (an index into the step list); `item` says whether `item` / `index`
-    /// of `for_each` are in scope.
+    /// Inside step `index` (an index into the list of all steps, `on_failure` ones after the
+    /// main ones); `item` says whether `item` / `index` of `for_each` are in scope.
     Step { index: usize, item: bool },
     /// Workflow outputs: evaluated after all steps.
     Outputs,
@@ -124,6 +125,29 @@ pub(crate) struct Site<'n> {
     pub scope: Scope,
 }
 
+impl Site<'_> {
+    /// Whether this is a step's `if`, the one place that sees `needs` and status functions.
+    pub fn is_step_condition(&self) -> bool {
+        self.bare && matches!(self.scope, Scope::Step { .. })
+    }
+}
+
+/// The list a step is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StepList {
+    Main,
+    OnFailure,
+}
+
+impl StepList {
+    pub fn key(self) -> &'static str {
+        match self {
+            StepList::Main => "steps",
+            StepList::OnFailure => "on_failure",
+        }
+    }
+}
+
 /// A value with the position it was written at.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Located<T> {
@@ -134,6 +158,7 @@ pub(crate) struct Located<T> {
 /// A step as written, with the positions validation needs.
 pub(crate) struct StepDraft<'n> {
     pub pos: Pos,
+    pub list: StepList,
     pub id: Option<Located<&'n str>>,
     /// `None` when `needs:` is absent (the step depends on the one above).
     pub needs: Option<Vec<Located<&'n str>>>,
@@ -172,8 +197,9 @@ struct Draft<'n> {
     inputs: Option<Map<String, Value>>,
     concurrency: Option<Concurrency>,
     timeout: Option<Duration>,
+    /// `steps`, then `on_failure`.
     steps: Vec<StepDraft<'n>>,
-    /// False when `steps` or one of its entries could not be read at all.
+    /// False when `steps` or one of the steps could not be read at all.
     complete: bool,
     outputs: Map<String, Value>,
 }
@@ -184,9 +210,17 @@ impl Draft<'_> {
             return None;
         }
         let mut steps = Vec::with_capacity(self.steps.len());
+        let mut on_failure = Vec::new();
         for (index, draft) in self.steps.iter().enumerate() {
-            let above = index.checked_sub(1).and_then(|above| self.steps.get(above));
-            steps.push(Step {
+            let above = index
+                .checked_sub(1)
+                .and_then(|above| self.steps.get(above))
+                .filter(|above| above.list == draft.list);
+            let list = match draft.list {
+                StepList::Main => &mut steps,
+                StepList::OnFailure => &mut on_failure,
+            };
+            list.push(Step {
                 id: draft.id?.value.to_owned(),
                 uses: draft.uses?.value.to_owned(),
                 with: draft.input.clone().unwrap_or_default(),
@@ -212,6 +246,7 @@ impl Draft<'_> {
             concurrency: self.concurrency,
             timeout: self.timeout,
             steps,
+            on_failure,
             outputs: self.outputs,
         })
     }
@@ -460,13 +495,14 @@ impl<'n> Builder<'n> {
             .get("timeout")
             .and_then(|item| self.duration(item, "`timeout`"));
         let mut complete = true;
-        let steps = match self.required(&fields, "steps", "the workflow") {
-            Some(item) => self.steps(item, &mut complete),
-            None => {
-                complete = false;
-                Vec::new()
-            }
-        };
+        let mut steps = Vec::new();
+        match self.required(&fields, "steps", "the workflow") {
+            Some(item) => self.steps(item, StepList::Main, &mut steps, &mut complete),
+            None => complete = false,
+        }
+        if let Some(item) = fields.get("on_failure") {
+            self.steps(item, StepList::OnFailure, &mut steps, &mut complete);
+        }
         let outputs = fields
             .get("outputs")
             .map(|item| self.outputs(item))
@@ -678,9 +714,25 @@ impl<'n> Builder<'n> {
             .get("limit")
             .and_then(|item| self.positive(item, "`concurrency.limit`", code::INVALID_VALUE))
             .unwrap_or(1);
+        let on_limit = fields
+            .get("on_limit")
+            .and_then(|item| {
+                self.choice(
+                    item,
+                    "`concurrency.on_limit`",
+                    &[
+                        ("queue", OnLimit::Queue),
+                        ("cancel_new", OnLimit::CancelNew),
+                        ("cancel_running", OnLimit::CancelRunning),
+                    ],
+                    code::INVALID_VALUE,
+                )
+            })
+            .unwrap_or_default();
         Some(Concurrency {
             key: key?.to_owned(),
             limit,
+            on_limit,
         })
     }
 
@@ -696,32 +748,37 @@ impl<'n> Builder<'n> {
         }
     }
 
-    /// Clears `complete` when a step is too broken to become part of the model.
-    fn steps(&mut self, item: &'n Item, complete: &mut bool) -> Vec<StepDraft<'n>> {
+    /// Appends the steps of `list` to `drafts`; clears `complete` when a step is too broken to
+    /// become part of the model.
+    fn steps(
+        &mut self,
+        item: &'n Item,
+        list: StepList,
+        drafts: &mut Vec<StepDraft<'n>>,
+        complete: &mut bool,
+    ) {
         let Node::Sequence(items) = &item.node else {
             *complete = false;
-            self.wrong_type(item, "`steps`", "a list of steps");
-            return Vec::new();
+            self.wrong_type(item, &format!("`{}`", list.key()), "a list of steps");
+            return;
         };
-        if items.is_empty() {
+        if items.is_empty() && list == StepList::Main {
             self.report(
                 code::NO_STEPS,
                 item.pos,
                 "`steps` is empty: a workflow needs at least one step",
             );
         }
-        let mut drafts = Vec::with_capacity(items.len());
         for item in items {
-            // Indexes in `Scope::Step` refer to this list, so pass the index the draft gets.
-            match self.step(drafts.len(), item) {
+            // Indexes in `Scope::Step` refer to `drafts`, so pass the index the draft gets.
+            match self.step(drafts.len(), list, item) {
                 Some(draft) => drafts.push(draft),
                 None => *complete = false,
             }
         }
-        drafts
     }
 
-    fn step(&mut self, index: usize, item: &'n Item) -> Option<StepDraft<'n>> {
+    fn step(&mut self, index: usize, list: StepList, item: &'n Item) -> Option<StepDraft<'n>> {
         let fields = self.mapping(item, "a step", STEP_KEYS)?;
         let id = self
             .required(&fields, "id", "a step")
@@ -794,6 +851,7 @@ impl<'n> Builder<'n> {
             .unwrap_or_default();
         Some(StepDraft {
             pos: item.pos,
+            list,
             id,
             needs,
             uses,

@@ -34,13 +34,23 @@ pub fn json_schema() -> Value {
                 "required": ["key"],
                 "properties": {
                     "key": { "type": "string" },
-                    "limit": { "type": "integer", "minimum": 1, "default": 1 }
+                    "limit": { "type": "integer", "minimum": 1, "default": 1 },
+                    "on_limit": {
+                        "description": "What a new run does when `limit` runs with its key are active: wait (`queue`), be cancelled (`cancel_new`), or cancel the oldest active run (`cancel_running`).",
+                        "enum": ["queue", "cancel_new", "cancel_running"],
+                        "default": "queue"
+                    }
                 }
             },
             "timeout": { "$ref": "#/$defs/duration", "description": "Whole-run timeout." },
             "steps": {
                 "type": "array",
                 "minItems": 1,
+                "items": { "$ref": "#/$defs/step" }
+            },
+            "on_failure": {
+                "description": "Steps run once the run has failed (alerting, clean-up). Their `needs` name only `on_failure` steps; they may read any `steps.<id>` and `run.error`.",
+                "type": "array",
                 "items": { "$ref": "#/$defs/step" }
             },
             "outputs": {
@@ -55,7 +65,7 @@ pub fn json_schema() -> Value {
                 "pattern": "^\\s*[0-9]+\\s*[a-zA-Zµ]+(\\s*[0-9]+\\s*[a-zA-Zµ]+)*\\s*$"
             },
             "condition": {
-                "description": "An expression, with or without `${{ }}`.",
+                "description": "An expression, with or without `${{ }}`. In a step's `if`, the status functions `always()`, `success()`, `failure()` and `cancelled()` decide whether it runs after a failed dependency.",
                 "type": ["string", "boolean"]
             },
             "triggers": {

@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use crate::ActionCatalog;
 use crate::diagnostics::{Diagnostic, Pos, code, did_you_mean};
-use crate::expr::{Evaluator, OPEN};
-use crate::parse::{Scope, Site, StepDraft};
+use crate::expr::{Evaluator, OPEN, STATUS_FUNCTIONS};
+use crate::parse::{Scope, Site, StepDraft, StepList};
 use crate::tree::{Item, Key, Node};
 
 /// Context names every expression may read (see DESIGN.md §6).
@@ -56,7 +56,8 @@ pub(crate) fn check(
     let mut references = References {
         steps,
         ids: &ids,
-        graph: acyclic.then_some(&graph),
+        graph: &graph,
+        acyclic,
         globals: evaluator.globals().collect(),
         ancestors: HashMap::new(),
     };
@@ -73,15 +74,16 @@ pub(crate) fn check(
                 format!("invalid expression in `{}`: {error}", shorten(site.text)),
             ),
             Ok(paths) => {
-                for problem in references.check(site.scope, &paths) {
-                    report(code::UNKNOWN_REFERENCE, site.pos, problem);
+                for (code, problem) in references.check(site, &paths) {
+                    report(code, site.pos, problem);
                 }
             }
         }
     }
 }
 
-/// Step ids by name (first definition wins), reporting duplicates.
+/// Step ids by name (first definition wins), reporting duplicates. One namespace for `steps`
+/// and `on_failure`: both are read as `steps.<id>`.
 fn step_ids<'n>(
     path: &str,
     steps: &[StepDraft<'n>],
@@ -126,7 +128,12 @@ impl Graph {
                 Some(explicit) => {
                     for need in explicit {
                         match ids.get(need.value) {
-                            Some(target) => needs.push((*target, need.pos)),
+                            Some(&target) if steps[target].list != step.list => report(
+                                code::NEEDS_ACROSS_LISTS,
+                                need.pos,
+                                across_lists(need.value, step.list),
+                            ),
+                            Some(&target) => needs.push((target, need.pos)),
                             None => {
                                 let hint = did_you_mean(need.value, ids.keys().copied());
                                 report(
@@ -138,7 +145,12 @@ impl Graph {
                         }
                     }
                 }
-                None => needs.extend(index.checked_sub(1).map(|above| (above, step.pos))),
+                None => needs.extend(
+                    index
+                        .checked_sub(1)
+                        .filter(|above| steps[*above].list == step.list)
+                        .map(|above| (above, step.pos)),
+                ),
             }
             edges.push(needs);
         }
@@ -230,6 +242,17 @@ impl Graph {
                 path.join(" -> ")
             ),
         );
+    }
+}
+
+fn across_lists(need: &str, reader: StepList) -> String {
+    match reader {
+        StepList::OnFailure => format!(
+            "`needs` names `{need}`, a step of `steps`: an `on_failure` step may only need `on_failure` steps (it can read `steps.{need}` without needing it)"
+        ),
+        StepList::Main => format!(
+            "`needs` names `{need}`, an `on_failure` step: those run only after the run failed, so no step of `steps` can wait for them"
+        ),
     }
 }
 
@@ -341,22 +364,47 @@ fn shorten(text: &str) -> String {
 struct References<'a, 'n> {
     steps: &'a [StepDraft<'n>],
     ids: &'a HashMap<&'n str, usize>,
-    /// `None` when the graph has a cycle, which makes "ancestor" meaningless.
-    graph: Option<&'a Graph>,
+    graph: &'a Graph,
+    /// False when the graph has a cycle, which makes "ancestor" meaningless.
+    acyclic: bool,
     globals: HashSet<&'a str>,
     ancestors: HashMap<usize, HashSet<usize>>,
 }
 
 impl References<'_, '_> {
-    /// One message per problem among the dotted `paths` read in `scope`.
-    fn check(&mut self, scope: Scope, paths: &BTreeSet<String>) -> BTreeSet<String> {
+    /// One coded message per problem among the dotted `paths` read at `site`.
+    fn check(
+        &mut self,
+        site: &Site<'_>,
+        paths: &BTreeSet<String>,
+    ) -> BTreeSet<(&'static str, String)> {
         let mut problems = BTreeSet::new();
         for path in paths {
             let mut parts = path.split('.');
             let root = parts.next().unwrap_or_default();
+            if STATUS_FUNCTIONS.contains(&root) {
+                if !site.is_step_condition() {
+                    problems.insert((
+                        code::STATUS_FUNCTION_OUTSIDE_IF,
+                        format!(
+                            "`{root}()` is only available in a step's `if`, where the results of the step's needs are known"
+                        ),
+                    ));
+                }
+                continue;
+            }
+            let reads_error = path == "run.error" || path.starts_with("run.error.");
+            if reads_error && !self.in_on_failure(site.scope) {
+                problems.insert((
+                    code::UNKNOWN_REFERENCE,
+                    "`run.error` is only set in `on_failure` steps".to_owned(),
+                ));
+                continue;
+            }
             if RUN_ROOTS.contains(&root) || self.globals.contains(root) {
                 continue;
             }
+            let scope = site.scope;
             let problem = match (root, scope) {
                 ("steps", Scope::Run) => Some(
                     "`steps` is not available here: triggers and `concurrency` are evaluated before any step runs"
@@ -366,28 +414,65 @@ impl References<'_, '_> {
                 ("steps", Scope::Step { index, .. }) => {
                     parts.next().and_then(|id| self.step(id, Some(index)))
                 }
+                ("needs", Scope::Step { index, .. }) if site.is_step_condition() => {
+                    parts.next().and_then(|id| self.need(id, index))
+                }
+                ("needs", _) => Some("`needs` is only available in a step's `if`".to_owned()),
                 ("item" | "index", Scope::Step { item: true, .. }) => None,
                 ("item" | "index", _) => Some(format!(
                     "`{root}` is only available in a step with `for_each` (not in `for_each` itself)"
                 )),
                 _ => {
-                    let known = RUN_ROOTS.iter().copied().chain(["steps", "item", "index"]);
+                    let known = RUN_ROOTS
+                        .iter()
+                        .copied()
+                        .chain(["steps", "needs", "item", "index"]);
                     let hint = did_you_mean(root, known);
                     Some(format!("unknown name `{root}`{hint}"))
                 }
             };
-            problems.extend(problem);
+            problems.extend(problem.map(|problem| (code::UNKNOWN_REFERENCE, problem)));
         }
         problems
     }
 
-    /// Checks `steps.<id>` read from step `reader` (`None` for workflow outputs).
+    fn in_on_failure(&self, scope: Scope) -> bool {
+        matches!(scope, Scope::Step { index, .. }
+            if self.steps.get(index).is_some_and(|step| step.list == StepList::OnFailure))
+    }
+
+    fn name(&self, index: usize) -> &str {
+        self.steps
+            .get(index)
+            .and_then(|step| step.id)
+            .map_or("this step", |id| id.value)
+    }
+
+    /// Checks `steps.<id>` read from step `reader` (`None` for workflow outputs). An `on_failure`
+    /// step may read any main step: the run has failed, so every main step that ran is done.
     fn step(&mut self, id: &str, reader: Option<usize>) -> Option<String> {
         let Some(&target) = self.ids.get(id) else {
             let hint = did_you_mean(id, self.ids.keys().copied());
             return Some(format!("unknown step `{id}` in `steps.{id}`{hint}"));
         };
-        let (reader, graph) = (reader?, self.graph?);
+        let on_failure_target =
+            format!("`steps.{id}` is an `on_failure` step, which runs only after the run failed");
+        let target_list = self.steps[target].list;
+        let Some(reader) = reader else {
+            return (target_list == StepList::OnFailure)
+                .then(|| format!("{on_failure_target}: workflow outputs cannot read it"));
+        };
+        match (self.steps[reader].list, target_list) {
+            (StepList::OnFailure, StepList::Main) => return None,
+            (StepList::Main, StepList::OnFailure) => {
+                return Some(format!(
+                    "{on_failure_target}: a step of `steps` cannot read it"
+                ));
+            }
+            _ if !self.acyclic => return None,
+            _ => {}
+        }
+        let graph = self.graph;
         let ancestors = self
             .ancestors
             .entry(reader)
@@ -395,13 +480,25 @@ impl References<'_, '_> {
         if ancestors.contains(&target) {
             return None;
         }
-        let name = self
-            .steps
-            .get(reader)
-            .and_then(|step| step.id)
-            .map_or("this step", |id| id.value);
         Some(format!(
-            "step `{name}` reads `steps.{id}` but does not depend on `{id}`: add it to `needs`"
+            "step `{}` reads `steps.{id}` but does not depend on `{id}`: add it to `needs`",
+            self.name(reader)
+        ))
+    }
+
+    /// Checks `needs.<id>` read in the `if` of step `reader`: only direct needs are there.
+    fn need(&self, id: &str, reader: usize) -> Option<String> {
+        let direct: Vec<&str> = self.graph.edges[reader]
+            .iter()
+            .filter_map(|(target, _)| Some(self.steps.get(*target)?.id?.value))
+            .collect();
+        if direct.contains(&id) {
+            return None;
+        }
+        let hint = did_you_mean(id, direct.iter().copied());
+        Some(format!(
+            "step `{}` reads `needs.{id}` but does not directly need `{id}`{hint}",
+            self.name(reader)
         ))
     }
 }

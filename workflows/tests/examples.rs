@@ -90,3 +90,50 @@ fn needs_are_resolved() {
         )
     );
 }
+
+#[test]
+fn on_failure_steps_form_their_own_graph() {
+    let path = format!(
+        "{}/examples/order-fulfilment.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let source = std::fs::read_to_string(&path).unwrap().replace(
+        "on_failure:\n",
+        "on_failure:\n  - { id: first, uses: core.log, with: { message: hi } }\n",
+    );
+    let workflow = parse_workflow(&path, &source, &TestCatalog::new())
+        .workflow
+        .unwrap();
+    let needs = |steps: &[stepwise_workflows::Step]| -> Vec<String> {
+        steps
+            .iter()
+            .map(|step| {
+                format!(
+                    "{} <- {:?} checks status: {}",
+                    step.id,
+                    step.needs,
+                    step.checks_status()
+                )
+            })
+            .collect()
+    };
+    expect![[r#"
+        [
+            "ship <- [] checks status: false",
+            "confirm <- [\"ship\"] checks status: false",
+            "audit <- [\"ship\", \"confirm\"] checks status: true",
+        ]
+    "#]]
+    .assert_debug_eq(&needs(&workflow.steps));
+    expect![[r#"
+        [
+            "first <- [] checks status: false",
+            "page <- [\"first\"] checks status: false",
+        ]
+    "#]]
+    .assert_debug_eq(&needs(&workflow.on_failure));
+    assert_eq!(
+        workflow.concurrency.map(|concurrency| concurrency.on_limit),
+        Some(stepwise_workflows::OnLimit::CancelRunning)
+    );
+}

@@ -190,3 +190,39 @@ fn one_evaluator_serves_many_threads() {
         }
     });
 }
+
+#[test]
+fn status_function_calls_are_found_in_the_parsed_expression() {
+    let evaluator = Evaluator::new();
+    let cases = [
+        ("always()", true),
+        ("success() and inputs.count > 1", true),
+        ("not cancelled()", true),
+        ("inputs.x or (failure() and true)", true),
+        ("[1, failure()] | length", true),
+        ("'always()' == inputs.name", false),
+        ("\"success() \\\" failure()\" ~ 'x'", false),
+        (
+            "steps.always.output and needs.failure.result == 'failed'",
+            false,
+        ),
+        ("inputs.count > 1", false),
+        ("always( and", false),
+    ];
+    for (expr, expected) in cases {
+        assert_eq!(evaluator.calls_status_function(expr), expected, "{expr}");
+    }
+}
+
+#[test]
+fn a_step_checks_status_when_its_if_calls_a_status_function() {
+    let step = |condition: Option<&str>| {
+        serde_json::from_value::<stepwise_workflows::Step>(json!({
+            "id": "notify", "uses": "core.log", "if": condition
+        }))
+        .unwrap()
+    };
+    assert!(step(Some("failure() or cancelled()")).checks_status());
+    assert!(!step(Some("'failure()' == inputs.name")).checks_status());
+    assert!(!step(None).checks_status());
+}

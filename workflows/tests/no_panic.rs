@@ -38,6 +38,10 @@ const FRAGMENTS: &[&str] = &[
     "---\n",
     "needs: []",
     "for_each: ${{ x }}",
+    "\non_failure:\n  - id: x\n    uses: core.log\n",
+    "if: ${{ failure() }}",
+    "${{ needs.",
+    "on_limit: cancel_new",
 ];
 
 fn examples() -> Vec<String> {
