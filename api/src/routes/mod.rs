@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod runs;
+pub mod secrets;
 pub mod workflows;
 
 use actix_web::{HttpResponse, web};
@@ -24,7 +25,13 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route("/workflows/{name}/runs", web::post().to(runs::trigger))
                 .route("/runs", web::get().to(runs::list))
                 .route("/runs/{id}", web::get().to(runs::get))
-                .route("/runs/{id}/cancel", web::post().to(runs::cancel)),
+                .route("/runs/{id}/cancel", web::post().to(runs::cancel))
+                .service(
+                    web::resource("/secrets")
+                        .route(web::get().to(secrets::list))
+                        .route(web::post().to(secrets::set)),
+                )
+                .route("/secrets/{name}", web::delete().to(secrets::delete)),
         );
 }
 
