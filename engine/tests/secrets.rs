@@ -350,7 +350,7 @@ async fn a_wrong_master_key_names_the_key_and_destroys_nothing() {
         let label = database.label;
         let dir = tempfile::tempdir().expect("tempdir");
         let right = MasterKey::generate();
-        let keys = key_file_with(dir.path(), &[right.clone()]);
+        let keys = key_file_with(dir.path(), std::slice::from_ref(&right));
         let Setup { engine, tenant, .. } = setup(&database, &keys).await;
         engine
             .set_secret(&tenant, "TOKEN", &secret("v"))
@@ -386,7 +386,7 @@ async fn rotation_rewraps_every_data_key_and_the_old_key_can_go() {
         let label = database.label;
         let dir = tempfile::tempdir().expect("tempdir");
         let old = MasterKey::generate();
-        let keys = key_file_with(dir.path(), &[old.clone()]);
+        let keys = key_file_with(dir.path(), std::slice::from_ref(&old));
         let Setup {
             engine,
             tenant,
@@ -456,7 +456,7 @@ async fn a_missing_old_key_stops_rotation_without_changing_anything() {
         let label = database.label;
         let dir = tempfile::tempdir().expect("tempdir");
         let old = MasterKey::generate();
-        let keys = key_file_with(dir.path(), &[old.clone()]);
+        let keys = key_file_with(dir.path(), std::slice::from_ref(&old));
         let Setup { engine, tenant, .. } = setup(&database, &keys).await;
         engine
             .set_secret(&tenant, "A", &secret("a"))
