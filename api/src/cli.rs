@@ -35,6 +35,16 @@ pub enum Command {
         #[command(subcommand)]
         command: TenantsCommand,
     },
+    /// Manage a tenant's secrets (`${{ secrets.NAME }}`); values are never printed.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+    /// Manage the master keys that protect secrets.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Print the JSON Schema of the workflow language (for editors).
     Schema,
     /// Retry or re-run runs.
@@ -75,18 +85,71 @@ pub enum RunsCommand {
         /// Run the retried steps on the workflow's current version instead of the run's own.
         #[arg(long)]
         current_version: bool,
-        /// The tenant that owns the run.
-        #[arg(long, default_value = "default")]
-        tenant: String,
+        #[command(flatten)]
+        tenant: TenantArg,
         #[command(flatten)]
         database: DatabaseArgs,
     },
     /// Start a new run of the same workflow with the same input.
     Rerun {
         run_id: String,
-        /// The tenant that owns the run.
-        #[arg(long, default_value = "default")]
-        tenant: String,
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+/// The tenant an admin command acts on.
+#[derive(Debug, Clone, Args)]
+pub struct TenantArg {
+    /// Tenant name.
+    #[arg(long, env = "STEPWISE_TENANT", default_value = "default")]
+    pub tenant: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Create or replace a secret. The value is read from standard input (never from the
+    /// command line, where other users and shell history would see it); one trailing newline
+    /// is dropped.
+    Set {
+        /// Secret name: upper-case letters, digits and `_`, e.g. `API_TOKEN`.
+        name: String,
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List secret names with their creation and update times.
+    List {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Delete a secret.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new master key current and re-wrap every data key under it (ciphertexts are not
+    /// touched), then drop the old keys from the key file. Safe to run again after a crash: an
+    /// unfinished rotation is resumed.
+    Rotate {
+        /// Read the new key (base64 of 32 bytes) from standard input instead of generating one.
+        #[arg(long)]
+        new_key_stdin: bool,
+        /// Secrets re-wrapped per transaction.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
+        batch_size: u64,
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -102,6 +165,11 @@ pub struct DatabaseArgs {
     /// Directory of the embedded SQLite database (created when missing).
     #[arg(long, env = "STEPWISE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Master key file (one base64 key per line, the current one first). Without it and
+    /// without `STEPWISE_MASTER_KEY` (base64 keys, comma-separated), the embedded database
+    /// keeps its key in `stepwise.key` next to it.
+    #[arg(long, env = "STEPWISE_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -178,6 +246,19 @@ mod tests {
         };
         assert_eq!(args.bind.to_string(), "127.0.0.1:8080");
         assert!(args.runtime.workers >= 1);
+    }
+
+    #[test]
+    fn secrets_take_no_value_argument() {
+        assert!(Cli::try_parse_from(["stepwise", "secrets", "set", "A", "value"]).is_err());
+        let cli = Cli::try_parse_from(["stepwise", "secrets", "set", "A"]).expect("parse");
+        let Command::Secrets {
+            command: SecretsCommand::Set { name, tenant, .. },
+        } = cli.command
+        else {
+            panic!("not secrets set")
+        };
+        assert_eq!((name.as_str(), tenant.tenant.as_str()), ("A", "default"));
     }
 
     #[test]

@@ -5,7 +5,14 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use stepwise_engine::MasterKeySettings;
+use stepwise_integrations::SecretValue;
+
 use crate::cli::DatabaseArgs;
+
+/// Environment variable with the master keys: base64, comma-separated, the current one first.
+/// Deliberately not a flag: a key on the command line is visible to every user of the machine.
+pub const MASTER_KEY_ENV: &str = "STEPWISE_MASTER_KEY";
 
 /// File name of the embedded database inside the data directory.
 pub const SQLITE_FILE: &str = "stepwise.db";
@@ -20,6 +27,8 @@ pub struct AppConfig {
     pub allow_private_networks: bool,
     /// Fallback poll interval of the step queue.
     pub poll_interval: Duration,
+    /// Where the master keys of the vault come from.
+    pub master_key: MasterKeySettings,
 }
 
 impl AppConfig {
@@ -31,11 +40,23 @@ impl AppConfig {
             workers: 8,
             allow_private_networks: true,
             poll_interval: Duration::from_millis(100),
+            master_key: MasterKeySettings::default(),
         }
     }
 }
 
 impl DatabaseArgs {
+    /// The master key settings: `STEPWISE_MASTER_KEY`, else the key file option.
+    pub fn master_key(&self) -> MasterKeySettings {
+        MasterKeySettings {
+            keys: std::env::var(MASTER_KEY_ENV)
+                .ok()
+                .filter(|keys| !keys.trim().is_empty())
+                .map(SecretValue::new),
+            key_file: self.master_key_file.clone(),
+        }
+    }
+
     /// The database URL: the flag or `STEPWISE_DATABASE_URL`, then `DATABASE_URL`, then the
     /// embedded SQLite file. Creates the data directory when the embedded file is used.
     pub fn resolve(&self) -> std::io::Result<String> {
@@ -106,13 +127,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let args = DatabaseArgs {
             database_url: Some("postgres://x@y/z".into()),
-            data_dir: None,
+            ..DatabaseArgs::default()
         };
         assert_eq!(args.resolve().expect("resolve"), "postgres://x@y/z");
         let nested = dir.path().join("data");
         let args = DatabaseArgs {
-            database_url: None,
             data_dir: Some(nested.clone()),
+            ..DatabaseArgs::default()
         };
         if std::env::var_os("DATABASE_URL").is_none() {
             let url = args.resolve().expect("resolve");

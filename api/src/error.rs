@@ -18,6 +18,9 @@ pub enum ApiError {
     /// Malformed request: bad JSON, bad query parameter, input that is not an object.
     #[error("{0}")]
     InvalidInput(String),
+    /// A secret name outside `[A-Z_][A-Z0-9_]*`.
+    #[error("{0}")]
+    InvalidSecretName(String),
     #[error("the workflow has {} error(s)", .0.len())]
     InvalidWorkflow(Vec<Diagnostic>),
     #[error("missing or invalid API key; send `Authorization: Bearer <key>`")]
@@ -64,6 +67,7 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::InvalidInput(_) => "invalid_input",
+            Self::InvalidSecretName(_) => "invalid_secret_name",
             Self::InvalidWorkflow(_) => "invalid_workflow",
             Self::Unauthorized => "unauthorized",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -98,7 +102,7 @@ impl ResponseError for ApiError {
         match self {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::InvalidInput(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidInput(_) | Self::InvalidSecretName(_) => StatusCode::BAD_REQUEST,
             Self::InvalidWorkflow(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

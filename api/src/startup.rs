@@ -9,7 +9,7 @@ use actix_web::dev::{Server, ServerHandle, Service, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{App, HttpServer, ResponseError, web};
-use stepwise_engine::{Engine, EngineError, Runtime, RuntimeOptions};
+use stepwise_engine::{Engine, EngineError, MasterKeySettings, Runtime, RuntimeOptions};
 use stepwise_integrations::http::{HttpClient, HttpClientError, HttpConfig};
 use stepwise_integrations::{ActionServices, Registry};
 
@@ -49,14 +49,18 @@ pub fn action_services(allow_private_networks: bool) -> Result<ActionServices, H
     Ok(ActionServices { http })
 }
 
-/// Opens (and migrates) the database with the built-in action catalog. The composition root:
-/// the only place that decides which actions and services the engine gets.
+/// Opens (and migrates) the database with the built-in action catalog and the configured
+/// master keys. The composition root: the only place that decides which actions, services and
+/// key provider the engine gets.
 pub async fn open_engine(
     database_url: &str,
+    master_key: &MasterKeySettings,
     allow_private_networks: bool,
 ) -> Result<Engine, StartupError> {
+    let keys = stepwise_engine::vault::key_provider(master_key, database_url)
+        .map_err(EngineError::from)?;
     let services = Arc::new(action_services(allow_private_networks)?);
-    Ok(Engine::open(database_url, Arc::new(Registry::builtin()), services).await?)
+    Ok(Engine::open_with_keys(database_url, Arc::new(Registry::builtin()), services, keys).await?)
 }
 
 /// A started server process: the HTTP server is listening and the step workers are running.
@@ -70,7 +74,12 @@ pub struct Application {
 impl Application {
     /// Opens the engine, starts the step workers and binds the HTTP listener.
     pub async fn build(config: &AppConfig) -> Result<Self, StartupError> {
-        let engine = open_engine(&config.database_url, config.allow_private_networks).await?;
+        let engine = open_engine(
+            &config.database_url,
+            &config.master_key,
+            config.allow_private_networks,
+        )
+        .await?;
         Self::from_engine(engine, config)
     }
 

@@ -180,3 +180,21 @@ fn source_imports_match_the_declared_layering() {
         }
     }
 }
+
+/// Secret values are never read back through the API: only the engine's executor decrypts them.
+#[test]
+fn the_api_never_reads_secret_values() {
+    let mut files = Vec::new();
+    rust_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read source");
+        assert!(
+            !text.contains("tenant_secrets") && !text.contains("expose_as_json"),
+            "{} reads secret values; the API must never return or log them",
+            file.display()
+        );
+    }
+}

@@ -269,3 +269,162 @@ fn serve_starts_with_zero_config_and_stops_on_sigterm() {
     assert!(output.status.success(), "clean exit on SIGTERM: {stderr}");
     assert!(stderr.contains("broken.yaml:4:11: WF0010"), "{stderr}");
 }
+
+/// Runs the binary in `dir` with `stdin` as standard input and no key or database configured
+/// in the environment.
+fn stepwise_in(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stepwise"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("STEPWISE_DATABASE_URL")
+        .env_remove("STEPWISE_DATA_DIR")
+        .env_remove("STEPWISE_MASTER_KEY")
+        .env_remove("STEPWISE_MASTER_KEY_FILE")
+        .env_remove("STEPWISE_TENANT")
+        .env_remove("STEPWISE_LOG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run stepwise");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_set_reads_stdin_and_keys_rotate_keeps_it_readable() {
+    use stepwise_engine::vault::{MasterKeySettings, read_key_file};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().expect("utf-8 path");
+    let canary = format!("canary-{}", uuid::Uuid::new_v4().simple());
+
+    let created = stepwise_in(
+        dir.path(),
+        &["tenants", "create", "default", "--data-dir", data_arg],
+        "",
+    );
+    assert!(created.status.success(), "{}", text(&created.stderr));
+
+    // The value comes from stdin (one trailing newline dropped), never from argv.
+    let set = stepwise_in(
+        dir.path(),
+        &["secrets", "set", "API_TOKEN", "--data-dir", data_arg],
+        &format!("{canary}\n"),
+    );
+    let (stdout, stderr) = (text(&set.stdout), text(&set.stderr));
+    assert!(set.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("Created secret `API_TOKEN`"), "{stdout}");
+    assert!(!stdout.contains(&canary) && !stderr.contains(&canary));
+    let key_file = data.join("stepwise.key");
+    assert!(
+        stderr.contains("master key file") && stderr.contains("stepwise.key"),
+        "the embedded default says it created a key: {stderr}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key_file)
+            .expect("key file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let first_key = read_key_file(&key_file)
+        .expect("read")
+        .current()
+        .id()
+        .to_owned();
+
+    let bad = stepwise_in(
+        dir.path(),
+        &["secrets", "set", "api_token", "--data-dir", data_arg],
+        "x",
+    );
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("API_TOKEN"),
+        "{}",
+        text(&bad.stderr)
+    );
+
+    let list = stepwise_in(dir.path(), &["secrets", "list", "--data-dir", data_arg], "");
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    assert!(
+        text(&list.stdout).starts_with("API_TOKEN\t"),
+        "{}",
+        text(&list.stdout)
+    );
+    assert!(!contains(&list.stdout, &canary));
+
+    let rotate = stepwise_in(dir.path(), &["keys", "rotate", "--data-dir", data_arg], "");
+    let rotated_out = text(&rotate.stdout);
+    assert!(
+        rotate.status.success(),
+        "{rotated_out}{}",
+        text(&rotate.stderr)
+    );
+    assert!(
+        rotated_out.contains("Re-wrapped 1 secret(s)"),
+        "{rotated_out}"
+    );
+    let ring = read_key_file(&key_file).expect("read");
+    assert_eq!(ring.keys().len(), 1, "the old key is dropped once unused");
+    assert_ne!(ring.current().id(), first_key);
+
+    for suffix in ["stepwise.db", "stepwise.db-wal", "stepwise.db-shm"] {
+        if let Ok(bytes) = std::fs::read(data.join(suffix)) {
+            assert!(!contains(&bytes, &canary), "plaintext in {suffix}");
+        }
+    }
+
+    // Readable with the new key only.
+    let url = stepwise_api::config::sqlite_url(&data.join("stepwise.db"));
+    let settings = MasterKeySettings {
+        keys: None,
+        key_file: Some(key_file.clone()),
+    };
+    let engine = stepwise_api::startup::open_engine(&url, &settings, false)
+        .await
+        .expect("open");
+    let tenant = engine
+        .tenant("default")
+        .await
+        .expect("tenant")
+        .expect("default");
+    let values = engine.tenant_secrets(&tenant.id).await.expect("values");
+    assert_eq!(
+        values.get("API_TOKEN").map(|value| value.expose()),
+        Some(canary.as_str())
+    );
+    engine.database().close().await;
+
+    let delete = stepwise_in(
+        dir.path(),
+        &["secrets", "delete", "API_TOKEN", "--data-dir", data_arg],
+        "",
+    );
+    assert!(delete.status.success(), "{}", text(&delete.stderr));
+    let again = stepwise_in(
+        dir.path(),
+        &["secrets", "delete", "API_TOKEN", "--data-dir", data_arg],
+        "",
+    );
+    assert!(!again.status.success());
+}

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use sea_orm::ConnectionTrait;
 use serde::Serialize;
 use serde_json::Value;
-use stepwise_integrations::{ActionServices, Registry};
+use stepwise_integrations::{ActionServices, Registry, SecretValue, SecretValues};
 use stepwise_workflows::expr::Evaluator;
 use stepwise_workflows::{Workflow, parse_workflow};
 use tokio::sync::{Notify, broadcast};
@@ -19,9 +19,11 @@ use crate::machine;
 use crate::status::{RunStatus, StepStatus};
 use crate::store::now_ms;
 use crate::store::runs::{NewRun, Page, RunDetail, RunFilter, RunSummary};
+use crate::store::secrets::{RewrapReport, SecretInfo, SecretWritten};
 use crate::store::tenants::Tenant;
 use crate::store::workflows::{Deployed, VersionInfo, WorkflowSummary};
-use crate::store::{outbox, runs, steps, tenants, workflows};
+use crate::store::{outbox, runs, secrets, steps, tenants, workflows};
+use crate::vault::{KeyProvider, Vault};
 
 /// Progress notifications of this process, for live views (`stepwise run`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -45,6 +47,7 @@ pub(crate) struct EngineInner {
     pub(crate) registry: Arc<Registry>,
     pub(crate) services: Arc<ActionServices>,
     pub(crate) evaluator: Evaluator,
+    pub(crate) vault: Vault,
     pub(crate) worker_name: String,
     definitions: Mutex<HashMap<String, Arc<Workflow>>>,
     cancellations: Mutex<HashMap<String, CancellationToken>>,
@@ -121,11 +124,24 @@ impl EngineInner {
 }
 
 impl Engine {
-    /// Connects, migrates, and prepares (but does not start) the engine.
+    /// Connects, migrates, and prepares (but does not start) the engine, with the embedded
+    /// default master key: `stepwise.key` next to a SQLite database file, none for Postgres
+    /// (see [`crate::vault::key_provider`]).
     pub async fn open(
         database_url: &str,
         registry: Arc<Registry>,
         services: Arc<ActionServices>,
+    ) -> Result<Self, EngineError> {
+        let keys = crate::vault::key_provider(&Default::default(), database_url)?;
+        Self::open_with_keys(database_url, registry, services, keys).await
+    }
+
+    /// [`Engine::open`] with the master keys of `keys` (a key file, the environment, a KMS).
+    pub async fn open_with_keys(
+        database_url: &str,
+        registry: Arc<Registry>,
+        services: Arc<ActionServices>,
+        keys: Arc<dyn KeyProvider>,
     ) -> Result<Self, EngineError> {
         let db = Database::connect(database_url).await?;
         db.migrate().await?;
@@ -141,6 +157,7 @@ impl Engine {
                 registry,
                 services,
                 evaluator: Evaluator::new(),
+                vault: Vault::new(keys),
                 worker_name,
                 definitions: Mutex::default(),
                 cancellations: Mutex::default(),
@@ -157,6 +174,10 @@ impl Engine {
 
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
+    }
+
+    pub fn vault(&self) -> &Vault {
+        &self.inner.vault
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
@@ -191,6 +212,50 @@ impl Engine {
 
     pub async fn authenticate(&self, api_key: &str) -> Result<Option<Tenant>, EngineError> {
         tenants::authenticate(&self.inner.db.conn, api_key).await
+    }
+
+    /// Creates the secret `name` or replaces its value. The value is sealed before it is
+    /// written and can never be read back through the API.
+    pub async fn set_secret(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        value: &SecretValue,
+    ) -> Result<SecretWritten, EngineError> {
+        secrets::set(
+            &self.inner.db.conn,
+            &self.inner.vault,
+            tenant_id,
+            name,
+            value,
+        )
+        .await
+    }
+
+    /// The tenant's secrets: names and timestamps, never values.
+    pub async fn list_secrets(&self, tenant_id: &str) -> Result<Vec<SecretInfo>, EngineError> {
+        secrets::list(&self.inner.db.conn, tenant_id).await
+    }
+
+    /// Deletes the secret; [`EngineError::NotFound`] when the tenant has none of that name.
+    pub async fn delete_secret(&self, tenant_id: &str, name: &str) -> Result<(), EngineError> {
+        if secrets::delete(&self.inner.db.conn, tenant_id, name).await? {
+            Ok(())
+        } else {
+            Err(EngineError::NotFound(format!("secret `{name}` not found")))
+        }
+    }
+
+    /// The decrypted values of every secret of the tenant, for `${{ secrets.NAME }}` in the
+    /// executor (and [`SecretValues::redactor`] for what it stores and logs). Never hand the
+    /// result to a client: the API must not call this (`api/tests/architecture.rs` checks).
+    pub async fn tenant_secrets(&self, tenant_id: &str) -> Result<SecretValues, EngineError> {
+        secrets::values(&self.inner.db.conn, &self.inner.vault, tenant_id).await
+    }
+
+    /// Re-wraps every data key not under the current master key (`stepwise keys rotate`).
+    pub async fn rewrap_secrets(&self, batch_size: u64) -> Result<RewrapReport, EngineError> {
+        secrets::rewrap_all(&self.inner.db.conn, &self.inner.vault, batch_size).await
     }
 
     /// Parses and validates `source`; returns the workflow or every diagnostic.

@@ -20,6 +20,9 @@ pub enum EngineError {
     Sqlx(#[from] sqlx::Error),
     #[error("queue: {0}")]
     Queue(String),
+    /// A secret could not be sealed or opened: no or wrong master key, or altered data.
+    #[error(transparent)]
+    Vault(#[from] crate::vault::VaultError),
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
 }
@@ -33,5 +36,11 @@ impl From<serde_json::Error> for EngineError {
 impl From<crate::status::UnknownStatus> for EngineError {
     fn from(error: crate::status::UnknownStatus) -> Self {
         Self::Corrupt(error.to_string())
+    }
+}
+
+impl From<crate::vault::KeyError> for EngineError {
+    fn from(error: crate::vault::KeyError) -> Self {
+        Self::Vault(error.into())
     }
 }

@@ -11,6 +11,7 @@ pub mod machine;
 mod runtime;
 pub mod status;
 pub mod store;
+pub mod vault;
 
 pub use db::{Backend, Database};
 
@@ -27,5 +28,7 @@ pub use error::EngineError;
 pub use runtime::{Runtime, RuntimeOptions};
 pub use status::{RunStatus, StepStatus};
 pub use store::runs::{AttemptView, Page, RunDetail, RunFilter, RunSummary, StepView};
+pub use store::secrets::{RewrapReport, SecretInfo, SecretWritten};
 pub use store::tenants::Tenant;
 pub use store::workflows::{Deployed, VersionInfo, WorkflowSummary};
+pub use vault::{KeyProvider, MasterKeySettings, Vault, VaultError};

@@ -285,6 +285,7 @@ mod tests {
             concurrency: None,
             timeout: None,
             steps,
+            on_failure: Vec::new(),
             outputs: Default::default(),
         }
     }

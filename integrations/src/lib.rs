@@ -6,10 +6,14 @@ pub mod catalog;
 pub mod context;
 pub mod error;
 pub mod http;
+pub mod redact;
 pub mod registry;
+pub mod secrets;
 pub mod webhooks;
 
 pub use action::{Action, ActionOutcome, DynAction};
 pub use context::{ActionContext, ActionServices, LogLevel, LogLine, StepInvocation};
 pub use error::ActionError;
+pub use redact::Redactor;
 pub use registry::Registry;
+pub use secrets::{SecretValue, SecretValues};

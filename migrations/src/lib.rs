@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261128_000001_foundation;
 mod m20261128_000003_run_lineage;
+mod m20261201_000001_secrets;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261128_000001_foundation::Migration),
             Box::new(m20261128_000003_run_lineage::Migration),
+            Box::new(m20261201_000001_secrets::Migration),
         ]
     }
 }

@@ -14,7 +14,7 @@ pub async fn migrate(database: &DatabaseArgs) -> anyhow::Result<ExitCode> {
         .resolve()
         .context("cannot create the data directory")?;
     // Opening the engine applies every pending migration.
-    let engine = open_engine(&url, false)
+    let engine = open_engine(&url, &database.master_key(), false)
         .await
         .with_context(|| format!("cannot migrate {}", redact_url(&url)))?;
     engine.database().close().await;
@@ -26,7 +26,7 @@ pub async fn create_tenant(name: &str, database: &DatabaseArgs) -> anyhow::Resul
     let url = database
         .resolve()
         .context("cannot create the data directory")?;
-    let engine = open_engine(&url, false)
+    let engine = open_engine(&url, &database.master_key(), false)
         .await
         .with_context(|| format!("cannot open {}", redact_url(&url)))?;
     let created = engine.create_tenant(name).await;

@@ -4,12 +4,13 @@
 mod admin;
 mod run_file;
 mod runs;
+mod secrets;
 mod serve;
 mod validate;
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command, TenantsCommand};
+use crate::cli::{Cli, Command, KeysCommand, SecretsCommand, TenantsCommand};
 
 /// Runs the command and turns its outcome into the process exit code.
 pub async fn run(cli: Cli) -> ExitCode {
@@ -22,6 +23,33 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Tenants {
             command: TenantsCommand::Create { name, database },
         } => admin::create_tenant(&name, &database).await,
+        Command::Secrets {
+            command:
+                SecretsCommand::Set {
+                    name,
+                    tenant,
+                    database,
+                },
+        } => secrets::set(&name, &tenant, &database).await,
+        Command::Secrets {
+            command: SecretsCommand::List { tenant, database },
+        } => secrets::list(&tenant, &database).await,
+        Command::Secrets {
+            command:
+                SecretsCommand::Delete {
+                    name,
+                    tenant,
+                    database,
+                },
+        } => secrets::delete(&name, &tenant, &database).await,
+        Command::Keys {
+            command:
+                KeysCommand::Rotate {
+                    new_key_stdin,
+                    batch_size,
+                    database,
+                },
+        } => secrets::rotate(new_key_stdin, batch_size, &database).await,
         Command::Schema => admin::schema(),
         Command::Runs { command } => runs::run(command).await,
     };

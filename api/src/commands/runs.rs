@@ -20,7 +20,7 @@ pub async fn run(command: RunsCommand) -> anyhow::Result<ExitCode> {
         } => (database, tenant),
     };
     let engine = open(database).await?;
-    let outcome = execute(&engine, tenant, &command).await;
+    let outcome = execute(&engine, &tenant.tenant, &command).await;
     engine.database().close().await;
     match outcome {
         Ok(message) => {
@@ -43,7 +43,7 @@ async fn open(database: &DatabaseArgs) -> anyhow::Result<Engine> {
     let url = database
         .resolve()
         .context("cannot create the data directory")?;
-    open_engine(&url, false)
+    open_engine(&url, &database.master_key(), false)
         .await
         .with_context(|| format!("cannot open {}", redact_url(&url)))
 }

@@ -20,9 +20,13 @@ async fn open(database: &DatabaseArgs, runtime: &RuntimeArgs) -> anyhow::Result<
     let database_url = database
         .resolve()
         .context("cannot create the data directory")?;
-    let engine = open_engine(&database_url, runtime.allow_private_networks)
-        .await
-        .with_context(|| format!("cannot open the database {}", redact_url(&database_url)))?;
+    let engine = open_engine(
+        &database_url,
+        &database.master_key(),
+        runtime.allow_private_networks,
+    )
+    .await
+    .with_context(|| format!("cannot open the database {}", redact_url(&database_url)))?;
     Ok((database_url, engine))
 }
 
@@ -42,6 +46,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         workers: usize::from(args.runtime.workers),
         allow_private_networks: args.runtime.allow_private_networks,
         poll_interval: POLL_INTERVAL,
+        master_key: args.database.master_key(),
     };
     let app = Application::from_engine(engine, &config)?;
     println!("Stepwise is listening on http://{}", app.address());

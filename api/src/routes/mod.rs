@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod runs;
+pub mod secrets;
 pub mod workflows;
 
 use actix_web::{HttpResponse, web};
@@ -26,7 +27,13 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route("/runs/{id}", web::get().to(runs::get))
                 .route("/runs/{id}/cancel", web::post().to(runs::cancel))
                 .route("/runs/{id}/retry", web::post().to(runs::retry))
-                .route("/runs/{id}/rerun", web::post().to(runs::rerun)),
+                .route("/runs/{id}/rerun", web::post().to(runs::rerun))
+                .service(
+                    web::resource("/secrets")
+                        .route(web::get().to(secrets::list))
+                        .route(web::post().to(secrets::set)),
+                )
+                .route("/secrets/{name}", web::delete().to(secrets::delete)),
         );
 }
 

@@ -12,6 +12,8 @@ use serde_json::Value;
 use stepwise_api::config::AppConfig;
 use stepwise_api::startup::Application;
 use stepwise_engine::Engine;
+use stepwise_engine::vault::MasterKey;
+use stepwise_integrations::SecretValue;
 
 /// Admin database used to create one fresh database per test.
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -147,7 +149,10 @@ async fn fresh_postgres() -> Option<(String, String, String)> {
 }
 
 pub async fn spawn_app(database: TestDatabase) -> TestApp {
-    let app = Application::build(&AppConfig::local(database.url.clone()))
+    let mut config = AppConfig::local(database.url.clone());
+    // Postgres has no embedded default key; every test app gets its own.
+    config.master_key.keys = Some(SecretValue::new(MasterKey::generate().to_base64().as_str()));
+    let app = Application::build(&config)
         .await
         .unwrap_or_else(|error| panic!("[{}] start the app: {error}", database.backend));
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -184,6 +189,16 @@ impl TestApp {
     pub async fn get(&self, path: &str) -> Response {
         self.client
             .get(self.url(path))
+            .bearer_auth(&self.api_key)
+            .send()
+            .await
+            .expect("send")
+    }
+
+    /// `DELETE` with this app's key.
+    pub async fn delete(&self, path: &str) -> Response {
+        self.client
+            .delete(self.url(path))
             .bearer_auth(&self.api_key)
             .send()
             .await

@@ -204,3 +204,31 @@ pub mod step_outbox {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod secret {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "secrets")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub tenant_id: String,
+        pub name: String,
+        pub envelope_version: i16,
+        pub key_id: String,
+        #[sea_orm(column_type = "Blob")]
+        pub wrapped_key: Vec<u8>,
+        #[sea_orm(column_type = "Blob")]
+        pub nonce: Vec<u8>,
+        #[sea_orm(column_type = "Blob")]
+        pub ciphertext: Vec<u8>,
+        pub created_at: i64,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -3,6 +3,7 @@
 pub mod entities;
 pub mod outbox;
 pub mod runs;
+pub mod secrets;
 pub mod steps;
 pub mod tenants;
 pub mod workflows;

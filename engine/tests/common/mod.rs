@@ -2,6 +2,8 @@
 //! fresh Postgres database. Without a reachable Postgres the Postgres half is skipped with a
 //! message, unless CI=true, where it fails.
 
+#![allow(dead_code)] // Each test binary uses a different part of the harness.
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +68,20 @@ async fn fresh_postgres() -> Option<(String, String)> {
         .rsplit_once('/')
         .map_or(admin.as_str(), |(base, _)| base);
     Some((format!("{base}/{name}"), name))
+}
+
+impl TestDatabase {
+    /// The SQLite database file, when this is SQLite.
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        self._dir.as_ref().map(|dir| dir.path().join("test.db"))
+    }
+
+    /// Drops the Postgres database (for tests that do not use [`Harness`]).
+    pub async fn drop(self) {
+        if let Some(name) = &self.postgres_name {
+            drop_postgres(name).await;
+        }
+    }
 }
 
 /// SQLite always; Postgres when reachable (or CI=true).
