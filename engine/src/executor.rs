@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 use serde_json::{Map, Value, json};
-use stepwise_integrations::{ActionContext, ActionError, ActionOutcome, StepInvocation};
+use stepwise_integrations::{
+    ActionContext, ActionError, ActionOutcome, Redactor, SecretValues, StepInvocation,
+};
 use stepwise_workflows::{Step, Workflow};
 use tokio_util::sync::CancellationToken;
 
@@ -44,6 +46,34 @@ enum Execution {
     },
 }
 
+/// An execution with what it needs at commit time.
+struct Executed {
+    execution: Execution,
+    logs: Vec<stepwise_integrations::LogLine>,
+    /// The secrets the step could read; their values are redacted from what is stored.
+    secrets: SecretValues,
+}
+
+impl Execution {
+    fn redacted(self, redactor: &Redactor) -> Self {
+        match self {
+            Execution::Output { input, output } => Execution::Output {
+                input: redactor.redacted_json(&input),
+                output: redactor.redacted_json(&output),
+            },
+            Execution::Suspended { input, until_ms } => Execution::Suspended {
+                input: redactor.redacted_json(&input),
+                until_ms,
+            },
+            Execution::ConditionFalse => Execution::ConditionFalse,
+            Execution::Failed { input, error } => Execution::Failed {
+                input: input.map(|input| redactor.redacted_json(&input)),
+                error: error.redacted(redactor),
+            },
+        }
+    }
+}
+
 /// Whether the step was claimed before its action ran, or is claimed by the commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Claim {
@@ -53,15 +83,20 @@ enum Claim {
 
 fn step_definition<'w>(workflow: &'w Workflow, step_id: &str) -> Result<&'w Step, EngineError> {
     workflow
-        .steps
-        .iter()
-        .find(|s| s.id == step_id)
+        .step(step_id)
         .ok_or_else(|| EngineError::Corrupt(format!("step {step_id} not in workflow")))
 }
 
-/// The expression context of a run: `inputs`, `trigger`, `run`, `workflow`, `steps.<id>`.
-pub(crate) fn expression_context(run: &run::Model, steps: &[step::Model]) -> Value {
-    let steps: Map<String, Value> = steps
+/// The expression context of a run: `inputs`, `trigger`, `run` (with `status`, and `error`
+/// once the run is failing), `workflow`, `steps.<id>` and, when the workflow reads them,
+/// `secrets`.
+pub(crate) fn expression_context(
+    workflow: &Workflow,
+    run: &run::Model,
+    steps: &[step::Model],
+    secrets: &SecretValues,
+) -> Value {
+    let step_map: Map<String, Value> = steps
         .iter()
         .map(|s| {
             (
@@ -70,13 +105,78 @@ pub(crate) fn expression_context(run: &run::Model, steps: &[step::Model]) -> Val
             )
         })
         .collect();
-    json!({
+    let mut run_view = json!({
+        "id": run.id,
+        "workflow": run.workflow_name,
+        "version": run.workflow_version,
+        "status": RunStatus::Running.as_str(),
+    });
+    if let Some(error) = failure_message(workflow, steps) {
+        run_view["error"] = Value::String(error);
+    }
+    let mut context = json!({
         "inputs": run.input,
         "trigger": run.trigger,
-        "run": { "id": run.id, "workflow": run.workflow_name, "version": run.workflow_version },
+        "run": run_view,
         "workflow": { "name": run.workflow_name, "version": run.workflow_version },
-        "steps": steps,
-    })
+        "steps": step_map,
+    });
+    if !secrets.is_empty() {
+        context["secrets"] = secrets.expose_as_json();
+    }
+    context
+}
+
+/// Adds `needs.<id>` (`result`, `output`) for the direct dependencies of `step`, which its
+/// `if` reads through `success()`, `failure()` and `needs.<id>.result`.
+fn with_needs(
+    mut context: Value,
+    workflow: &Workflow,
+    step: &Step,
+    steps: &[step::Model],
+) -> Value {
+    let needs: Map<String, Value> = step
+        .needs
+        .iter()
+        .filter_map(|need| steps.iter().find(|row| &row.step_id == need))
+        .map(|row| {
+            let result = row
+                .status
+                .parse::<StepStatus>()
+                .map(|status| machine::conclusion(workflow, &row.step_id, status))
+                .map_or_else(|_| row.status.clone(), |status| status.to_string());
+            (
+                row.step_id.clone(),
+                json!({ "result": result, "output": row.output.clone().unwrap_or(Value::Null) }),
+            )
+        })
+        .collect();
+    context["needs"] = Value::Object(needs);
+    context
+}
+
+/// Why a run failed: the first main step (by finish time) that failed without
+/// `on_error: continue`, with its error.
+pub(crate) fn failure_message(workflow: &Workflow, steps: &[step::Model]) -> Option<String> {
+    steps
+        .iter()
+        .filter(|row| row.status == StepStatus::Failed.as_str())
+        .filter(|row| {
+            workflow
+                .steps
+                .iter()
+                .any(|s| s.id == row.step_id && s.on_error == stepwise_workflows::OnError::Fail)
+        })
+        .min_by_key(|row| row.finished_at)
+        .map(|row| {
+            let message = row
+                .error
+                .as_ref()
+                .and_then(|error| error.get("message"))
+                .and_then(Value::as_str)
+                .unwrap_or("failed");
+            format!("step `{}` failed: {message}", row.step_id)
+        })
 }
 
 impl EngineInner {
@@ -125,14 +225,20 @@ impl EngineInner {
         tx.commit().await?;
         self.emit_running(&task, attempt);
 
-        let step = step_definition(workflow, &task.step_id)?;
-        let context = expression_context(&run, &step_rows);
         let cancellation = self.cancellation_for(&run.id);
-        let (execution, logs) = self
-            .execute(&run, step, attempt, wake_at, &context, cancellation)
-            .await;
+        let executed = self
+            .execute_step(
+                &self.db.conn,
+                workflow,
+                &run,
+                &step_rows,
+                &task.step_id,
+                (attempt, wake_at),
+                cancellation,
+            )
+            .await?;
         crate::crash_point("step.after_action");
-        self.commit(&task, workflow, Claim::Claimed(attempt), execution, logs)
+        self.commit(&task, workflow, Claim::Claimed(attempt), executed)
             .await
     }
 
@@ -162,19 +268,74 @@ impl EngineInner {
             this.attempts + 1
         };
         self.emit_running(&task, attempt);
-        let step = step_definition(workflow, &task.step_id)?;
-        let context = expression_context(&run, &step_rows);
         let cancellation = self.cancellation_for(&run.id);
-        let (execution, logs) = self
-            .execute(&run, step, attempt, this.wake_at, &context, cancellation)
-            .await;
+        let executed = self
+            .execute_step(
+                &self.db.conn,
+                workflow,
+                &run,
+                &step_rows,
+                &task.step_id,
+                (attempt, this.wake_at),
+                cancellation,
+            )
+            .await?;
         crate::crash_point("step.after_action");
-        self.commit(&task, workflow, Claim::InCommit, execution, logs)
+        self.commit(&task, workflow, Claim::InCommit, executed)
             .await
     }
 
     fn emit_running(&self, task: &StepTask, attempt: i32) {
         self.emit(running_event(task, attempt));
+    }
+
+    /// Loads what the step's templates may read, then executes it. A tenant secret that cannot
+    /// be decrypted fails the step (retrying would not bring the key back); database errors
+    /// are returned for the queue to deliver the task again.
+    #[allow(clippy::too_many_arguments)]
+    async fn execute_step(
+        &self,
+        db: &impl ConnectionTrait,
+        workflow: &Workflow,
+        run: &run::Model,
+        step_rows: &[step::Model],
+        step_id: &str,
+        (attempt, wake_at): (i32, Option<i64>),
+        cancellation: CancellationToken,
+    ) -> Result<Executed, EngineError> {
+        let step = step_definition(workflow, step_id)?;
+        let secrets = if workflow.references_secrets() {
+            match crate::store::secrets::values(db, &self.vault, &run.tenant_id).await {
+                Ok(secrets) => secrets,
+                Err(EngineError::Vault(error)) => {
+                    let error = ActionError::Permanent(format!(
+                        "cannot read the tenant's secrets: {error}"
+                    ));
+                    return Ok(Executed {
+                        execution: Execution::Failed { input: None, error },
+                        logs: Vec::new(),
+                        secrets: SecretValues::new(),
+                    });
+                }
+                Err(error) => return Err(error),
+            }
+        } else {
+            SecretValues::new()
+        };
+        let context = with_needs(
+            expression_context(workflow, run, step_rows, &secrets),
+            workflow,
+            step,
+            step_rows,
+        );
+        let (execution, logs) = self
+            .execute(run, step, attempt, wake_at, &context, cancellation)
+            .await;
+        Ok(Executed {
+            execution,
+            logs,
+            secrets,
+        })
     }
 
     async fn execute(
@@ -290,14 +451,13 @@ impl EngineInner {
         task: &StepTask,
         workflow: &Workflow,
         claim: Claim,
-        execution: Execution,
-        logs: Vec<stepwise_integrations::LogLine>,
+        executed: Executed,
     ) -> Result<(), EngineError> {
         let tx = crate::db::begin_write(&self.db.conn).await?;
         tx.execute(&runs::lock_statement(&task.run_id)).await?;
         let mut applied = Applied::default();
         if !self
-            .apply(&tx, task, workflow, claim, execution, logs, &mut applied)
+            .apply(&tx, task, workflow, claim, executed, &mut applied)
             .await?
         {
             tx.rollback().await?;
@@ -351,38 +511,27 @@ impl EngineInner {
                 this.attempts + 1
             };
             applied.events.push(running_event(&task, attempt));
-            let step = step_definition(workflow, &task.step_id)?;
-            let context = expression_context(&run, &step_rows);
             // A pure action finishes (or suspends) at once: there is nothing to cancel.
-            let (execution, logs) = self
-                .execute(
+            let executed = self
+                .execute_step(
+                    tx,
+                    workflow,
                     &run,
-                    step,
-                    attempt,
-                    this.wake_at,
-                    &context,
+                    &step_rows,
+                    &task.step_id,
+                    (attempt, this.wake_at),
                     CancellationToken::new(),
                 )
-                .await;
-            self.apply(
-                tx,
-                &task,
-                workflow,
-                Claim::InCommit,
-                execution,
-                logs,
-                applied,
-            )
-            .await?;
+                .await?;
+            self.apply(tx, &task, workflow, Claim::InCommit, executed, applied)
+                .await?;
         }
         Ok(())
     }
 
     fn is_pure(&self, workflow: &Workflow, step_id: &str) -> bool {
         workflow
-            .steps
-            .iter()
-            .find(|s| s.id == step_id)
+            .step(step_id)
             .and_then(|s| self.registry.get(&s.uses))
             .is_some_and(|action| action.is_pure())
     }
@@ -401,17 +550,23 @@ impl EngineInner {
     /// Writes one step's result and everything it implies into `tx`: the step row, the
     /// attempt, skipped and cancelled steps, newly ready steps (into `applied.tasks`) and the
     /// run's end. Returns false when a claim made here fails (another worker got there first).
-    #[allow(clippy::too_many_arguments)]
     async fn apply(
         &self,
         tx: &DatabaseTransaction,
         task: &StepTask,
         workflow: &Workflow,
         claim: Claim,
-        execution: Execution,
-        logs: Vec<stepwise_integrations::LogLine>,
+        executed: Executed,
         applied: &mut Applied,
     ) -> Result<bool, EngineError> {
+        let Executed {
+            execution,
+            logs,
+            secrets,
+        } = executed;
+        // Nothing a step stores or reports may contain a secret's value.
+        let redactor = secrets.redactor();
+        let execution = execution.redacted(&redactor);
         if claim == Claim::InCommit && !steps::claim(tx, task).await? {
             return Ok(false);
         }
@@ -428,7 +583,8 @@ impl EngineInner {
         };
         let logs = (!logs.is_empty())
             .then(|| serde_json::to_value(&logs))
-            .transpose()?;
+            .transpose()?
+            .map(|logs| redactor.redacted_json(&logs));
         if this.status != StepStatus::Running.as_str() || this.dispatch != task.dispatch {
             // Cancelled (or re-dispatched) while the action ran: keep the attempt's record only.
             steps::finish_attempt(
@@ -561,26 +717,28 @@ impl EngineInner {
         let run_status = match transition.run {
             Some(RunStatus::Succeeded) => {
                 let final_steps = steps::for_run(tx, &run.id).await?;
-                let context = expression_context(&run, &final_steps);
+                let context = expression_context(workflow, &run, &final_steps, &secrets);
                 match self
                     .evaluator
                     .render(&Value::Object(workflow.outputs.clone()), &context)
                 {
                     Ok(output) => {
+                        let output = redactor.redacted_json(&output);
                         runs::finish_succeeded(tx, &run.id, output).await?;
                         Some(RunStatus::Succeeded)
                     }
                     Err(error) => {
-                        let message = format!("in `outputs`: {error}");
+                        let message = redactor
+                            .redact_str(&format!("in `outputs`: {error}"))
+                            .into_owned();
                         runs::finish(tx, &run.id, None, RunStatus::Failed, Some(message)).await?;
                         Some(RunStatus::Failed)
                     }
                 }
             }
             Some(status) => {
-                let message = error_text
-                    .as_deref()
-                    .map(|error| format!("step `{}` failed: {error}", task.step_id));
+                let final_steps = steps::for_run(tx, &run.id).await?;
+                let message = failure_message(workflow, &final_steps);
                 runs::finish(tx, &run.id, None, status, message).await?;
                 Some(status)
             }

@@ -86,7 +86,7 @@ pub fn on_step_event(
             ..Transition::default()
         };
     }
-    let Some(step) = workflow.steps.iter().find(|step| step.id == step_id) else {
+    let Some(step) = workflow.step(step_id) else {
         return Transition::default();
     };
     let mut statuses = statuses.clone();
@@ -115,36 +115,72 @@ pub fn on_step_event(
         }
     };
     statuses.insert(step.id.clone(), new_status);
-
-    if new_status == StepStatus::Failed && step.on_error == OnError::Fail {
-        let cancel = statuses
-            .iter()
-            .filter(|(_, status)| {
-                matches!(
-                    status,
-                    StepStatus::Pending | StepStatus::Queued | StepStatus::Waiting
-                )
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        return Transition {
-            outcome: Some(outcome),
-            cancel,
-            run: Some(RunStatus::Failed),
-            ..Transition::default()
-        };
-    }
-
     let mut transition = Transition {
         outcome: Some(outcome),
         ..Transition::default()
     };
+    if fails_the_run(workflow, &step.id, new_status) {
+        // Fail fast: nothing that waits for success will run. Steps whose `if` checks status
+        // (`always()`, `failure()`) and the `on_failure` steps still get their turn.
+        for other in &workflow.steps {
+            let waiting = matches!(
+                statuses.get(&other.id),
+                Some(StepStatus::Pending | StepStatus::Queued | StepStatus::Waiting)
+            );
+            if waiting && !other.checks_status() {
+                statuses.insert(other.id.clone(), StepStatus::Cancelled);
+                transition.cancel.push(other.id.clone());
+            }
+        }
+    }
     propagate(workflow, &mut statuses, &mut transition);
-    let all_terminal = statuses.values().all(|status| status.is_terminal());
-    if all_terminal {
+    let failed = is_failing(workflow, &statuses);
+    let left = |wanted: fn(&StepStatus) -> bool| statuses.values().any(wanted);
+    if failed
+        && !left(|status| {
+            matches!(
+                status,
+                StepStatus::Pending | StepStatus::Queued | StepStatus::Waiting
+            )
+        })
+    {
+        // A step still running when the run fails is discarded when it reports back.
+        transition.run = Some(RunStatus::Failed);
+    } else if !left(|status| !status.is_terminal()) {
         transition.run = Some(RunStatus::Succeeded);
     }
     transition
+}
+
+/// Whether `status` of step `step_id` makes the run fail: a failure of a main step without
+/// `on_error: continue`.
+fn fails_the_run(workflow: &Workflow, step_id: &str, status: StepStatus) -> bool {
+    status == StepStatus::Failed
+        && workflow
+            .steps
+            .iter()
+            .any(|step| step.id == step_id && step.on_error == OnError::Fail)
+}
+
+/// Whether the run has failed (it may still be running its `on_failure` steps or steps whose
+/// `if` checks status).
+pub fn is_failing(workflow: &Workflow, statuses: &BTreeMap<String, StepStatus>) -> bool {
+    workflow.steps.iter().any(|step| {
+        statuses.get(&step.id) == Some(&StepStatus::Failed) && step.on_error == OnError::Fail
+    })
+}
+
+/// A finished step's result as its dependents see it (`needs.<id>.result`): a failure with
+/// `on_error: continue` counts as success.
+pub fn conclusion(workflow: &Workflow, step_id: &str, status: StepStatus) -> StepStatus {
+    let continues = workflow
+        .step(step_id)
+        .is_some_and(|step| step.on_error == OnError::Continue);
+    if status == StepStatus::Failed && continues {
+        StepStatus::Succeeded
+    } else {
+        status
+    }
 }
 
 /// What retrying a finished run changes.
@@ -162,6 +198,7 @@ pub struct RetryPlan {
 
 /// Plans the retry of a finished run from its failed steps.
 pub fn retry(workflow: &Workflow, statuses: &BTreeMap<String, StepStatus>) -> RetryPlan {
+    // The `on_failure` steps always get another chance: the retried run may fail again.
     let mut reset: BTreeSet<&str> = workflow
         .steps
         .iter()
@@ -171,6 +208,7 @@ pub fn retry(workflow: &Workflow, statuses: &BTreeMap<String, StepStatus>) -> Re
                 Some(StepStatus::Succeeded | StepStatus::Skipped)
             )
         })
+        .chain(&workflow.on_failure)
         .map(|step| step.id.as_str())
         .collect();
     // `needs` may point down the file, so repeat until no dependent is added.
@@ -188,8 +226,7 @@ pub fn retry(workflow: &Workflow, statuses: &BTreeMap<String, StepStatus>) -> Re
         reset.extend(dependents);
     }
     let mut after: BTreeMap<String, StepStatus> = workflow
-        .steps
-        .iter()
+        .all_steps()
         .map(|step| {
             let status = if reset.contains(step.id.as_str()) {
                 StepStatus::Pending
@@ -203,8 +240,7 @@ pub fn retry(workflow: &Workflow, statuses: &BTreeMap<String, StepStatus>) -> Re
     propagate(workflow, &mut after, &mut transition);
     RetryPlan {
         reset: workflow
-            .steps
-            .iter()
+            .all_steps()
             .filter(|step| reset.contains(step.id.as_str()))
             .map(|step| step.id.clone())
             .collect(),
@@ -213,19 +249,32 @@ pub fn retry(workflow: &Workflow, statuses: &BTreeMap<String, StepStatus>) -> Re
     }
 }
 
-/// Marks pending steps whose dependencies are all finished: queued when every dependency
-/// completed (a failure with `on_error: continue` counts as completed), skipped when one was
-/// skipped or cancelled. Repeats until nothing changes, so skips cascade.
+/// Decides pending steps whose dependencies have all finished, repeating until nothing
+/// changes so decisions cascade:
+/// - a step whose `if` checks status is queued (its condition decides);
+/// - otherwise, once the run is failing it is cancelled; when every dependency concluded with
+///   success it is queued; else (a dependency was skipped or cancelled) it is skipped.
+///
+/// Once every main step has finished, the `on_failure` steps are queued in their own order if
+/// the run failed, and skipped if it did not.
 fn propagate(
     workflow: &Workflow,
     statuses: &mut BTreeMap<String, StepStatus>,
     transition: &mut Transition,
 ) {
-    let mut decided = BTreeSet::new();
     loop {
-        let mut changed = false;
-        for step in &workflow.steps {
-            if statuses.get(&step.id) != Some(&StepStatus::Pending) || decided.contains(&step.id) {
+        let failing = is_failing(workflow, statuses);
+        let main_finished = workflow
+            .steps
+            .iter()
+            .all(|step| statuses.get(&step.id).is_some_and(|s| s.is_terminal()));
+        let mut decisions = Vec::new();
+        for step in workflow.all_steps() {
+            if statuses.get(&step.id) != Some(&StepStatus::Pending) {
+                continue;
+            }
+            let is_on_failure = workflow.on_failure.iter().any(|s| s.id == step.id);
+            if is_on_failure && !main_finished {
                 continue;
             }
             let needs: Vec<StepStatus> = step
@@ -236,21 +285,37 @@ fn propagate(
             if !needs.iter().all(|status| status.is_terminal()) {
                 continue;
             }
-            let blocked = needs
-                .iter()
-                .any(|status| matches!(status, StepStatus::Skipped | StepStatus::Cancelled));
-            decided.insert(step.id.clone());
-            changed = true;
-            if blocked {
-                statuses.insert(step.id.clone(), StepStatus::Skipped);
-                transition.skip.push(step.id.clone());
+            let all_succeeded =
+                step.needs.iter().zip(&needs).all(|(need, status)| {
+                    conclusion(workflow, need, *status) == StepStatus::Succeeded
+                });
+            let decision = if is_on_failure {
+                if failing {
+                    StepStatus::Queued
+                } else {
+                    StepStatus::Skipped
+                }
+            } else if step.checks_status() {
+                StepStatus::Queued
+            } else if failing {
+                StepStatus::Cancelled
+            } else if all_succeeded {
+                StepStatus::Queued
             } else {
-                statuses.insert(step.id.clone(), StepStatus::Queued);
-                transition.enqueue.push(step.id.clone());
-            }
+                StepStatus::Skipped
+            };
+            decisions.push((step.id.clone(), decision));
         }
-        if !changed {
+        if decisions.is_empty() {
             break;
+        }
+        for (id, decision) in decisions {
+            statuses.insert(id.clone(), decision);
+            match decision {
+                StepStatus::Queued => transition.enqueue.push(id),
+                StepStatus::Skipped => transition.skip.push(id),
+                _ => transition.cancel.push(id),
+            }
         }
     }
 }

@@ -30,6 +30,22 @@ impl ActionError {
         matches!(self, Self::Retryable { .. })
     }
 
+    /// The same error with every secret value in its message replaced by `***`.
+    pub fn redacted(self, redactor: &crate::Redactor) -> Self {
+        let redact = |message: String| redactor.redact_str(&message).into_owned();
+        match self {
+            Self::Retryable {
+                message,
+                retry_after,
+            } => Self::Retryable {
+                message: redact(message),
+                retry_after,
+            },
+            Self::Permanent(message) => Self::Permanent(redact(message)),
+            Self::InvalidInput(message) => Self::InvalidInput(redact(message)),
+        }
+    }
+
     /// Stable machine-readable class, stored with the attempt.
     pub fn class(&self) -> &'static str {
         match self {

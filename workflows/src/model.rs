@@ -47,6 +47,24 @@ pub struct Workflow {
 }
 
 /// `concurrency: { key, limit, on_limit }`: at most `limit` active runs per rendered `key`.
+impl Workflow {
+    /// Every step: `steps`, then `on_failure`.
+    pub fn all_steps(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().chain(&self.on_failure)
+    }
+
+    /// Whether any template may read `secrets` (a conservative text check: a false positive
+    /// only costs loading the tenant's secrets).
+    pub fn references_secrets(&self) -> bool {
+        serde_json::to_string(self).is_ok_and(|json| json.contains("secrets"))
+    }
+
+    /// The step with this id, in `steps` or `on_failure`.
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.all_steps().find(|step| step.id == id)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Concurrency {
     /// Template rendered against the trigger context (`steps` are not available yet).

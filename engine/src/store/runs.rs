@@ -152,7 +152,7 @@ pub async fn create(
     }
     .insert(tx)
     .await?;
-    let steps = definition.steps.iter().enumerate().map(|(position, s)| {
+    let steps = definition.all_steps().enumerate().map(|(position, s)| {
         let mut row = super::steps::pending_row(&run_id, &s.id, position as i32);
         if roots.contains(&s.id) {
             row.status = Set(StepStatus::Queued.to_string());

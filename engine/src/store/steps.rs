@@ -213,7 +213,7 @@ pub async fn reset(
         )
         .col_expr(
             step::Column::AttemptOffset,
-            Expr::col(step::Column::Attempts).into(),
+            Expr::col(step::Column::Attempts),
         )
         .col_expr(step::Column::Input, null())
         .col_expr(step::Column::Output, null())
@@ -238,14 +238,14 @@ pub async fn align_with(
     workflow: &Workflow,
     rows: &[step::Model],
 ) -> Result<(), EngineError> {
-    let wanted: Vec<&str> = workflow.steps.iter().map(|s| s.id.as_str()).collect();
+    let wanted: Vec<&str> = workflow.all_steps().map(|s| s.id.as_str()).collect();
     step::Entity::delete_many()
         .filter(step::Column::RunId.eq(run_id))
         .filter(step::Column::StepId.is_not_in(wanted.iter().copied()))
         .exec(db)
         .await?;
     let mut new_rows = Vec::new();
-    for (position, definition) in workflow.steps.iter().enumerate() {
+    for (position, definition) in workflow.all_steps().enumerate() {
         let position = position as i32;
         match rows.iter().find(|row| row.step_id == definition.id) {
             Some(row) if row.position == position => {}

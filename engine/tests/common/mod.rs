@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use stepwise_engine::vault::{KeyRing, LocalKeyProvider, MasterKey};
 use stepwise_engine::{Engine, RunDetail, Runtime, RuntimeOptions};
 use stepwise_integrations::http::{HttpClient, HttpConfig};
 use stepwise_integrations::{ActionServices, Registry};
@@ -118,14 +119,24 @@ pub struct Harness {
     pub runtime: Option<Runtime>,
     pub tenant_id: String,
     pub label: &'static str,
+    url: String,
     postgres_name: Option<String>,
 }
 
 impl Harness {
     pub async fn start(database: &TestDatabase) -> Self {
-        let engine = Engine::open(&database.url, Arc::new(Registry::builtin()), services())
-            .await
-            .expect("open engine");
+        // A fixed key held in memory: tests that store secrets need one on either backend.
+        let keys = Arc::new(LocalKeyProvider::new(KeyRing::new(vec![
+            MasterKey::generate(),
+        ])));
+        let engine = Engine::open_with_keys(
+            &database.url,
+            Arc::new(Registry::builtin()),
+            services(),
+            keys,
+        )
+        .await
+        .expect("open engine");
         let (tenant, _key) = engine.create_tenant("test").await.expect("tenant");
         let runtime = engine.start(RuntimeOptions {
             concurrency: 8,
@@ -137,6 +148,7 @@ impl Harness {
             runtime: Some(runtime),
             tenant_id: tenant.id,
             label: database.label,
+            url: database.url.clone(),
             postgres_name: database.postgres_name.clone(),
         }
     }
@@ -164,6 +176,56 @@ impl Harness {
         .await
         .unwrap_or_else(|_| panic!("[{}] run {run_id} did not finish in 60 s", self.label))
         .expect("wait for run")
+    }
+
+    /// Every stored byte of the database as text, to search for values that must never be
+    /// stored: the SQLite files (WAL included), or every row of every Postgres table.
+    pub async fn dump_database(&self) -> String {
+        if let Some(name) = &self.postgres_name {
+            let base = admin_url();
+            let base = base
+                .rsplit_once('/')
+                .map_or(base.as_str(), |(base, _)| base);
+            let pool = sqlx::PgPool::connect(&format!("{base}/{name}"))
+                .await
+                .expect("connect for dump");
+            let tables: Vec<(String, String)> = sqlx::query_as(
+                "SELECT table_schema, table_name FROM information_schema.tables \
+                 WHERE table_schema NOT IN ('pg_catalog', 'information_schema')",
+            )
+            .fetch_all(&pool)
+            .await
+            .expect("list tables");
+            let mut dump = String::new();
+            for (schema, table) in tables {
+                let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT t::text FROM \"{schema}\".\"{table}\" t"
+                )))
+                .fetch_all(&pool)
+                .await
+                .expect("dump table");
+                for (row,) in rows {
+                    dump.push_str(&row);
+                    dump.push('\n');
+                }
+            }
+            pool.close().await;
+            return dump;
+        }
+        let path = self
+            .url
+            .trim_start_matches("sqlite://")
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let mut dump = String::new();
+        for suffix in ["", "-wal"] {
+            if let Ok(bytes) = std::fs::read(format!("{path}{suffix}")) {
+                dump.push_str(&String::from_utf8_lossy(&bytes));
+            }
+        }
+        dump
     }
 
     pub async fn stop(mut self) {
