@@ -45,6 +45,29 @@ async fn deploy_creates_a_version_per_change() {
         let sources: Vec<_> = versions.iter().map(|v| v["source"].as_str()).collect();
         assert!(sources.contains(&Some(HELLO)), "{detail:#}");
 
+        let diff = app
+            .expect_json(
+                app.get("/api/v1/workflows/hello/diff").await,
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(
+            (diff["from"].as_i64(), diff["to"].as_i64()),
+            (Some(1), Some(2))
+        );
+        let text = diff["diff"].as_str().expect("diff text");
+        assert!(
+            text.contains("--- hello v1") && text.contains("+++ hello v2"),
+            "{text}"
+        );
+        assert!(text.contains("\n-") && text.contains("Hi,"), "{text}");
+        app.expect_error(
+            app.get("/api/v1/workflows/hello/diff?from=1&to=7").await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        )
+        .await;
+
         app.expect_error(
             app.get("/api/v1/workflows/nope").await,
             StatusCode::NOT_FOUND,

@@ -22,6 +22,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                         .route(web::post().to(workflows::deploy)),
                 )
                 .route("/workflows/{name}", web::get().to(workflows::get))
+                .route("/workflows/{name}/diff", web::get().to(workflows::diff))
                 .route("/workflows/{name}/runs", web::post().to(runs::trigger))
                 .route("/runs", web::get().to(runs::list))
                 .route("/runs/{id}", web::get().to(runs::get))

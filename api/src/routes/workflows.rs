@@ -1,8 +1,9 @@
-//! Workflows: list, deploy (YAML body, a new version per change), detail with versions.
+//! Workflows: list, deploy (YAML body, a new version per change), detail with versions, and
+//! the diff between two versions.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use stepwise_engine::{VersionInfo, WorkflowSummary};
 
 use crate::auth::Authenticated;
@@ -89,6 +90,53 @@ pub async fn get(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("workflow `{name}` not found")))?;
     Ok(web::Json(WorkflowDetail { workflow, versions }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DiffQuery {
+    /// Defaults to the version before `to`.
+    pub from: Option<i32>,
+    /// Defaults to the latest version.
+    pub to: Option<i32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VersionDiff {
+    pub from: i32,
+    pub to: i32,
+    /// Unified diff of the two sources (empty when they are equal).
+    pub diff: String,
+}
+
+/// The unified diff of two versions' sources: `?from=1&to=2`; by default the latest version
+/// against the one before it.
+pub async fn diff(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    name: web::Path<String>,
+    query: web::Query<DiffQuery>,
+) -> Result<web::Json<VersionDiff>, ApiError> {
+    let name = name.into_inner();
+    let lookup = name.clone();
+    let (_, versions) = state
+        .call(move |engine| async move { engine.get_workflow(&tenant.id, &lookup).await })
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("workflow `{name}` not found")))?;
+    let latest = versions.iter().map(|v| v.version).max().unwrap_or(1);
+    let to = query.to.unwrap_or(latest);
+    let from = query.from.unwrap_or((to - 1).max(1));
+    let source = |number: i32| {
+        versions
+            .iter()
+            .find(|v| v.version == number)
+            .map(|v| v.source.as_str())
+            .ok_or_else(|| ApiError::NotFound(format!("workflow `{name}` has no version {number}")))
+    };
+    let diff = similar::TextDiff::from_lines(source(from)?, source(to)?)
+        .unified_diff()
+        .header(&format!("{name} v{from}"), &format!("{name} v{to}"))
+        .to_string();
+    Ok(web::Json(VersionDiff { from, to, diff }))
 }
 
 /// YAML (`application/yaml`, `application/x-yaml`, `text/*`) or JSON, which is YAML too. A
