@@ -9,7 +9,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
 
 use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::{Aead, Payload};
@@ -352,8 +351,8 @@ enum Source {
 /// is re-read when it changes, so a running server picks up a rotation.
 pub struct LocalKeyProvider {
     source: Source,
-    /// The key file's contents with the modification time and length they were read at.
-    cached: RwLock<Option<(SystemTime, u64, Arc<KeyRing>)>>,
+    /// The keys parsed from the key file, with the SHA-256 of the text they were parsed from.
+    cached: RwLock<Option<([u8; 32], Arc<KeyRing>)>>,
 }
 
 impl LocalKeyProvider {
@@ -407,45 +406,42 @@ impl LocalKeyProvider {
             Source::None => return Err(KeyError::NoMasterKey),
             Source::File { path, create } => (path, *create),
         };
-        let metadata = match std::fs::metadata(path) {
-            Ok(metadata) => metadata,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                if !(create && need_current) {
-                    return Err(KeyError::NoMasterKey);
-                }
-                create_default_key_file(path)?;
-                std::fs::metadata(path).map_err(|error| KeyError::KeyFile {
-                    path: path.clone(),
-                    message: error.to_string(),
-                })?
+        if !path.exists() {
+            if !(create && need_current) {
+                return Err(KeyError::NoMasterKey);
             }
-            Err(error) => {
-                return Err(KeyError::KeyFile {
-                    path: path.clone(),
-                    message: error.to_string(),
-                });
+            create_default_key_file(path)?;
+        }
+        // The file is read on every call (it is tiny) and parsed again only when its contents
+        // changed: modification times are too coarse to notice two quick rewrites.
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|error| {
+            KeyError::KeyFile {
+                path: path.clone(),
+                message: error.to_string(),
             }
-        };
-        let modified = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-        let length = metadata.len();
+        })?);
+        let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
         {
             let cached = self
                 .cached
                 .read()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if let Some((at, len, ring)) = cached.as_ref()
-                && *at == modified
-                && *len == length
+            if let Some((seen, ring)) = cached.as_ref()
+                && *seen == digest
             {
                 return Ok(ring.clone());
             }
         }
-        let ring = Arc::new(read_key_file(path)?);
+        let ring = Arc::new(KeyRing::from_key_file_text(&text).map_err(|error| {
+            KeyError::KeyFile {
+                path: path.clone(),
+                message: error.to_string(),
+            }
+        })?);
         *self
             .cached
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
-            Some((modified, length, ring.clone()));
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((digest, ring.clone()));
         Ok(ring)
     }
 }
