@@ -213,7 +213,7 @@ pub async fn reset(
         )
         .col_expr(
             step::Column::AttemptOffset,
-            Expr::col(step::Column::Attempts).into(),
+            Expr::col(step::Column::Attempts),
         )
         .col_expr(step::Column::Input, null())
         .col_expr(step::Column::Output, null())
