@@ -444,6 +444,95 @@ pub async fn rejections(
         .collect())
 }
 
+/// Re-wraps the data keys of every source envelope (current and previous secret) that is not
+/// under the vault's current master key; one transaction per source, compare-and-set on the
+/// envelope that was read. Returns (envelopes re-wrapped, sources still under another key).
+pub async fn rewrap_all(db: &DatabaseConnection, vault: &Vault) -> Result<(u64, u64), EngineError> {
+    let key_id = vault.current_key_id().await?;
+    let stale = || {
+        webhook_source::Entity::find().filter(
+            sea_orm::Condition::any()
+                .add(webhook_source::Column::KeyId.ne(key_id.as_str()))
+                .add(webhook_source::Column::PreviousKeyId.ne(key_id.as_str())),
+        )
+    };
+    let mut rewrapped = 0;
+    for row in stale().all(db).await? {
+        let context = context(&row.tenant_id, &row.id);
+        let current = vault
+            .rewrap(
+                &context,
+                &Envelope {
+                    version: u8::try_from(row.envelope_version).unwrap_or(u8::MAX),
+                    key_id: row.key_id.clone(),
+                    wrapped_key: row.wrapped_key.clone(),
+                    nonce: row.nonce.clone(),
+                    ciphertext: row.ciphertext.clone(),
+                },
+            )
+            .await?;
+        let previous = match (
+            row.previous_envelope_version,
+            &row.previous_key_id,
+            &row.previous_wrapped_key,
+            &row.previous_nonce,
+            &row.previous_ciphertext,
+        ) {
+            (Some(version), Some(key_id), Some(wrapped_key), Some(nonce), Some(ciphertext)) => {
+                vault
+                    .rewrap(
+                        &context,
+                        &Envelope {
+                            version: u8::try_from(version).unwrap_or(u8::MAX),
+                            key_id: key_id.clone(),
+                            wrapped_key: wrapped_key.clone(),
+                            nonce: nonce.clone(),
+                            ciphertext: ciphertext.clone(),
+                        },
+                    )
+                    .await?
+            }
+            _ => None,
+        };
+        if current.is_none() && previous.is_none() {
+            continue;
+        }
+        let mut update = webhook_source::Entity::update_many()
+            .filter(webhook_source::Column::Id.eq(row.id.as_str()))
+            .filter(webhook_source::Column::Ciphertext.eq(row.ciphertext.clone()))
+            .filter(webhook_source::Column::WrappedKey.eq(row.wrapped_key.clone()));
+        let mut count = 0;
+        if let Some(wrapped) = current {
+            update = update
+                .col_expr(webhook_source::Column::KeyId, Expr::value(wrapped.key_id))
+                .col_expr(
+                    webhook_source::Column::WrappedKey,
+                    Expr::value(wrapped.bytes),
+                );
+            count += 1;
+        }
+        if let Some(wrapped) = previous {
+            update = update
+                .col_expr(
+                    webhook_source::Column::PreviousKeyId,
+                    Expr::value(wrapped.key_id),
+                )
+                .col_expr(
+                    webhook_source::Column::PreviousWrappedKey,
+                    Expr::value(wrapped.bytes),
+                );
+            count += 1;
+        }
+        let tx = begin_write(db).await?;
+        if update.exec(&tx).await?.rows_affected > 0 {
+            rewrapped += count;
+        }
+        tx.commit().await?;
+    }
+    let remaining = stale().all(db).await?.len() as u64;
+    Ok((rewrapped, remaining))
+}
+
 /// A new accepted delivery row.
 pub struct NewDelivery<'a> {
     pub source: &'a Source,
