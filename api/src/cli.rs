@@ -193,6 +193,9 @@ pub struct ServeArgs {
     /// Deploy every `*.yaml` / `*.yml` file of this directory to the `default` tenant at start.
     #[arg(long, env = "STEPWISE_WORKFLOWS")]
     pub workflows: Option<PathBuf>,
+    /// Largest webhook delivery body in bytes; larger deliveries are answered 413.
+    #[arg(long, env = "STEPWISE_WEBHOOK_MAX_BYTES", default_value_t = crate::startup::DEFAULT_WEBHOOK_MAX_BYTES, value_parser = clap::value_parser!(usize))]
+    pub webhook_max_bytes: usize,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }

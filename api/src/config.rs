@@ -29,6 +29,8 @@ pub struct AppConfig {
     pub poll_interval: Duration,
     /// Where the master keys of the vault come from.
     pub master_key: MasterKeySettings,
+    /// Largest webhook delivery body in bytes; larger ones get 413.
+    pub webhook_max_bytes: usize,
 }
 
 impl AppConfig {
@@ -41,6 +43,7 @@ impl AppConfig {
             allow_private_networks: true,
             poll_interval: Duration::from_millis(100),
             master_key: MasterKeySettings::default(),
+            webhook_max_bytes: crate::startup::DEFAULT_WEBHOOK_MAX_BYTES,
         }
     }
 }

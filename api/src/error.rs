@@ -29,6 +29,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Unavailable(String),
+    /// A webhook delivery that failed verification (status and code from the verifier).
+    #[error(transparent)]
+    Rejected(stepwise_integrations::webhooks::Rejection),
     /// A failure status produced outside our handlers (wrong method, body too large, ...),
     /// re-rendered as JSON by [`crate::startup`]'s fallback.
     #[error("{}", .0.canonical_reason().unwrap_or("error"))]
@@ -72,6 +75,7 @@ impl ApiError {
             Self::Unauthorized => "unauthorized",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Unavailable(_) => "unavailable",
+            Self::Rejected(rejection) => rejection.code(),
             Self::Status(status) => match *status {
                 StatusCode::NOT_FOUND => "not_found",
                 StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
@@ -107,6 +111,9 @@ impl ResponseError for ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Rejected(rejection) => {
+                StatusCode::from_u16(rejection.status().as_u16()).unwrap_or(StatusCode::BAD_REQUEST)
+            }
             Self::Status(status) => *status,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

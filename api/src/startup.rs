@@ -21,6 +21,9 @@ use crate::state::AppState;
 /// Largest request body accepted (workflow sources, run inputs).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// Default largest webhook delivery body (`STEPWISE_WEBHOOK_MAX_BYTES`).
+pub const DEFAULT_WEBHOOK_MAX_BYTES: usize = 1024 * 1024;
+
 /// Seconds the HTTP server waits for in-flight requests on shutdown.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 30;
 
@@ -95,6 +98,7 @@ impl Application {
             engine.clone(),
             tokio::runtime::Handle::current(),
         ));
+        let webhook_max_bytes = config.webhook_max_bytes;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -112,7 +116,7 @@ impl Application {
                             ApiError::InvalidInput(format!("invalid JSON body: {error}")).into()
                         }),
                 )
-                .configure(routes::configure)
+                .configure(|routes| routes::configure(routes, webhook_max_bytes))
                 .default_service(web::to(routes::not_found))
                 .wrap(ErrorHandlers::new().default_handler(json_error_fallback))
                 .wrap_fn(|request, service| {

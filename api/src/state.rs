@@ -37,9 +37,20 @@ impl AppState {
         Fut: Future<Output = Result<T, EngineError>> + Send + 'static,
         T: Send + 'static,
     {
+        self.call_with(call).await
+    }
+
+    /// [`AppState::call`] for engine calls with their own error type.
+    pub async fn call_with<T, E, F, Fut>(&self, call: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(Engine) -> Fut,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Into<ApiError> + Send + 'static,
+    {
         let task = self.runtime.spawn(call(self.engine.clone()));
         match task.await {
-            Ok(result) => result.map_err(ApiError::from),
+            Ok(result) => result.map_err(Into::into),
             Err(error) => Err(ApiError::Internal(format!("engine task failed: {error}"))),
         }
     }

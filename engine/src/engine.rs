@@ -253,9 +253,16 @@ impl Engine {
         secrets::values(&self.inner.db.conn, &self.inner.vault, tenant_id).await
     }
 
-    /// Re-wraps every data key not under the current master key (`stepwise keys rotate`).
+    /// Re-wraps every data key not under the current master key (`stepwise keys rotate`):
+    /// per-tenant secrets and webhook sources' signing secrets.
     pub async fn rewrap_secrets(&self, batch_size: u64) -> Result<RewrapReport, EngineError> {
-        secrets::rewrap_all(&self.inner.db.conn, &self.inner.vault, batch_size).await
+        let mut report =
+            secrets::rewrap_all(&self.inner.db.conn, &self.inner.vault, batch_size).await?;
+        let (rewrapped, remaining) =
+            crate::store::webhooks::rewrap_all(&self.inner.db.conn, &self.inner.vault).await?;
+        report.rewrapped += rewrapped;
+        report.remaining += remaining;
+        Ok(report)
     }
 
     /// Parses and validates `source`; returns the workflow or every diagnostic.

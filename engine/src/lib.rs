@@ -12,6 +12,7 @@ mod runtime;
 pub mod status;
 pub mod store;
 pub mod vault;
+mod webhooks;
 
 pub use db::{Backend, Database};
 
@@ -30,5 +31,7 @@ pub use status::{RunStatus, StepStatus};
 pub use store::runs::{AttemptView, Page, RunDetail, RunFilter, RunSummary, StepView};
 pub use store::secrets::{RewrapReport, SecretInfo, SecretWritten};
 pub use store::tenants::Tenant;
+pub use store::webhooks::{RejectionInfo, SourceInfo};
 pub use store::workflows::{Deployed, VersionInfo, WorkflowSummary};
 pub use vault::{KeyProvider, MasterKeySettings, Vault, VaultError};
+pub use webhooks::{IngestError, Ingested};

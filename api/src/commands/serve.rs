@@ -47,6 +47,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         allow_private_networks: args.runtime.allow_private_networks,
         poll_interval: POLL_INTERVAL,
         master_key: args.database.master_key(),
+        webhook_max_bytes: args.webhook_max_bytes,
     };
     let app = Application::from_engine(engine, &config)?;
     println!("Stepwise is listening on http://{}", app.address());

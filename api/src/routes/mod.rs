@@ -4,15 +4,23 @@
 pub mod health;
 pub mod runs;
 pub mod secrets;
+pub mod sources;
+pub mod webhooks;
 pub mod workflows;
 
 use actix_web::{HttpResponse, web};
 
 use crate::error::ApiError;
 
-pub fn configure(config: &mut web::ServiceConfig) {
+/// The routes; `webhook_max_bytes` limits a webhook delivery's body (413 beyond).
+pub fn configure(config: &mut web::ServiceConfig, webhook_max_bytes: usize) {
     config
         .route("/healthz", web::get().to(health::healthz))
+        .service(
+            web::resource("/webhooks/{provider}/{source}")
+                .app_data(web::PayloadConfig::new(webhook_max_bytes))
+                .route(web::post().to(webhooks::ingest)),
+        )
         .route("/readyz", web::get().to(health::readyz))
         .service(
             web::scope("/api/v1")
@@ -34,7 +42,18 @@ pub fn configure(config: &mut web::ServiceConfig) {
                         .route(web::get().to(secrets::list))
                         .route(web::post().to(secrets::set)),
                 )
-                .route("/secrets/{name}", web::delete().to(secrets::delete)),
+                .route("/secrets/{name}", web::delete().to(secrets::delete))
+                .service(
+                    web::resource("/sources")
+                        .route(web::get().to(sources::list))
+                        .route(web::post().to(sources::create)),
+                )
+                .route("/sources/{name}", web::delete().to(sources::delete))
+                .route("/sources/{name}/secret", web::post().to(sources::rotate))
+                .route(
+                    "/sources/{name}/rejections",
+                    web::get().to(sources::rejections),
+                ),
         );
 }
 

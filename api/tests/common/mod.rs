@@ -177,6 +177,31 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// `SELECT COUNT(*) FROM {table}`, straight from the database (for "nothing was stored").
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        let statement = format!("SELECT COUNT(*) FROM {table}");
+        let url = &self._database.url;
+        if url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(url)
+                .await
+                .expect("connect sqlite");
+            let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(statement))
+                .fetch_one(&pool)
+                .await
+                .expect("count");
+            pool.close().await;
+            count
+        } else {
+            let pool = sqlx::PgPool::connect(url).await.expect("connect postgres");
+            let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(statement))
+                .fetch_one(&pool)
+                .await
+                .expect("count");
+            pool.close().await;
+            count
+        }
+    }
+
     /// Stops the server and the workers, then drops the database.
     pub async fn stop(self) {
         self.handle.stop(true).await;

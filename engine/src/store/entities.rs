@@ -232,3 +232,90 @@ pub mod secret {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod webhook_source {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "webhook_sources")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub tenant_id: String,
+        pub name: String,
+        pub provider: String,
+        #[sea_orm(column_type = "JsonBinary")]
+        pub scheme: Json,
+        pub envelope_version: i16,
+        pub key_id: String,
+        #[sea_orm(column_type = "Blob")]
+        pub wrapped_key: Vec<u8>,
+        #[sea_orm(column_type = "Blob")]
+        pub nonce: Vec<u8>,
+        #[sea_orm(column_type = "Blob")]
+        pub ciphertext: Vec<u8>,
+        pub previous_envelope_version: Option<i16>,
+        pub previous_key_id: Option<String>,
+        #[sea_orm(column_type = "Blob", nullable)]
+        pub previous_wrapped_key: Option<Vec<u8>>,
+        #[sea_orm(column_type = "Blob", nullable)]
+        pub previous_nonce: Option<Vec<u8>>,
+        #[sea_orm(column_type = "Blob", nullable)]
+        pub previous_ciphertext: Option<Vec<u8>>,
+        pub previous_valid_until: Option<i64>,
+        pub created_at: i64,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod webhook_delivery {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "webhook_deliveries")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub tenant_id: String,
+        pub source_id: String,
+        pub delivery_id: Option<String>,
+        pub event_type: Option<String>,
+        pub received_at: i64,
+        #[sea_orm(column_type = "JsonBinary")]
+        pub run_ids: Json,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod webhook_rejection {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "webhook_rejections")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub tenant_id: String,
+        pub source_id: String,
+        pub received_at: i64,
+        pub code: String,
+        #[sea_orm(column_type = "Text")]
+        pub message: String,
+        #[sea_orm(column_type = "JsonBinary")]
+        pub headers: Json,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -6,6 +6,7 @@ pub mod runs;
 pub mod secrets;
 pub mod steps;
 pub mod tenants;
+pub mod webhooks;
 pub mod workflows;
 
 /// Milliseconds since the Unix epoch: the unit of every stored timestamp.

@@ -201,6 +201,39 @@ pub async fn latest(
     }))
 }
 
+/// The latest version of every workflow of the tenant, by name.
+pub async fn latest_all(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+) -> Result<Vec<VersionRef>, EngineError> {
+    let rows = workflow::Entity::find()
+        .filter(workflow::Column::TenantId.eq(tenant_id))
+        .order_by_asc(workflow::Column::Name)
+        .all(db)
+        .await?;
+    let mut versions = Vec::with_capacity(rows.len());
+    for row in rows {
+        let Some(version) = workflow_version::Entity::find()
+            .filter(workflow_version::Column::WorkflowId.eq(&row.id))
+            .filter(workflow_version::Column::Version.eq(row.latest_version))
+            .one(db)
+            .await?
+        else {
+            return Err(EngineError::Corrupt(format!(
+                "workflow `{}` has no version {}",
+                row.name, row.latest_version
+            )));
+        };
+        versions.push(VersionRef {
+            workflow_id: row.id,
+            version_id: version.id,
+            version: version.version,
+            definition: serde_json::from_value(version.definition)?,
+        });
+    }
+    Ok(versions)
+}
+
 pub async fn definition(
     db: &impl ConnectionTrait,
     version_id: &str,

@@ -414,12 +414,13 @@ impl LocalKeyProvider {
         }
         // The file is read on every call (it is tiny) and parsed again only when its contents
         // changed: modification times are too coarse to notice two quick rewrites.
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|error| {
-            KeyError::KeyFile {
-                path: path.clone(),
-                message: error.to_string(),
-            }
-        })?);
+        let text =
+            Zeroizing::new(
+                std::fs::read_to_string(path).map_err(|error| KeyError::KeyFile {
+                    path: path.clone(),
+                    message: error.to_string(),
+                })?,
+            );
         let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
         {
             let cached = self
@@ -432,12 +433,13 @@ impl LocalKeyProvider {
                 return Ok(ring.clone());
             }
         }
-        let ring = Arc::new(KeyRing::from_key_file_text(&text).map_err(|error| {
-            KeyError::KeyFile {
-                path: path.clone(),
-                message: error.to_string(),
-            }
-        })?);
+        let ring =
+            Arc::new(
+                KeyRing::from_key_file_text(&text).map_err(|error| KeyError::KeyFile {
+                    path: path.clone(),
+                    message: error.to_string(),
+                })?,
+            );
         *self
             .cached
             .write()

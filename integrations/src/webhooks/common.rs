@@ -6,7 +6,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use http::HeaderMap;
-use sha2::{Digest as _, Sha256};
+use sha2::Sha256;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
@@ -186,7 +186,9 @@ pub(crate) fn bounded_id(value: &str) -> Option<&str> {
 }
 
 /// The deduplication key, in order of trust: an id covered by the signature, then the sender's
-/// `Idempotency-Key`, then the provider's (unsigned) id headers, then a hash of the body.
+/// `Idempotency-Key`, then the provider's (unsigned) id headers. None of them: no key, and the
+/// delivery is not deduplicated (never on a hash of the body: two identical events are two
+/// events).
 ///
 /// `Idempotency-Key` is not covered by any provider's signature, so it never overrides a signed
 /// id: otherwise a captured delivery could be replayed within the tolerance under a fresh key.
@@ -194,26 +196,22 @@ pub(crate) fn delivery_id(
     signed: Option<&str>,
     headers: &HeaderMap,
     id_headers: &[&str],
-    body: &[u8],
-) -> Result<DeliveryId, Rejection> {
+) -> Result<Option<DeliveryId>, Rejection> {
     if let Some(id) = signed {
-        return Ok(DeliveryId::new(id, IdSource::Signed));
+        return Ok(Some(DeliveryId::new(id, IdSource::Signed)));
     }
     if let Some(key) = header(headers, IDEMPOTENCY_KEY)? {
         let key =
             bounded_id(key).ok_or_else(|| Rejection::malformed(IDEMPOTENCY_KEY, UNUSABLE_ID))?;
-        return Ok(DeliveryId::new(key, IdSource::IdempotencyKey));
+        return Ok(Some(DeliveryId::new(key, IdSource::IdempotencyKey)));
     }
     for name in id_headers {
         if let Some(id) = header(headers, name)? {
             let id = bounded_id(id).ok_or_else(|| Rejection::malformed(name, UNUSABLE_ID))?;
-            return Ok(DeliveryId::new(id, IdSource::Header));
+            return Ok(Some(DeliveryId::new(id, IdSource::Header)));
         }
     }
-    Ok(DeliveryId::new(
-        format!("sha256:{}", hex::encode(Sha256::digest(body))),
-        IdSource::ContentHash,
-    ))
+    Ok(None)
 }
 
 /// The media type of the request (`application/json`), lowercased, without parameters.
@@ -348,24 +346,20 @@ mod tests {
     }
 
     #[test]
-    fn delivery_ids_prefer_signed_then_idempotency_key_then_headers_then_content() {
+    fn delivery_ids_prefer_signed_then_idempotency_key_then_headers_and_never_hash_the_body() {
         let mut headers = HeaderMap::new();
         headers.insert("x-id", HeaderValue::from_static("header-id"));
         let id = |signed, headers: &HeaderMap| {
-            delivery_id(signed, headers, &["x-other", "x-id"], b"body").unwrap()
+            delivery_id(signed, headers, &["x-other", "x-id"])
+                .unwrap()
+                .unwrap()
         };
         assert_eq!(
             id(None, &headers),
             DeliveryId::new("header-id", IdSource::Header)
         );
         let none = HeaderMap::new();
-        assert_eq!(
-            id(None, &none),
-            DeliveryId::new(
-                "sha256:230d8358dc8e8890b4c58deeb62912ee2f20357ae92a5cc861b98e68fe31acb5",
-                IdSource::ContentHash
-            )
-        );
+        assert_eq!(delivery_id(None, &none, &["x-id"]), Ok(None));
         headers.insert(IDEMPOTENCY_KEY, HeaderValue::from_static("idem"));
         assert_eq!(
             id(None, &headers),
@@ -380,7 +374,7 @@ mod tests {
             HeaderValue::from_str(&"k".repeat(256)).unwrap(),
         );
         assert_eq!(
-            delivery_id(None, &headers, &[], b"").unwrap_err().code(),
+            delivery_id(None, &headers, &[]).unwrap_err().code(),
             "malformed_header"
         );
         assert_eq!(signed_id(Some("")).unwrap_err().code(), "malformed_body");

@@ -147,7 +147,7 @@ impl GenericScheme {
             None => None,
         };
         Ok(Verified {
-            delivery_id: delivery_id(None, headers, &id_headers, body)?,
+            delivery_id: delivery_id(None, headers, &id_headers)?,
             event_type,
             challenge: None,
             signed_at: timestamp.and_then(|(_, timestamp)| signed_at(timestamp)),

@@ -28,7 +28,7 @@ pub(super) fn verify(
     }
     .authenticate(secrets, now)?;
     Ok(Verified {
-        delivery_id: delivery_id(None, headers, &[DELIVERY], body)?,
+        delivery_id: delivery_id(None, headers, &[DELIVERY])?,
         event_type: header(headers, EVENT)?.map(str::to_owned),
         challenge: None,
         signed_at: None,

@@ -28,7 +28,9 @@
 //! - The signature is checked before the timestamp and before the body is read, so a caller
 //!   without the secret learns nothing but 401.
 //! - Deduplication ([`DeliveryId`]): an id covered by the signature wins; then an explicit
-//!   `Idempotency-Key` header; then the provider's id header; then `sha256:<hex>` of the body.
+//!   `Idempotency-Key` header; then the provider's id header. With none of them the delivery
+//!   has no id and is not deduplicated: never on a hash of the body (two identical events,
+//!   say two equal form posts, are two events).
 //!   `Idempotency-Key` is never signed, so it does not override a signed id (a captured
 //!   delivery replayed within the tolerance under a fresh key would otherwise pass).
 //! - A header read by the scheme and sent twice is malformed (400), never guessed at.
@@ -124,8 +126,9 @@ impl WebhookScheme {
 /// A delivery whose signature matched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Verified {
-    /// The key to deduplicate deliveries on.
-    pub delivery_id: DeliveryId,
+    /// The key to deduplicate deliveries on; `None` when the sender sent no id (such a
+    /// delivery is never deduplicated).
+    pub delivery_id: Option<DeliveryId>,
     /// The provider's event type (`push`, `invoice.paid`, `message`, `orders/create`), when sent.
     pub event_type: Option<String>,
     /// Slack `url_verification`: the challenge to echo back in a 200 response. Such a delivery
@@ -156,8 +159,6 @@ pub enum IdSource {
     /// The provider's unsigned id header (`X-GitHub-Delivery`, `X-Shopify-Event-Id`, the
     /// generic `id_header`).
     Header,
-    /// `sha256:<hex>` of the body: no id was sent. Identical bodies collapse into one delivery.
-    ContentHash,
 }
 
 impl DeliveryId {

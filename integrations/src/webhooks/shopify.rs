@@ -30,7 +30,7 @@ pub(super) fn verify(
     }
     .authenticate(secrets, now)?;
     Ok(Verified {
-        delivery_id: delivery_id(None, headers, &[EVENT_ID, WEBHOOK_ID], body)?,
+        delivery_id: delivery_id(None, headers, &[EVENT_ID, WEBHOOK_ID])?,
         event_type: header(headers, TOPIC)?.map(str::to_owned),
         challenge: None,
         signed_at: None,

@@ -49,7 +49,7 @@ pub(super) fn verify(
         }
     };
     Ok(Verified {
-        delivery_id: delivery_id(read.id.as_deref(), headers, &[], body)?,
+        delivery_id: delivery_id(read.id.as_deref(), headers, &[])?,
         event_type: read.event_type,
         challenge: read.challenge,
         signed_at: signed_at(timestamp),

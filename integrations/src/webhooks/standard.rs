@@ -70,7 +70,7 @@ pub(super) fn verify(
                 .map(str::to_owned)
         });
     Ok(Verified {
-        delivery_id: delivery_id(Some(id), headers, &[], body)?,
+        delivery_id: delivery_id(Some(id), headers, &[])?,
         event_type,
         challenge: None,
         signed_at: signed_at(timestamp),

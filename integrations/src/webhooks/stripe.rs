@@ -70,7 +70,7 @@ pub(super) fn verify(
     }
     let event = json_object(body)?;
     Ok(Verified {
-        delivery_id: delivery_id(signed_id(str_field(&event, "id"))?, headers, &[], body)?,
+        delivery_id: delivery_id(signed_id(str_field(&event, "id"))?, headers, &[])?,
         event_type: str_field(&event, "type").map(str::to_owned),
         challenge: None,
         signed_at: signed_at(timestamp),

@@ -1,0 +1,215 @@
+//! Webhook sources: list, create, rotate the signing secret, delete, and read the rejection
+//! log. Signing secrets go in and never come back.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use stepwise_engine::{RejectionInfo, SourceInfo};
+use stepwise_integrations::SecretValue;
+use stepwise_integrations::webhooks::{GenericScheme, WebhookScheme};
+
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A source on the wire: where to point the sender, never the secret.
+#[derive(Debug, Serialize)]
+pub struct SourceBody {
+    pub id: String,
+    pub name: String,
+    pub provider: String,
+    /// The ingest path, relative to the server: `/webhooks/{provider}/{id}`.
+    pub url: String,
+    /// The generic scheme's settings (header, algorithm, ...), for `generic` sources.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generic: Option<GenericScheme>,
+    /// While a rotated-out secret still verifies: until when (epoch ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_valid_until: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<SourceInfo> for SourceBody {
+    fn from(info: SourceInfo) -> Self {
+        let generic = match info.scheme {
+            WebhookScheme::Generic(generic) => Some(generic),
+            _ => None,
+        };
+        Self {
+            url: format!("/webhooks/{}/{}", info.provider, info.id),
+            id: info.id,
+            name: info.name,
+            provider: info.provider,
+            generic,
+            previous_valid_until: info.previous_valid_until,
+            created_at: info.created_at,
+            updated_at: info.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct SourceList {
+    pub items: Vec<SourceBody>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RejectionList {
+    pub items: Vec<RejectionInfo>,
+}
+
+/// `{"name": "acme-stripe", "provider": "stripe", "secret": "whsec_..."}`; a `generic`
+/// source adds `"generic": {"header": "X-Signature", "algorithm": "sha256", ...}`. Debug
+/// shows `***` for the secret.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSource {
+    pub name: String,
+    pub provider: String,
+    #[serde(default)]
+    pub generic: Option<GenericScheme>,
+    pub secret: SecretValue,
+}
+
+/// `{"secret": "...", "previous_valid_for": "24h"}`: the new secret, and how long the old
+/// one keeps verifying (omitted: not at all).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    pub secret: SecretValue,
+    #[serde(default)]
+    pub previous_valid_for: Option<String>,
+}
+
+fn scheme(provider: &str, generic: Option<GenericScheme>) -> Result<WebhookScheme, ApiError> {
+    let scheme = match (provider, generic) {
+        ("github", None) => WebhookScheme::Github,
+        ("stripe", None) => WebhookScheme::Stripe,
+        ("slack", None) => WebhookScheme::Slack,
+        ("shopify", None) => WebhookScheme::Shopify,
+        ("standard", None) => WebhookScheme::Standard,
+        ("generic", Some(generic)) => WebhookScheme::Generic(generic),
+        ("generic", None) => {
+            return Err(ApiError::InvalidInput(
+                "a generic source needs `generic`: {\"header\", \"algorithm\", \"encoding\", ...}"
+                    .into(),
+            ));
+        }
+        ("github" | "stripe" | "slack" | "shopify" | "standard", Some(_)) => {
+            return Err(ApiError::InvalidInput(
+                "`generic` is only for provider `generic`".into(),
+            ));
+        }
+        (other, _) => {
+            return Err(ApiError::InvalidInput(format!(
+                "unknown provider `{other}`: use github, stripe, slack, shopify, standard or generic"
+            )));
+        }
+    };
+    Ok(scheme)
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    stepwise_engine::store::webhooks::validate_name(name).map_err(ApiError::InvalidInput)
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+) -> Result<web::Json<SourceList>, ApiError> {
+    let items = state
+        .call(move |engine| async move { engine.list_sources(&tenant.id).await })
+        .await?;
+    Ok(web::Json(SourceList {
+        items: items.into_iter().map(SourceBody::from).collect(),
+    }))
+}
+
+/// `201 Created` with the source and its ingest URL; 409 when the name is taken.
+pub async fn create(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    body: web::Json<CreateSource>,
+) -> Result<HttpResponse, ApiError> {
+    let CreateSource {
+        name,
+        provider,
+        generic,
+        secret,
+    } = body.into_inner();
+    check_name(&name)?;
+    let scheme = scheme(&provider, generic)?;
+    let source = state
+        .call(move |engine| async move {
+            engine
+                .create_source(&tenant.id, &name, &scheme, &secret)
+                .await
+        })
+        .await?;
+    tracing::info!(
+        message = "Webhook source created.",
+        source = source.name,
+        provider = source.provider
+    );
+    Ok(HttpResponse::Created().json(SourceBody::from(source)))
+}
+
+/// Replaces the signing secret; `200 OK` with the source.
+pub async fn rotate(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    name: web::Path<String>,
+    body: web::Json<RotateSecret>,
+) -> Result<web::Json<SourceBody>, ApiError> {
+    let name = name.into_inner();
+    check_name(&name)?;
+    let RotateSecret {
+        secret,
+        previous_valid_for,
+    } = body.into_inner();
+    let valid_for = previous_valid_for
+        .map(|text| {
+            humantime::parse_duration(&text).map_err(|error| {
+                ApiError::InvalidInput(format!(
+                    "invalid `previous_valid_for` `{text}` ({error}); e.g. `24h`"
+                ))
+            })
+        })
+        .transpose()?;
+    let source = state
+        .call(move |engine| async move {
+            engine
+                .rotate_source_secret(&tenant.id, &name, &secret, valid_for)
+                .await
+        })
+        .await?;
+    Ok(web::Json(SourceBody::from(source)))
+}
+
+/// `204 No Content`, or 404 when the tenant has no source of that name.
+pub async fn delete(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    check_name(&name)?;
+    state
+        .call(move |engine| async move { engine.delete_source(&tenant.id, &name).await })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The source's recent rejected deliveries, newest first (at most 100 are kept).
+pub async fn rejections(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    name: web::Path<String>,
+) -> Result<web::Json<RejectionList>, ApiError> {
+    let name = name.into_inner();
+    check_name(&name)?;
+    let items = state
+        .call(move |engine| async move { engine.recent_rejections(&tenant.id, &name).await })
+        .await?;
+    Ok(web::Json(RejectionList { items }))
+}

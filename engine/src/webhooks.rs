@@ -1,0 +1,424 @@
+//! Webhook ingestion: look up the source, verify the delivery, then record it and start the
+//! runs of every subscribed workflow in one write transaction.
+//!
+//! Deduplication is the unique (source, delivery id) index of `webhook_deliveries`: the insert
+//! is `ON CONFLICT DO NOTHING`, so of two copies racing (on Postgres the second waits for the
+//! first's transaction; on SQLite `BEGIN IMMEDIATE` serialises them) exactly one inserts and
+//! starts runs, and the other answers with the first one's run ids. A delivery without an id
+//! is never deduplicated.
+
+use chrono::Utc;
+use http::HeaderMap;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use stepwise_integrations::SecretValue;
+use stepwise_integrations::webhooks::{self, Rejection, WebhookScheme};
+use stepwise_workflows::WebhookTrigger;
+
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::executor::Applied;
+use crate::store::runs::NewRun;
+use crate::store::webhooks::{NewDelivery, RejectionInfo, Source, SourceInfo};
+use crate::store::{now_ms, outbox, runs, webhooks as store, workflows};
+
+/// The run's `trigger_kind` for webhook runs.
+pub const TRIGGER_KIND: &str = "webhook";
+
+/// Headers never stored or shown: signatures, credentials, cookies. The generic scheme's
+/// configured signature header is added per source.
+const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-hub-signature",
+    "x-hub-signature-256",
+    "stripe-signature",
+    "x-slack-signature",
+    "x-shopify-hmac-sha256",
+    "webhook-signature",
+    "svix-signature",
+];
+
+/// What an accepted delivery did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ingested {
+    /// The sender's delivery id, when it sent one.
+    pub delivery_id: Option<String>,
+    /// The runs this delivery started; for a duplicate, the runs the first copy started.
+    pub run_ids: Vec<String>,
+    /// A copy of a delivery already accepted: nothing was started.
+    pub duplicate: bool,
+    /// Slack `url_verification`: echo this back; nothing was stored or started.
+    pub challenge: Option<String>,
+}
+
+/// Why a delivery was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// No source with this id, or it belongs to another provider.
+    #[error("no such webhook source")]
+    UnknownSource,
+    /// The signature or the request did not check out; recorded in the rejection log.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl From<sea_orm::DbErr> for IngestError {
+    fn from(error: sea_orm::DbErr) -> Self {
+        Self::Engine(error.into())
+    }
+}
+
+/// Whether a workflow listening to `events` wants `event`: no events means every event; an
+/// entry ending in `*` matches by prefix (`invoice.*`, `*`).
+pub fn event_matches(events: &[String], event: Option<&str>) -> bool {
+    if events.is_empty() {
+        return true;
+    }
+    let Some(event) = event else {
+        return false;
+    };
+    events
+        .iter()
+        .any(|pattern| match pattern.strip_suffix('*') {
+            Some(prefix) => event.starts_with(prefix),
+            None => pattern == event,
+        })
+}
+
+/// The request headers as a JSON object (lower-case names; repeated headers joined with
+/// `, `), without secret-bearing ones.
+pub fn safe_headers(headers: &HeaderMap, scheme: &WebhookScheme) -> Value {
+    let extra = match scheme {
+        WebhookScheme::Generic(generic) => Some(generic.header.to_ascii_lowercase()),
+        _ => None,
+    };
+    let mut out = Map::new();
+    for name in headers.keys() {
+        let name = name.as_str();
+        if SECRET_HEADERS.contains(&name) || extra.as_deref() == Some(name) {
+            continue;
+        }
+        let value = headers
+            .get_all(name)
+            .iter()
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.insert(name.to_owned(), Value::String(value));
+    }
+    Value::Object(out)
+}
+
+/// The body for `trigger.body`: JSON when it parses as JSON, else the text.
+pub fn body_value(body: &[u8]) -> Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+}
+
+impl Engine {
+    /// Creates a webhook source; its ingest URL is `/webhooks/{provider}/{id}`.
+    pub async fn create_source(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        scheme: &WebhookScheme,
+        secret: &SecretValue,
+    ) -> Result<SourceInfo, EngineError> {
+        store::create(
+            &self.inner.db.conn,
+            &self.inner.vault,
+            tenant_id,
+            name,
+            scheme,
+            secret,
+        )
+        .await
+    }
+
+    /// Replaces the source's signing secret. The old one keeps verifying for
+    /// `previous_valid_for` (none: it stops at once), so senders can be switched over.
+    pub async fn rotate_source_secret(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        secret: &SecretValue,
+        previous_valid_for: Option<std::time::Duration>,
+    ) -> Result<SourceInfo, EngineError> {
+        let until = previous_valid_for.map(|valid_for| {
+            now_ms().saturating_add(i64::try_from(valid_for.as_millis()).unwrap_or(i64::MAX))
+        });
+        store::rotate(
+            &self.inner.db.conn,
+            &self.inner.vault,
+            tenant_id,
+            name,
+            secret,
+            until,
+        )
+        .await
+    }
+
+    /// The tenant's webhook sources (never their secrets).
+    pub async fn list_sources(&self, tenant_id: &str) -> Result<Vec<SourceInfo>, EngineError> {
+        store::list(&self.inner.db.conn, tenant_id).await
+    }
+
+    /// Deletes the source, its deliveries and its rejection log.
+    pub async fn delete_source(&self, tenant_id: &str, name: &str) -> Result<(), EngineError> {
+        if store::delete(&self.inner.db.conn, tenant_id, name).await? {
+            Ok(())
+        } else {
+            Err(EngineError::NotFound(format!("source `{name}` not found")))
+        }
+    }
+
+    /// The source's most recent rejected deliveries, newest first.
+    pub async fn recent_rejections(
+        &self,
+        tenant_id: &str,
+        name: &str,
+    ) -> Result<Vec<RejectionInfo>, EngineError> {
+        store::rejections(&self.inner.db.conn, tenant_id, name).await
+    }
+
+    /// Verifies and accepts one delivery to `POST /webhooks/{provider}/{source_id}`. Returns
+    /// only once the delivery and its runs are committed.
+    pub async fn ingest(
+        &self,
+        provider: &str,
+        source_id: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Ingested, IngestError> {
+        let db = &self.inner.db.conn;
+        let source = store::find_by_id(db, source_id)
+            .await?
+            .filter(|source| source.info.provider == provider)
+            .ok_or(IngestError::UnknownSource)?;
+        let now = Utc::now();
+        let secrets =
+            store::signing_secrets(&self.inner.vault, &source, now.timestamp_millis()).await?;
+        let verified = match webhooks::verify(&source.info.scheme, &secrets, headers, body, now) {
+            Ok(verified) => verified,
+            Err(rejection) => {
+                self.reject(&source, headers, &rejection).await;
+                return Err(rejection.into());
+            }
+        };
+        if verified.secret_index > 0 {
+            tracing::info!(
+                message = "Webhook verified with the previous (rotated-out) secret.",
+                source = source.info.name,
+            );
+        }
+        if let Some(challenge) = verified.challenge {
+            return Ok(Ingested {
+                delivery_id: None,
+                run_ids: Vec::new(),
+                duplicate: false,
+                challenge: Some(challenge),
+            });
+        }
+        let delivery_id = verified.delivery_id.map(|id| id.value);
+        let event = verified.event_type;
+        let trigger = json!({
+            "kind": TRIGGER_KIND,
+            "source": source.info.name,
+            "event": event,
+            "delivery_id": delivery_id,
+            "headers": safe_headers(headers, &source.info.scheme),
+            "body": body_value(body),
+        });
+        // Read before the write transaction: on SQLite it holds the only connection.
+        let subscribed = self.subscribed(&source, event.as_deref(), &trigger).await?;
+
+        let tx = crate::db::begin_write(db).await?;
+        let Some(row_id) = store::insert_delivery(
+            &tx,
+            NewDelivery {
+                source: &source,
+                delivery_id: delivery_id.as_deref(),
+                event_type: event.as_deref(),
+            },
+        )
+        .await?
+        else {
+            let id = delivery_id.as_deref().unwrap_or_default();
+            let run_ids = store::delivery_runs(&tx, &source.info.id, id).await?;
+            drop(tx);
+            return Ok(Ingested {
+                delivery_id,
+                run_ids,
+                duplicate: true,
+                challenge: None,
+            });
+        };
+        let mut run_ids = Vec::with_capacity(subscribed.len());
+        let mut published = Vec::with_capacity(subscribed.len());
+        for (version, input) in &subscribed {
+            let (run_id, tasks) = runs::create(
+                &tx,
+                NewRun {
+                    tenant_id: &source.tenant_id,
+                    workflow: version,
+                    input: input.clone(),
+                    trigger_kind: TRIGGER_KIND,
+                    trigger: trigger.clone(),
+                    rerun_of: None,
+                },
+            )
+            .await?;
+            let mut applied = Applied {
+                tasks,
+                ..Applied::default()
+            };
+            self.inner
+                .run_pure_inline(&tx, &run_id, &version.definition, &mut applied)
+                .await?;
+            outbox::insert(&tx, &applied.tasks).await?;
+            run_ids.push(run_id);
+            published.push(applied);
+        }
+        store::set_delivery_runs(&tx, &row_id, &run_ids).await?;
+        tx.commit().await?;
+        if published.iter().any(|applied| !applied.tasks.is_empty()) {
+            self.inner.wake_relay();
+        }
+        for applied in published {
+            self.inner.publish(applied);
+        }
+        tracing::info!(
+            message = "Webhook accepted.",
+            source = source.info.name,
+            event = event.as_deref().unwrap_or_default(),
+            runs = run_ids.len(),
+        );
+        Ok(Ingested {
+            delivery_id,
+            run_ids,
+            duplicate: false,
+            challenge: None,
+        })
+    }
+
+    /// The latest versions of the tenant's workflows that subscribe to this source and event
+    /// and whose filter passes, each with its run input.
+    async fn subscribed(
+        &self,
+        source: &Source,
+        event: Option<&str>,
+        trigger: &Value,
+    ) -> Result<Vec<(workflows::VersionRef, Value)>, EngineError> {
+        let context = json!({ "trigger": trigger });
+        let mut out = Vec::new();
+        for version in workflows::latest_all(&self.inner.db.conn, &source.tenant_id).await? {
+            let Some(WebhookTrigger {
+                source: name,
+                events,
+                filter,
+            }) = &version.definition.on.webhook
+            else {
+                continue;
+            };
+            if *name != source.info.name || !event_matches(events, event) {
+                continue;
+            }
+            let workflow = version.definition.name.clone();
+            if let Some(filter) = filter {
+                match self.inner.evaluator.condition(filter, &context) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(error) => {
+                        tracing::warn!(
+                            message = "Webhook filter failed; the workflow is not started.",
+                            workflow,
+                            %error,
+                        );
+                        continue;
+                    }
+                }
+            }
+            match version.definition.prepare_input(json!({})) {
+                Ok(input) => out.push((version, input)),
+                Err(error) => tracing::warn!(
+                    message = "Webhook workflow needs inputs without defaults; not started.",
+                    workflow,
+                    %error,
+                ),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records a refused delivery in the source's rejection log. A failure to record is
+    /// logged and does not change the answer.
+    async fn reject(&self, source: &Source, headers: &HeaderMap, rejection: &Rejection) {
+        if matches!(rejection, Rejection::NoUsableSecret) {
+            tracing::warn!(
+                message = "Webhook source has no usable signing secret.",
+                source = source.info.name,
+            );
+        }
+        let headers = safe_headers(headers, &source.info.scheme);
+        if let Err(error) = store::record_rejection(
+            &self.inner.db.conn,
+            source,
+            rejection.code(),
+            &rejection.to_string(),
+            headers,
+        )
+        .await
+        {
+            tracing::warn!(message = "Could not record a webhook rejection.", %error);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn events_match_exactly_by_prefix_wildcard_or_all() {
+        let events = |list: &[&str]| list.iter().map(|e| (*e).to_owned()).collect::<Vec<_>>();
+        assert!(event_matches(&[], Some("push")));
+        assert!(event_matches(&[], None));
+        assert!(event_matches(&events(&["push"]), Some("push")));
+        assert!(!event_matches(&events(&["push"]), Some("pushed")));
+        assert!(!event_matches(&events(&["push"]), None));
+        assert!(event_matches(&events(&["invoice.*"]), Some("invoice.paid")));
+        assert!(!event_matches(&events(&["invoice.*"]), Some("charge.paid")));
+        assert!(event_matches(&events(&["a", "*"]), Some("anything")));
+    }
+
+    #[test]
+    fn secret_bearing_headers_are_dropped() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("x-hub-signature-256", "sha256=abc"),
+            ("authorization", "Bearer x"),
+            ("cookie", "a=b"),
+            ("x-sig", "generic"),
+            ("x-github-event", "push"),
+        ] {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+        headers.append("x-github-event", HeaderValue::from_static("again"));
+        let generic: WebhookScheme = serde_json::from_value(json!({
+            "provider": "generic", "header": "X-Sig", "algorithm": "sha256", "encoding": "hex"
+        }))
+        .unwrap();
+        assert_eq!(
+            safe_headers(&headers, &generic),
+            json!({"x-github-event": "push, again"})
+        );
+        assert_eq!(body_value(b"{\"a\":1}"), json!({"a": 1}));
+        assert_eq!(body_value(b"a=1&b=2"), json!("a=1&b=2"));
+    }
+}

@@ -1,0 +1,136 @@
+//! Webhook sources in the engine, on every backend: signing secrets survive a master key
+//! rotation (current and rotated-out envelopes), and the rejection log keeps the last 100.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{databases, services};
+use hmac::{Hmac, KeyInit, Mac};
+use http::{HeaderMap, HeaderValue};
+use stepwise_engine::vault::{KeyRing, LocalKeyProvider, MasterKey, write_key_file};
+use stepwise_engine::{Engine, IngestError};
+use stepwise_integrations::webhooks::WebhookScheme;
+use stepwise_integrations::{Registry, SecretValue};
+
+async fn open(url: &str, key_file: &std::path::Path) -> Engine {
+    let keys = Arc::new(LocalKeyProvider::key_file(key_file).expect("key file"));
+    Engine::open_with_keys(url, Arc::new(Registry::builtin()), services(), keys)
+        .await
+        .expect("open engine")
+}
+
+fn github_headers(secret: &str, body: &[u8], delivery: &str) -> HeaderMap {
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "x-hub-signature-256",
+        HeaderValue::from_str(&signature).unwrap(),
+    );
+    headers.insert("x-github-event", HeaderValue::from_static("push"));
+    headers.insert(
+        "x-github-delivery",
+        HeaderValue::from_str(delivery).unwrap(),
+    );
+    headers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_secrets_survive_a_master_key_rotation() {
+    for database in databases().await {
+        let label = database.label;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = dir.path().join("stepwise.key");
+        let old = MasterKey::generate();
+        write_key_file(&keys, &KeyRing::new(vec![old.clone()])).expect("write");
+        let engine = open(&database.url, &keys).await;
+        let (tenant, _) = engine.create_tenant("acme").await.expect("tenant");
+        let source = engine
+            .create_source(
+                &tenant.id,
+                "gh",
+                &WebhookScheme::Github,
+                &SecretValue::new("one"),
+            )
+            .await
+            .expect("source");
+        engine
+            .rotate_source_secret(
+                &tenant.id,
+                "gh",
+                &SecretValue::new("two"),
+                Some(Duration::from_secs(3600)),
+            )
+            .await
+            .expect("rotate");
+
+        let new = MasterKey::generate();
+        write_key_file(&keys, &KeyRing::new(vec![new.clone(), old.clone()])).expect("write");
+        let report = engine.rewrap_secrets(10).await.expect("rewrap");
+        assert_eq!((report.rewrapped, report.remaining), (2, 0), "[{label}]");
+        engine.database().close().await;
+
+        write_key_file(&keys, &KeyRing::new(vec![new])).expect("write");
+        let engine = open(&database.url, &keys).await;
+        for (secret, delivery) in [("one", "d-1"), ("two", "d-2")] {
+            let body = br#"{"x":1}"#;
+            let ingested = engine
+                .ingest(
+                    "github",
+                    &source.id,
+                    &github_headers(secret, body, delivery),
+                    body,
+                )
+                .await
+                .unwrap_or_else(|error| panic!("[{label}] {secret}: {error}"));
+            assert_eq!(ingested.delivery_id.as_deref(), Some(delivery));
+        }
+        engine.database().close().await;
+        database.drop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rejection_log_keeps_the_last_hundred() {
+    for database in databases().await {
+        let label = database.label;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = dir.path().join("stepwise.key");
+        write_key_file(&keys, &KeyRing::new(vec![MasterKey::generate()])).expect("write");
+        let engine = open(&database.url, &keys).await;
+        let (tenant, _) = engine.create_tenant("acme").await.expect("tenant");
+        let source = engine
+            .create_source(
+                &tenant.id,
+                "gh",
+                &WebhookScheme::Github,
+                &SecretValue::new("s"),
+            )
+            .await
+            .expect("source");
+        for i in 0..105 {
+            let headers = github_headers("wrong", b"{}", &format!("d-{i}"));
+            let error = engine
+                .ingest("github", &source.id, &headers, b"{}")
+                .await
+                .expect_err("refused");
+            assert!(
+                matches!(error, IngestError::Rejected(_)),
+                "[{label}] {error}"
+            );
+        }
+        let log = engine
+            .recent_rejections(&tenant.id, "gh")
+            .await
+            .expect("log");
+        assert_eq!(log.len(), 100, "[{label}]");
+        assert_eq!(log[0].headers["x-github-delivery"], "d-104");
+        assert_eq!(log[99].headers["x-github-delivery"], "d-5");
+        assert!(log.iter().all(|item| item.code == "signature_mismatch"));
+        engine.database().close().await;
+        database.drop().await;
+    }
+}
