@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod context;
 pub mod error;
 pub mod http;
+pub mod ratelimit;
 pub mod redact;
 pub mod registry;
 pub mod secrets;
