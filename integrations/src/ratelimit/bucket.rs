@@ -18,12 +18,16 @@ const EPSILON: f64 = 1e-9;
 ///
 /// Two regimes, chosen by what the provider tells us:
 /// - **fixed window** (a reset time is known: GitHub, `X-RateLimit-*`, IETF): the quota refills
-///   to `capacity` once the reset (plus a grace period) has passed; until then requests are
-///   paced so that the remaining quota, minus a reserve, is spread evenly up to the reset (the
-///   first few percent may go out back to back). After a reset the next one is projected one
+///   to `capacity` once the reset (plus a grace period) has passed; until then, when the window
+///   length is known (policy `w`, profile default), requests are paced on a straight line that
+///   spends the quota minus the reserve evenly over the window, at most `burst_fraction` of the
+///   capacity ahead of it. After a reset the next one is projected one
 ///   window later until a response says otherwise.
 /// - **leaky** (no reset: Shopify, HubSpot, the profile seed for Slack/Stripe): tokens refill
 ///   continuously at `capacity / window` (or the seed rate) up to `capacity`.
+///
+/// Until the first provider count arrives the seed is only a guess, so requests are spaced at
+/// the seed's refill rate without bursts.
 ///
 /// In both, a request is only granted while at least `1 + reserve` tokens are left, so the
 /// provider's counter never reaches zero through our own traffic; `Retry-After` (and every
@@ -31,8 +35,8 @@ const EPSILON: f64 = 1e-9;
 ///
 /// Observations may lag requests already granted (in flight): within one window the bucket keeps
 /// the smaller of its own count and the provider's `remaining`; a new window (a reset more than
-/// 2 s later than the one held) adopts the provider's count. The reserve absorbs the requests in
-/// flight at a window change.
+/// 2 s later than the one held) adopts the provider's count; a response about a window already
+/// refilled is ignored. The reserve absorbs requests in flight when a count is adopted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Bucket {
     capacity: f64,
@@ -43,8 +47,11 @@ pub struct Bucket {
     blocked_until: Option<DateTime<Utc>>,
     /// The time the state has been advanced to; grants never go before it.
     clock: DateTime<Utc>,
-    /// GCRA theoretical arrival time, for pacing within a fixed window.
+    /// Before the first provider count: the earliest next grant (seed spacing).
     tat: DateTime<Utc>,
+    /// When a fixed window was last refilled; responses about earlier resets are stale.
+    #[serde(default)]
+    refilled_at: Option<DateTime<Utc>>,
     /// Whether a provider count has been seen (before that, the seed is a guess).
     synced: bool,
     reserve_fraction: f64,
@@ -66,6 +73,7 @@ impl Bucket {
             blocked_until: None,
             clock: now,
             tat: now,
+            refilled_at: None,
             synced: false,
             reserve_fraction: if profile.reserve_fraction.is_finite() {
                 profile.reserve_fraction.clamp(0.0, 1.0)
@@ -126,31 +134,45 @@ impl Bucket {
         self.advance(t);
 
         let need = 1.0 + self.reserve_f64();
-        if self.tokens + EPSILON < need {
+        // Each round either refills a fixed window or waits for the continuous refill; a second
+        // round only absorbs millisecond rounding.
+        for _ in 0..3 {
+            if self.tokens + EPSILON >= need {
+                break;
+            }
             let refilled = match self.reset_at {
                 Some(reset) => plus_seconds(reset, self.reset_grace.as_secs_f64()),
-                None => plus_seconds(t, (need - self.tokens) / self.refill_per_sec),
+                None => plus_seconds(t, ((need - self.tokens) / self.refill_per_sec).max(0.001)),
             };
             t = t.max(refilled);
             self.advance(t);
-            // Waited exactly as long as the refill needs; absorb float rounding.
-            self.tokens = self.tokens.max(need);
         }
 
-        if let Some(reset) = self.reset_at.filter(|reset| *reset > t) {
-            // GCRA pacing: spread what is usable over the time left, allowing a small burst.
-            let usable = (self.tokens - self.reserve_f64()).max(1.0);
-            let interval = seconds(reset - t) / usable;
-            let burst = (self.capacity * self.burst_fraction)
-                .floor()
-                .clamp(1.0, usable);
-            let earliest = plus_seconds(self.tat, -interval * (burst - 1.0));
-            let allowed = t.max(earliest);
-            self.tat = plus_seconds(self.tat.max(allowed), interval);
-            if allowed > t {
-                t = allowed;
+        if let (Some(reset), Some(window)) = (self.reset_at.filter(|r| *r > t), self.window) {
+            // Pacing on a straight line: a window of `W` seconds spends `B = capacity - reserve`
+            // requests, one every `W / B`, and may run at most `burst` requests ahead of that
+            // line. With `U` usable requests left, the earliest send is the time from which the
+            // rest of the line needs no more than `U - 1 + burst` requests.
+            let reserve = self.reserve_f64();
+            let per_window = (self.capacity - reserve).max(1.0);
+            let usable = (self.tokens - reserve).max(1.0);
+            let burst = (self.capacity * self.burst_fraction).floor().max(1.0);
+            let ahead = (usable - 1.0 + burst) * window.as_secs_f64() / per_window;
+            let earliest = plus_seconds(reset, -ahead);
+            if earliest > t {
+                t = earliest;
                 self.advance(t);
             }
+        }
+
+        if !self.synced && self.reset_at.is_none() {
+            // The seed is a guess: no bursts on it, one request per refill interval until a
+            // response tells us the real quota.
+            if self.tat > t {
+                t = self.tat;
+                self.advance(t);
+            }
+            self.tat = plus_seconds(t, 1.0 / self.refill_per_sec);
         }
 
         self.tokens -= 1.0;
@@ -178,18 +200,27 @@ impl Bucket {
         }
         if let Some(remaining) = observation.remaining {
             let remaining = remaining as f64;
+            let grace = self.reset_grace.as_secs_f64();
             match observation.reset_at {
+                // A response from a window this bucket has already refilled (it was in flight
+                // across the reset): its count and reset are stale.
+                Some(reset)
+                    if plus_seconds(reset, grace) <= self.clock
+                        || self.refilled_at.is_some_and(|refilled| reset < refilled) => {}
                 Some(reset) if reset > now => {
                     let new_window = !self.synced
                         || self
                             .reset_at
                             .is_none_or(|held| reset > held + SAME_WINDOW_TOLERANCE);
-                    self.tokens = if new_window {
-                        remaining
+                    // Stated resets are rounded up and measured from when the response
+                    // arrived, so within one window the earliest is the closest to the truth.
+                    if new_window {
+                        self.tokens = remaining;
+                        self.reset_at = Some(reset);
                     } else {
-                        self.tokens.min(remaining)
-                    };
-                    self.reset_at = Some(reset);
+                        self.tokens = self.tokens.min(remaining);
+                        self.reset_at = self.reset_at.map(|held| held.min(reset));
+                    }
                     self.synced = true;
                 }
                 // That window is over: its count is stale.
@@ -213,23 +244,22 @@ impl Bucket {
     /// Moves the state forward to `t`: refills, and starts the next fixed window once the reset
     /// (plus grace) has passed.
     fn advance(&mut self, t: DateTime<Utc>) {
-        if t <= self.clock {
-            return;
-        }
+        // The window check does not depend on the clock: a reset may have been moved earlier
+        // (to a time already passed) by an observation.
         match self.reset_at {
-            Some(reset) => {
-                if t >= plus_seconds(reset, self.reset_grace.as_secs_f64()) {
-                    self.tokens = self.capacity;
-                    self.reset_at = self.window.map(|w| plus_seconds(t, w.as_secs_f64()));
-                    self.tat = t;
-                }
+            Some(reset) if t >= plus_seconds(reset, self.reset_grace.as_secs_f64()) => {
+                self.tokens = self.capacity;
+                self.reset_at = self.window.map(|w| plus_seconds(t, w.as_secs_f64()));
+                self.refilled_at = Some(t);
             }
-            None => {
+            Some(_) => {}
+            None if t > self.clock => {
                 let refill = seconds(t - self.clock) * self.refill_per_sec;
                 self.tokens = (self.tokens + refill).min(self.capacity);
             }
+            None => {}
         }
-        self.clock = t;
+        self.clock = self.clock.max(t);
     }
 }
 

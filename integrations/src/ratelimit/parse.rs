@@ -673,9 +673,10 @@ fn bare_name(item: &BareItem) -> Option<String> {
         .or_else(|| item.as_token().map(|t| t.as_str().to_owned()))
 }
 
-/// `at + seconds`, rounded up to the millisecond, saturating at the end of time.
+/// `at + seconds`, rounded up to the millisecond (after rounding away float noise at the
+/// microsecond), saturating at the ends of time.
 pub(super) fn plus_seconds(at: DateTime<Utc>, seconds: f64) -> DateTime<Utc> {
-    let millis = (seconds * 1000.0).ceil();
+    let millis = ((seconds * 1e6).round() / 1e3).ceil();
     if millis >= i64::MAX as f64 {
         return DateTime::<Utc>::MAX_UTC;
     }
