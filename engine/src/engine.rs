@@ -22,7 +22,7 @@ use crate::store::runs::{NewRun, Page, RunDetail, RunFilter, RunSummary};
 use crate::store::secrets::{RewrapReport, SecretInfo, SecretWritten};
 use crate::store::tenants::Tenant;
 use crate::store::workflows::{Deployed, VersionInfo, WorkflowSummary};
-use crate::store::{outbox, runs, secrets, steps, tenants, workflows};
+use crate::store::{runs, secrets, steps, tenants, workflows};
 use crate::vault::{KeyProvider, Vault};
 
 /// Progress notifications of this process, for live views (`stepwise run`).
@@ -412,7 +412,8 @@ impl Engine {
             deadline,
         )
         .await?;
-        let rows = steps::for_run(&tx, run_id).await?;
+        // Resetting keeps dispatch numbers, and a step new in this version has none (0), which
+        // is what `with_dispatch` assumes for a step missing from `rows`.
         let queued =
             steps::queue_pending(&tx, run_id, &with_dispatch(&rows, &plan.enqueue)).await?;
         let now = now_ms();
@@ -421,18 +422,14 @@ impl Engine {
             ..Applied::default()
         };
         self.inner
-            .run_pure_inline(&tx, run_id, &definition, &mut applied)
+            .advance(&tx, run_id, &definition, &mut applied)
             .await?;
-        outbox::insert(&tx, &applied.tasks).await?;
         tx.commit().await?;
-        if !applied.tasks.is_empty() {
-            self.inner.wake_relay();
-        }
         self.inner.emit(RunEvent::Run {
             run_id: run_id.to_owned(),
             status: RunStatus::Running,
         });
-        self.inner.publish(applied);
+        self.inner.committed(applied);
         Ok(())
     }
 
@@ -472,14 +469,10 @@ impl Engine {
             ..Applied::default()
         };
         self.inner
-            .run_pure_inline(&tx, &run_id, &version.definition, &mut applied)
+            .advance(&tx, &run_id, &version.definition, &mut applied)
             .await?;
-        outbox::insert(&tx, &applied.tasks).await?;
         tx.commit().await?;
-        if !applied.tasks.is_empty() {
-            self.inner.wake_relay();
-        }
-        self.inner.publish(applied);
+        self.inner.committed(applied);
         Ok(run_id)
     }
 

@@ -463,9 +463,8 @@ impl EngineInner {
             tx.rollback().await?;
             return Ok(());
         }
-        self.run_pure_inline(&tx, &task.run_id, workflow, &mut applied)
+        self.advance(&tx, &task.run_id, workflow, &mut applied)
             .await?;
-        outbox::insert(&tx, &applied.tasks).await?;
         tx.commit().await?;
         crate::crash_point("step.after_commit");
         if !applied.tasks.is_empty() {
@@ -477,13 +476,14 @@ impl EngineInner {
         Ok(())
     }
 
-    /// Executes the due pure steps among `applied.tasks` inside `tx` instead of sending them
-    /// through the queue, and then the pure steps those make ready, until only side-effecting,
-    /// delayed or no steps are left (or the run ends). A pure action is safe to execute again,
-    /// so if the transaction is lost the whole chain simply runs again; if it commits, every
-    /// step's result is stored exactly as if a worker had executed it. This removes the queue
-    /// round trip (outbox, relay, fetch, ack) from every pure step.
-    pub(crate) async fn run_pure_inline(
+    /// Moves the run forward inside `tx` from the ready steps in `applied.tasks`: the due pure
+    /// steps execute right here, then the pure steps those make ready, until only
+    /// side-effecting, delayed or no steps are left (or the run ends); what is left goes to the
+    /// outbox. A pure action is safe to execute again, so if the transaction is lost the whole
+    /// chain simply runs again; if it commits, every step's result is stored exactly as if a
+    /// worker had executed it. This removes the queue round trip (outbox, relay, fetch, ack)
+    /// from every pure step.
+    pub(crate) async fn advance(
         self: &Arc<Self>,
         tx: &DatabaseTransaction,
         run_id: &str,
@@ -526,7 +526,7 @@ impl EngineInner {
             self.apply(tx, &task, workflow, Claim::InCommit, executed, applied)
                 .await?;
         }
-        Ok(())
+        outbox::insert(tx, &applied.tasks).await
     }
 
     fn is_pure(&self, workflow: &Workflow, step_id: &str) -> bool {
@@ -534,6 +534,15 @@ impl EngineInner {
             .step(step_id)
             .and_then(|s| self.registry.get(&s.uses))
             .is_some_and(|action| action.is_pure())
+    }
+
+    /// After a trigger's transaction committed: the relay task picks up its outbox rows (off
+    /// the caller's path), and its events are emitted.
+    pub(crate) fn committed(&self, applied: Applied) {
+        if !applied.tasks.is_empty() {
+            self.wake_relay();
+        }
+        self.publish(applied);
     }
 
     /// Emits the events of a committed transaction.

@@ -20,7 +20,7 @@ use crate::error::EngineError;
 use crate::executor::Applied;
 use crate::store::runs::NewRun;
 use crate::store::webhooks::{NewDelivery, RejectionInfo, Source, SourceInfo};
-use crate::store::{now_ms, outbox, runs, webhooks as store, workflows};
+use crate::store::{now_ms, runs, webhooks as store, workflows};
 
 /// The run's `trigger_kind` for webhook runs.
 pub const TRIGGER_KIND: &str = "webhook";
@@ -278,19 +278,15 @@ impl Engine {
                 ..Applied::default()
             };
             self.inner
-                .run_pure_inline(&tx, &run_id, &version.definition, &mut applied)
+                .advance(&tx, &run_id, &version.definition, &mut applied)
                 .await?;
-            outbox::insert(&tx, &applied.tasks).await?;
             run_ids.push(run_id);
             published.push(applied);
         }
         store::set_delivery_runs(&tx, &row_id, &run_ids).await?;
         tx.commit().await?;
-        if published.iter().any(|applied| !applied.tasks.is_empty()) {
-            self.inner.wake_relay();
-        }
         for applied in published {
-            self.inner.publish(applied);
+            self.inner.committed(applied);
         }
         tracing::info!(
             message = "Webhook accepted.",

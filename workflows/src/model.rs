@@ -53,10 +53,28 @@ impl Workflow {
         self.steps.iter().chain(&self.on_failure)
     }
 
-    /// Whether any template may read `secrets` (a conservative text check: a false positive
-    /// only costs loading the tenant's secrets).
+    /// Whether a template the executor renders (a step's `with`, `if` or `for_each`, or the
+    /// `outputs`) may read `secrets`: a conservative text check, where a false positive only
+    /// costs loading the tenant's secrets. It walks the templates in place, since the executor
+    /// asks on every step.
     pub fn references_secrets(&self) -> bool {
-        serde_json::to_string(self).is_ok_and(|json| json.contains("secrets"))
+        fn mentions(value: &Value) -> bool {
+            match value {
+                Value::String(text) => text.contains("secrets"),
+                Value::Array(items) => items.iter().any(mentions),
+                Value::Object(map) => map.values().any(mentions),
+                _ => false,
+            }
+        }
+        self.outputs.values().any(mentions)
+            || self.all_steps().any(|step| {
+                step.with.values().any(mentions)
+                    || step.for_each.as_ref().is_some_and(mentions)
+                    || step
+                        .condition
+                        .as_deref()
+                        .is_some_and(|condition| condition.contains("secrets"))
+            })
     }
 
     /// The step with this id, in `steps` or `on_failure`.
