@@ -11,9 +11,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -328,6 +331,198 @@ async fn sigkill_under_load_loses_nothing() {
         assert!(
             repeated <= 16,
             "{label} {repeated} steps ran twice; at most the in-flight ones may"
+        );
+        database.drop_database().await;
+    }
+}
+
+/// A test provider that answers every request after `delay`, counting requests per path and
+/// the most that were in flight at once. Paths listed in `fail_once` answer 400 the first
+/// time.
+struct Provider {
+    uri: String,
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: Arc<AtomicUsize>,
+    calls: Arc<Mutex<BTreeMap<String, usize>>>,
+}
+
+impl Provider {
+    async fn start(delay: Duration, fail_once: &[&str]) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let uri = format!("http://{}", listener.local_addr().expect("address"));
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let max_in_flight = Arc::new(AtomicUsize::new(0));
+        let calls: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
+        let fail_once: Vec<String> = fail_once.iter().map(|path| path.to_string()).collect();
+        let (active, max, counted) = (in_flight.clone(), max_in_flight.clone(), calls.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let (active, max, counted) = (active.clone(), max.clone(), counted.clone());
+                let fail_once = fail_once.clone();
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buffer = [0u8; 4096];
+                    while !request.windows(4).any(|window| window == b"\r\n\r\n") {
+                        match socket.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(read) => request.extend_from_slice(&buffer[..read]),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&request);
+                    let path = text.split(' ').nth(1).unwrap_or_default().to_owned();
+                    let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                    max.fetch_max(now, Ordering::SeqCst);
+                    let seen = {
+                        let mut calls = counted.lock().unwrap();
+                        let count = calls.entry(path.clone()).or_default();
+                        *count += 1;
+                        *count
+                    };
+                    tokio::time::sleep(delay).await;
+                    active.fetch_sub(1, Ordering::SeqCst);
+                    let (status, body) = if seen == 1 && fail_once.contains(&path) {
+                        ("400 Bad Request", r#"{"error":"refused"}"#.to_owned())
+                    } else {
+                        ("200 OK", serde_json::json!({ "path": path }).to_string())
+                    };
+                    let response = format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        Self {
+            uri,
+            in_flight,
+            max_in_flight,
+            calls,
+        }
+    }
+
+    fn calls(&self) -> BTreeMap<String, usize> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+/// Deploys `source` to our tenant and starts a run of `name`; returns its id.
+async fn deploy_and_start(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    name: &str,
+    source: String,
+) -> String {
+    let deployed = client
+        .post(format!("{base}/api/v1/workflows"))
+        .bearer_auth(key)
+        .header("content-type", "application/yaml")
+        .body(source)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        deployed.status().is_success(),
+        "deploy: {}",
+        deployed.status()
+    );
+    let started: Value = client
+        .post(format!("{base}/api/v1/workflows/{name}/runs"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    started["run_id"].as_str().expect("run id").to_owned()
+}
+
+/// A 1,000-item `for_each` with `max_parallel: 10`, SIGKILLed mid-way and restarted: never
+/// more than 10 requests in flight (across both processes), every item runs, and no item
+/// whose result was committed before the kill runs again. Items in flight at the kill run
+/// again, each at most once more, with the same idempotency key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_for_each_repeats_no_completed_item() {
+    const ITEMS: usize = 1000;
+    for database in common::databases().await {
+        let label = format!("[{} for_each sigkill]", database.backend);
+        let provider = Provider::start(Duration::from_millis(15), &[]).await;
+        let workflows = tempfile::tempdir().expect("tempdir");
+        let key = create_tenant(&database.url);
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        stepwise_integrations::http::install_crypto_provider();
+        let client = reqwest::Client::new();
+        let source = format!(
+            "name: fanout\nsteps:\n  - id: fetch\n    uses: http.request\n    for_each: ${{{{ range({ITEMS}) | list }}}}\n    max_parallel: 10\n    with: {{ method: GET, url: \"{}/item/${{{{ item }}}}\" }}\n",
+            provider.uri
+        );
+
+        let mut doomed = serve(&database.url, port, workflows.path(), None);
+        wait_until_healthy(&client, &base).await;
+        let run_id = deploy_and_start(&client, &base, &key, "fanout", source).await;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while provider.calls().len() < ITEMS / 3 {
+            assert!(Instant::now() < deadline, "{label} items did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        doomed.kill().expect("SIGKILL");
+        doomed.wait().expect("reap");
+        let at_kill = provider.calls().len();
+
+        let mut survivor = serve(&database.url, port, workflows.path(), None);
+        wait_until_healthy(&client, &base).await;
+        let run = wait_for_run(&client, &base, &key, &run_id).await;
+        survivor.kill().ok();
+        survivor.wait().ok();
+        assert_eq!(run["status"], "succeeded", "{label} {}", run["error"]);
+
+        let calls = provider.calls();
+        assert_eq!(calls.len(), ITEMS, "{label} every item ran");
+        assert!(
+            at_kill < ITEMS,
+            "{label} the kill came mid-way ({at_kill} items started)"
+        );
+        let max = provider.max_in_flight.load(Ordering::SeqCst);
+        assert!(max <= 10, "{label} {max} requests in flight at once");
+        let fetch = run["steps"]
+            .as_array()
+            .and_then(|steps| steps.iter().find(|step| step["id"] == "fetch"))
+            .expect("fetch step");
+        let items = fetch["items"].as_array().expect("items");
+        assert_eq!(items.len(), ITEMS, "{label}");
+        assert_eq!(
+            fetch["output"].as_array().map(Vec::len),
+            Some(ITEMS),
+            "{label} one output per item"
+        );
+        let mut repeated = 0;
+        for (index, item) in items.iter().enumerate() {
+            let history = item["attempt_history"].as_array().expect("attempts");
+            let requests = calls.get(&format!("/item/{index}")).copied().unwrap_or(0);
+            assert!(
+                (1..=2).contains(&requests),
+                "{label} item {index} requested {requests} times"
+            );
+            if requests == 2 {
+                repeated += 1;
+                assert_ne!(
+                    history[0]["status"], "succeeded",
+                    "{label} item {index} ran again after its result was committed: {history:?}"
+                );
+            }
+        }
+        assert!(
+            repeated <= 10,
+            "{label} {repeated} items ran twice; only the ones in flight at the kill may"
         );
         database.drop_database().await;
     }

@@ -14,14 +14,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::db::Database;
 use crate::error::EngineError;
-use crate::executor::{Applied, with_dispatch};
+use crate::executor::Applied;
 use crate::machine;
 use crate::status::{RunStatus, StepStatus};
 use crate::store::now_ms;
+use crate::store::run_state::{RunState, parse_item_id};
 use crate::store::runs::{NewRun, Page, RunDetail, RunFilter, RunSummary};
 use crate::store::secrets::{RewrapReport, SecretInfo, SecretWritten};
 use crate::store::tenants::Tenant;
-use crate::store::workflows::{Deployed, VersionInfo, WorkflowSummary};
+use crate::store::workflows::{Deployed, LatestVersion, VersionInfo, VersionRef, WorkflowSummary};
 use crate::store::{runs, secrets, steps, tenants, workflows};
 use crate::vault::{KeyProvider, Vault};
 
@@ -77,6 +78,30 @@ impl EngineInner {
         let definition = Arc::new(workflows::definition(&self.db.conn, version_id).await?);
         lock(&self.definitions).insert(version_id.to_owned(), definition.clone());
         Ok(definition)
+    }
+
+    /// The latest version of a tenant's workflow, with its (cached) definition.
+    pub(crate) async fn latest_version(
+        &self,
+        tenant_id: &str,
+        name: &str,
+    ) -> Result<Option<VersionRef>, EngineError> {
+        match workflows::latest(&self.db.conn, tenant_id, name).await? {
+            Some(latest) => Ok(Some(self.with_definition(latest).await?)),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) async fn with_definition(
+        &self,
+        latest: LatestVersion,
+    ) -> Result<VersionRef, EngineError> {
+        Ok(VersionRef {
+            definition: self.definition(&latest.version_id).await?,
+            workflow_id: latest.workflow_id,
+            version_id: latest.version_id,
+            version: latest.version,
+        })
     }
 
     pub(crate) fn cancellation_for(&self, run_id: &str) -> CancellationToken {
@@ -278,12 +303,6 @@ impl Engine {
                 "`concurrency` is not supported by this engine version yet".into(),
             ));
         }
-        if let Some(step) = workflow.steps.iter().find(|step| step.for_each.is_some()) {
-            return Err(EngineError::InvalidInput(format!(
-                "step `{}`: `for_each` is not supported by this engine version yet",
-                step.id
-            )));
-        }
         Ok(workflow)
     }
 
@@ -358,15 +377,14 @@ impl Engine {
             .await?
             .ok_or_else(not_found)?;
         let (version, definition) = if latest_version {
-            let latest = workflows::latest(&self.inner.db.conn, tenant_id, &run.workflow_name)
+            let latest = self
+                .inner
+                .latest_version(tenant_id, &run.workflow_name)
                 .await?
                 .ok_or_else(|| {
                     EngineError::NotFound(format!("workflow `{}` not found", run.workflow_name))
                 })?;
-            (
-                Some((latest.version_id, latest.version)),
-                Arc::new(latest.definition),
-            )
+            (Some((latest.version_id, latest.version)), latest.definition)
         } else {
             (None, self.inner.definition(&run.workflow_version_id).await?)
         };
@@ -389,6 +407,7 @@ impl Engine {
         let rows = steps::for_run(&tx, run_id).await?;
         let statuses = rows
             .iter()
+            .filter(|row| parse_item_id(&row.step_id).is_none())
             .map(|row| Ok((row.step_id.clone(), row.status.parse()?)))
             .collect::<Result<BTreeMap<String, StepStatus>, EngineError>>()?;
         let plan = machine::retry(&definition, &statuses);
@@ -401,7 +420,6 @@ impl Engine {
             steps::align_with(&tx, run_id, &definition, &rows).await?;
         }
         steps::reset(&tx, run_id, &plan.reset).await?;
-        steps::mark(&tx, run_id, &plan.skip, StepStatus::Skipped).await?;
         let deadline = definition
             .timeout
             .map(|timeout| now_ms().saturating_add(timeout.as_millis() as i64));
@@ -412,17 +430,21 @@ impl Engine {
             deadline,
         )
         .await?;
-        // Resetting keeps dispatch numbers, and a step new in this version has none (0), which
-        // is what `with_dispatch` assumes for a step missing from `rows`.
-        let queued =
-            steps::queue_pending(&tx, run_id, &with_dispatch(&rows, &plan.enqueue)).await?;
+        // Read back after the resets: they keep dispatch numbers, so queued tasks never reuse
+        // an earlier task's idempotency key.
+        let mut state = RunState::load(&tx, run_id).await?;
+        state.mark(&plan.skip, StepStatus::Skipped);
         let now = now_ms();
         let mut applied = Applied {
-            tasks: queued.into_iter().map(|task| (task, now)).collect(),
+            tasks: state
+                .queue_pending(&plan.enqueue)
+                .into_iter()
+                .map(|task| (task, now))
+                .collect(),
             ..Applied::default()
         };
         self.inner
-            .advance(&tx, run_id, &definition, &mut applied)
+            .advance(&tx, state, &definition, &mut applied)
             .await?;
         tx.commit().await?;
         self.inner.emit(RunEvent::Run {
@@ -442,34 +464,33 @@ impl Engine {
         trigger: Value,
         rerun_of: Option<&str>,
     ) -> Result<String, EngineError> {
-        let version = workflows::latest(&self.inner.db.conn, tenant_id, workflow)
+        let version = self
+            .inner
+            .latest_version(tenant_id, workflow)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("workflow `{workflow}` not found")))?;
         let input = version
             .definition
             .prepare_input(input)
             .map_err(|error| EngineError::InvalidInput(error.to_string()))?;
-        let tx = crate::db::begin_write(&self.inner.db.conn).await?;
-        let (run_id, tasks) = runs::create(
-            &tx,
-            NewRun {
-                tenant_id,
-                workflow: &version,
-                input,
-                trigger_kind,
-                trigger,
-                rerun_of,
-            },
-        )
-        .await?;
+        let (state, tasks) = runs::create(NewRun {
+            tenant_id,
+            workflow: &version,
+            input,
+            trigger_kind,
+            trigger,
+            rerun_of,
+        });
+        let run_id = state.run.id.clone();
         // Pure root steps (and the pure steps they make ready) execute right here, in the
         // transaction that creates the run: a run of pure steps never waits for the queue.
         let mut applied = Applied {
             tasks,
             ..Applied::default()
         };
+        let tx = crate::db::begin_write(&self.inner.db.conn).await?;
         self.inner
-            .advance(&tx, &run_id, &version.definition, &mut applied)
+            .advance(&tx, state, &version.definition, &mut applied)
             .await?;
         tx.commit().await?;
         self.inner.committed(applied);

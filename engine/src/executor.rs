@@ -2,11 +2,10 @@
 //! commit the result, every status change it implies and the outbox rows of the steps it makes
 //! ready, in one transaction.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, EntityTrait};
 use serde_json::{Map, Value, json};
 use stepwise_integrations::{
     ActionContext, ActionError, ActionOutcome, Redactor, SecretValues, StepInvocation,
@@ -20,6 +19,7 @@ use crate::machine::{self, StepEvent, StepOutcome};
 use crate::status::{RunStatus, StepStatus};
 use crate::store::entities::{run, step};
 use crate::store::outbox::{self, StepTask};
+use crate::store::run_state::{AttemptEnd, RunState, item_id, parse_item_id};
 use crate::store::{now_ms, runs, steps};
 
 /// How often a long-running action checks whether its run was ended elsewhere.
@@ -44,6 +44,10 @@ enum Execution {
         input: Option<Value>,
         error: ActionError,
     },
+    /// A `for_each` step's list was rendered: its items run as item rows of their own.
+    Expanded {
+        items: Vec<Value>,
+    },
 }
 
 /// An execution with what it needs at commit time.
@@ -66,6 +70,12 @@ impl Execution {
                 until_ms,
             },
             Execution::ConditionFalse => Execution::ConditionFalse,
+            Execution::Expanded { items } => Execution::Expanded {
+                items: items
+                    .iter()
+                    .map(|item| redactor.redacted_json(item))
+                    .collect(),
+            },
             Execution::Failed { input, error } => Execution::Failed {
                 input: input.map(|input| redactor.redacted_json(&input)),
                 error: error.redacted(redactor),
@@ -81,9 +91,22 @@ enum Claim {
     InCommit,
 }
 
-fn step_definition<'w>(workflow: &'w Workflow, step_id: &str) -> Result<&'w Step, EngineError> {
+/// At most this many items in one `for_each`.
+const MAX_ITEMS: usize = 10_000;
+
+/// The definition of a step row: a step's own, or for a `for_each` item row its step's, with
+/// the item's index.
+fn step_definition<'w>(
+    workflow: &'w Workflow,
+    row_id: &str,
+) -> Result<(&'w Step, Option<usize>), EngineError> {
+    let (step_id, index) = match parse_item_id(row_id) {
+        Some((step_id, index)) => (step_id, Some(index)),
+        None => (row_id, None),
+    };
     workflow
         .step(step_id)
+        .map(|step| (step, index))
         .ok_or_else(|| EngineError::Corrupt(format!("step {step_id} not in workflow")))
 }
 
@@ -98,6 +121,7 @@ pub(crate) fn expression_context(
 ) -> Value {
     let step_map: Map<String, Value> = steps
         .iter()
+        .filter(|s| parse_item_id(&s.step_id).is_none())
         .map(|s| {
             (
                 s.step_id.clone(),
@@ -303,7 +327,7 @@ impl EngineInner {
         (attempt, wake_at): (i32, Option<i64>),
         cancellation: CancellationToken,
     ) -> Result<Executed, EngineError> {
-        let step = step_definition(workflow, step_id)?;
+        let (step, item_index) = step_definition(workflow, step_id)?;
         let secrets = if workflow.references_secrets() {
             match crate::store::secrets::values(db, &self.vault, &run.tenant_id).await {
                 Ok(secrets) => secrets,
@@ -322,15 +346,35 @@ impl EngineInner {
         } else {
             SecretValues::new()
         };
-        let context = with_needs(
+        let mut context = with_needs(
             expression_context(workflow, run, step_rows, &secrets),
             workflow,
             step,
             step_rows,
         );
-        let (execution, logs) = self
-            .execute(run, step, attempt, wake_at, &context, cancellation)
-            .await;
+        let (execution, logs) = match (&step.for_each, item_index) {
+            (Some(list), None) => (self.expand(step, list, &context), Vec::new()),
+            (_, Some(index)) => {
+                // The step's row holds the rendered list as its input.
+                let item = step_rows
+                    .iter()
+                    .find(|row| row.step_id == step.id)
+                    .and_then(|row| row.input.as_ref())
+                    .and_then(|items| items.get(index))
+                    .cloned()
+                    .ok_or_else(|| {
+                        EngineError::Corrupt(format!("item {index} of step {} missing", step.id))
+                    })?;
+                context["item"] = item;
+                context["index"] = json!(index);
+                self.execute(run, step, step_id, attempt, wake_at, &context, cancellation)
+                    .await
+            }
+            (None, None) => {
+                self.execute(run, step, step_id, attempt, wake_at, &context, cancellation)
+                    .await
+            }
+        };
         Ok(Executed {
             execution,
             logs,
@@ -338,16 +382,46 @@ impl EngineInner {
         })
     }
 
+    /// Renders a `for_each` step's list, after its `if` (evaluated once for the whole step).
+    fn expand(&self, step: &Step, list: &Value, context: &Value) -> Execution {
+        if let Some(condition) = &step.condition {
+            match self.evaluator.condition(condition, context) {
+                Ok(true) => {}
+                Ok(false) => return Execution::ConditionFalse,
+                Err(error) => {
+                    let error = ActionError::Permanent(format!("in `if`: {error}"));
+                    return Execution::Failed { input: None, error };
+                }
+            }
+        }
+        let failed = |message: String| Execution::Failed {
+            input: None,
+            error: ActionError::Permanent(format!("in `for_each`: {message}")),
+        };
+        match self.evaluator.render(list, context) {
+            Ok(Value::Array(items)) if items.len() > MAX_ITEMS => failed(format!(
+                "{} items, more than the limit of {MAX_ITEMS}",
+                items.len()
+            )),
+            Ok(Value::Array(items)) => Execution::Expanded { items },
+            Ok(other) => failed(format!("expected a list, got {}", json_type(&other))),
+            Err(error) => failed(error.to_string()),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn execute(
         &self,
         run: &run::Model,
         step: &Step,
+        row_id: &str,
         attempt: i32,
         wake_at: Option<i64>,
         context: &Value,
         cancellation: CancellationToken,
     ) -> (Execution, Vec<stepwise_integrations::LogLine>) {
-        if let Some(condition) = &step.condition {
+        // A `for_each` step's `if` was evaluated when its list was expanded.
+        if let Some(condition) = step.condition.as_ref().filter(|_| step.for_each.is_none()) {
             match self.evaluator.condition(condition, context) {
                 Ok(true) => {}
                 Ok(false) => return (Execution::ConditionFalse, Vec::new()),
@@ -380,9 +454,9 @@ impl EngineInner {
         let invocation = StepInvocation {
             tenant_id: run.tenant_id.clone(),
             run_id: run.id.clone(),
-            step_id: step.id.clone(),
+            step_id: row_id.to_owned(),
             attempt: attempt.max(1) as u32,
-            idempotency_key: format!("{}:{}", run.id, step.id),
+            idempotency_key: format!("{}:{row_id}", run.id),
             wake_at: wake_at.and_then(chrono::DateTime::from_timestamp_millis),
             connection: step.connection.clone(),
         };
@@ -455,16 +529,13 @@ impl EngineInner {
     ) -> Result<(), EngineError> {
         let tx = crate::db::begin_write(&self.db.conn).await?;
         tx.execute(&runs::lock_statement(&task.run_id)).await?;
+        let mut state = RunState::load(&tx, &task.run_id).await?;
         let mut applied = Applied::default();
-        if !self
-            .apply(&tx, task, workflow, claim, executed, &mut applied)
-            .await?
-        {
+        if !self.apply(&mut state, task, workflow, claim, executed, &mut applied)? {
             tx.rollback().await?;
             return Ok(());
         }
-        self.advance(&tx, &task.run_id, workflow, &mut applied)
-            .await?;
+        self.advance(&tx, state, workflow, &mut applied).await?;
         tx.commit().await?;
         crate::crash_point("step.after_commit");
         if !applied.tasks.is_empty() {
@@ -476,17 +547,18 @@ impl EngineInner {
         Ok(())
     }
 
-    /// Moves the run forward inside `tx` from the ready steps in `applied.tasks`: the due pure
-    /// steps execute right here, then the pure steps those make ready, until only
-    /// side-effecting, delayed or no steps are left (or the run ends); what is left goes to the
-    /// outbox. A pure action is safe to execute again, so if the transaction is lost the whole
-    /// chain simply runs again; if it commits, every step's result is stored exactly as if a
-    /// worker had executed it. This removes the queue round trip (outbox, relay, fetch, ack)
-    /// from every pure step.
+    /// Moves the run forward from the ready steps in `applied.tasks`, then writes `state` and
+    /// the outbox into `tx`: the due pure steps execute right here, then the pure steps those
+    /// make ready, until only side-effecting, delayed or no steps are left (or the run ends);
+    /// what is left goes to the outbox. A pure action is safe to execute again, so if the
+    /// transaction is lost the whole chain simply runs again; if it commits, every step's
+    /// result is stored exactly as if a worker had executed it. This removes the queue round
+    /// trip (outbox, relay, fetch, ack) from every pure step, and since the chain works on the
+    /// rows in memory, the whole chain is written in a handful of statements.
     pub(crate) async fn advance(
         self: &Arc<Self>,
         tx: &DatabaseTransaction,
-        run_id: &str,
+        mut state: RunState,
         workflow: &Workflow,
         applied: &mut Applied,
     ) -> Result<(), EngineError> {
@@ -502,38 +574,50 @@ impl EngineInner {
             };
             let (task, _) = applied.tasks.remove(position);
             budget -= 1;
-            let run = find_run(tx, run_id).await?;
-            let step_rows = steps::for_run(tx, run_id).await?;
-            let this = find_step(&step_rows, &task.step_id)?;
+            let this = state.step(&task.step_id)?;
             let attempt = if this.wake_at.is_some() {
                 this.attempts
             } else {
                 this.attempts + 1
             };
+            let wake_at = this.wake_at;
             applied.events.push(running_event(&task, attempt));
             // A pure action finishes (or suspends) at once: there is nothing to cancel.
             let executed = self
                 .execute_step(
                     tx,
                     workflow,
-                    &run,
-                    &step_rows,
+                    &state.run,
+                    &state.steps,
                     &task.step_id,
-                    (attempt, this.wake_at),
+                    (attempt, wake_at),
                     CancellationToken::new(),
                 )
                 .await?;
-            self.apply(tx, &task, workflow, Claim::InCommit, executed, applied)
-                .await?;
+            self.apply(
+                &mut state,
+                &task,
+                workflow,
+                Claim::InCommit,
+                executed,
+                applied,
+            )?;
         }
+        state.flush(tx).await?;
         outbox::insert(tx, &applied.tasks).await
     }
 
-    fn is_pure(&self, workflow: &Workflow, step_id: &str) -> bool {
-        workflow
-            .step(step_id)
-            .and_then(|s| self.registry.get(&s.uses))
-            .is_some_and(|action| action.is_pure())
+    /// Whether a task can run inside the transaction that made it ready: a pure action's
+    /// step or item, or the expansion of a `for_each` step's list.
+    fn is_pure(&self, workflow: &Workflow, row_id: &str) -> bool {
+        match step_definition(workflow, row_id) {
+            Ok((step, None)) if step.for_each.is_some() => true,
+            Ok((step, _)) => self
+                .registry
+                .get(&step.uses)
+                .is_some_and(|action| action.is_pure()),
+            Err(_) => false,
+        }
     }
 
     /// After a trigger's transaction committed: the relay task picks up its outbox rows (off
@@ -556,12 +640,12 @@ impl EngineInner {
         }
     }
 
-    /// Writes one step's result and everything it implies into `tx`: the step row, the
-    /// attempt, skipped and cancelled steps, newly ready steps (into `applied.tasks`) and the
-    /// run's end. Returns false when a claim made here fails (another worker got there first).
-    async fn apply(
+    /// Applies one step's (or item's) result to `state`: its row, the attempt, skipped and
+    /// cancelled steps, newly ready steps and items (into `applied.tasks`) and the run's end.
+    /// Returns false when a claim made here fails (another worker got there first).
+    fn apply(
         &self,
-        tx: &DatabaseTransaction,
+        state: &mut RunState,
         task: &StepTask,
         workflow: &Workflow,
         claim: Claim,
@@ -576,194 +660,298 @@ impl EngineInner {
         // Nothing a step stores or reports may contain a secret's value.
         let redactor = secrets.redactor();
         let execution = execution.redacted(&redactor);
-        if claim == Claim::InCommit && !steps::claim(tx, task).await? {
-            return Ok(false);
-        }
-        let run = find_run(tx, &task.run_id).await?;
-        let step_rows = steps::for_run(tx, &run.id).await?;
-        let this = find_step(&step_rows, &task.step_id)?;
         let attempt = match claim {
             Claim::Claimed(attempt) => attempt,
             Claim::InCommit => {
-                steps::start_attempt(tx, &run.id, &task.step_id, this.attempts, &self.worker_name)
-                    .await?;
-                this.attempts
+                let Some(attempt) = state.claim(task)? else {
+                    return Ok(false);
+                };
+                state.start_attempt(&task.step_id, attempt, &self.worker_name);
+                attempt
             }
         };
         let logs = (!logs.is_empty())
             .then(|| serde_json::to_value(&logs))
             .transpose()?
             .map(|logs| redactor.redacted_json(&logs));
+        let this = state.step(&task.step_id)?.clone();
         if this.status != StepStatus::Running.as_str() || this.dispatch != task.dispatch {
             // Cancelled (or re-dispatched) while the action ran: keep the attempt's record only.
-            steps::finish_attempt(
-                tx,
-                &run.id,
-                &task.step_id,
-                attempt,
-                steps::AttemptEnd {
-                    status: "discarded",
-                    error: None,
-                    error_class: None,
-                    logs,
-                },
-            )
-            .await?;
+            let end = AttemptEnd {
+                status: "discarded",
+                error: None,
+                error_class: None,
+                logs,
+            };
+            state.finish_attempt(&task.step_id, attempt, &self.worker_name, end);
             return Ok(true);
         }
-        let statuses: BTreeMap<String, StepStatus> = step_rows
-            .iter()
-            .map(|s| Ok((s.step_id.clone(), s.status.parse()?)))
-            .collect::<Result<_, EngineError>>()?;
+        let (step, item_index) = step_definition(workflow, &task.step_id)?;
+        if let Execution::Expanded { items } = execution {
+            let mut row = this;
+            row.input = Some(Value::Array(items));
+            let count = row
+                .input
+                .as_ref()
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            state.set_step(row)?;
+            state.expand(&step.id, count)?;
+            return self.fan_out(state, workflow, step, &secrets, applied);
+        }
         let now = now_ms();
-        let event = match &execution {
-            Execution::Output { .. } => StepEvent::Succeeded,
-            Execution::ConditionFalse => StepEvent::ConditionFalse,
-            Execution::Suspended { until_ms, .. } => StepEvent::Suspended {
-                after: Duration::from_millis(until_ms.saturating_sub(now).max(0) as u64),
-            },
-            Execution::Failed { error, .. } => StepEvent::Failed {
-                retryable: error.is_retryable(),
-                retry_after: match error {
-                    ActionError::Retryable { retry_after, .. } => *retry_after,
-                    _ => None,
-                },
-            },
+        let event = step_event(&execution, now);
+        let run_status: RunStatus = state.run.status.parse()?;
+        let jitter = rand::random::<f64>();
+        let retry_attempt = (attempt - this.attempt_offset).max(1) as u32;
+        let (outcome, transition) = match item_index {
+            Some(_) => (
+                machine::on_item_event(step, run_status, retry_attempt, &event, jitter),
+                None,
+            ),
+            None => {
+                let transition = machine::on_step_event(
+                    workflow,
+                    run_status,
+                    &state.statuses()?,
+                    &task.step_id,
+                    retry_attempt,
+                    &event,
+                    jitter,
+                );
+                let outcome = transition.outcome.unwrap_or(StepOutcome::Failed);
+                (outcome, Some(transition))
+            }
         };
-        let transition = machine::on_step_event(
-            workflow,
-            run.status.parse()?,
-            &statuses,
-            &task.step_id,
-            (attempt - this.attempt_offset).max(1) as u32,
-            &event,
-            rand::random::<f64>(),
-        );
-        let outcome = transition.outcome.unwrap_or(StepOutcome::Failed);
-        let mut update: step::ActiveModel = this.clone().into();
+        let mut row = this;
         let (step_status, attempt_status) = match outcome {
             StepOutcome::Succeeded => (StepStatus::Succeeded, "succeeded"),
             StepOutcome::Skipped => (StepStatus::Skipped, "skipped"),
             StepOutcome::Failed => (StepStatus::Failed, "failed"),
             StepOutcome::Discarded => (StepStatus::Cancelled, "discarded"),
             StepOutcome::RetryAfter(delay) => {
-                let next = StepTask {
-                    dispatch: this.dispatch + 1,
-                    ..task.clone()
-                };
-                applied.tasks.push((next, now + delay.as_millis() as i64));
+                row.dispatch += 1;
+                applied.tasks.push((
+                    StepTask {
+                        dispatch: row.dispatch,
+                        ..task.clone()
+                    },
+                    now + delay.as_millis() as i64,
+                ));
                 (StepStatus::Queued, "failed")
             }
             StepOutcome::WakeAfter(delay) => {
-                let next = StepTask {
-                    dispatch: this.dispatch + 1,
-                    ..task.clone()
-                };
+                row.dispatch += 1;
                 let wake = now + delay.as_millis() as i64;
-                applied.tasks.push((next, wake));
-                update.wake_at = sea_orm::Set(Some(wake));
+                applied.tasks.push((
+                    StepTask {
+                        dispatch: row.dispatch,
+                        ..task.clone()
+                    },
+                    wake,
+                ));
+                row.wake_at = Some(wake);
                 (StepStatus::Waiting, "suspended")
             }
         };
-        update.status = sea_orm::Set(step_status.to_string());
+        row.status = step_status.to_string();
         if matches!(
             outcome,
             StepOutcome::RetryAfter(_) | StepOutcome::WakeAfter(_)
         ) {
-            update.dispatch = sea_orm::Set(this.dispatch + 1);
-            update.queued_at = sea_orm::Set(Some(now));
+            row.queued_at = Some(now);
         } else {
-            update.finished_at = sea_orm::Set(Some(now));
-            update.wake_at = sea_orm::Set(None);
+            row.finished_at = Some(now);
+            row.wake_at = None;
         }
         let mut error_text = None;
         let mut error_class = None;
         match execution {
             Execution::Output { input, output } => {
-                update.input = sea_orm::Set(Some(input));
-                update.output = sea_orm::Set(Some(output));
-                update.error = sea_orm::Set(None);
+                row.input = Some(input);
+                row.output = Some(output);
+                row.error = None;
             }
-            Execution::Suspended { input, .. } => update.input = sea_orm::Set(Some(input)),
-            Execution::ConditionFalse => {}
+            Execution::Suspended { input, .. } => row.input = Some(input),
+            Execution::ConditionFalse | Execution::Expanded { .. } => {}
             Execution::Failed { input, error } => {
                 if input.is_some() {
-                    update.input = sea_orm::Set(input);
+                    row.input = input;
                 }
-                update.error = sea_orm::Set(Some(
-                    json!({ "class": error.class(), "message": error.to_string() }),
-                ));
+                row.error = Some(json!({ "class": error.class(), "message": error.to_string() }));
                 error_text = Some(error.to_string());
                 error_class = Some(error.class());
             }
         }
-        // update_many writes the changed columns in one statement; ActiveModel::update would
-        // read the row back.
-        step::Entity::update_many()
-            .set(update)
-            .filter(step::Column::RunId.eq(&run.id))
-            .filter(step::Column::StepId.eq(&task.step_id))
-            .exec(tx)
-            .await?;
-        steps::finish_attempt(
-            tx,
-            &run.id,
-            &task.step_id,
+        state.set_step(row)?;
+        let end = AttemptEnd {
+            status: attempt_status,
+            error: error_text.as_deref(),
+            error_class,
+            logs,
+        };
+        state.finish_attempt(&task.step_id, attempt, &self.worker_name, end);
+        applied.events.push(RunEvent::Step {
+            run_id: state.run.id.clone(),
+            step_id: task.step_id.clone(),
+            status: step_status,
             attempt,
-            steps::AttemptEnd {
-                status: attempt_status,
-                error: error_text.as_deref(),
-                error_class,
-                logs,
-            },
-        )
-        .await?;
-        steps::mark(tx, &run.id, &transition.skip, StepStatus::Skipped).await?;
-        steps::mark(tx, &run.id, &transition.cancel, StepStatus::Cancelled).await?;
-        let ready = with_dispatch(&step_rows, &transition.enqueue);
-        let queued = steps::queue_pending(tx, &run.id, &ready).await?;
+            error: error_text,
+        });
+        let Some(transition) = transition else {
+            if step_status.is_terminal() {
+                return self.fan_out(state, workflow, step, &secrets, applied);
+            }
+            return Ok(true);
+        };
+        state.mark(&transition.skip, StepStatus::Skipped);
+        state.mark(&transition.cancel, StepStatus::Cancelled);
+        let queued = state.queue_pending(&transition.enqueue);
         applied.tasks.extend(queued.into_iter().map(|t| (t, now)));
         let run_status = match transition.run {
             Some(RunStatus::Succeeded) => {
-                let final_steps = steps::for_run(tx, &run.id).await?;
-                let context = expression_context(workflow, &run, &final_steps, &secrets);
+                let context = expression_context(workflow, &state.run, &state.steps, &secrets);
                 match self
                     .evaluator
                     .render(&Value::Object(workflow.outputs.clone()), &context)
                 {
                     Ok(output) => {
                         let output = redactor.redacted_json(&output);
-                        runs::finish_succeeded(tx, &run.id, output).await?;
+                        state.finish(RunStatus::Succeeded, None, Some(output));
                         Some(RunStatus::Succeeded)
                     }
                     Err(error) => {
                         let message = redactor
                             .redact_str(&format!("in `outputs`: {error}"))
                             .into_owned();
-                        runs::finish(tx, &run.id, None, RunStatus::Failed, Some(message)).await?;
+                        state.finish(RunStatus::Failed, Some(message), None);
                         Some(RunStatus::Failed)
                     }
                 }
             }
             Some(status) => {
-                let final_steps = steps::for_run(tx, &run.id).await?;
-                let message = failure_message(workflow, &final_steps);
-                runs::finish(tx, &run.id, None, status, message).await?;
+                let message = failure_message(workflow, &state.steps);
+                state.finish(status, message, None);
                 Some(status)
             }
             None => None,
         };
-        applied.events.push(RunEvent::Step {
-            run_id: run.id.clone(),
-            step_id: task.step_id.clone(),
-            status: step_status,
-            attempt,
-            error: error_text,
-        });
         if let Some(status) = run_status {
-            applied.run_ended = Some((run.id, status));
+            applied.run_ended = Some((state.run.id.clone(), status));
         }
         Ok(true)
+    }
+
+    /// Moves a `for_each` step on after its list expanded or one of its items finished:
+    /// queues items within `max_parallel`, cancels the rest once an item failed the step, and
+    /// when no item is left, finishes the step with the items' outputs in order (`null` for an
+    /// item that did not succeed) or the first failed item's error.
+    fn fan_out(
+        &self,
+        state: &mut RunState,
+        workflow: &Workflow,
+        step: &Step,
+        secrets: &SecretValues,
+        applied: &mut Applied,
+    ) -> Result<bool, EngineError> {
+        let parent = state.step(&step.id)?.clone();
+        if parent.status != StepStatus::Running.as_str() {
+            // The run ended (or the step was re-dispatched) while the item ran.
+            return Ok(true);
+        }
+        let items = state.items(&step.id);
+        let statuses = items
+            .iter()
+            .map(|row| row.status.parse())
+            .collect::<Result<Vec<StepStatus>, _>>()?;
+        let plan = machine::fan_out(step, &statuses);
+        let row_ids = |indexes: &[usize]| -> Vec<String> {
+            indexes
+                .iter()
+                .map(|index| item_id(&step.id, *index))
+                .collect()
+        };
+        let finished = plan.finished.map(|result| {
+            let outputs: Vec<Value> = items
+                .iter()
+                .map(|row| match row.status == StepStatus::Succeeded.as_str() {
+                    true => row.output.clone().unwrap_or(Value::Null),
+                    false => Value::Null,
+                })
+                .collect();
+            match result {
+                Ok(()) => Execution::Output {
+                    input: parent.input.clone().unwrap_or(Value::Null),
+                    output: Value::Array(outputs),
+                },
+                Err(index) => {
+                    let message = items[index]
+                        .error
+                        .as_ref()
+                        .and_then(|error| error.get("message"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("failed");
+                    Execution::Failed {
+                        input: parent.input.clone(),
+                        error: ActionError::Permanent(format!("item {index} failed: {message}")),
+                    }
+                }
+            }
+        });
+        state.mark(&row_ids(&plan.cancel), StepStatus::Cancelled);
+        let now = now_ms();
+        let queued = state.queue_pending(&row_ids(&plan.queue));
+        applied.tasks.extend(queued.into_iter().map(|t| (t, now)));
+        let Some(execution) = finished else {
+            return Ok(true);
+        };
+        let task = StepTask {
+            run_id: state.run.id.clone(),
+            step_id: step.id.clone(),
+            dispatch: parent.dispatch,
+        };
+        let executed = Executed {
+            execution,
+            logs: Vec::new(),
+            secrets: secrets.clone(),
+        };
+        self.apply(
+            state,
+            &task,
+            workflow,
+            Claim::Claimed(parent.attempts),
+            executed,
+            applied,
+        )
+    }
+}
+
+/// The state machine's view of an execution.
+fn step_event(execution: &Execution, now: i64) -> StepEvent {
+    match execution {
+        Execution::Output { .. } | Execution::Expanded { .. } => StepEvent::Succeeded,
+        Execution::ConditionFalse => StepEvent::ConditionFalse,
+        Execution::Suspended { until_ms, .. } => StepEvent::Suspended {
+            after: Duration::from_millis(until_ms.saturating_sub(now).max(0) as u64),
+        },
+        Execution::Failed { error, .. } => StepEvent::Failed {
+            retryable: error.is_retryable(),
+            retry_after: match error {
+                ActionError::Retryable { retry_after, .. } => *retry_after,
+                _ => None,
+            },
+        },
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -791,20 +979,6 @@ fn find_step<'s>(
         .iter()
         .find(|s| s.step_id == step_id)
         .ok_or_else(|| EngineError::Corrupt(format!("step {step_id} missing")))
-}
-
-/// Pairs step ids with the dispatch number their rows hold.
-pub(crate) fn with_dispatch(step_rows: &[step::Model], step_ids: &[String]) -> Vec<(String, i32)> {
-    step_ids
-        .iter()
-        .map(|id| {
-            let dispatch = step_rows
-                .iter()
-                .find(|row| &row.step_id == id)
-                .map_or(0, |row| row.dispatch);
-            (id.clone(), dispatch)
-        })
-        .collect()
 }
 
 fn running_event(task: &StepTask, attempt: i32) -> RunEvent {

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use stepwise_workflows::{OnError, Workflow};
+use stepwise_workflows::{OnError, Step, Workflow};
 
 use crate::status::{RunStatus, StepStatus};
 
@@ -170,6 +170,90 @@ pub fn is_failing(workflow: &Workflow, statuses: &BTreeMap<String, StepStatus>) 
     })
 }
 
+/// The next state of one `for_each` item after `event` (its attempt number `attempt`). Items
+/// retry one by one under their step's retry policy; the step's `if` was evaluated once, for
+/// the whole step, so an item never reports `ConditionFalse`.
+pub fn on_item_event(
+    step: &Step,
+    run_status: RunStatus,
+    attempt: u32,
+    event: &StepEvent,
+    jitter: f64,
+) -> StepOutcome {
+    match event {
+        StepEvent::Succeeded => StepOutcome::Succeeded,
+        StepEvent::ConditionFalse => StepOutcome::Skipped,
+        _ if run_status.is_terminal() => StepOutcome::Discarded,
+        StepEvent::Suspended { after } => StepOutcome::WakeAfter(*after),
+        StepEvent::Failed {
+            retryable,
+            retry_after,
+        } => {
+            if *retryable && attempt < step.retry.max_attempts {
+                let backoff = step.retry.delay_before(attempt + 1, jitter);
+                StepOutcome::RetryAfter(retry_after.map_or(backoff, |after| after.max(backoff)))
+            } else {
+                StepOutcome::Failed
+            }
+        }
+    }
+}
+
+/// What a `for_each` step does next, given the statuses of its items in index order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FanOut {
+    /// Pending items to queue now (within `max_parallel`).
+    pub queue: Vec<usize>,
+    /// Pending items that will not run because an item failed the step.
+    pub cancel: Vec<usize>,
+    /// Set once no item is left to run: `Err(index)` of the first failed item when that fails
+    /// the step, `Ok` otherwise.
+    pub finished: Option<Result<(), usize>>,
+}
+
+/// Decides the next items of a `for_each` step. A failed item fails the step unless the
+/// step has `on_error: continue`; then no further item starts, and the step ends once the
+/// items already running have reported.
+pub fn fan_out(step: &Step, items: &[StepStatus]) -> FanOut {
+    let first_failed = items
+        .iter()
+        .position(|status| *status == StepStatus::Failed)
+        .filter(|_| step.on_error == OnError::Fail);
+    let active = items
+        .iter()
+        .filter(|status| {
+            matches!(
+                status,
+                StepStatus::Queued | StepStatus::Running | StepStatus::Waiting
+            )
+        })
+        .count();
+    let pending = items
+        .iter()
+        .enumerate()
+        .filter(|(_, status)| **status == StepStatus::Pending)
+        .map(|(index, _)| index);
+    let mut fan_out = FanOut::default();
+    if first_failed.is_some() {
+        fan_out.cancel = pending.collect();
+    } else {
+        let room = step
+            .max_parallel
+            .map_or(usize::MAX, |limit| limit as usize)
+            .saturating_sub(active);
+        let pending: Vec<usize> = pending.collect();
+        let left = pending.len();
+        fan_out.queue = pending.into_iter().take(room).collect();
+        if left > fan_out.queue.len() {
+            return fan_out;
+        }
+    }
+    if active == 0 && fan_out.queue.is_empty() {
+        fan_out.finished = Some(first_failed.map_or(Ok(()), Err));
+    }
+    fan_out
+}
+
 /// A finished step's result as its dependents see it (`needs.<id>.result`): a failure with
 /// `on_error: continue` counts as success.
 pub fn conclusion(workflow: &Workflow, step_id: &str, status: StepStatus) -> StepStatus {
@@ -323,7 +407,7 @@ fn propagate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stepwise_workflows::{RetryPolicy, Step};
+    use stepwise_workflows::RetryPolicy;
 
     fn step(id: &str, needs: &[&str]) -> Step {
         Step {
@@ -673,5 +757,83 @@ mod tests {
         );
         assert_eq!(plan.reset, vec!["c", "d"]);
         assert_eq!(plan.enqueue, vec!["c"]);
+    }
+
+    fn items(step: &Step, statuses: &[StepStatus]) -> FanOut {
+        fan_out(step, statuses)
+    }
+
+    #[test]
+    fn fan_out_keeps_at_most_max_parallel_items_active() {
+        use StepStatus::*;
+        let mut each = step("each", &[]);
+        each.max_parallel = Some(2);
+        let start = items(&each, &[Pending, Pending, Pending, Pending]);
+        assert_eq!(start.queue, vec![0, 1]);
+        assert_eq!(start.finished, None);
+        let one_done = items(&each, &[Succeeded, Running, Pending, Pending]);
+        assert_eq!(one_done.queue, vec![2]);
+        let all_busy = items(&each, &[Succeeded, Running, Queued, Pending]);
+        assert!(all_busy.queue.is_empty());
+        assert_eq!(all_busy.finished, None);
+        let done = items(&each, &[Succeeded, Succeeded, Succeeded, Succeeded]);
+        assert_eq!(done.finished, Some(Ok(())));
+    }
+
+    #[test]
+    fn fan_out_without_limit_queues_every_item_and_an_empty_list_finishes_at_once() {
+        use StepStatus::*;
+        let each = step("each", &[]);
+        assert_eq!(
+            items(&each, &[Pending, Pending, Pending]).queue,
+            vec![0, 1, 2]
+        );
+        assert_eq!(items(&each, &[]).finished, Some(Ok(())));
+    }
+
+    #[test]
+    fn a_failed_item_stops_new_items_and_fails_the_step_once_the_running_ones_report() {
+        use StepStatus::*;
+        let mut each = step("each", &[]);
+        each.max_parallel = Some(2);
+        let failed = items(&each, &[Failed, Running, Pending, Pending]);
+        assert!(failed.queue.is_empty());
+        assert_eq!(failed.cancel, vec![2, 3]);
+        assert_eq!(failed.finished, None);
+        let settled = items(&each, &[Failed, Succeeded, Cancelled, Cancelled]);
+        assert_eq!(settled.finished, Some(Err(0)));
+    }
+
+    #[test]
+    fn with_continue_a_failed_item_does_not_stop_the_others() {
+        use StepStatus::*;
+        let mut each = step("each", &[]);
+        each.on_error = OnError::Continue;
+        each.max_parallel = Some(1);
+        assert_eq!(items(&each, &[Failed, Pending]).queue, vec![1]);
+        assert_eq!(items(&each, &[Failed, Succeeded]).finished, Some(Ok(())));
+    }
+
+    #[test]
+    fn items_retry_under_the_step_policy_and_are_discarded_when_the_run_ended() {
+        let mut each = step("each", &[]);
+        each.retry.max_attempts = 2;
+        let failed = StepEvent::Failed {
+            retryable: true,
+            retry_after: None,
+        };
+        let running = RunStatus::Running;
+        assert!(matches!(
+            on_item_event(&each, running, 1, &failed, 0.5),
+            StepOutcome::RetryAfter(_)
+        ));
+        assert_eq!(
+            on_item_event(&each, running, 2, &failed, 0.5),
+            StepOutcome::Failed
+        );
+        assert_eq!(
+            on_item_event(&each, RunStatus::Cancelled, 1, &failed, 0.5),
+            StepOutcome::Discarded
+        );
     }
 }

@@ -261,24 +261,21 @@ impl Engine {
         let mut run_ids = Vec::with_capacity(subscribed.len());
         let mut published = Vec::with_capacity(subscribed.len());
         for (version, input) in &subscribed {
-            let (run_id, tasks) = runs::create(
-                &tx,
-                NewRun {
-                    tenant_id: &source.tenant_id,
-                    workflow: version,
-                    input: input.clone(),
-                    trigger_kind: TRIGGER_KIND,
-                    trigger: trigger.clone(),
-                    rerun_of: None,
-                },
-            )
-            .await?;
+            let (state, tasks) = runs::create(NewRun {
+                tenant_id: &source.tenant_id,
+                workflow: version,
+                input: input.clone(),
+                trigger_kind: TRIGGER_KIND,
+                trigger: trigger.clone(),
+                rerun_of: None,
+            });
+            let run_id = state.run.id.clone();
             let mut applied = Applied {
                 tasks,
                 ..Applied::default()
             };
             self.inner
-                .advance(&tx, &run_id, &version.definition, &mut applied)
+                .advance(&tx, state, &version.definition, &mut applied)
                 .await?;
             run_ids.push(run_id);
             published.push(applied);
@@ -312,7 +309,8 @@ impl Engine {
     ) -> Result<Vec<(workflows::VersionRef, Value)>, EngineError> {
         let context = json!({ "trigger": trigger });
         let mut out = Vec::new();
-        for version in workflows::latest_all(&self.inner.db.conn, &source.tenant_id).await? {
+        for latest in workflows::latest_all(&self.inner.db.conn, &source.tenant_id).await? {
+            let version = self.inner.with_definition(latest).await?;
             let Some(WebhookTrigger {
                 source: name,
                 events,

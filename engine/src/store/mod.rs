@@ -2,6 +2,7 @@
 
 pub mod entities;
 pub mod outbox;
+pub mod run_state;
 pub mod runs;
 pub mod secrets;
 pub mod steps;

@@ -3,8 +3,8 @@
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::entities::{run, step, step_attempt};
 use super::now_ms;
 use super::outbox::StepTask;
+use super::run_state::{RunState, parse_item_id, pending_row};
 use super::workflows::VersionRef;
 use crate::error::EngineError;
 use crate::machine;
@@ -73,6 +74,9 @@ pub struct StepView {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub attempt_history: Vec<AttemptView>,
+    /// A `for_each` step's items in index order (ids `step[index]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<StepView>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -116,66 +120,48 @@ fn summary(row: &run::Model) -> Result<RunSummary, EngineError> {
     })
 }
 
-/// Inserts a run and its steps into `tx` and returns its id and the tasks of its root steps,
-/// due now.
-pub async fn create(
-    tx: &DatabaseTransaction,
-    new: NewRun<'_>,
-) -> Result<(String, Vec<(StepTask, i64)>), EngineError> {
+/// A new run and its steps, in memory (written when the transaction that moves it forward
+/// flushes it), with the tasks of its root steps, due now.
+pub fn create(new: NewRun<'_>) -> (RunState, Vec<(StepTask, i64)>) {
     let definition = &new.workflow.definition;
     let now = now_ms();
     let run_id = uuid::Uuid::now_v7().to_string();
-    let roots = machine::initial(definition);
-    run::ActiveModel {
-        id: Set(run_id.clone()),
-        tenant_id: Set(new.tenant_id.to_owned()),
-        workflow_id: Set(new.workflow.workflow_id.clone()),
-        workflow_version_id: Set(new.workflow.version_id.clone()),
-        workflow_name: Set(definition.name.clone()),
-        workflow_version: Set(new.workflow.version),
-        status: Set(RunStatus::Running.to_string()),
-        trigger_kind: Set(new.trigger_kind.to_owned()),
-        input: Set(new.input),
-        trigger: Set(new.trigger),
-        output: Set(None),
-        error: Set(None),
-        created_at: Set(now),
-        started_at: Set(Some(now)),
-        finished_at: Set(None),
-        deadline_at: Set(definition
+    let run = run::Model {
+        id: run_id.clone(),
+        tenant_id: new.tenant_id.to_owned(),
+        workflow_id: new.workflow.workflow_id.clone(),
+        workflow_version_id: new.workflow.version_id.clone(),
+        workflow_name: definition.name.clone(),
+        workflow_version: new.workflow.version,
+        status: RunStatus::Running.to_string(),
+        trigger_kind: new.trigger_kind.to_owned(),
+        input: new.input,
+        trigger: new.trigger,
+        output: None,
+        error: None,
+        created_at: now,
+        started_at: Some(now),
+        finished_at: None,
+        deadline_at: definition
             .timeout
-            .map(|timeout| now.saturating_add(timeout.as_millis() as i64))),
-        retries: Set(0),
-        rerun_of: Set(new.rerun_of.map(str::to_owned)),
-        parent_run_id: Set(None),
-        parent_step_id: Set(None),
-    }
-    .insert(tx)
-    .await?;
-    let steps = definition.all_steps().enumerate().map(|(position, s)| {
-        let mut row = super::steps::pending_row(&run_id, &s.id, position as i32);
-        if roots.contains(&s.id) {
-            row.status = Set(StepStatus::Queued.to_string());
-            row.dispatch = Set(1);
-            row.queued_at = Set(Some(now));
-        }
-        row
-    });
-    step::Entity::insert_many(steps).exec(tx).await?;
-    let tasks = roots
-        .into_iter()
-        .map(|step_id| {
-            (
-                StepTask {
-                    run_id: run_id.clone(),
-                    step_id,
-                    dispatch: 1,
-                },
-                now,
-            )
-        })
+            .map(|timeout| now.saturating_add(timeout.as_millis() as i64)),
+        retries: 0,
+        rerun_of: new.rerun_of.map(str::to_owned),
+        parent_run_id: None,
+        parent_step_id: None,
+    };
+    let steps = definition
+        .all_steps()
+        .enumerate()
+        .map(|(position, s)| pending_row(&run_id, &s.id, position as i32))
         .collect();
-    Ok((run_id, tasks))
+    let mut state = RunState::created(run, steps);
+    let tasks = state
+        .queue_pending(&machine::initial(definition))
+        .into_iter()
+        .map(|task| (task, now))
+        .collect();
+    (state, tasks)
 }
 
 pub async fn list(
@@ -270,9 +256,27 @@ pub async fn get(
                 queued_at: s.queued_at,
                 started_at: s.started_at,
                 finished_at: s.finished_at,
+                items: Vec::new(),
             })
         })
         .collect::<Result<Vec<_>, EngineError>>()?;
+    let (items, mut steps): (Vec<StepView>, Vec<StepView>) = steps
+        .into_iter()
+        .partition(|view| parse_item_id(&view.id).is_some());
+    let mut items: Vec<(usize, StepView)> = items
+        .into_iter()
+        .filter_map(|view| Some((parse_item_id(&view.id)?.1, view)))
+        .collect();
+    items.sort_by_key(|(index, _)| *index);
+    for (_, item) in items {
+        let parent = parse_item_id(&item.id).map(|(step_id, _)| step_id);
+        if let Some(step) = steps
+            .iter_mut()
+            .find(|step| Some(step.id.as_str()) == parent)
+        {
+            step.items.push(item);
+        }
+    }
     Ok(Some(RunDetail {
         summary: summary(&row)?,
         input: row.input,
@@ -321,26 +325,6 @@ pub async fn finish(
         .exec(db)
         .await?;
     Ok(true)
-}
-
-/// Ends a running run as succeeded with its rendered outputs.
-pub async fn finish_succeeded(
-    db: &impl ConnectionTrait,
-    run_id: &str,
-    output: Value,
-) -> Result<(), EngineError> {
-    run::Entity::update_many()
-        .col_expr(
-            run::Column::Status,
-            Expr::value(RunStatus::Succeeded.as_str()),
-        )
-        .col_expr(run::Column::Output, Expr::value(output))
-        .col_expr(run::Column::FinishedAt, Expr::value(now_ms()))
-        .filter(run::Column::Id.eq(run_id))
-        .filter(run::Column::Status.eq(RunStatus::Running.as_str()))
-        .exec(db)
-        .await?;
-    Ok(())
 }
 
 /// Cancels a tenant's running run. Errors: not found, or already finished (conflict).

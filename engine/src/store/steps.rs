@@ -1,13 +1,16 @@
 //! Step claims and step-state writes used by the executor.
 
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
-use serde_json::Value;
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, Set,
+};
 use stepwise_workflows::Workflow;
 
 use super::entities::{step, step_attempt};
 use super::now_ms;
 use super::outbox::StepTask;
+use super::run_state::{parse_item_id, pending_row};
 use crate::error::EngineError;
 use crate::status::StepStatus;
 
@@ -104,41 +107,6 @@ pub async fn start_attempt(
     Ok(())
 }
 
-/// How an attempt ended.
-pub struct AttemptEnd<'a> {
-    pub status: &'a str,
-    pub error: Option<&'a str>,
-    pub error_class: Option<&'a str>,
-    pub logs: Option<Value>,
-}
-
-pub async fn finish_attempt(
-    db: &impl ConnectionTrait,
-    run_id: &str,
-    step_id: &str,
-    attempt: i32,
-    end: AttemptEnd<'_>,
-) -> Result<(), EngineError> {
-    step_attempt::Entity::update_many()
-        .col_expr(step_attempt::Column::Status, Expr::value(end.status))
-        .col_expr(
-            step_attempt::Column::Error,
-            Expr::value(end.error.map(str::to_owned)),
-        )
-        .col_expr(
-            step_attempt::Column::ErrorClass,
-            Expr::value(end.error_class.map(str::to_owned)),
-        )
-        .col_expr(step_attempt::Column::Logs, Expr::value(end.logs))
-        .col_expr(step_attempt::Column::FinishedAt, Expr::value(now_ms()))
-        .filter(step_attempt::Column::RunId.eq(run_id))
-        .filter(step_attempt::Column::StepId.eq(step_id))
-        .filter(step_attempt::Column::Attempt.eq(attempt))
-        .exec(db)
-        .await?;
-    Ok(())
-}
-
 /// Marks steps with a terminal status that never ran (skipped or cancelled).
 pub async fn mark(
     db: &impl ConnectionTrait,
@@ -157,42 +125,6 @@ pub async fn mark(
         .exec(db)
         .await?;
     Ok(())
-}
-
-/// Queues pending steps and returns their tasks. Each entry is a step id with the dispatch
-/// number its row holds now; the task gets the next one, so a step queued again after a
-/// retry of its run never reuses an earlier task's idempotency key.
-pub async fn queue_pending(
-    db: &impl ConnectionTrait,
-    run_id: &str,
-    steps: &[(String, i32)],
-) -> Result<Vec<StepTask>, EngineError> {
-    if steps.is_empty() {
-        return Ok(Vec::new());
-    }
-    step::Entity::update_many()
-        .col_expr(
-            step::Column::Status,
-            Expr::value(StepStatus::Queued.as_str()),
-        )
-        .col_expr(
-            step::Column::Dispatch,
-            Expr::col(step::Column::Dispatch).add(1),
-        )
-        .col_expr(step::Column::QueuedAt, Expr::value(now_ms()))
-        .filter(step::Column::RunId.eq(run_id))
-        .filter(step::Column::StepId.is_in(steps.iter().map(|(id, _)| id.as_str())))
-        .filter(step::Column::Status.eq(StepStatus::Pending.as_str()))
-        .exec(db)
-        .await?;
-    Ok(steps
-        .iter()
-        .map(|(step_id, dispatch)| StepTask {
-            run_id: run_id.to_owned(),
-            step_id: step_id.clone(),
-            dispatch: dispatch + 1,
-        })
-        .collect())
 }
 
 /// Makes steps runnable again for a retry of their run: pending, with no input, output or
@@ -238,12 +170,22 @@ pub async fn align_with(
     workflow: &Workflow,
     rows: &[step::Model],
 ) -> Result<(), EngineError> {
-    let wanted: Vec<&str> = workflow.all_steps().map(|s| s.id.as_str()).collect();
-    step::Entity::delete_many()
-        .filter(step::Column::RunId.eq(run_id))
-        .filter(step::Column::StepId.is_not_in(wanted.iter().copied()))
-        .exec(db)
-        .await?;
+    // Item rows of a `for_each` step stay while the step does.
+    let gone: Vec<&str> = rows
+        .iter()
+        .map(|row| row.step_id.as_str())
+        .filter(|row_id| {
+            let step_id = parse_item_id(row_id).map_or(*row_id, |(step_id, _)| step_id);
+            workflow.step(step_id).is_none()
+        })
+        .collect();
+    if !gone.is_empty() {
+        step::Entity::delete_many()
+            .filter(step::Column::RunId.eq(run_id))
+            .filter(step::Column::StepId.is_in(gone))
+            .exec(db)
+            .await?;
+    }
     let mut new_rows = Vec::new();
     for (position, definition) in workflow.all_steps().enumerate() {
         let position = position as i32;
@@ -257,31 +199,15 @@ pub async fn align_with(
                     .exec(db)
                     .await?;
             }
-            None => new_rows.push(pending_row(run_id, &definition.id, position)),
+            None => new_rows.push(
+                pending_row(run_id, &definition.id, position)
+                    .into_active_model()
+                    .reset_all(),
+            ),
         }
     }
     if !new_rows.is_empty() {
         step::Entity::insert_many(new_rows).exec(db).await?;
     }
     Ok(())
-}
-
-/// The row of a step that has not been queued yet.
-pub fn pending_row(run_id: &str, step_id: &str, position: i32) -> step::ActiveModel {
-    step::ActiveModel {
-        run_id: Set(run_id.to_owned()),
-        step_id: Set(step_id.to_owned()),
-        position: Set(position),
-        status: Set(StepStatus::Pending.to_string()),
-        attempts: Set(0),
-        dispatch: Set(0),
-        input: Set(None),
-        output: Set(None),
-        error: Set(None),
-        wake_at: Set(None),
-        queued_at: Set(None),
-        started_at: Set(None),
-        finished_at: Set(None),
-        attempt_offset: Set(0),
-    }
 }

@@ -5,6 +5,8 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, Set,
 };
+use std::sync::Arc;
+
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use stepwise_workflows::Workflow;
@@ -48,7 +50,7 @@ pub struct VersionRef {
     pub workflow_id: String,
     pub version_id: String,
     pub version: i32,
-    pub definition: Workflow,
+    pub definition: Arc<Workflow>,
 }
 
 fn content_hash(source: &str) -> String {
@@ -168,70 +170,78 @@ pub async fn list(
     Ok(summaries)
 }
 
+/// Which version of a workflow is the latest, without its definition (the engine caches
+/// definitions by version id: versions are immutable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatestVersion {
+    pub workflow_id: String,
+    pub version_id: String,
+    pub version: i32,
+}
+
+/// `SELECT` of the latest version of the tenant's workflows: one join, no definition.
+fn latest_query(tenant_id: &str) -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    Query::select()
+        .column((workflow::Entity, workflow::Column::Id))
+        .column((workflow_version::Entity, workflow_version::Column::Id))
+        .column((workflow_version::Entity, workflow_version::Column::Version))
+        .from(workflow::Entity)
+        .inner_join(
+            workflow_version::Entity,
+            Expr::col((
+                workflow_version::Entity,
+                workflow_version::Column::WorkflowId,
+            ))
+            .equals((workflow::Entity, workflow::Column::Id))
+            .and(
+                Expr::col((workflow_version::Entity, workflow_version::Column::Version))
+                    .equals((workflow::Entity, workflow::Column::LatestVersion)),
+            ),
+        )
+        .and_where(Expr::col((workflow::Entity, workflow::Column::TenantId)).eq(tenant_id))
+        .order_by(
+            (workflow::Entity, workflow::Column::Name),
+            sea_orm::Order::Asc,
+        )
+        .to_owned()
+}
+
+fn latest_version(row: &sea_orm::QueryResult) -> Result<LatestVersion, EngineError> {
+    Ok(LatestVersion {
+        workflow_id: row.try_get_by_index(0)?,
+        version_id: row.try_get_by_index(1)?,
+        version: row.try_get_by_index(2)?,
+    })
+}
+
 /// The latest version of a tenant's workflow, by name.
 pub async fn latest(
     db: &impl ConnectionTrait,
     tenant_id: &str,
     name: &str,
-) -> Result<Option<VersionRef>, EngineError> {
-    let Some(row) = workflow::Entity::find()
-        .filter(workflow::Column::TenantId.eq(tenant_id))
-        .filter(workflow::Column::Name.eq(name))
-        .one(db)
+) -> Result<Option<LatestVersion>, EngineError> {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    let query = latest_query(tenant_id)
+        .and_where(Expr::col((workflow::Entity, workflow::Column::Name)).eq(name))
+        .to_owned();
+    db.query_one(&query)
         .await?
-    else {
-        return Ok(None);
-    };
-    let Some(version) = workflow_version::Entity::find()
-        .filter(workflow_version::Column::WorkflowId.eq(&row.id))
-        .filter(workflow_version::Column::Version.eq(row.latest_version))
-        .one(db)
-        .await?
-    else {
-        return Err(EngineError::Corrupt(format!(
-            "workflow `{name}` has no version {}",
-            row.latest_version
-        )));
-    };
-    Ok(Some(VersionRef {
-        workflow_id: row.id,
-        version_id: version.id,
-        version: version.version,
-        definition: serde_json::from_value(version.definition)?,
-    }))
+        .as_ref()
+        .map(latest_version)
+        .transpose()
 }
 
 /// The latest version of every workflow of the tenant, by name.
 pub async fn latest_all(
     db: &impl ConnectionTrait,
     tenant_id: &str,
-) -> Result<Vec<VersionRef>, EngineError> {
-    let rows = workflow::Entity::find()
-        .filter(workflow::Column::TenantId.eq(tenant_id))
-        .order_by_asc(workflow::Column::Name)
-        .all(db)
-        .await?;
-    let mut versions = Vec::with_capacity(rows.len());
-    for row in rows {
-        let Some(version) = workflow_version::Entity::find()
-            .filter(workflow_version::Column::WorkflowId.eq(&row.id))
-            .filter(workflow_version::Column::Version.eq(row.latest_version))
-            .one(db)
-            .await?
-        else {
-            return Err(EngineError::Corrupt(format!(
-                "workflow `{}` has no version {}",
-                row.name, row.latest_version
-            )));
-        };
-        versions.push(VersionRef {
-            workflow_id: row.id,
-            version_id: version.id,
-            version: version.version,
-            definition: serde_json::from_value(version.definition)?,
-        });
-    }
-    Ok(versions)
+) -> Result<Vec<LatestVersion>, EngineError> {
+    db.query_all(&latest_query(tenant_id))
+        .await?
+        .iter()
+        .map(latest_version)
+        .collect()
 }
 
 pub async fn definition(
