@@ -67,6 +67,15 @@ struct Cli {
     /// 3-step runs executed (and discarded) before measuring.
     #[arg(long, default_value_t = 50)]
     warmup_runs: usize,
+    /// Items of the `for_each` scenario (one step over this many items).
+    #[arg(long, default_value_t = 1000)]
+    for_each_items: usize,
+    /// `max_parallel` of the `for_each` scenario.
+    #[arg(long, default_value_t = 10)]
+    for_each_parallel: usize,
+    /// Runs of the `for_each` workflow, executed one at a time.
+    #[arg(long, default_value_t = 3)]
+    for_each_runs: usize,
     /// Queue fallback poll interval (RuntimeOptions::poll_interval), in ms; `stepwise serve`
     /// uses 100.
     #[arg(long, default_value_t = 100)]
@@ -106,6 +115,10 @@ impl StepKind {
         format!("bench-{}-{steps}", self.uses().replace('.', "-"))
     }
 
+    fn fan_out_workflow(self) -> String {
+        format!("bench-{}-each", self.uses().replace('.', "-"))
+    }
+
     fn describe(self) -> &'static str {
         match self {
             StepKind::Pure => "pure steps, executed inline",
@@ -117,6 +130,7 @@ impl StepKind {
 /// The throughput and latency scenarios of one step kind.
 struct Scenarios {
     kind: StepKind,
+    fan_out: Outcome,
     short: Outcome,
     long: Outcome,
 }
@@ -187,6 +201,17 @@ async fn bench_backend(cli: &Cli, database: &BenchDatabase) -> Result<BackendRes
                 .await
                 .map_err(|error| anyhow::anyhow!("deploying {name}: {error:?}"))?;
         }
+        let name = kind.fan_out_workflow();
+        let yaml = scenario::fan_out_yaml(
+            &name,
+            cli.for_each_items,
+            cli.for_each_parallel,
+            kind.uses(),
+        );
+        engine
+            .deploy(&tenant.id, &format!("{name}.yaml"), &yaml)
+            .await
+            .map_err(|error| anyhow::anyhow!("deploying {name}: {error:?}"))?;
     }
     let runtime = engine.start(RuntimeOptions {
         concurrency: cli.concurrency,
@@ -242,7 +267,27 @@ async fn bench_backend(cli: &Cli, database: &BenchDatabase) -> Result<BackendRes
                 ms(long.end_to_end.p50),
                 ms(long.overhead.p50)
             );
-            scenarios.push(Scenarios { kind, short, long });
+            let fan_out = scenario::latency(
+                &engine,
+                &tenant.id,
+                &kind.fan_out_workflow(),
+                cli.for_each_runs,
+                limit,
+            )
+            .await?;
+            eprintln!(
+                "[{label}] {uses} for_each over {} items: {}/{} runs, e2e p50 {} ms",
+                cli.for_each_items,
+                fan_out.succeeded,
+                fan_out.submitted,
+                ms(fan_out.end_to_end.p50)
+            );
+            scenarios.push(Scenarios {
+                kind,
+                fan_out,
+                short,
+                long,
+            });
         }
         anyhow::Ok(scenarios)
     }
@@ -348,6 +393,30 @@ fn report(cli: &Cli, results: &[BackendResult]) -> String {
         }
     }
 
+    out.push_str(&format!(
+        "\n### `for_each` over {items} items, `max_parallel: {parallel}` (runs one at a time)\n\n| Backend | Step kind | runs ok | run end-to-end p50 / max (ms) | items/s | per item, p50 (ms) | 1 item ≈ bare commit latencies |\n|---|---|---:|---:|---:|---:|---:|\n",
+        items = cli.for_each_items,
+        parallel = cli.for_each_parallel,
+    ));
+    for r in results {
+        for scenarios in &r.scenarios {
+            let f = &scenarios.fan_out;
+            let per_item = f.end_to_end.p50 / cli.for_each_items.max(1) as f64;
+            out.push_str(&format!(
+                "| {} | `{}` | {}/{} | {} / {} | {:.0} | {} | {:.1} |\n",
+                r.kind.label(),
+                scenarios.kind.uses(),
+                f.succeeded,
+                f.submitted,
+                ms(f.end_to_end.p50),
+                ms(f.end_to_end.max),
+                1000.0 / per_item,
+                ms(per_item),
+                per_item / r.sequential.latency.p50
+            ));
+        }
+    }
+
     out.push_str("\n### Against the targets\n\nThe targets are set for `core.set` chains; the side-effecting path is shown beside them.\nOverhead targets are read on the 40-step scenario (one run at a time); in the throughput\nscenario the engine is saturated and the overhead there is mostly queueing.\n\n| Target | Step kind | Measured | Met |\n|---|---|---:|:---:|\n");
     let mark = |ok: bool| if ok { "yes" } else { "**no**" };
     for r in results {
@@ -405,6 +474,7 @@ async fn run(cli: Cli) -> Result<bool> {
             [
                 (format!("{} 3-step", s.kind.uses()), &s.short),
                 (format!("{} 40-step", s.kind.uses()), &s.long),
+                (format!("{} for_each", s.kind.uses()), &s.fan_out),
             ]
         });
         for (name, outcome) in outcomes {

@@ -31,6 +31,13 @@ pub fn chain_yaml(name: &str, steps: usize, uses: &str) -> String {
     yaml
 }
 
+/// One `for_each` step over `items` items, at most `max_parallel` at once.
+pub fn fan_out_yaml(name: &str, items: usize, max_parallel: usize, uses: &str) -> String {
+    format!(
+        "name: {name}\nsteps:\n  - id: each\n    uses: {uses}\n    for_each: ${{{{ range({items}) | list }}}}\n    max_parallel: {max_parallel}\n    with: {{ n: \"${{{{ item }}}}\" }}\noutputs:\n  count: ${{{{ steps.each.output | length }}}}\n"
+    )
+}
+
 fn epoch_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -432,7 +432,7 @@ impl Engine {
         .await?;
         // Read back after the resets: they keep dispatch numbers, so queued tasks never reuse
         // an earlier task's idempotency key.
-        let mut state = RunState::load(&tx, run_id).await?;
+        let mut state = RunState::load(&tx, run_id, None).await?;
         state.mark(&plan.skip, StepStatus::Skipped);
         let now = now_ms();
         let mut applied = Applied {

@@ -241,7 +241,7 @@ impl EngineInner {
             tx.commit().await?;
             return Ok(());
         }
-        let step_rows = steps::for_run(&tx, &run.id).await?;
+        let step_rows = steps::for_execution(&tx, &run.id, &task.step_id).await?;
         let this = find_step(&step_rows, &task.step_id)?;
         let attempt = this.attempts;
         let wake_at = this.wake_at;
@@ -278,7 +278,7 @@ impl EngineInner {
         if RunStatus::Running.as_str() != run.status {
             return Ok(());
         }
-        let step_rows = steps::for_run(&self.db.conn, &run.id).await?;
+        let step_rows = steps::for_execution(&self.db.conn, &run.id, &task.step_id).await?;
         let this = find_step(&step_rows, &task.step_id)?;
         let claimable = [StepStatus::Queued, StepStatus::Waiting, StepStatus::Running]
             .iter()
@@ -529,9 +529,13 @@ impl EngineInner {
     ) -> Result<(), EngineError> {
         let tx = crate::db::begin_write(&self.db.conn).await?;
         tx.execute(&runs::lock_statement(&task.run_id)).await?;
-        let mut state = RunState::load(&tx, &task.run_id).await?;
+        let mut state = RunState::load(&tx, &task.run_id, Some(&task.step_id)).await?;
         let mut applied = Applied::default();
-        if !self.apply(&mut state, task, workflow, claim, executed, &mut applied)? {
+        let next = self.apply(&mut state, task, workflow, claim, executed, &mut applied)?;
+        if !self
+            .follow_up(&tx, &mut state, workflow, next, &mut applied)
+            .await?
+        {
             tx.rollback().await?;
             return Ok(());
         }
@@ -574,6 +578,11 @@ impl EngineInner {
             };
             let (task, _) = applied.tasks.remove(position);
             budget -= 1;
+            if let (step, index) = step_definition(workflow, &task.step_id)?
+                && (index.is_some() || step.for_each.is_some())
+            {
+                state.ensure_items(tx, &step.id).await?;
+            }
             let this = state.step(&task.step_id)?;
             let attempt = if this.wake_at.is_some() {
                 this.attempts
@@ -594,7 +603,7 @@ impl EngineInner {
                     CancellationToken::new(),
                 )
                 .await?;
-            self.apply(
+            let next = self.apply(
                 &mut state,
                 &task,
                 workflow,
@@ -602,6 +611,8 @@ impl EngineInner {
                 executed,
                 applied,
             )?;
+            self.follow_up(tx, &mut state, workflow, next, applied)
+                .await?;
         }
         state.flush(tx).await?;
         outbox::insert(tx, &applied.tasks).await
@@ -640,9 +651,44 @@ impl EngineInner {
         }
     }
 
+    /// Carries out what [`Self::apply`] left to do: a `for_each` step whose last item
+    /// finished gets its result, from every item's output. Returns false when the claim of
+    /// the applied task failed.
+    async fn follow_up(
+        &self,
+        tx: &DatabaseTransaction,
+        state: &mut RunState,
+        workflow: &Workflow,
+        mut next: Next,
+        applied: &mut Applied,
+    ) -> Result<bool, EngineError> {
+        loop {
+            match next {
+                Next::ClaimLost => return Ok(false),
+                Next::Done => return Ok(true),
+                Next::FinishForEach {
+                    step_id,
+                    failed_item,
+                    secrets,
+                } => {
+                    state.load_item_results(tx, &step_id).await?;
+                    let (task, executed) = for_each_result(state, &step_id, failed_item, secrets)?;
+                    let attempt = state.step(&step_id)?.attempts;
+                    next = self.apply(
+                        state,
+                        &task,
+                        workflow,
+                        Claim::Claimed(attempt),
+                        executed,
+                        applied,
+                    )?;
+                }
+            }
+        }
+    }
+
     /// Applies one step's (or item's) result to `state`: its row, the attempt, skipped and
     /// cancelled steps, newly ready steps and items (into `applied.tasks`) and the run's end.
-    /// Returns false when a claim made here fails (another worker got there first).
     fn apply(
         &self,
         state: &mut RunState,
@@ -651,7 +697,7 @@ impl EngineInner {
         claim: Claim,
         executed: Executed,
         applied: &mut Applied,
-    ) -> Result<bool, EngineError> {
+    ) -> Result<Next, EngineError> {
         let Executed {
             execution,
             logs,
@@ -664,7 +710,7 @@ impl EngineInner {
             Claim::Claimed(attempt) => attempt,
             Claim::InCommit => {
                 let Some(attempt) = state.claim(task)? else {
-                    return Ok(false);
+                    return Ok(Next::ClaimLost);
                 };
                 state.start_attempt(&task.step_id, attempt, &self.worker_name);
                 attempt
@@ -684,7 +730,7 @@ impl EngineInner {
                 logs,
             };
             state.finish_attempt(&task.step_id, attempt, &self.worker_name, end);
-            return Ok(true);
+            return Ok(Next::Done);
         }
         let (step, item_index) = step_definition(workflow, &task.step_id)?;
         if let Execution::Expanded { items } = execution {
@@ -697,7 +743,7 @@ impl EngineInner {
                 .map_or(0, Vec::len);
             state.set_step(row)?;
             state.expand(&step.id, count)?;
-            return self.fan_out(state, workflow, step, &secrets, applied);
+            return self.fan_out(state, step, &secrets, applied);
         }
         let now = now_ms();
         let event = step_event(&execution, now);
@@ -800,9 +846,9 @@ impl EngineInner {
         });
         let Some(transition) = transition else {
             if step_status.is_terminal() {
-                return self.fan_out(state, workflow, step, &secrets, applied);
+                return self.fan_out(state, step, &secrets, applied);
             }
-            return Ok(true);
+            return Ok(Next::Done);
         };
         state.mark(&transition.skip, StepStatus::Skipped);
         state.mark(&transition.cancel, StepStatus::Cancelled);
@@ -839,28 +885,25 @@ impl EngineInner {
         if let Some(status) = run_status {
             applied.run_ended = Some((state.run.id.clone(), status));
         }
-        Ok(true)
+        Ok(Next::Done)
     }
 
     /// Moves a `for_each` step on after its list expanded or one of its items finished:
     /// queues items within `max_parallel`, cancels the rest once an item failed the step, and
-    /// when no item is left, finishes the step with the items' outputs in order (`null` for an
-    /// item that did not succeed) or the first failed item's error.
+    /// once no item is left asks for the step to be finished.
     fn fan_out(
         &self,
         state: &mut RunState,
-        workflow: &Workflow,
         step: &Step,
         secrets: &SecretValues,
         applied: &mut Applied,
-    ) -> Result<bool, EngineError> {
-        let parent = state.step(&step.id)?.clone();
-        if parent.status != StepStatus::Running.as_str() {
+    ) -> Result<Next, EngineError> {
+        if state.step(&step.id)?.status != StepStatus::Running.as_str() {
             // The run ended (or the step was re-dispatched) while the item ran.
-            return Ok(true);
+            return Ok(Next::Done);
         }
-        let items = state.items(&step.id);
-        let statuses = items
+        let statuses = state
+            .items(&step.id)
             .iter()
             .map(|row| row.status.parse())
             .collect::<Result<Vec<StepStatus>, _>>()?;
@@ -871,59 +914,79 @@ impl EngineInner {
                 .map(|index| item_id(&step.id, *index))
                 .collect()
         };
-        let finished = plan.finished.map(|result| {
-            let outputs: Vec<Value> = items
+        state.mark(&row_ids(&plan.cancel), StepStatus::Cancelled);
+        let now = now_ms();
+        let queued = state.queue_pending(&row_ids(&plan.queue));
+        applied.tasks.extend(queued.into_iter().map(|t| (t, now)));
+        Ok(match plan.finished {
+            None => Next::Done,
+            Some(result) => Next::FinishForEach {
+                step_id: step.id.clone(),
+                failed_item: result.err(),
+                secrets: secrets.clone(),
+            },
+        })
+    }
+}
+
+/// What is left to do after [`EngineInner::apply`].
+enum Next {
+    Done,
+    /// The claim made in the commit failed: another worker got there first.
+    ClaimLost,
+    /// Every item of the `for_each` step has finished: the step's result is due.
+    FinishForEach {
+        step_id: String,
+        failed_item: Option<usize>,
+        secrets: SecretValues,
+    },
+}
+
+/// A finished `for_each` step's result, as if its action had returned it: the items' outputs
+/// in order (`null` for an item that did not succeed), or the first failed item's error.
+fn for_each_result(
+    state: &RunState,
+    step_id: &str,
+    failed_item: Option<usize>,
+    secrets: SecretValues,
+) -> Result<(StepTask, Executed), EngineError> {
+    let parent = state.step(step_id)?;
+    let items = state.items(step_id);
+    let execution = match failed_item {
+        None => Execution::Output {
+            input: parent.input.clone().unwrap_or(Value::Null),
+            output: items
                 .iter()
                 .map(|row| match row.status == StepStatus::Succeeded.as_str() {
                     true => row.output.clone().unwrap_or(Value::Null),
                     false => Value::Null,
                 })
-                .collect();
-            match result {
-                Ok(()) => Execution::Output {
-                    input: parent.input.clone().unwrap_or(Value::Null),
-                    output: Value::Array(outputs),
-                },
-                Err(index) => {
-                    let message = items[index]
-                        .error
-                        .as_ref()
-                        .and_then(|error| error.get("message"))
-                        .and_then(Value::as_str)
-                        .unwrap_or("failed");
-                    Execution::Failed {
-                        input: parent.input.clone(),
-                        error: ActionError::Permanent(format!("item {index} failed: {message}")),
-                    }
-                }
+                .collect(),
+        },
+        Some(index) => {
+            let message = items
+                .get(index)
+                .and_then(|row| row.error.as_ref())
+                .and_then(|error| error.get("message"))
+                .and_then(Value::as_str)
+                .unwrap_or("failed");
+            Execution::Failed {
+                input: parent.input.clone(),
+                error: ActionError::Permanent(format!("item {index} failed: {message}")),
             }
-        });
-        state.mark(&row_ids(&plan.cancel), StepStatus::Cancelled);
-        let now = now_ms();
-        let queued = state.queue_pending(&row_ids(&plan.queue));
-        applied.tasks.extend(queued.into_iter().map(|t| (t, now)));
-        let Some(execution) = finished else {
-            return Ok(true);
-        };
-        let task = StepTask {
-            run_id: state.run.id.clone(),
-            step_id: step.id.clone(),
-            dispatch: parent.dispatch,
-        };
-        let executed = Executed {
-            execution,
-            logs: Vec::new(),
-            secrets: secrets.clone(),
-        };
-        self.apply(
-            state,
-            &task,
-            workflow,
-            Claim::Claimed(parent.attempts),
-            executed,
-            applied,
-        )
-    }
+        }
+    };
+    let task = StepTask {
+        run_id: state.run.id.clone(),
+        step_id: step_id.to_owned(),
+        dispatch: parent.dispatch,
+    };
+    let executed = Executed {
+        execution,
+        logs: Vec::new(),
+        secrets,
+    };
+    Ok((task, executed))
 }
 
 /// The state machine's view of an execution.

@@ -6,12 +6,12 @@
 //! executed inline therefore costs one read and one write per table, not a dozen statements
 //! per step.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, Iterable,
-    ModelTrait, NotSet, QueryFilter,
+    ModelTrait, NotSet, QueryFilter, Set,
 };
 use serde_json::Value;
 
@@ -55,6 +55,13 @@ pub struct RunState {
     /// Steps whose earlier attempts still marked `running` belonged to a worker that died:
     /// (step id, first attempt not lost).
     lost_attempts: Vec<(String, i32)>,
+    /// `for_each` steps whose item rows are in `steps`.
+    items_loaded: HashSet<String>,
+    /// Item rows read without their JSON columns (see [`super::steps::items_of`]).
+    brief: HashSet<String>,
+    /// Rows whose JSON columns were set here: written whole, since a brief row's stored copy
+    /// does not know them.
+    json_written: HashSet<String>,
 }
 
 impl RunState {
@@ -66,23 +73,97 @@ impl RunState {
             stored: None,
             attempts: BTreeMap::new(),
             lost_attempts: Vec::new(),
+            items_loaded: HashSet::new(),
+            brief: HashSet::new(),
+            json_written: HashSet::new(),
         }
     }
 
-    /// Reads a stored run and its steps (in position order).
-    pub async fn load(db: &impl ConnectionTrait, run_id: &str) -> Result<Self, EngineError> {
+    /// Reads a stored run and its steps, for moving on from task row `task_row` (a step or a
+    /// `for_each` item): every step row, plus the task's own row and the brief item rows of
+    /// its `for_each` step. Other steps' items are read when needed
+    /// ([`RunState::ensure_items`]).
+    pub async fn load(
+        db: &impl ConnectionTrait,
+        run_id: &str,
+        task_row: Option<&str>,
+    ) -> Result<Self, EngineError> {
         let run = run::Entity::find_by_id(run_id.to_owned())
             .one(db)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("run {run_id} not found")))?;
-        let steps = super::steps::for_run(db, run_id).await?;
-        Ok(Self {
+        let steps = super::steps::for_execution(db, run_id, task_row.unwrap_or_default()).await?;
+        let mut state = Self {
             stored: Some((run.clone(), steps.clone())),
             run,
             steps,
             attempts: BTreeMap::new(),
             lost_attempts: Vec::new(),
-        })
+            items_loaded: HashSet::new(),
+            brief: HashSet::new(),
+            json_written: HashSet::new(),
+        };
+        if let Some(task_row) = task_row {
+            let step_id = parse_item_id(task_row).map_or(task_row, |(step_id, _)| step_id);
+            state.ensure_items(db, step_id).await?;
+        }
+        Ok(state)
+    }
+
+    /// Makes sure the item rows of `for_each` step `step_id` are in memory (brief).
+    pub async fn ensure_items(
+        &mut self,
+        db: &impl ConnectionTrait,
+        step_id: &str,
+    ) -> Result<(), EngineError> {
+        if !self.items_loaded.insert(step_id.to_owned()) {
+            return Ok(());
+        }
+        let Some((_, stored_steps)) = &mut self.stored else {
+            // A run created in this transaction has nothing stored yet.
+            return Ok(());
+        };
+        let present: HashSet<String> = self.steps.iter().map(|row| row.step_id.clone()).collect();
+        for row in super::steps::items_of(db, &self.run.id, step_id, true).await? {
+            if present.contains(&row.step_id) {
+                continue;
+            }
+            self.brief.insert(row.step_id.clone());
+            stored_steps.push(row.clone());
+            self.steps.push(row);
+        }
+        Ok(())
+    }
+
+    /// Reads the JSON columns of the brief item rows of `step_id` (to assemble its output).
+    pub async fn load_item_results(
+        &mut self,
+        db: &impl ConnectionTrait,
+        step_id: &str,
+    ) -> Result<(), EngineError> {
+        let Some((_, stored_steps)) = &mut self.stored else {
+            return Ok(());
+        };
+        let full = super::steps::items_of(db, &self.run.id, step_id, false).await?;
+        let full: HashMap<&str, &step::Model> =
+            full.iter().map(|row| (row.step_id.as_str(), row)).collect();
+        let (brief, json_written) = (&self.brief, &self.json_written);
+        for row in self.steps.iter_mut().chain(stored_steps.iter_mut()) {
+            if !brief.contains(&row.step_id) {
+                continue;
+            }
+            let is_stored_copy_or_untouched = !json_written.contains(&row.step_id);
+            if let Some(loaded) = full.get(row.step_id.as_str())
+                && is_stored_copy_or_untouched
+            {
+                row.input.clone_from(&loaded.input);
+                row.output.clone_from(&loaded.output);
+                row.error.clone_from(&loaded.error);
+            }
+        }
+        self.brief
+            .retain(|row_id| parse_item_id(row_id).is_none_or(|(step, _)| step != step_id));
+        Ok(())
     }
 
     pub fn step(&self, step_id: &str) -> Result<&step::Model, EngineError> {
@@ -103,6 +184,7 @@ impl RunState {
     pub fn set_step(&mut self, row: step::Model) -> Result<(), EngineError> {
         let step_id = row.step_id.clone();
         *self.step_mut(&step_id)? = row;
+        self.json_written.insert(step_id);
         Ok(())
     }
 
@@ -134,6 +216,7 @@ impl RunState {
     pub fn expand(&mut self, step_id: &str, count: usize) -> Result<(), EngineError> {
         let position = self.step(step_id)?.position;
         let mut present = vec![false; count];
+        let json_written = &mut self.json_written;
         self.steps
             .retain_mut(|row| match parse_item_id(&row.step_id) {
                 Some((parent, index)) if parent == step_id => {
@@ -142,6 +225,7 @@ impl RunState {
                     }
                     present[index] = true;
                     if row.status != StepStatus::Succeeded.as_str() {
+                        json_written.insert(row.step_id.clone());
                         *row = step::Model {
                             attempts: row.attempts,
                             attempt_offset: row.attempts,
@@ -154,6 +238,7 @@ impl RunState {
                 _ => true,
             });
         let run_id = self.run.id.clone();
+        self.items_loaded.insert(step_id.to_owned());
         for index in (0..count).filter(|index| !present[*index]) {
             self.steps
                 .push(pending_row(&run_id, &item_id(step_id, index), position));
@@ -325,12 +410,24 @@ impl RunState {
                     .collect();
                 let mut added = Vec::new();
                 for row in &self.steps {
+                    // A brief row's stored copy does not know its JSON columns: once set
+                    // here they are written whole.
+                    let json_unknown = self.brief.contains(&row.step_id)
+                        && self.json_written.contains(&row.step_id);
                     match stored.remove(row.step_id.as_str()) {
                         None => added.push(row.clone().into_active_model().reset_all()),
                         // Comparing whole rows first is cheap; most rows did not change.
-                        Some(before) if before == row => {}
+                        Some(before) if before == row && !json_unknown => {}
                         Some(before) => {
-                            if let Some(changes) = changed_columns(before, row) {
+                            let mut changes = changed_columns(before, row);
+                            if json_unknown {
+                                let changes = changes
+                                    .get_or_insert_with(|| before.clone().into_active_model());
+                                changes.input = Set(row.input.clone());
+                                changes.output = Set(row.output.clone());
+                                changes.error = Set(row.error.clone());
+                            }
+                            if let Some(changes) = changes {
                                 step::Entity::update_many()
                                     .set(changes)
                                     .filter(step::Column::RunId.eq(&row.run_id))
@@ -351,6 +448,13 @@ impl RunState {
                 for chunk in added.chunks(INSERT_CHUNK) {
                     step::Entity::insert_many(chunk.to_vec())
                         .exec_without_returning(db)
+                        .await?;
+                }
+                if stored_run.status == RunStatus::Running.as_str()
+                    && self.run.status != RunStatus::Running.as_str()
+                {
+                    // The run ended: item rows that were never read are cancelled too.
+                    cancel_unstarted(db, &run_id, self.run.finished_at.unwrap_or_else(now_ms))
                         .await?;
                 }
             }
@@ -401,6 +505,29 @@ impl RunState {
         }
         Ok(())
     }
+}
+
+/// Cancels every step (and item) row of the run that has not started.
+pub async fn cancel_unstarted(
+    db: &impl ConnectionTrait,
+    run_id: &str,
+    now: i64,
+) -> Result<(), EngineError> {
+    step::Entity::update_many()
+        .col_expr(
+            step::Column::Status,
+            Expr::value(StepStatus::Cancelled.as_str()),
+        )
+        .col_expr(step::Column::FinishedAt, Expr::value(now))
+        .filter(step::Column::RunId.eq(run_id))
+        .filter(step::Column::Status.is_in([
+            StepStatus::Pending.as_str(),
+            StepStatus::Queued.as_str(),
+            StepStatus::Waiting.as_str(),
+        ]))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// The columns of `current` that differ from `stored`, or `None` when nothing changed.

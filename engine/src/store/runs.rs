@@ -310,20 +310,7 @@ pub async fn finish(
     if updated.rows_affected == 0 {
         return Ok(false);
     }
-    step::Entity::update_many()
-        .col_expr(
-            step::Column::Status,
-            Expr::value(StepStatus::Cancelled.as_str()),
-        )
-        .col_expr(step::Column::FinishedAt, Expr::value(now))
-        .filter(step::Column::RunId.eq(run_id))
-        .filter(step::Column::Status.is_in([
-            StepStatus::Pending.as_str(),
-            StepStatus::Queued.as_str(),
-            StepStatus::Waiting.as_str(),
-        ]))
-        .exec(db)
-        .await?;
+    super::run_state::cancel_unstarted(db, run_id, now).await?;
     Ok(true)
 }
 

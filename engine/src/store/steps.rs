@@ -2,8 +2,8 @@
 
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
+    Iterable, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use stepwise_workflows::Workflow;
 
@@ -49,6 +49,60 @@ pub async fn for_run(
     Ok(step::Entity::find()
         .filter(step::Column::RunId.eq(run_id))
         .order_by_asc(step::Column::Position)
+        .all(db)
+        .await?)
+}
+
+/// What a step's templates can read: the run's step rows without `for_each` items, plus
+/// `row_id`'s own row when it is an item. A run with a large fan-out is not read whole for
+/// every item.
+pub async fn for_execution(
+    db: &impl ConnectionTrait,
+    run_id: &str,
+    row_id: &str,
+) -> Result<Vec<step::Model>, EngineError> {
+    Ok(step::Entity::find()
+        .filter(step::Column::RunId.eq(run_id))
+        .filter(
+            Condition::any()
+                .add(step::Column::StepId.not_like("%[%"))
+                .add(step::Column::StepId.eq(row_id)),
+        )
+        .order_by_asc(step::Column::Position)
+        .all(db)
+        .await?)
+}
+
+/// The item rows of `for_each` step `step_id`. With `brief`, their JSON columns (input,
+/// output, error) are not read and come back empty: deciding what runs next needs only the
+/// statuses, and reading every item's output on every item's commit would make a fan-out
+/// quadratic.
+pub async fn items_of(
+    db: &impl ConnectionTrait,
+    run_id: &str,
+    step_id: &str,
+    brief: bool,
+) -> Result<Vec<step::Model>, EngineError> {
+    let pattern = format!("{step_id}[%");
+    let query = step::Entity::find()
+        .filter(step::Column::RunId.eq(run_id))
+        .filter(step::Column::StepId.like(pattern));
+    if !brief {
+        return Ok(query.all(db).await?);
+    }
+    let null = || Expr::cust("NULL");
+    Ok(query
+        .select_only()
+        .columns(step::Column::iter().filter(|column| {
+            !matches!(
+                column,
+                step::Column::Input | step::Column::Output | step::Column::Error
+            )
+        }))
+        .column_as(null(), "input")
+        .column_as(null(), "output")
+        .column_as(null(), "error")
+        .into_model::<step::Model>()
         .all(db)
         .await?)
 }
