@@ -15,6 +15,7 @@ use stepwise_engine::Engine;
 use stepwise_engine::oauth::tokens::TokenError;
 use stepwise_engine::oauth::{CallbackError, CallbackOutcome};
 use stepwise_engine::store::connections::ConnectionStatus;
+use stepwise_engine::vault::{KeyRing, LocalKeyProvider, MasterKey};
 use stepwise_integrations::{ConnectionAuth, Registry, SecretValue};
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -91,7 +92,11 @@ fn token_response(access: &str, refresh: &str, expires_in: u64) -> ResponseTempl
 
 /// An authorized connection whose access token `A1` expires in `expires_in` seconds.
 async fn authorized(h: &Harness, server: &MockServer, expires_in: u64) {
-    oauth_connection(&h.engine, &h.tenant_id, server, json!({})).await;
+    authorize_on(&h.engine, &h.tenant_id, server, expires_in).await;
+}
+
+async fn authorize_on(engine: &Engine, tenant: &str, server: &MockServer, expires_in: u64) {
+    oauth_connection(engine, tenant, server, json!({})).await;
     Mock::given(method("POST"))
         .and(path("/token"))
         .and(body_string_contains("grant_type=authorization_code"))
@@ -99,18 +104,12 @@ async fn authorized(h: &Harness, server: &MockServer, expires_in: u64) {
         .up_to_n_times(1)
         .mount(server)
         .await;
-    let (state, _) = start(&h.engine, &h.tenant_id).await;
-    let connection = h
-        .engine
+    let (state, _) = start(engine, tenant).await;
+    let connection = engine
         .complete_authorization(None, &state, code("the-code"), REDIRECT)
         .await
         .expect("complete");
-    assert_eq!(
-        connection.status,
-        ConnectionStatus::Connected,
-        "[{}]",
-        h.label
-    );
+    assert_eq!(connection.status, ConnectionStatus::Connected);
 }
 
 #[tokio::test]
@@ -717,5 +716,62 @@ steps:
                 .is_empty()
         );
         h.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn key_rotation_keeps_apps_and_connections_usable() {
+    for database in databases().await {
+        let open = |keys: Vec<MasterKey>| {
+            let url = database.url.clone();
+            async move {
+                Engine::open_with_keys(
+                    &url,
+                    Arc::new(Registry::builtin()),
+                    services(),
+                    Arc::new(LocalKeyProvider::new(KeyRing::new(keys))),
+                )
+                .await
+                .expect("open engine")
+            }
+        };
+        let (old, new) = (MasterKey::generate(), MasterKey::generate());
+        let engine = open(vec![old.clone()]).await;
+        let (tenant, _) = engine.create_tenant("rotating").await.expect("tenant");
+        let server = MockServer::start().await;
+        authorize_on(&engine, &tenant.id, &server, 3600).await;
+        engine.database().close().await;
+
+        let rotating = open(vec![new.clone(), old]).await;
+        let report = rotating.rewrap_secrets(100).await.expect("rotate");
+        // The client secret and the connection's credentials.
+        assert_eq!(
+            (report.rewrapped, report.remaining),
+            (2, 0),
+            "[{}]",
+            database.label
+        );
+        rotating.database().close().await;
+
+        let rotated = open(vec![new]).await;
+        let auth = rotated
+            .connection_auth(&tenant.id, "conn")
+            .await
+            .expect("auth");
+        assert_eq!(bearer(&auth), "A1");
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .and(body_string_contains("refresh_token=R1"))
+            .respond_with(token_response("A2", "R2", 3600))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let refreshed = rotated
+            .refresh_connection_auth(&tenant.id, "conn", &auth)
+            .await
+            .expect("refresh with the re-wrapped client secret");
+        assert_eq!(bearer(&refreshed), "A2");
+        rotated.database().close().await;
+        database.drop().await;
     }
 }

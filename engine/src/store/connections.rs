@@ -151,15 +151,16 @@ struct StoredCredentials {
 
 impl Drop for StoredCredentials {
     fn drop(&mut self) {
-        for field in [
+        for value in [
             &mut self.access_token,
             &mut self.refresh_token,
             &mut self.api_key,
             &mut self.password,
-        ] {
-            if let Some(value) = field {
-                value.zeroize();
-            }
+        ]
+        .into_iter()
+        .flatten()
+        {
+            value.zeroize();
         }
     }
 }
