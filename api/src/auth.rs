@@ -35,7 +35,7 @@ impl FromRequest for Authenticated {
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
-fn bearer_token(request: &HttpRequest) -> Option<&str> {
+pub(crate) fn bearer_token(request: &HttpRequest) -> Option<&str> {
     let value = request
         .headers()
         .get(header::AUTHORIZATION)?

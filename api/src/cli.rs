@@ -40,6 +40,17 @@ pub enum Command {
         #[command(subcommand)]
         command: SecretsCommand,
     },
+    /// Manage a tenant's OAuth apps (client id and secret per integration).
+    #[command(name = "oauth-apps")]
+    OauthApps {
+        #[command(subcommand)]
+        command: OauthAppsCommand,
+    },
+    /// Manage a tenant's connections (OAuth 2.0, API key, bearer or basic credentials).
+    Connections {
+        #[command(subcommand)]
+        command: ConnectionsCommand,
+    },
     /// Manage the master keys that protect secrets.
     Keys {
         #[command(subcommand)]
@@ -139,6 +150,104 @@ pub enum SecretsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum OauthAppsCommand {
+    /// Create an OAuth app. The client secret is read from standard input (one trailing
+    /// newline dropped) unless `--public-client` says there is none.
+    Create {
+        /// Integration: github, slack, stripe or generic.
+        #[arg(long)]
+        integration: String,
+        #[arg(long)]
+        client_id: String,
+        /// App name, unique per tenant; defaults to the integration.
+        #[arg(long)]
+        name: Option<String>,
+        /// Requested scope; repeat for several.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// client_secret_basic (basic) or client_secret_post (post); defaults to the provider's.
+        #[arg(long)]
+        auth_method: Option<String>,
+        #[arg(long)]
+        authorize_url: Option<String>,
+        #[arg(long)]
+        token_url: Option<String>,
+        /// RFC 7009 revocation endpoint.
+        #[arg(long)]
+        revoke_url: Option<String>,
+        #[arg(long)]
+        base_url: Option<String>,
+        /// The app has no client secret (PKCE only): read nothing from standard input.
+        #[arg(long)]
+        public_client: bool,
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List OAuth apps with their effective endpoints.
+    List {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Delete an OAuth app.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectionsCommand {
+    /// Create a connection. For `api_key`, `bearer` and `basic` the secret (key, token or
+    /// password) is read from standard input; an `oauth2` connection is authorized in the
+    /// browser afterwards (the command prints where).
+    Create {
+        /// Connection name: lower-case letters, digits and `-`.
+        name: String,
+        /// Integration: github, slack, stripe or generic.
+        #[arg(long)]
+        integration: String,
+        /// oauth2, api_key, bearer or basic.
+        #[arg(long)]
+        kind: String,
+        /// For oauth2: the OAuth app (default: the integration's name).
+        #[arg(long)]
+        oauth_app: Option<String>,
+        /// For api_key: the header the key is sent in (default X-API-Key).
+        #[arg(long)]
+        api_key_header: Option<String>,
+        /// For basic.
+        #[arg(long)]
+        username: Option<String>,
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List connections with their status, scopes and expiry.
+    List {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Delete a connection, revoking its OAuth tokens at the provider first.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Make a new master key current and re-wrap every data key under it (ciphertexts are not
     /// touched), then drop the old keys from the key file. Safe to run again after a crash: an
@@ -196,6 +305,10 @@ pub struct ServeArgs {
     /// Largest webhook delivery body in bytes; larger deliveries are answered 413.
     #[arg(long, env = "STEPWISE_WEBHOOK_MAX_BYTES", default_value_t = crate::startup::DEFAULT_WEBHOOK_MAX_BYTES, value_parser = clap::value_parser!(usize))]
     pub webhook_max_bytes: usize,
+    /// The URL users and OAuth providers reach this server at, e.g. `https://stepwise.example.com`;
+    /// OAuth redirect URIs are `<URL>/oauth/callback`. Defaults to `http://<bind address>`.
+    #[arg(long, env = "STEPWISE_PUBLIC_URL")]
+    pub public_url: Option<String>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }

@@ -31,6 +31,9 @@ pub struct AppConfig {
     pub master_key: MasterKeySettings,
     /// Largest webhook delivery body in bytes; larger ones get 413.
     pub webhook_max_bytes: usize,
+    /// The URL users and providers reach this server at (OAuth redirect URIs are built from
+    /// it); `None` means `http://` plus the bound address.
+    pub public_url: Option<String>,
 }
 
 impl AppConfig {
@@ -44,6 +47,7 @@ impl AppConfig {
             poll_interval: Duration::from_millis(100),
             master_key: MasterKeySettings::default(),
             webhook_max_bytes: crate::startup::DEFAULT_WEBHOOK_MAX_BYTES,
+            public_url: None,
         }
     }
 }

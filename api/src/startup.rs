@@ -49,7 +49,7 @@ pub fn action_services(allow_private_networks: bool) -> Result<ActionServices, H
         allow_private_networks,
         ..HttpConfig::default()
     })?;
-    Ok(ActionServices { http })
+    Ok(ActionServices::new(http))
 }
 
 /// Opens (and migrates) the database with the built-in action catalog and the configured
@@ -94,9 +94,14 @@ impl Application {
             source,
         })?;
         let address = listener.local_addr().map_err(StartupError::Server)?;
+        let public_url = config.public_url.as_deref().map_or_else(
+            || format!("http://{address}"),
+            |url| url.trim_end_matches('/').to_owned(),
+        );
         let state = web::Data::new(AppState::new(
             engine.clone(),
             tokio::runtime::Handle::current(),
+            public_url,
         ));
         let webhook_max_bytes = config.webhook_max_bytes;
         let server = HttpServer::new(move || {
@@ -188,11 +193,15 @@ impl Application {
 fn json_error_fallback<B: MessageBody>(
     response: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_json = response
+    // JSON errors and the OAuth callback's HTML pages are ours already.
+    let is_ours = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
-    if is_json {
+        .is_some_and(|value| {
+            value.as_bytes().starts_with(b"application/json")
+                || value.as_bytes().starts_with(b"text/html")
+        });
+    if is_ours {
         return Ok(ErrorHandlerResponse::Response(
             response.map_into_left_body(),
         ));

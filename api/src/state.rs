@@ -12,12 +12,28 @@ use crate::error::ApiError;
 pub struct AppState {
     engine: Engine,
     runtime: Handle,
+    public_url: String,
 }
 
 impl AppState {
-    /// `runtime` must be the runtime the engine's workers run on (the process' main one).
-    pub fn new(engine: Engine, runtime: Handle) -> Self {
-        Self { engine, runtime }
+    /// `runtime` must be the runtime the engine's workers run on (the process' main one);
+    /// `public_url` is where users and providers reach this server, without trailing `/`.
+    pub fn new(engine: Engine, runtime: Handle, public_url: String) -> Self {
+        Self {
+            engine,
+            runtime,
+            public_url,
+        }
+    }
+
+    /// `path` (starting with `/`) on the public URL.
+    pub fn public_url(&self, path: &str) -> String {
+        format!("{}{path}", self.public_url)
+    }
+
+    /// Where providers send the user back after an authorization.
+    pub fn oauth_redirect_uri(&self) -> String {
+        self.public_url("/oauth/callback")
     }
 
     pub fn engine(&self) -> &Engine {

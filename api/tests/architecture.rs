@@ -192,7 +192,9 @@ fn the_api_never_reads_secret_values() {
     for file in files {
         let text = std::fs::read_to_string(&file).expect("read source");
         assert!(
-            !text.contains("tenant_secrets") && !text.contains("expose_as_json"),
+            !text.contains("tenant_secrets")
+                && !text.contains("expose_as_json")
+                && !text.contains("connection_auth"),
             "{} reads secret values; the API must never return or log them",
             file.display()
         );

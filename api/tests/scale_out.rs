@@ -57,7 +57,7 @@ async fn two_workers_share_runs_and_never_run_a_step_twice() {
     let engine = Engine::open(
         &database.url,
         Arc::new(Registry::builtin()),
-        Arc::new(ActionServices { http }),
+        Arc::new(ActionServices::new(http)),
     )
     .await
     .expect("open engine");

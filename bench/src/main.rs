@@ -164,7 +164,7 @@ async fn bench_backend(cli: &Cli, database: &BenchDatabase) -> Result<BackendRes
     let engine = Engine::open(
         &database.url,
         Arc::new(registry()),
-        Arc::new(ActionServices { http }),
+        Arc::new(ActionServices::new(http)),
     )
     .await
     .context("opening the engine")?;

@@ -16,6 +16,7 @@ use crate::db::Database;
 use crate::error::EngineError;
 use crate::executor::Applied;
 use crate::machine;
+use crate::oauth::tokens::TokenManager;
 use crate::status::{RunStatus, StepStatus};
 use crate::store::now_ms;
 use crate::store::run_state::{RunState, parse_item_id};
@@ -49,6 +50,7 @@ pub(crate) struct EngineInner {
     pub(crate) services: Arc<ActionServices>,
     pub(crate) evaluator: Evaluator,
     pub(crate) vault: Vault,
+    pub(crate) tokens: Arc<TokenManager>,
     pub(crate) worker_name: String,
     definitions: Mutex<HashMap<String, Arc<Workflow>>>,
     cancellations: Mutex<HashMap<String, CancellationToken>>,
@@ -176,13 +178,26 @@ impl Engine {
             std::process::id(),
             uuid::Uuid::new_v4().simple()
         );
+        let vault = Vault::new(keys);
+        let tokens = Arc::new(TokenManager::new(
+            db.conn.clone(),
+            vault.clone(),
+            services.http.clone(),
+            worker_name.clone(),
+        ));
+        // Actions reach connections through their context; the token manager serves them.
+        let services = Arc::new(ActionServices {
+            http: services.http.clone(),
+            connections: Some(tokens.clone()),
+        });
         Ok(Self {
             inner: Arc::new(EngineInner {
                 db,
                 registry,
                 services,
                 evaluator: Evaluator::new(),
-                vault: Vault::new(keys),
+                vault,
+                tokens,
                 worker_name,
                 definitions: Mutex::default(),
                 cancellations: Mutex::default(),
@@ -279,12 +294,21 @@ impl Engine {
     }
 
     /// Re-wraps every data key not under the current master key (`stepwise keys rotate`):
-    /// per-tenant secrets and webhook sources' signing secrets.
+    /// per-tenant secrets, webhook sources' signing secrets, OAuth apps' client secrets and
+    /// connections' credentials.
     pub async fn rewrap_secrets(&self, batch_size: u64) -> Result<RewrapReport, EngineError> {
         let mut report =
             secrets::rewrap_all(&self.inner.db.conn, &self.inner.vault, batch_size).await?;
         let (rewrapped, remaining) =
             crate::store::webhooks::rewrap_all(&self.inner.db.conn, &self.inner.vault).await?;
+        report.rewrapped += rewrapped;
+        report.remaining += remaining;
+        let (rewrapped, remaining) =
+            crate::store::oauth_apps::rewrap_all(&self.inner.db.conn, &self.inner.vault).await?;
+        report.rewrapped += rewrapped;
+        report.remaining += remaining;
+        let (rewrapped, remaining) =
+            crate::store::connections::rewrap_all(&self.inner.db.conn, &self.inner.vault).await?;
         report.rewrapped += rewrapped;
         report.remaining += remaining;
         Ok(report)

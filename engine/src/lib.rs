@@ -3,11 +3,13 @@
 //!
 //! Architecture invariant: this is the only crate that talks to the database or the queue.
 
+mod connections;
 pub mod db;
 mod engine;
 pub mod error;
 mod executor;
 pub mod machine;
+pub mod oauth;
 mod runtime;
 pub mod status;
 pub mod store;
@@ -24,6 +26,7 @@ pub use db::{Backend, Database};
 pub(crate) fn crash_point(name: &str) {
     fail::fail_point!(name, |_| std::process::abort());
 }
+pub use connections::ConnectionDeleted;
 pub use engine::{Engine, RunEvent};
 pub use error::EngineError;
 pub use runtime::{Runtime, RuntimeOptions};

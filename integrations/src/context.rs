@@ -7,12 +7,26 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::connections::{ConnectionAuth, ConnectionProvider};
+use crate::error::ActionError;
 use crate::http::HttpClient;
 
 /// Services shared by every action invocation of a process; built once by the composition root.
 #[derive(Clone)]
 pub struct ActionServices {
     pub http: HttpClient,
+    /// Credentials of connections; the engine installs its token manager here.
+    pub connections: Option<Arc<dyn ConnectionProvider>>,
+}
+
+impl ActionServices {
+    /// Services without connections (the engine adds its own when it opens).
+    pub fn new(http: HttpClient) -> Self {
+        Self {
+            http,
+            connections: None,
+        }
+    }
 }
 
 /// Identifies one invocation of a step.
@@ -83,6 +97,30 @@ impl ActionContext {
     /// The outbound HTTP client: the only way an action reaches the network.
     pub fn http(&self) -> &HttpClient {
         &self.services.http
+    }
+
+    /// The credentials of the tenant's connection `name`.
+    pub async fn connection_auth(&self, name: &str) -> Result<ConnectionAuth, ActionError> {
+        self.connections()?
+            .auth(&self.invocation.tenant_id, name)
+            .await
+    }
+
+    /// Fresh credentials after the provider answered 401 to `rejected` (retry once with them).
+    pub async fn refresh_connection_auth(
+        &self,
+        name: &str,
+        rejected: &ConnectionAuth,
+    ) -> Result<ConnectionAuth, ActionError> {
+        self.connections()?
+            .refresh_rejected(&self.invocation.tenant_id, name, rejected)
+            .await
+    }
+
+    fn connections(&self) -> Result<&Arc<dyn ConnectionProvider>, ActionError> {
+        self.services.connections.as_ref().ok_or_else(|| {
+            ActionError::Permanent("connections are not available in this process".into())
+        })
     }
 
     /// Cancelled when the run is cancelled or the step times out.

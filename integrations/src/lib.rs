@@ -3,9 +3,11 @@
 
 pub mod action;
 pub mod catalog;
+pub mod connections;
 pub mod context;
 pub mod error;
 pub mod http;
+pub mod providers;
 pub mod ratelimit;
 pub mod redact;
 pub mod registry;
@@ -13,6 +15,7 @@ pub mod secrets;
 pub mod webhooks;
 
 pub use action::{Action, ActionOutcome, DynAction};
+pub use connections::{ConnectionAuth, ConnectionProvider};
 pub use context::{ActionContext, ActionServices, LogLevel, LogLine, StepInvocation};
 pub use error::ActionError;
 pub use redact::Redactor;

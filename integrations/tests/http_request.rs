@@ -401,7 +401,7 @@ async fn cancellation_aborts_the_request() {
     let cancellation = CancellationToken::new();
     let ctx = ActionContext::new(
         invocation("fetch", 1),
-        Arc::new(ActionServices { http: client(true) }),
+        Arc::new(ActionServices::new(client(true))),
         cancellation.clone(),
     );
     let registry = Registry::builtin();

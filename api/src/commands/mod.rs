@@ -2,6 +2,7 @@
 //! the binary, where an error only needs to be shown to a person.
 
 mod admin;
+mod connections;
 mod run_file;
 mod runs;
 mod secrets;
@@ -50,6 +51,8 @@ pub async fn run(cli: Cli) -> ExitCode {
                     database,
                 },
         } => secrets::rotate(new_key_stdin, batch_size, &database).await,
+        Command::OauthApps { command } => connections::oauth_apps(command).await,
+        Command::Connections { command } => connections::connections(command).await,
         Command::Schema => admin::schema(),
         Command::Runs { command } => runs::run(command).await,
     };

@@ -15,7 +15,10 @@ use crate::cli::{DatabaseArgs, TenantArg};
 use crate::config::{MASTER_KEY_ENV, redact_url};
 use crate::startup::open_engine;
 
-async fn open(database: &DatabaseArgs, keys: &MasterKeySettings) -> anyhow::Result<Engine> {
+pub(super) async fn open(
+    database: &DatabaseArgs,
+    keys: &MasterKeySettings,
+) -> anyhow::Result<Engine> {
     let url = database
         .resolve()
         .context("cannot create the data directory")?;
@@ -24,7 +27,7 @@ async fn open(database: &DatabaseArgs, keys: &MasterKeySettings) -> anyhow::Resu
         .with_context(|| format!("cannot open {}", redact_url(&url)))
 }
 
-async fn tenant(engine: &Engine, tenant: &TenantArg) -> anyhow::Result<Tenant> {
+pub(super) async fn tenant(engine: &Engine, tenant: &TenantArg) -> anyhow::Result<Tenant> {
     engine.tenant(&tenant.tenant).await?.with_context(|| {
         format!(
             "tenant `{}` does not exist (`stepwise serve` creates `default` on first start; \
@@ -35,7 +38,7 @@ async fn tenant(engine: &Engine, tenant: &TenantArg) -> anyhow::Result<Tenant> {
 }
 
 /// Standard input without one trailing newline. From a terminal, one line.
-fn read_stdin(what: &str) -> anyhow::Result<Zeroizing<String>> {
+pub(super) fn read_stdin(what: &str) -> anyhow::Result<Zeroizing<String>> {
     let mut text = Zeroizing::new(String::new());
     let stdin = std::io::stdin();
     if stdin.is_terminal() {

@@ -48,6 +48,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         poll_interval: POLL_INTERVAL,
         master_key: args.database.master_key(),
         webhook_max_bytes: args.webhook_max_bytes,
+        public_url: args.public_url.clone(),
     };
     let app = Application::from_engine(engine, &config)?;
     println!("Stepwise is listening on http://{}", app.address());

@@ -1,7 +1,10 @@
 //! HTTP routes. Everything under `/api/v1` takes [`crate::auth::Authenticated`] and scopes every
 //! engine call to its tenant.
 
+pub mod connections;
 pub mod health;
+pub mod oauth;
+pub mod oauth_apps;
 pub mod runs;
 pub mod secrets;
 pub mod sources;
@@ -22,6 +25,11 @@ pub fn configure(config: &mut web::ServiceConfig, webhook_max_bytes: usize) {
                 .route(web::post().to(webhooks::ingest)),
         )
         .route("/readyz", web::get().to(health::readyz))
+        .route(
+            "/oauth/{integration}/authorize",
+            web::get().to(oauth::authorize),
+        )
+        .route("/oauth/callback", web::get().to(oauth::callback))
         .service(
             web::scope("/api/v1")
                 .service(
@@ -43,6 +51,26 @@ pub fn configure(config: &mut web::ServiceConfig, webhook_max_bytes: usize) {
                         .route(web::post().to(secrets::set)),
                 )
                 .route("/secrets/{name}", web::delete().to(secrets::delete))
+                .service(
+                    web::resource("/oauth-apps")
+                        .route(web::get().to(oauth_apps::list))
+                        .route(web::post().to(oauth_apps::create)),
+                )
+                .service(
+                    web::resource("/oauth-apps/{name}")
+                        .route(web::get().to(oauth_apps::get))
+                        .route(web::delete().to(oauth_apps::delete)),
+                )
+                .service(
+                    web::resource("/connections")
+                        .route(web::get().to(connections::list))
+                        .route(web::post().to(connections::create)),
+                )
+                .service(
+                    web::resource("/connections/{name}")
+                        .route(web::get().to(connections::get))
+                        .route(web::delete().to(connections::delete)),
+                )
                 .service(
                     web::resource("/sources")
                         .route(web::get().to(sources::list))

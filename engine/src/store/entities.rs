@@ -319,3 +319,109 @@ pub mod webhook_rejection {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod oauth_app {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "oauth_apps")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub tenant_id: String,
+        pub name: String,
+        pub integration: String,
+        pub client_id: String,
+        pub auth_method: String,
+        #[sea_orm(column_type = "JsonBinary")]
+        pub scopes: Json,
+        pub authorize_url: Option<String>,
+        pub token_url: Option<String>,
+        pub revoke_url: Option<String>,
+        pub base_url: Option<String>,
+        pub envelope_version: Option<i16>,
+        pub key_id: Option<String>,
+        #[sea_orm(column_type = "Blob", nullable)]
+        pub wrapped_key: Option<Vec<u8>>,
+        #[sea_orm(column_type = "Blob", nullable)]
+        pub nonce: Option<Vec<u8>>,
+        #[sea_orm(column_type = "Blob", nullable)]
+        pub ciphertext: Option<Vec<u8>>,
+        pub created_at: i64,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod connection {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "connections")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub tenant_id: String,
+        pub name: String,
+        pub integration: String,
+        pub kind: String,
+        pub oauth_app: Option<String>,
+        pub status: String,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub status_reason: Option<String>,
+        #[sea_orm(column_type = "JsonBinary")]
+        pub scopes: Json,
+        pub expires_at: Option<i64>,
+        pub username: Option<String>,
+        pub api_key_header: Option<String>,
+        pub envelope_version: Option<i16>,
+        pub key_id: Option<String>,
+        #[sea_orm(column_type = "Blob", nullable)]
+        pub wrapped_key: Option<Vec<u8>>,
+        #[sea_orm(column_type = "Blob", nullable)]
+        pub nonce: Option<Vec<u8>>,
+        #[sea_orm(column_type = "Blob", nullable)]
+        pub ciphertext: Option<Vec<u8>>,
+        pub refresh_lease_owner: Option<String>,
+        pub refresh_lease_until: Option<i64>,
+        pub created_at: i64,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod oauth_state {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "oauth_states")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub state_hash: String,
+        pub tenant_id: String,
+        pub connection_id: String,
+        pub envelope_version: i16,
+        pub key_id: String,
+        #[sea_orm(column_type = "Blob")]
+        pub wrapped_key: Vec<u8>,
+        #[sea_orm(column_type = "Blob")]
+        pub nonce: Vec<u8>,
+        #[sea_orm(column_type = "Blob")]
+        pub ciphertext: Vec<u8>,
+        pub expires_at: i64,
+        pub created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

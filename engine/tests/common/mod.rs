@@ -111,7 +111,7 @@ pub fn services() -> Arc<ActionServices> {
         ..HttpConfig::default()
     })
     .expect("http client");
-    Arc::new(ActionServices { http })
+    Arc::new(ActionServices::new(http))
 }
 
 pub struct Harness {

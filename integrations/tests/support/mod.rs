@@ -32,7 +32,7 @@ pub fn invocation(step_id: &str, attempt: u32) -> StepInvocation {
 pub fn context(http: HttpClient, invocation: StepInvocation) -> ActionContext {
     ActionContext::new(
         invocation,
-        Arc::new(ActionServices { http }),
+        Arc::new(ActionServices::new(http)),
         CancellationToken::new(),
     )
 }

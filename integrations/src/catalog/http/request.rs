@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, RequestBuilder, StatusCode};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Number, Value};
@@ -13,7 +13,7 @@ use serde_json::{Number, Value};
 use super::response::read_response;
 use crate::action::{Action, ActionOutcome};
 use crate::catalog::parse_duration;
-use crate::context::ActionContext;
+use crate::context::{ActionContext, LogLevel};
 use crate::error::ActionError;
 
 pub struct HttpRequest;
@@ -45,6 +45,12 @@ pub struct HttpRequestInput {
     /// Limit on the whole call, e.g. `10s`; defaults to the server's configured timeout.
     #[serde(default)]
     pub timeout: Option<String>,
+    /// A connection of the tenant whose credentials the request carries (`Authorization:
+    /// Bearer` for OAuth 2.0 and bearer connections, the configured header for API keys,
+    /// `Authorization: Basic` for basic ones); defaults to the step's `connection:`. After a
+    /// 401, an OAuth 2.0 token is refreshed and the request sent once more.
+    #[serde(default)]
+    pub connection: Option<String>,
     /// Fail the step on a 4xx or 5xx status (429, 408 and most 5xx are retried); when false,
     /// any status is returned as output.
     #[serde(default = "yes")]
@@ -155,8 +161,15 @@ impl Action for HttpRequest {
             request = request.timeout(parse_duration("timeout", timeout)?);
         }
 
+        let connection = input
+            .connection
+            .clone()
+            .or_else(|| ctx.invocation().connection.clone());
         let exchange = async {
-            let response = ctx.http().send(request).await?;
+            let response = match &connection {
+                None => ctx.http().send(request).await?,
+                Some(name) => send_with_connection(ctx, name, request).await?,
+            };
             read_response(ctx, &method, response, input.fail_on_status).await
         };
         tokio::select! {
@@ -167,6 +180,28 @@ impl Action for HttpRequest {
             output = exchange => output.map(ActionOutcome::Done),
         }
     }
+}
+
+/// Sends `request` with the connection's credentials; after a 401, once more with refreshed
+/// ones.
+async fn send_with_connection(
+    ctx: &ActionContext,
+    name: &str,
+    request: RequestBuilder,
+) -> Result<reqwest::Response, ActionError> {
+    let auth = ctx.connection_auth(name).await?;
+    // Bodies here are strings or JSON, so the builder can always be cloned for the retry.
+    let retry = request.try_clone();
+    let response = ctx.http().send(auth.apply(request)?).await?;
+    let Some(retry) = retry.filter(|_| response.status() == StatusCode::UNAUTHORIZED) else {
+        return Ok(response);
+    };
+    let refreshed = ctx.refresh_connection_auth(name, &auth).await?;
+    ctx.log(
+        LogLevel::Info,
+        format!("HTTP 401 with connection `{name}`: retrying once with refreshed credentials"),
+    );
+    ctx.http().send(refreshed.apply(retry)?).await
 }
 
 /// The request headers: the user's, marked sensitive so no Debug output or HTTP/2 header

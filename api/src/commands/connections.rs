@@ -1,0 +1,221 @@
+//! `oauth-apps create|list|delete` and `connections create|list|delete`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use stepwise_engine::EngineError;
+use stepwise_engine::store::connections::{ConnectionKind, NewConnection};
+use stepwise_engine::store::oauth_apps::NewOAuthApp;
+use stepwise_integrations::SecretValue;
+
+use super::secrets::{open, read_stdin, tenant};
+use crate::cli::{ConnectionsCommand, OauthAppsCommand};
+
+/// Errors a person can fix are shown as they are; others get context.
+fn user_error<T>(result: Result<T, EngineError>, what: &str) -> anyhow::Result<T> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(
+            EngineError::InvalidInput(message)
+            | EngineError::NotFound(message)
+            | EngineError::Conflict(message),
+        ) => bail!(message),
+        Err(error) => Err(error).context(format!("cannot {what}")),
+    }
+}
+
+pub async fn oauth_apps(command: OauthAppsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        OauthAppsCommand::Create {
+            integration,
+            client_id,
+            name,
+            scopes,
+            auth_method,
+            authorize_url,
+            token_url,
+            revoke_url,
+            base_url,
+            public_client,
+            tenant: tenant_arg,
+            database,
+        } => {
+            let client_secret = if public_client {
+                None
+            } else {
+                Some(SecretValue::new(read_stdin("the client secret")?.as_str()))
+            };
+            let engine = open(&database, &database.master_key()).await?;
+            let tenant = tenant(&engine, &tenant_arg).await?;
+            let created = engine
+                .create_oauth_app(
+                    &tenant.id,
+                    NewOAuthApp {
+                        name,
+                        integration,
+                        client_id,
+                        client_secret,
+                        scopes,
+                        auth_method,
+                        authorize_url,
+                        token_url,
+                        revoke_url,
+                        base_url,
+                    },
+                )
+                .await;
+            engine.database().close().await;
+            let app = user_error(created, "create the OAuth app")?;
+            println!(
+                "Created OAuth app `{}` ({}) of tenant `{}`.",
+                app.name, app.integration, tenant.name
+            );
+        }
+        OauthAppsCommand::List {
+            tenant: tenant_arg,
+            database,
+        } => {
+            let engine = open(&database, &database.master_key()).await?;
+            let tenant = tenant(&engine, &tenant_arg).await?;
+            let apps = engine.list_oauth_apps(&tenant.id).await;
+            engine.database().close().await;
+            let apps = apps?;
+            if apps.is_empty() {
+                eprintln!("Tenant `{}` has no OAuth apps.", tenant.name);
+            }
+            for app in apps {
+                println!(
+                    "{}\t{}\tclient {}\t{}\ttoken {}",
+                    app.name,
+                    app.integration,
+                    app.client_id,
+                    app.auth_method.as_str(),
+                    app.token_url.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        OauthAppsCommand::Delete {
+            name,
+            tenant: tenant_arg,
+            database,
+        } => {
+            let engine = open(&database, &database.master_key()).await?;
+            let tenant = tenant(&engine, &tenant_arg).await?;
+            let deleted = engine.delete_oauth_app(&tenant.id, &name).await;
+            engine.database().close().await;
+            user_error(deleted, "delete the OAuth app")?;
+            println!("Deleted OAuth app `{name}` of tenant `{}`.", tenant.name);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn connections(command: ConnectionsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ConnectionsCommand::Create {
+            name,
+            integration,
+            kind,
+            oauth_app,
+            api_key_header,
+            username,
+            tenant: tenant_arg,
+            database,
+        } => {
+            let kind: ConnectionKind =
+                serde_json::from_value(serde_json::Value::String(kind.clone())).map_err(|_| {
+                    anyhow::anyhow!("unknown kind `{kind}`: use oauth2, api_key, bearer or basic")
+                })?;
+            let mut new = NewConnection {
+                name,
+                integration,
+                kind,
+                oauth_app,
+                api_key: None,
+                api_key_header,
+                token: None,
+                username,
+                password: None,
+            };
+            match kind {
+                ConnectionKind::Oauth2 => {}
+                ConnectionKind::ApiKey => {
+                    new.api_key = Some(SecretValue::new(read_stdin("the API key")?.as_str()));
+                }
+                ConnectionKind::Bearer => {
+                    new.token = Some(SecretValue::new(read_stdin("the token")?.as_str()));
+                }
+                ConnectionKind::Basic => {
+                    new.password = Some(SecretValue::new(read_stdin("the password")?.as_str()));
+                }
+            }
+            let engine = open(&database, &database.master_key()).await?;
+            let tenant = tenant(&engine, &tenant_arg).await?;
+            let created = engine.create_connection(&tenant.id, new).await;
+            engine.database().close().await;
+            let connection = user_error(created, "create the connection")?;
+            println!(
+                "Created {} connection `{}` of tenant `{}`.",
+                connection.kind.as_str(),
+                connection.name,
+                tenant.name
+            );
+            if connection.kind == ConnectionKind::Oauth2 {
+                println!(
+                    "Authorize it: GET /oauth/{}/authorize?connection={} on the server, with the \
+                     tenant's API key, then follow the redirect in a browser.",
+                    connection.integration, connection.name
+                );
+            }
+        }
+        ConnectionsCommand::List {
+            tenant: tenant_arg,
+            database,
+        } => {
+            let engine = open(&database, &database.master_key()).await?;
+            let tenant = tenant(&engine, &tenant_arg).await?;
+            let connections = engine.list_connections(&tenant.id).await;
+            engine.database().close().await;
+            let connections = connections?;
+            if connections.is_empty() {
+                eprintln!("Tenant `{}` has no connections.", tenant.name);
+            }
+            for connection in connections {
+                let expires = connection
+                    .expires_at
+                    .and_then(chrono::DateTime::from_timestamp_millis)
+                    .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_else(|| "-".into());
+                println!(
+                    "{}\t{}\t{}\t{}\texpires {}",
+                    connection.name,
+                    connection.integration,
+                    connection.kind.as_str(),
+                    connection.status.as_str(),
+                    expires
+                );
+            }
+        }
+        ConnectionsCommand::Delete {
+            name,
+            tenant: tenant_arg,
+            database,
+        } => {
+            let engine = open(&database, &database.master_key()).await?;
+            let tenant = tenant(&engine, &tenant_arg).await?;
+            let deleted = engine.delete_connection(&tenant.id, &name).await;
+            engine.database().close().await;
+            let deleted = user_error(deleted, "delete the connection")?;
+            let revoked = if deleted.revoked {
+                " (tokens revoked at the provider)"
+            } else {
+                ""
+            };
+            println!(
+                "Deleted connection `{name}` of tenant `{}`{revoked}.",
+                tenant.name
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,187 @@
+//! The `oauth2` crate over our outbound [`HttpClient`] (SSRF guard, rustls, timeouts), and the
+//! client of one OAuth app.
+//!
+//! oauth2 is built without its reqwest feature (which pulls in reqwest 0.12); this adapter
+//! implements its `AsyncHttpClient` instead. A 429 or 5xx from the token endpoint becomes a
+//! [`TokenHttpError::Status`] here rather than an OAuth error response, so callers can tell a
+//! transient failure from a refusal such as `invalid_grant`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use oauth2::basic::{BasicClient, BasicErrorResponseType};
+use oauth2::{
+    AuthType, AuthUrl, ClientId, ClientSecret, EndpointNotSet, EndpointSet, HttpRequest,
+    HttpResponse, RedirectUrl, RequestTokenError, StandardErrorResponse, TokenUrl,
+};
+use stepwise_integrations::ActionError;
+use stepwise_integrations::http::HttpClient;
+use stepwise_integrations::providers::{ClientAuthMethod, provider};
+
+use crate::store::oauth_apps::OAuthApp;
+
+/// Limit on one token-endpoint exchange.
+pub const TOKEN_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Largest token-endpoint response read.
+const MAX_RESPONSE_BYTES: usize = 256 * 1024;
+
+/// An oauth2 client with both endpoints set.
+pub type AppClient =
+    BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenHttpError {
+    /// 429 or 5xx: the endpoint may answer next time.
+    #[error("the token endpoint answered HTTP {0}")]
+    Status(u16),
+    #[error("{0}")]
+    Transport(ActionError),
+}
+
+/// `oauth2::AsyncHttpClient` over [`HttpClient`].
+pub struct TokenEndpoint<'a>(pub &'a HttpClient);
+
+impl<'c> oauth2::AsyncHttpClient<'c> for TokenEndpoint<'_> {
+    type Error = TokenHttpError;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, TokenHttpError>> + Send + 'c>>;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let builder = self
+                .0
+                .request(parts.method, &parts.uri.to_string())
+                .map_err(TokenHttpError::Transport)?
+                .headers(parts.headers)
+                .timeout(TOKEN_REQUEST_TIMEOUT)
+                .body(body);
+            let response = self
+                .0
+                .send(builder)
+                .await
+                .map_err(TokenHttpError::Transport)?;
+            let status = response.status();
+            if status.as_u16() == 429 || status.is_server_error() {
+                return Err(TokenHttpError::Status(status.as_u16()));
+            }
+            let headers = response.headers().clone();
+            let bytes = response.bytes().await.map_err(|error| {
+                TokenHttpError::Transport(ActionError::retryable(format!(
+                    "reading the token endpoint's response failed: {}",
+                    error.without_url()
+                )))
+            })?;
+            if bytes.len() > MAX_RESPONSE_BYTES {
+                return Err(TokenHttpError::Transport(ActionError::Permanent(
+                    "the token endpoint's response is too large".into(),
+                )));
+            }
+            let mut response = http::Response::new(bytes.to_vec());
+            *response.status_mut() = status;
+            *response.headers_mut() = headers;
+            Ok(response)
+        })
+    }
+}
+
+/// Why a token request failed, classified; messages never hold a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenFailure {
+    /// `invalid_grant`: the code or refresh token is no longer valid.
+    InvalidGrant(String),
+    /// Another OAuth error response (`invalid_client`, ...): a configuration problem.
+    Refused(String),
+    /// Timeouts, connection errors, 429/5xx, unreadable responses: try again later.
+    Transient(String),
+}
+
+impl TokenFailure {
+    pub fn message(&self) -> &str {
+        match self {
+            Self::InvalidGrant(message) | Self::Refused(message) | Self::Transient(message) => {
+                message
+            }
+        }
+    }
+}
+
+type RequestError =
+    RequestTokenError<TokenHttpError, StandardErrorResponse<BasicErrorResponseType>>;
+
+/// Classifies an oauth2 request error. The raw body of an unparsable response is dropped: it
+/// may hold a token.
+pub fn classify(error: RequestError) -> TokenFailure {
+    match error {
+        RequestTokenError::ServerResponse(response) => {
+            let description = response
+                .error_description()
+                .map(|text| format!(": {text}"))
+                .unwrap_or_default();
+            let message = format!("the provider refused: {}{description}", response.error());
+            if *response.error() == BasicErrorResponseType::InvalidGrant {
+                TokenFailure::InvalidGrant(message)
+            } else {
+                TokenFailure::Refused(message)
+            }
+        }
+        RequestTokenError::Request(TokenHttpError::Status(status)) => {
+            TokenFailure::Transient(format!("the token endpoint answered HTTP {status}"))
+        }
+        RequestTokenError::Request(TokenHttpError::Transport(error)) => {
+            if error.is_retryable() {
+                TokenFailure::Transient(error.to_string())
+            } else {
+                TokenFailure::Refused(error.to_string())
+            }
+        }
+        RequestTokenError::Parse(error, _body) => TokenFailure::Transient(format!(
+            "the token endpoint's response is not a token response ({})",
+            error.path()
+        )),
+        RequestTokenError::Other(message) => TokenFailure::Transient(message),
+    }
+}
+
+/// The oauth2 client of `app`, authenticating as its auth method says.
+pub fn app_client(app: &OAuthApp, redirect_uri: Option<&str>) -> Result<AppClient, String> {
+    let authorize_url = app
+        .info
+        .authorize_url
+        .clone()
+        .ok_or_else(|| format!("OAuth app `{}` has no authorize URL", app.info.name))?;
+    let token_url = app
+        .info
+        .token_url
+        .clone()
+        .ok_or_else(|| format!("OAuth app `{}` has no token URL", app.info.name))?;
+    let mut client = BasicClient::new(ClientId::new(app.info.client_id.clone()))
+        .set_auth_uri(AuthUrl::new(authorize_url).map_err(|error| error.to_string())?)
+        .set_token_uri(TokenUrl::new(token_url).map_err(|error| error.to_string())?)
+        .set_auth_type(match app.info.auth_method {
+            ClientAuthMethod::ClientSecretBasic => AuthType::BasicAuth,
+            ClientAuthMethod::ClientSecretPost => AuthType::RequestBody,
+        });
+    if let Some(secret) = &app.client_secret {
+        client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
+    }
+    if let Some(redirect_uri) = redirect_uri {
+        client = client.set_redirect_uri(
+            RedirectUrl::new(redirect_uri.to_owned()).map_err(|error| error.to_string())?,
+        );
+    }
+    Ok(client)
+}
+
+/// The scopes of an authorization request, joined as the provider expects.
+pub fn scope_parameter(integration: &str, scopes: &[String]) -> Vec<oauth2::Scope> {
+    let separator = provider(integration).map_or(" ", |spec| spec.scope_separator);
+    if scopes.is_empty() {
+        Vec::new()
+    } else if separator == " " {
+        scopes.iter().cloned().map(oauth2::Scope::new).collect()
+    } else {
+        vec![oauth2::Scope::new(scopes.join(separator))]
+    }
+}

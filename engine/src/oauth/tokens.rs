@@ -1,0 +1,365 @@
+//! The token manager: a connection's credentials for actions, OAuth 2.0 access tokens refreshed
+//! ahead of expiry and once after a 401.
+//!
+//! A refresh is single-flight per connection: inside a process, callers queue on one async
+//! mutex per connection; across processes, the refresher holds a lease on the connection row
+//! (`refresh_lease_owner/until`, taken with one conditional update, so it works the same on
+//! SQLite and Postgres and no transaction stays open during the network call). Whoever gets
+//! the lease re-reads the row first and uses what a sibling already refreshed. The new access
+//! token and a rotated refresh token are written in one update, only while the lease is still
+//! held. `invalid_grant` marks the connection `needs_reauth`; later calls fail fast until it is
+//! authorized again. Transient failures (timeouts, 429, 5xx) keep the connection as it is.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use oauth2::RefreshToken;
+use sea_orm::DatabaseConnection;
+use stepwise_integrations::http::HttpClient;
+use stepwise_integrations::{ActionError, ConnectionAuth, ConnectionProvider, SecretValue};
+
+use super::client::{TokenEndpoint, TokenFailure, app_client, classify};
+use super::new_tokens;
+use crate::error::EngineError;
+use crate::store::connections::{
+    self, Connection, ConnectionKind, ConnectionStatus, DEFAULT_API_KEY_HEADER,
+};
+use crate::store::now_ms;
+use crate::store::oauth_apps;
+use crate::vault::Vault;
+
+/// Default: refresh when the access token expires within a minute.
+pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+/// How long a refresh lease lasts: longer than a token request may take, short enough that a
+/// crashed refresher does not block the connection for long.
+const LEASE_MS: i64 = 2 * super::client::TOKEN_REQUEST_TIMEOUT.as_millis() as i64;
+
+/// How often a process waiting for another process' refresh looks again.
+const LEASE_POLL: Duration = Duration::from_millis(25);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error(
+        "connection `{connection}` needs to be reconnected ({reason}): authorize it again with GET /oauth/{integration}/authorize?connection={connection}"
+    )]
+    NeedsReauth {
+        connection: String,
+        integration: String,
+        reason: String,
+    },
+    #[error("refreshing the token of connection `{connection}` failed, will retry: {message}")]
+    Transient { connection: String, message: String },
+    #[error("connection `{connection}` cannot be used: {message}")]
+    Failed { connection: String, message: String },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl From<TokenError> for ActionError {
+    fn from(error: TokenError) -> Self {
+        match &error {
+            TokenError::Transient { .. } => ActionError::retryable(error.to_string()),
+            TokenError::Engine(EngineError::Database(_) | EngineError::Sqlx(_)) => {
+                ActionError::retryable(error.to_string())
+            }
+            _ => ActionError::Permanent(error.to_string()),
+        }
+    }
+}
+
+/// Refreshes and hands out connection credentials; one per engine (process).
+pub struct TokenManager {
+    db: DatabaseConnection,
+    vault: Vault,
+    http: HttpClient,
+    /// Identifies this process in refresh leases.
+    owner: String,
+    refresh_margin_ms: AtomicI64,
+    flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl std::fmt::Debug for TokenManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenManager")
+            .field("owner", &self.owner)
+            .finish()
+    }
+}
+
+impl TokenManager {
+    pub fn new(db: DatabaseConnection, vault: Vault, http: HttpClient, owner: String) -> Self {
+        Self {
+            db,
+            vault,
+            http,
+            owner,
+            refresh_margin_ms: AtomicI64::new(DEFAULT_REFRESH_MARGIN.as_millis() as i64),
+            flights: Mutex::default(),
+        }
+    }
+
+    /// Refresh access tokens that expire within `margin`.
+    pub fn set_refresh_margin(&self, margin: Duration) {
+        self.refresh_margin_ms
+            .store(margin.as_millis() as i64, Ordering::Relaxed);
+    }
+
+    /// The connection's credentials, refreshing an OAuth 2.0 token close to expiry.
+    pub async fn auth(&self, tenant_id: &str, name: &str) -> Result<ConnectionAuth, TokenError> {
+        let connection = connections::load(&self.db, &self.vault, tenant_id, name).await?;
+        if connection.info.kind != ConnectionKind::Oauth2 {
+            return static_auth(&connection);
+        }
+        if let Some(token) = self.usable(&connection, None)? {
+            return Ok(ConnectionAuth::Bearer(token));
+        }
+        self.refresh(tenant_id, name, None).await
+    }
+
+    /// After a 401 for `rejected`: a refreshed token, unless a sibling already replaced it.
+    pub async fn refresh_rejected(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        rejected: &ConnectionAuth,
+    ) -> Result<ConnectionAuth, TokenError> {
+        let connection = connections::get(&self.db, tenant_id, name).await?;
+        if connection.kind != ConnectionKind::Oauth2 {
+            return Err(TokenError::Failed {
+                connection: name.to_owned(),
+                message: format!(
+                    "the provider refused its {} credentials (HTTP 401)",
+                    connection.kind.as_str()
+                ),
+            });
+        }
+        self.refresh(tenant_id, name, Some(rejected.secret())).await
+    }
+
+    /// The stored access token when it can be used: connected, present, not expiring within
+    /// the margin and not the one the provider just rejected. A connection that needs
+    /// re-authorization fails fast.
+    fn usable(
+        &self,
+        connection: &Connection,
+        rejected: Option<&SecretValue>,
+    ) -> Result<Option<SecretValue>, TokenError> {
+        if connection.info.status == ConnectionStatus::NeedsReauth {
+            return Err(needs_reauth(
+                connection,
+                connection
+                    .info
+                    .status_reason
+                    .clone()
+                    .unwrap_or_else(|| "not authorized".into()),
+            ));
+        }
+        let Some(token) = &connection.credentials.access_token else {
+            return Ok(None);
+        };
+        let margin = self.refresh_margin_ms.load(Ordering::Relaxed);
+        let fresh = connection
+            .info
+            .expires_at
+            .is_none_or(|expires_at| expires_at > now_ms().saturating_add(margin));
+        Ok((fresh && rejected != Some(token)).then(|| token.clone()))
+    }
+
+    fn flight(&self, connection_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.flights
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(connection_id.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    async fn refresh(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        rejected: Option<&SecretValue>,
+    ) -> Result<ConnectionAuth, TokenError> {
+        let connection = connections::load(&self.db, &self.vault, tenant_id, name).await?;
+        let flight = self.flight(&connection.info.id);
+        let _in_process = flight.lock().await;
+        // Take the cross-process lease, unless a sibling (in this process or another) has
+        // refreshed while this caller waited.
+        loop {
+            let connection = connections::load(&self.db, &self.vault, tenant_id, name).await?;
+            if let Some(token) = self.usable(&connection, rejected)? {
+                return Ok(ConnectionAuth::Bearer(token));
+            }
+            let until = now_ms() + LEASE_MS;
+            if connections::take_lease(&self.db, &connection.info.id, &self.owner, until).await? {
+                break;
+            }
+            tokio::time::sleep(LEASE_POLL).await;
+        }
+        // Re-read under the lease: a sibling may have finished between the read and the lease.
+        let connection = connections::load(&self.db, &self.vault, tenant_id, name).await?;
+        let id = connection.info.id.clone();
+        let outcome = self.refresh_leased(&connection, rejected).await;
+        match &outcome {
+            Ok(_) => {}
+            Err(TokenError::NeedsReauth { reason, .. }) => {
+                tracing::warn!(message = "Token refresh refused; the connection needs re-authorization.", connection = name, %reason);
+                connections::release_lease(
+                    &self.db,
+                    &id,
+                    &self.owner,
+                    Some((ConnectionStatus::NeedsReauth, reason.as_str())),
+                )
+                .await?;
+            }
+            Err(TokenError::Failed { message, .. }) => {
+                tracing::warn!(message = "Token refresh failed.", connection = name, error = %message);
+                connections::release_lease(
+                    &self.db,
+                    &id,
+                    &self.owner,
+                    Some((ConnectionStatus::Error, message.as_str())),
+                )
+                .await?;
+            }
+            Err(error) => {
+                tracing::warn!(message = "Token refresh failed; the connection is kept.", connection = name, %error);
+                connections::release_lease(&self.db, &id, &self.owner, None).await?;
+            }
+        }
+        outcome
+    }
+
+    /// Refreshes while holding the lease; the lease is released by the caller on failure and
+    /// by the token write on success.
+    async fn refresh_leased(
+        &self,
+        connection: &Connection,
+        rejected: Option<&SecretValue>,
+    ) -> Result<ConnectionAuth, TokenError> {
+        if let Some(token) = self.usable(connection, rejected)? {
+            connections::release_lease(&self.db, &connection.info.id, &self.owner, None).await?;
+            return Ok(ConnectionAuth::Bearer(token));
+        }
+        let Some(refresh_token) = connection.credentials.refresh_token.clone() else {
+            return Err(needs_reauth(
+                connection,
+                "the access token expired and the provider gave no refresh token".into(),
+            ));
+        };
+        let app_name = connection
+            .info
+            .oauth_app
+            .clone()
+            .unwrap_or_else(|| connection.info.integration.clone());
+        let app = oauth_apps::load(&self.db, &self.vault, &connection.tenant_id, &app_name).await?;
+        let client = app_client(&app, None).map_err(|message| TokenError::Failed {
+            connection: connection.info.name.clone(),
+            message,
+        })?;
+        let response = client
+            .exchange_refresh_token(&RefreshToken::new(refresh_token.expose().to_owned()))
+            .request_async(&TokenEndpoint(&self.http))
+            .await;
+        let token = match response.map_err(classify) {
+            Ok(token) => token,
+            Err(TokenFailure::InvalidGrant(message)) => {
+                return Err(needs_reauth(connection, message));
+            }
+            Err(TokenFailure::Refused(message)) => {
+                return Err(TokenError::Failed {
+                    connection: connection.info.name.clone(),
+                    message,
+                });
+            }
+            Err(TokenFailure::Transient(message)) => {
+                return Err(TokenError::Transient {
+                    connection: connection.info.name.clone(),
+                    message,
+                });
+            }
+        };
+        let tokens = new_tokens(&token, Some(refresh_token), &connection.info.scopes);
+        let access_token = tokens
+            .credentials
+            .access_token
+            .clone()
+            .unwrap_or_else(|| SecretValue::new(""));
+        let written = connections::store_tokens(
+            &self.db,
+            &self.vault,
+            &connection.tenant_id,
+            &connection.info.id,
+            &tokens,
+            Some(&self.owner),
+        )
+        .await?;
+        if !written {
+            // The lease expired and another process took over; its tokens win, and this
+            // token is still valid at the provider for this one call.
+            tracing::warn!(
+                message = "Refresh lease lost before the tokens were written.",
+                connection = connection.info.name
+            );
+        }
+        tracing::info!(
+            message = "Token refreshed.",
+            connection = connection.info.name
+        );
+        Ok(ConnectionAuth::Bearer(access_token))
+    }
+}
+
+fn needs_reauth(connection: &Connection, reason: String) -> TokenError {
+    TokenError::NeedsReauth {
+        connection: connection.info.name.clone(),
+        integration: connection.info.integration.clone(),
+        reason,
+    }
+}
+
+fn static_auth(connection: &Connection) -> Result<ConnectionAuth, TokenError> {
+    let missing = || TokenError::Failed {
+        connection: connection.info.name.clone(),
+        message: "its stored credentials are incomplete".into(),
+    };
+    let credentials = &connection.credentials;
+    Ok(match connection.info.kind {
+        ConnectionKind::ApiKey => ConnectionAuth::ApiKey {
+            header: connection
+                .info
+                .api_key_header
+                .clone()
+                .unwrap_or_else(|| DEFAULT_API_KEY_HEADER.to_owned()),
+            key: credentials.api_key.clone().ok_or_else(missing)?,
+        },
+        ConnectionKind::Bearer => {
+            ConnectionAuth::Bearer(credentials.access_token.clone().ok_or_else(missing)?)
+        }
+        ConnectionKind::Basic => ConnectionAuth::Basic {
+            username: connection.info.username.clone().ok_or_else(missing)?,
+            password: credentials.password.clone().ok_or_else(missing)?,
+        },
+        ConnectionKind::Oauth2 => return Err(missing()),
+    })
+}
+
+#[async_trait]
+impl ConnectionProvider for TokenManager {
+    async fn auth(&self, tenant_id: &str, connection: &str) -> Result<ConnectionAuth, ActionError> {
+        Ok(TokenManager::auth(self, tenant_id, connection).await?)
+    }
+
+    async fn refresh_rejected(
+        &self,
+        tenant_id: &str,
+        connection: &str,
+        rejected: &ConnectionAuth,
+    ) -> Result<ConnectionAuth, ActionError> {
+        Ok(TokenManager::refresh_rejected(self, tenant_id, connection, rejected).await?)
+    }
+}

@@ -1,0 +1,84 @@
+//! How an action authenticates with a tenant's connection: the [`ConnectionProvider`] the engine
+//! implements with its token manager, and the [`ConnectionAuth`] it hands out. Actions reach it
+//! only through [`crate::ActionContext::connection_auth`].
+
+use async_trait::async_trait;
+use reqwest::RequestBuilder;
+use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
+
+use crate::error::ActionError;
+use crate::secrets::SecretValue;
+
+/// The credentials a request carries for a connection. Debug output shows no secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionAuth {
+    /// `Authorization: Bearer <token>` (OAuth 2.0 access tokens and bearer connections).
+    Bearer(SecretValue),
+    /// The key in the named header.
+    ApiKey { header: String, key: SecretValue },
+    /// `Authorization: Basic base64(username:password)`.
+    Basic {
+        username: String,
+        password: SecretValue,
+    },
+}
+
+impl ConnectionAuth {
+    /// `request` with this authentication, its header marked sensitive.
+    pub fn apply(&self, request: RequestBuilder) -> Result<RequestBuilder, ActionError> {
+        let (name, value) = match self {
+            Self::Bearer(token) => (AUTHORIZATION, format!("Bearer {}", token.expose())),
+            Self::ApiKey { header, key } => (
+                HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
+                    ActionError::Permanent(format!("`{header}` is not a valid header name"))
+                })?,
+                key.expose().to_owned(),
+            ),
+            Self::Basic { username, password } => {
+                use base64::Engine as _;
+                let pair = zeroize::Zeroizing::new(format!("{username}:{}", password.expose()));
+                (
+                    AUTHORIZATION,
+                    format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(pair.as_bytes())
+                    ),
+                )
+            }
+        };
+        let value = zeroize::Zeroizing::new(value);
+        let mut value = HeaderValue::from_str(&value).map_err(|_| {
+            ActionError::Permanent("the connection's credential is not a valid header value".into())
+        })?;
+        value.set_sensitive(true);
+        Ok(request.header(name, value))
+    }
+
+    /// The secret part, for redaction.
+    pub fn secret(&self) -> &SecretValue {
+        match self {
+            Self::Bearer(token) => token,
+            Self::ApiKey { key, .. } => key,
+            Self::Basic { password, .. } => password,
+        }
+    }
+}
+
+/// Credentials of a tenant's connections, with OAuth 2.0 tokens refreshed as needed.
+#[async_trait]
+pub trait ConnectionProvider: Send + Sync {
+    /// The current credentials of `connection`; an OAuth 2.0 token close to expiry is refreshed
+    /// first. A connection that needs re-authorization fails with a permanent error that says
+    /// so.
+    async fn auth(&self, tenant_id: &str, connection: &str) -> Result<ConnectionAuth, ActionError>;
+
+    /// After the provider answered 401 to `rejected`: the credentials to retry with once. An
+    /// OAuth 2.0 token is refreshed unless a sibling already replaced it; other kinds cannot
+    /// be refreshed and fail with a permanent error.
+    async fn refresh_rejected(
+        &self,
+        tenant_id: &str,
+        connection: &str,
+        rejected: &ConnectionAuth,
+    ) -> Result<ConnectionAuth, ActionError>;
+}
