@@ -3,12 +3,14 @@
 //!
 //! Architecture invariant: this is the only crate that talks to the database or the queue.
 
+pub mod cron;
 pub mod db;
 mod engine;
 pub mod error;
 mod executor;
 pub mod machine;
 mod runtime;
+mod schedules;
 pub mod status;
 pub mod store;
 pub mod vault;
@@ -27,8 +29,10 @@ pub(crate) fn crash_point(name: &str) {
 pub use engine::{Engine, RunEvent};
 pub use error::EngineError;
 pub use runtime::{Runtime, RuntimeOptions};
+pub use schedules::SchedulerPass;
 pub use status::{RunStatus, StepStatus};
 pub use store::runs::{AttemptView, Page, RunDetail, RunFilter, RunSummary, StepView};
+pub use store::schedules::{FireInfo, FireOutcome, ScheduleInfo};
 pub use store::secrets::{RewrapReport, SecretInfo, SecretWritten};
 pub use store::tenants::Tenant;
 pub use store::webhooks::{RejectionInfo, SourceInfo};

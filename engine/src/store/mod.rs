@@ -3,6 +3,7 @@
 pub mod entities;
 pub mod outbox;
 pub mod runs;
+pub mod schedules;
 pub mod secrets;
 pub mod steps;
 pub mod tenants;
