@@ -4,6 +4,7 @@
 //! Architecture invariant: this is the only crate that talks to the database or the queue.
 
 mod connections;
+pub mod cron;
 pub mod db;
 mod engine;
 pub mod error;
@@ -11,6 +12,7 @@ mod executor;
 pub mod machine;
 pub mod oauth;
 mod runtime;
+mod schedules;
 pub mod status;
 pub mod store;
 pub mod vault;
@@ -30,8 +32,10 @@ pub use connections::ConnectionDeleted;
 pub use engine::{Engine, RunEvent};
 pub use error::EngineError;
 pub use runtime::{Runtime, RuntimeOptions};
+pub use schedules::SchedulerPass;
 pub use status::{RunStatus, StepStatus};
 pub use store::runs::{AttemptView, Page, RunDetail, RunFilter, RunSummary, StepView};
+pub use store::schedules::{FireInfo, FireOutcome, ScheduleInfo};
 pub use store::secrets::{RewrapReport, SecretInfo, SecretWritten};
 pub use store::tenants::Tenant;
 pub use store::webhooks::{RejectionInfo, SourceInfo};

@@ -1,5 +1,5 @@
 //! The background machinery of a process: apalis workers that execute step tasks, the outbox
-//! relay that feeds them, and the sweeper that enforces run deadlines.
+//! relay that feeds them, the sweeper that enforces run deadlines, and the cron scheduler.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +25,9 @@ pub struct RuntimeOptions {
     /// How often workers report liveness. The queue hands a dead worker's tasks to another
     /// worker after two missed heartbeats, so this bounds how long a crash delays a step.
     pub heartbeat_interval: Duration,
+    /// How often this process fires due cron slots; `None` fires none (tests that drive
+    /// [`Engine::fire_due_schedules`] with their own clock).
+    pub scheduler_interval: Option<Duration>,
 }
 
 impl Default for RuntimeOptions {
@@ -33,6 +36,7 @@ impl Default for RuntimeOptions {
             concurrency: 16,
             poll_interval: Duration::from_millis(200),
             heartbeat_interval: Duration::from_secs(5),
+            scheduler_interval: Some(Duration::from_millis(250)),
         }
     }
 }
@@ -61,14 +65,21 @@ async fn handle_step(task: StepTask, engine: Data<Arc<EngineInner>>) -> Result<(
 }
 
 impl Engine {
-    /// Starts workers, the outbox relay and the deadline sweeper.
+    /// Starts workers, the outbox relay, the deadline sweeper and the cron scheduler.
     pub fn start(&self, options: RuntimeOptions) -> Runtime {
         let shutdown = CancellationToken::new();
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(relay_loop(self.inner.clone(), shutdown.clone())),
             tokio::spawn(sweeper_loop(self.inner.clone(), shutdown.clone())),
             spawn_worker(self.inner.clone(), &options, shutdown.clone()),
         ];
+        if let Some(interval) = options.scheduler_interval {
+            tasks.push(tokio::spawn(scheduler_loop(
+                self.inner.clone(),
+                interval,
+                shutdown.clone(),
+            )));
+        }
         Runtime { shutdown, tasks }
     }
 }
@@ -180,6 +191,23 @@ async fn sweeper_loop(inner: Arc<EngineInner>, shutdown: CancellationToken) {
                 }
             }
             Err(error) => tracing::warn!(message = "Deadline sweep failed.", %error),
+        }
+    }
+}
+
+/// Fires due cron slots every `interval`. Every process runs this loop; the claim in
+/// `store::schedules` makes each slot fire once however many do.
+async fn scheduler_loop(inner: Arc<EngineInner>, interval: Duration, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(interval);
+    // After a stall, one pass catches up (per each schedule's policy); a burst would not.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        if let Err(error) = inner.scheduler_pass(crate::store::now_ms()).await {
+            tracing::warn!(message = "Cron scheduler pass failed; retrying next tick.", %error);
         }
     }
 }

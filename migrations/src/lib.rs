@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261128_000001_foundation;
 mod m20261128_000003_run_lineage;
+mod m20261130_000001_schedules;
 mod m20261130_000002_connections;
 mod m20261201_000001_secrets;
 mod m20261202_000001_webhooks;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000003_run_lineage::Migration),
             Box::new(m20261201_000001_secrets::Migration),
             Box::new(m20261202_000001_webhooks::Migration),
+            Box::new(m20261130_000001_schedules::Migration),
             Box::new(m20261130_000002_connections::Migration),
         ]
     }

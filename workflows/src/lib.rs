@@ -15,7 +15,6 @@ mod inputs;
 pub mod model;
 mod parse;
 mod schema;
-mod timezone;
 mod tree;
 mod validate;
 

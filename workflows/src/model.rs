@@ -138,15 +138,34 @@ pub struct CronTrigger {
     pub timezone: Option<String>,
     #[serde(default)]
     pub catch_up: CatchUp,
+    /// With `catch_up: all`, how many missed slots are fired at most (the most recent ones);
+    /// [`DEFAULT_MAX_CATCH_UP`] when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_catch_up: Option<u32>,
     #[serde(default)]
     pub overlap: Overlap,
 }
+
+/// Missed slots fired at most after downtime with `catch_up: all` and no `max_catch_up`.
+pub const DEFAULT_MAX_CATCH_UP: u32 = 100;
+/// The largest `max_catch_up` accepted: catching up is bounded work.
+pub const MAX_CATCH_UP_LIMIT: u32 = 1000;
 
 impl CronTrigger {
     /// Parses [`Self::schedule`] exactly as the validator accepted it, so the scheduler and the
     /// validator can never disagree: 5 fields, or 6 with seconds first; no year field.
     pub fn cron(&self) -> Result<croner::Cron, croner::errors::CronError> {
         parse_cron(&self.schedule)
+    }
+
+    /// The entry's time zone: UTC when absent. The validator accepts only names that parse.
+    pub fn time_zone(&self) -> Result<chrono_tz::Tz, chrono_tz::ParseError> {
+        self.timezone.as_deref().unwrap_or("UTC").parse()
+    }
+
+    /// The bound on missed slots fired with `catch_up: all`.
+    pub fn max_catch_up(&self) -> u32 {
+        self.max_catch_up.unwrap_or(DEFAULT_MAX_CATCH_UP)
     }
 }
 

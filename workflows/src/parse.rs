@@ -9,8 +9,8 @@ use serde_json::{Map, Value};
 use crate::diagnostics::{Diagnostic, Pos, code, did_you_mean};
 use crate::expr::{Evaluator, OPEN};
 use crate::model::{
-    Backoff, CatchUp, Concurrency, CronTrigger, ManualTrigger, OnError, OnLimit, Overlap,
-    RetryPolicy, Triggers, WebhookTrigger, Workflow,
+    Backoff, CatchUp, Concurrency, CronTrigger, MAX_CATCH_UP_LIMIT, ManualTrigger, OnError,
+    OnLimit, Overlap, RetryPolicy, Triggers, WebhookTrigger, Workflow,
 };
 use crate::tree::{Item, Key, Node};
 use crate::{ActionCatalog, Step, tree, validate};
@@ -86,7 +86,13 @@ const WORKFLOW_KEYS: &[&str] = &[
 ];
 const TRIGGER_KEYS: &[&str] = &["manual", "webhook", "cron"];
 const WEBHOOK_KEYS: &[&str] = &["source", "events", "filter"];
-const CRON_KEYS: &[&str] = &["schedule", "timezone", "catch_up", "overlap"];
+const CRON_KEYS: &[&str] = &[
+    "schedule",
+    "timezone",
+    "catch_up",
+    "max_catch_up",
+    "overlap",
+];
 const CONCURRENCY_KEYS: &[&str] = &["key", "limit", "on_limit"];
 const STEP_KEYS: &[&str] = &[
     "id",
@@ -611,6 +617,25 @@ impl<'n> Builder<'n> {
                 )
             })
             .unwrap_or_default();
+        let max_catch_up = fields.entry("max_catch_up").and_then(|(key, item)| {
+            if catch_up != CatchUp::All {
+                self.report(
+                    code::INVALID_VALUE,
+                    key.pos,
+                    "`max_catch_up` only applies with `catch_up: all`",
+                );
+            }
+            let value = self.positive(item, "`max_catch_up`", code::INVALID_VALUE)?;
+            if value > MAX_CATCH_UP_LIMIT {
+                self.report(
+                    code::INVALID_VALUE,
+                    item.pos,
+                    format!("`max_catch_up` must be at most {MAX_CATCH_UP_LIMIT}, found {value}"),
+                );
+                return None;
+            }
+            Some(value)
+        });
         let overlap = fields
             .get("overlap")
             .and_then(|item| {
@@ -630,6 +655,7 @@ impl<'n> Builder<'n> {
             schedule: schedule?,
             timezone,
             catch_up,
+            max_catch_up,
             overlap,
         })
     }
@@ -661,7 +687,7 @@ impl<'n> Builder<'n> {
 
     fn timezone(&mut self, item: &'n Item) -> Option<String> {
         let timezone = self.string(item, "`timezone`")?;
-        if crate::timezone::is_plausible(timezone) {
+        if timezone.parse::<chrono_tz::Tz>().is_ok() {
             return Some(timezone.to_owned());
         }
         self.report(

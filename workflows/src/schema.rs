@@ -113,8 +113,23 @@ pub fn json_schema() -> Value {
                         "description": "IANA time zone; UTC when absent.",
                         "type": "string"
                     },
-                    "catch_up": { "enum": ["none", "latest", "all"], "default": "latest" },
-                    "overlap": { "enum": ["skip", "allow", "queue"], "default": "skip" }
+                    "catch_up": {
+                        "description": "After downtime: `none` skips missed slots, `latest` fires the most recent one, `all` fires every one (at most `max_catch_up`).",
+                        "enum": ["none", "latest", "all"],
+                        "default": "latest"
+                    },
+                    "max_catch_up": {
+                        "description": "With `catch_up: all`: the most missed slots fired (the most recent ones).",
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 1000,
+                        "default": 100
+                    },
+                    "overlap": {
+                        "description": "When a run started by this entry is still active: `skip` the slot, `allow` another run, or `queue` it until the active one ends.",
+                        "enum": ["skip", "allow", "queue"],
+                        "default": "skip"
+                    }
                 }
             },
             "retry": {

@@ -76,6 +76,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let runtime = engine.start(RuntimeOptions {
         concurrency: 8,
         poll_interval: Duration::from_millis(100),
+        // One run of the file, not its cron triggers.
+        scheduler_interval: None,
         ..RuntimeOptions::default()
     });
     let run_id = engine

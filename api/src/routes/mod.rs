@@ -39,6 +39,10 @@ pub fn configure(config: &mut web::ServiceConfig, webhook_max_bytes: usize) {
                 )
                 .route("/workflows/{name}", web::get().to(workflows::get))
                 .route("/workflows/{name}/diff", web::get().to(workflows::diff))
+                .route(
+                    "/workflows/{name}/schedules",
+                    web::get().to(workflows::schedules),
+                )
                 .route("/workflows/{name}/runs", web::post().to(runs::trigger))
                 .route("/runs", web::get().to(runs::list))
                 .route("/runs/{id}", web::get().to(runs::get))

@@ -1,10 +1,10 @@
-//! Workflows: list, deploy (YAML body, a new version per change), detail with versions, and
-//! the diff between two versions.
+//! Workflows: list, deploy (YAML body, a new version per change), detail with versions, the
+//! diff between two versions, and the cron schedules of the latest version.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
-use stepwise_engine::{VersionInfo, WorkflowSummary};
+use stepwise_engine::{ScheduleInfo, VersionInfo, WorkflowSummary};
 
 use crate::auth::Authenticated;
 use crate::error::ApiError;
@@ -90,6 +90,26 @@ pub async fn get(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("workflow `{name}` not found")))?;
     Ok(web::Json(WorkflowDetail { workflow, versions }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct ScheduleList {
+    /// One per `on.cron` entry, in file order: next fire time and the most recent fires.
+    pub items: Vec<ScheduleInfo>,
+}
+
+pub async fn schedules(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    name: web::Path<String>,
+) -> Result<web::Json<ScheduleList>, ApiError> {
+    let name = name.into_inner();
+    let lookup = name.clone();
+    let items = state
+        .call(move |engine| async move { engine.schedules(&tenant.id, &lookup).await })
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("workflow `{name}` not found")))?;
+    Ok(web::Json(ScheduleList { items }))
 }
 
 #[derive(Debug, Deserialize)]

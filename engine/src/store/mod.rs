@@ -6,6 +6,7 @@ pub mod oauth_apps;
 pub mod outbox;
 pub mod run_state;
 pub mod runs;
+pub mod schedules;
 pub mod secrets;
 pub mod steps;
 pub mod tenants;

@@ -132,6 +132,16 @@ pub async fn deploy(
     }
     .insert(&tx)
     .await?;
+    // The new version's cron entries take effect with it, in the same transaction.
+    super::schedules::sync(
+        &tx,
+        tenant_id,
+        &workflow_id,
+        &definition.name,
+        &definition.on.cron,
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Deployed {
         workflow_id,

@@ -125,6 +125,19 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start(database: &TestDatabase) -> Self {
+        Self::start_with(
+            database,
+            RuntimeOptions {
+                concurrency: 8,
+                poll_interval: Duration::from_millis(100),
+                ..RuntimeOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// [`Harness::start`] with the runtime configured by `options`.
+    pub async fn start_with(database: &TestDatabase, options: RuntimeOptions) -> Self {
         // A fixed key held in memory: tests that store secrets need one on either backend.
         let keys = Arc::new(LocalKeyProvider::new(KeyRing::new(vec![
             MasterKey::generate(),
@@ -138,11 +151,7 @@ impl Harness {
         .await
         .expect("open engine");
         let (tenant, _key) = engine.create_tenant("test").await.expect("tenant");
-        let runtime = engine.start(RuntimeOptions {
-            concurrency: 8,
-            poll_interval: Duration::from_millis(100),
-            ..RuntimeOptions::default()
-        });
+        let runtime = engine.start(options);
         Self {
             engine,
             runtime: Some(runtime),
