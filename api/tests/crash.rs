@@ -493,6 +493,7 @@ async fn sigkill_mid_for_each_repeats_no_completed_item() {
         );
         let max = provider.max_in_flight.load(Ordering::SeqCst);
         assert!(max <= 10, "{label} {max} requests in flight at once");
+        assert_eq!(provider.in_flight.load(Ordering::SeqCst), 0, "{label}");
         let fetch = run["steps"]
             .as_array()
             .and_then(|steps| steps.iter().find(|step| step["id"] == "fetch"))

@@ -140,7 +140,7 @@ async fn three_workers_fire_every_second_slot_exactly_once() {
     let engine = Engine::open(
         &database.url,
         Arc::new(Registry::builtin()),
-        Arc::new(ActionServices { http }),
+        Arc::new(ActionServices::new(http)),
     )
     .await
     .expect("open engine");

@@ -73,11 +73,21 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl EngineInner {
     pub(crate) async fn definition(&self, version_id: &str) -> Result<Arc<Workflow>, EngineError> {
+        self.definition_via(&self.db.conn, version_id).await
+    }
+
+    /// [`Self::definition`], reading through `db` on a cache miss: inside a write transaction
+    /// pass the transaction (on SQLite it holds the only connection).
+    pub(crate) async fn definition_via(
+        &self,
+        db: &impl ConnectionTrait,
+        version_id: &str,
+    ) -> Result<Arc<Workflow>, EngineError> {
         if let Some(found) = lock(&self.definitions).get(version_id) {
             return Ok(found.clone());
         }
         // Versions are immutable, so caching them forever is safe.
-        let definition = Arc::new(workflows::definition(&self.db.conn, version_id).await?);
+        let definition = Arc::new(workflows::definition(db, version_id).await?);
         lock(&self.definitions).insert(version_id.to_owned(), definition.clone());
         Ok(definition)
     }
@@ -88,18 +98,30 @@ impl EngineInner {
         tenant_id: &str,
         name: &str,
     ) -> Result<Option<VersionRef>, EngineError> {
-        match workflows::latest(&self.db.conn, tenant_id, name).await? {
-            Some(latest) => Ok(Some(self.with_definition(latest).await?)),
+        self.latest_version_via(&self.db.conn, tenant_id, name)
+            .await
+    }
+
+    /// [`Self::latest_version`], reading through `db` (a transaction, inside one).
+    pub(crate) async fn latest_version_via(
+        &self,
+        db: &impl ConnectionTrait,
+        tenant_id: &str,
+        name: &str,
+    ) -> Result<Option<VersionRef>, EngineError> {
+        match workflows::latest(db, tenant_id, name).await? {
+            Some(latest) => Ok(Some(self.with_definition(db, latest).await?)),
             None => Ok(None),
         }
     }
 
     pub(crate) async fn with_definition(
         &self,
+        db: &impl ConnectionTrait,
         latest: LatestVersion,
     ) -> Result<VersionRef, EngineError> {
         Ok(VersionRef {
-            definition: self.definition(&latest.version_id).await?,
+            definition: self.definition_via(db, &latest.version_id).await?,
             workflow_id: latest.workflow_id,
             version_id: latest.version_id,
             version: latest.version,

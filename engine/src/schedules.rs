@@ -15,7 +15,7 @@ use crate::executor::Applied;
 use crate::store::runs::NewRun;
 use crate::store::schedules::{self as store, Due, FireOutcome, ScheduleInfo};
 use crate::store::workflows::VersionRef;
-use crate::store::{now_ms, runs, workflows};
+use crate::store::{now_ms, runs};
 
 /// The run's `trigger_kind` for cron runs.
 pub const TRIGGER_KIND: &str = "cron";
@@ -206,7 +206,9 @@ impl EngineInner {
                 return Ok(None);
             }
         };
-        let version = workflows::latest(tx, &due.row.tenant_id, &due.row.workflow_name).await?;
+        let version = self
+            .latest_version_via(tx, &due.row.tenant_id, &due.row.workflow_name)
+            .await?;
         Ok(Some(Claim {
             tx,
             due,
@@ -254,23 +256,20 @@ impl EngineInner {
             "timezone": claim.due.row.timezone,
             "scheduled_at": claim.schedule.format(slot),
         });
-        let (run_id, tasks) = runs::create(
-            claim.tx,
-            NewRun {
-                tenant_id: &claim.due.row.tenant_id,
-                workflow: version,
-                input,
-                trigger_kind: TRIGGER_KIND,
-                trigger,
-                rerun_of: None,
-            },
-        )
-        .await?;
+        let (state, tasks) = runs::create(NewRun {
+            tenant_id: &claim.due.row.tenant_id,
+            workflow: version,
+            input,
+            trigger_kind: TRIGGER_KIND,
+            trigger,
+            rerun_of: None,
+        });
+        let run_id = state.run.id.clone();
         let mut applied = Applied {
             tasks,
             ..Applied::default()
         };
-        self.advance(claim.tx, &run_id, &version.definition, &mut applied)
+        self.advance(claim.tx, state, &version.definition, &mut applied)
             .await?;
         store::settle_fire(
             claim.tx,

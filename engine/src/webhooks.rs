@@ -310,7 +310,10 @@ impl Engine {
         let context = json!({ "trigger": trigger });
         let mut out = Vec::new();
         for latest in workflows::latest_all(&self.inner.db.conn, &source.tenant_id).await? {
-            let version = self.inner.with_definition(latest).await?;
+            let version = self
+                .inner
+                .with_definition(&self.inner.db.conn, latest)
+                .await?;
             let Some(WebhookTrigger {
                 source: name,
                 events,
