@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use common::{Harness, databases};
 use expect_test::expect_file;
@@ -24,7 +24,7 @@ fn cases() -> Vec<PathBuf> {
     cases
 }
 
-fn input_of(source: &str, path: &PathBuf) -> Value {
+fn input_of(source: &str, path: &Path) -> Value {
     let line = source.lines().next().unwrap_or_default();
     let json = line
         .strip_prefix("# input:")
