@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
-use stepwise_engine::EngineError;
+use stepwise_engine::{EngineError, VaultError};
 use stepwise_workflows::Diagnostic;
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +96,10 @@ impl From<EngineError> for ApiError {
             EngineError::Conflict(message) => Self::Conflict(message),
             EngineError::InvalidInput(message) => Self::InvalidInput(message),
             EngineError::InvalidWorkflow(diagnostics) => Self::InvalidWorkflow(diagnostics),
+            // A missing master key is the operator's to fix, not a bug: say what to set.
+            EngineError::Vault(
+                error @ (VaultError::NoMasterKey | VaultError::UnknownKey { .. }),
+            ) => Self::Unavailable(error.to_string()),
             other => Self::Internal(other.to_string()),
         }
     }

@@ -42,7 +42,14 @@ fn free_port() -> u16 {
 
 fn stepwise() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_stepwise"));
-    command.env_remove("FAILPOINTS").env("STEPWISE_LOG", "warn");
+    // Every process of a test shares one master key, as processes sharing a database must.
+    command
+        .env_remove("FAILPOINTS")
+        .env("STEPWISE_LOG", "warn")
+        .env(
+            "STEPWISE_MASTER_KEY",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        );
     command
 }
 
@@ -524,6 +531,95 @@ async fn sigkill_mid_for_each_repeats_no_completed_item() {
         assert!(
             repeated <= 10,
             "{label} {repeated} items ran twice; only the ones in flight at the kill may"
+        );
+        database.drop_database().await;
+    }
+}
+
+/// SIGKILL right after a webhook delivery was answered 200: the delivery and its run were
+/// committed before the answer, so after a restart the run executes and its step reaches the
+/// provider (once, or twice with the same key if the kill caught it mid-request).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_right_after_a_webhook_200_still_runs_the_workflow() {
+    use hmac::{Hmac, KeyInit, Mac};
+    for database in common::databases().await {
+        let label = format!("[{} webhook 200 then SIGKILL]", database.backend);
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"ok": true})))
+            .mount(&server)
+            .await;
+        let workflows = tempfile::tempdir().expect("tempdir");
+        let key = create_tenant(&database.url);
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        stepwise_integrations::http::install_crypto_provider();
+        let client = reqwest::Client::new();
+
+        let mut doomed = serve(&database.url, port, workflows.path(), None);
+        wait_until_healthy(&client, &base).await;
+        let source: Value = client
+            .post(format!("{base}/api/v1/sources"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"name": "gh", "provider": "github", "secret": "s3cret"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let ingest = source["url"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{label} source: {source}"))
+            .to_owned();
+        let workflow = format!(
+            "name: hooked\non:\n  webhook: {{ source: gh, events: [push] }}\nsteps:\n  - id: notify\n    uses: http.request\n    with: {{ method: POST, url: \"{}/notify\" }}\n",
+            server.uri()
+        );
+        let deployed = client
+            .post(format!("{base}/api/v1/workflows"))
+            .bearer_auth(&key)
+            .header("content-type", "application/yaml")
+            .body(workflow)
+            .send()
+            .await
+            .unwrap();
+        assert!(deployed.status().is_success(), "{label} deploy");
+
+        let body = r#"{"ref":"main"}"#;
+        let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(b"s3cret").expect("key");
+        mac.update(body.as_bytes());
+        let signature = hex::encode(mac.finalize().into_bytes());
+        let accepted = client
+            .post(format!("{base}{ingest}"))
+            .header("content-type", "application/json")
+            .header("x-github-event", "push")
+            .header("x-github-delivery", "delivery-1")
+            .header("x-hub-signature-256", format!("sha256={signature}"))
+            .body(body)
+            .send()
+            .await
+            .expect("deliver");
+        assert_eq!(accepted.status(), 200, "{label}");
+        let accepted: Value = accepted.json().await.expect("ack JSON");
+        doomed.kill().expect("SIGKILL");
+        doomed.wait().expect("reap");
+        let run_id = accepted["run_ids"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("{label} run id in the ack: {accepted}"))
+            .to_owned();
+
+        let mut survivor = serve(&database.url, port, workflows.path(), None);
+        wait_until_healthy(&client, &base).await;
+        let run = wait_for_run(&client, &base, &key, &run_id).await;
+        survivor.kill().ok();
+        survivor.wait().ok();
+        assert_eq!(run["status"], "succeeded", "{label} {run}");
+        let notify = calls(&server).await.remove("notify").unwrap_or_default();
+        assert!(
+            (1..=2).contains(&notify.len())
+                && notify.iter().all(|key| key == &format!("{run_id}:notify")),
+            "{label} the step reached the provider with the run's key: {notify:?}"
         );
         database.drop_database().await;
     }
