@@ -219,30 +219,7 @@ async fn crash_at(failpoint: &str, first_calls_at_crash: usize, first_calls_in_t
 
 /// Deploys the workflow to our tenant and starts a run; returns its id.
 async fn start_run(client: &reqwest::Client, base: &str, key: &str, server: &MockServer) -> String {
-    let deployed = client
-        .post(format!("{base}/api/v1/workflows"))
-        .bearer_auth(key)
-        .header("content-type", "application/yaml")
-        .body(workflow(server))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        deployed.status().is_success(),
-        "deploy: {}",
-        deployed.status()
-    );
-    let started: Value = client
-        .post(format!("{base}/api/v1/workflows/crashy/runs"))
-        .bearer_auth(key)
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    started["run_id"].as_str().expect("run id").to_owned()
+    deploy_and_start(client, base, key, "crashy", workflow(server)).await
 }
 
 /// Polls (bounded: a dead worker's tasks are taken over after two missed heartbeats).
@@ -418,14 +395,8 @@ impl Provider {
     }
 }
 
-/// Deploys `source` to our tenant and starts a run of `name`; returns its id.
-async fn deploy_and_start(
-    client: &reqwest::Client,
-    base: &str,
-    key: &str,
-    name: &str,
-    source: String,
-) -> String {
+/// Deploys `source` to our tenant.
+async fn deploy(client: &reqwest::Client, base: &str, key: &str, source: String) {
     let deployed = client
         .post(format!("{base}/api/v1/workflows"))
         .bearer_auth(key)
@@ -439,6 +410,17 @@ async fn deploy_and_start(
         "deploy: {}",
         deployed.status()
     );
+}
+
+/// Deploys `source` to our tenant and starts a run of `name`; returns its id.
+async fn deploy_and_start(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    name: &str,
+    source: String,
+) -> String {
+    deploy(client, base, key, source).await;
     let started: Value = client
         .post(format!("{base}/api/v1/workflows/{name}/runs"))
         .bearer_auth(key)
@@ -576,15 +558,7 @@ async fn kill_right_after_a_webhook_200_still_runs_the_workflow() {
             "name: hooked\non:\n  webhook: {{ source: gh, events: [push] }}\nsteps:\n  - id: notify\n    uses: http.request\n    with: {{ method: POST, url: \"{}/notify\" }}\n",
             server.uri()
         );
-        let deployed = client
-            .post(format!("{base}/api/v1/workflows"))
-            .bearer_auth(&key)
-            .header("content-type", "application/yaml")
-            .body(workflow)
-            .send()
-            .await
-            .unwrap();
-        assert!(deployed.status().is_success(), "{label} deploy");
+        deploy(&client, &base, &key, workflow).await;
 
         let body = r#"{"ref":"main"}"#;
         let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(b"s3cret").expect("key");

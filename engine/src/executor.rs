@@ -734,13 +734,9 @@ impl EngineInner {
         }
         let (step, item_index) = step_definition(workflow, &task.step_id)?;
         if let Execution::Expanded { items } = execution {
+            let count = items.len();
             let mut row = this;
             row.input = Some(Value::Array(items));
-            let count = row
-                .input
-                .as_ref()
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len);
             state.set_step(row)?;
             state.expand(&step.id, count)?;
             return self.fan_out(state, step, &secrets, applied);

@@ -644,6 +644,6 @@ pub async fn rewrap_all(db: &DatabaseConnection, vault: &Vault) -> Result<(u64, 
             .await?;
         rewrapped += result.rows_affected;
     }
-    let remaining = stale().all(db).await?.len() as u64;
+    let remaining = sea_orm::PaginatorTrait::count(stale(), db).await?;
     Ok((rewrapped, remaining))
 }

@@ -311,13 +311,13 @@ pub async fn delete(
 /// Re-wraps every client secret not under `key_id`; returns (re-wrapped, remaining).
 pub async fn rewrap_all(db: &DatabaseConnection, vault: &Vault) -> Result<(u64, u64), EngineError> {
     let key_id = vault.current_key_id().await?;
-    let rows = oauth_app::Entity::find()
-        .filter(oauth_app::Column::KeyId.is_not_null())
-        .filter(oauth_app::Column::KeyId.ne(key_id.as_str()))
-        .all(db)
-        .await?;
+    let stale = || {
+        oauth_app::Entity::find()
+            .filter(oauth_app::Column::KeyId.is_not_null())
+            .filter(oauth_app::Column::KeyId.ne(key_id.as_str()))
+    };
     let mut rewrapped = 0;
-    for row in rows {
+    for row in stale().all(db).await? {
         let Some(envelope) = Sealed::envelope_of(
             row.envelope_version,
             &row.key_id,
@@ -348,11 +348,6 @@ pub async fn rewrap_all(db: &DatabaseConnection, vault: &Vault) -> Result<(u64, 
             .await?;
         rewrapped += result.rows_affected;
     }
-    let remaining = oauth_app::Entity::find()
-        .filter(oauth_app::Column::KeyId.is_not_null())
-        .filter(oauth_app::Column::KeyId.ne(key_id.as_str()))
-        .all(db)
-        .await?
-        .len() as u64;
+    let remaining = sea_orm::PaginatorTrait::count(stale(), db).await?;
     Ok((rewrapped, remaining))
 }
