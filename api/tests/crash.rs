@@ -421,6 +421,11 @@ async fn deploy_and_start(
     source: String,
 ) -> String {
     deploy(client, base, key, source).await;
+    start(client, base, key, name).await
+}
+
+/// Starts a run of our tenant's workflow `name`; returns its id.
+async fn start(client: &reqwest::Client, base: &str, key: &str, name: &str) -> String {
     let started: Value = client
         .post(format!("{base}/api/v1/workflows/{name}/runs"))
         .bearer_auth(key)
@@ -595,6 +600,164 @@ async fn kill_right_after_a_webhook_200_still_runs_the_workflow() {
                 && notify.iter().all(|key| key == &format!("{run_id}:notify")),
             "{label} the step reached the provider with the run's key: {notify:?}"
         );
+        database.drop_database().await;
+    }
+}
+
+/// Parked runs across a SIGKILL, with one worker: five runs in a 1-hour `core.sleep`, one in
+/// `core.wait_for_webhook` and one in a short sleep. After the restart the single worker is free
+/// (a new run that needs it finishes), the webhook run resumes on its delivery, the short sleep
+/// wakes on time, and the 1-hour sleeps still wait for their original wake-up time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parked_runs_survive_sigkill_and_hold_no_worker() {
+    use hmac::{Hmac, KeyInit, Mac};
+    for database in common::databases().await {
+        let label = format!("[{} parked runs]", database.backend);
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"ok": true})))
+            .mount(&server)
+            .await;
+        let workflows = tempfile::tempdir().expect("tempdir");
+        let key = create_tenant(&database.url);
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        stepwise_integrations::http::install_crypto_provider();
+        let client = reqwest::Client::new();
+        let one_worker = |database_url: &str| {
+            let mut command = stepwise();
+            command
+                .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+                .args(["--database-url", database_url, "--allow-private-networks"])
+                .args(["--workers", "1"])
+                .arg("--workflows")
+                .arg(workflows.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            command.spawn().expect("spawn stepwise serve")
+        };
+
+        let mut doomed = one_worker(&database.url);
+        wait_until_healthy(&client, &base).await;
+        let source: Value = client
+            .post(format!("{base}/api/v1/sources"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"name": "gh", "provider": "github", "secret": "s3cret"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let ingest = source["url"].as_str().expect("source url").to_owned();
+        let post = |path: &str| {
+            format!(
+                "  - {{ id: {path}, uses: http.request, with: {{ method: POST, url: \"{}/{path}\" }} }}\n",
+                server.uri()
+            )
+        };
+        deploy(
+            &client,
+            &base,
+            &key,
+            "name: hour\nsteps:\n  - { id: nap, uses: core.sleep, with: { duration: 1h } }\n"
+                .into(),
+        )
+        .await;
+        deploy(
+            &client,
+            &base,
+            &key,
+            format!(
+                "name: soon\nsteps:\n  - {{ id: nap, uses: core.sleep, with: {{ duration: 4s }} }}\n{}",
+                post("soon")
+            ),
+        )
+        .await;
+        deploy(
+            &client,
+            &base,
+            &key,
+            format!(
+                "name: hook\nsteps:\n  - {{ id: wait, uses: core.wait_for_webhook, with: {{ source: gh, events: [deployment], match: {{ body.id: 7 }} }} }}\n{}",
+                post("after")
+            ),
+        )
+        .await;
+        let mut hours = Vec::new();
+        for _ in 0..5 {
+            hours.push(start(&client, &base, &key, "hour").await);
+        }
+        let soon = start(&client, &base, &key, "soon").await;
+        let hook = start(&client, &base, &key, "hook").await;
+        let first_step = |run: &Value| run["steps"][0].clone();
+        let mut wake_times = Vec::new();
+        for run_id in &hours {
+            let run = run_status(&client, &base, &key, run_id).await;
+            assert_eq!(first_step(&run)["status"], "waiting", "{label} {run}");
+            wake_times.push(first_step(&run)["wake_at"].clone());
+        }
+        let parked = run_status(&client, &base, &key, &hook).await;
+        assert_eq!(first_step(&parked)["status"], "waiting", "{label} {parked}");
+        doomed.kill().expect("SIGKILL");
+        doomed.wait().expect("reap");
+
+        let mut survivor = one_worker(&database.url);
+        wait_until_healthy(&client, &base).await;
+        deploy(
+            &client,
+            &base,
+            &key,
+            format!("name: quick\nsteps:\n{}", post("quick")),
+        )
+        .await;
+        let quick = start(&client, &base, &key, "quick").await;
+        let quick = wait_for_run(&client, &base, &key, &quick).await;
+        assert_eq!(
+            quick["status"], "succeeded",
+            "{label} the one worker is free: {quick}"
+        );
+
+        let body = r#"{"id":7}"#;
+        let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(b"s3cret").expect("key");
+        mac.update(body.as_bytes());
+        let signature = hex::encode(mac.finalize().into_bytes());
+        let accepted = client
+            .post(format!("{base}{ingest}"))
+            .header("content-type", "application/json")
+            .header("x-github-event", "deployment")
+            .header("x-github-delivery", "delivery-7")
+            .header("x-hub-signature-256", format!("sha256={signature}"))
+            .body(body)
+            .send()
+            .await
+            .expect("deliver");
+        assert_eq!(accepted.status(), 200, "{label}");
+        let hooked = wait_for_run(&client, &base, &key, &hook).await;
+        assert_eq!(hooked["status"], "succeeded", "{label} {hooked}");
+        assert_eq!(first_step(&hooked)["output"]["body"]["id"], 7, "{label}");
+        let woke = wait_for_run(&client, &base, &key, &soon).await;
+        assert_eq!(woke["status"], "succeeded", "{label} {woke}");
+        for (run_id, wake_at) in hours.iter().zip(&wake_times) {
+            let run = run_status(&client, &base, &key, run_id).await;
+            assert_eq!(run["status"], "running", "{label} {run}");
+            assert_eq!(first_step(&run)["status"], "waiting", "{label} {run}");
+            assert_eq!(
+                &first_step(&run)["wake_at"],
+                wake_at,
+                "{label} same wake-up time"
+            );
+        }
+        survivor.kill().ok();
+        survivor.wait().ok();
+        let calls = calls(&server).await;
+        for path in ["quick", "after", "soon"] {
+            assert_eq!(
+                calls.get(path).map(Vec::len),
+                Some(1),
+                "{label} {path} called once: {calls:?}"
+            );
+        }
         database.drop_database().await;
     }
 }

@@ -166,27 +166,34 @@ async fn three_workers_fire_every_second_slot_exactly_once() {
     drop(workers);
 
     // Every slot from the first to the schedule's next fire time was fired: `catch_up: all`
-    // only moves the next fire time past slots it fired.
-    let schedule = engine
-        .schedules(&tenant.id, "every-second")
+    // only moves the next fire time past slots it fired. Both are read in one snapshot: the
+    // server may still be committing a killed worker's last claim.
+    let pool = sqlx::PgPool::connect(&database.url).await.expect("connect");
+    let mut snapshot = pool.begin().await.expect("begin");
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *snapshot)
         .await
-        .unwrap()
-        .unwrap();
-    let next = schedule[0].next_fire_at.unwrap();
+        .expect("repeatable read");
+    let next: i64 = sqlx::query_scalar(
+        "SELECT next_fire_at FROM schedules WHERE workflow_name = 'every-second'",
+    )
+    .fetch_one(&mut *snapshot)
+    .await
+    .expect("next fire time");
+    let runs: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT trigger->>'scheduled_at', COUNT(*) FROM runs WHERE trigger_kind = 'cron' \
+         GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(&mut *snapshot)
+    .await
+    .expect("runs per slot");
+    snapshot.commit().await.expect("end snapshot");
     let expected = ((next - first) / 1000) as usize;
     assert!(
         expected >= 20,
         "the workers fired only {expected} slots in 30 s"
     );
     eprintln!("three workers fired {expected} one-second slots");
-    let pool = sqlx::PgPool::connect(&database.url).await.expect("connect");
-    let runs: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT trigger->>'scheduled_at', COUNT(*) FROM runs WHERE trigger_kind = 'cron' \
-         GROUP BY 1 ORDER BY 1",
-    )
-    .fetch_all(&pool)
-    .await
-    .expect("runs per slot");
     let doubled: Vec<_> = runs.iter().filter(|(_, count)| *count != 1).collect();
     assert!(
         doubled.is_empty(),

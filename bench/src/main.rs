@@ -6,6 +6,7 @@
 
 mod baseline;
 mod db;
+mod parked;
 mod scenario;
 mod stats;
 mod touch;
@@ -76,6 +77,10 @@ struct Cli {
     /// Runs of the `for_each` workflow, executed one at a time.
     #[arg(long, default_value_t = 3)]
     for_each_runs: usize,
+    /// Runs parked in a 1-hour `core.sleep`, and as many in `core.wait_for_webhook`, to
+    /// measure what a waiting run costs (memory, database rows).
+    #[arg(long, default_value_t = 1000)]
+    parked_runs: usize,
     /// Queue fallback poll interval (RuntimeOptions::poll_interval), in ms; `stepwise serve`
     /// uses 100.
     #[arg(long, default_value_t = 100)]
@@ -141,6 +146,7 @@ struct BackendResult {
     sequential: Baseline,
     concurrent: Baseline,
     scenarios: Vec<Scenarios>,
+    parked: Vec<parked::Parked>,
 }
 
 impl BackendResult {
@@ -208,6 +214,15 @@ async fn bench_backend(cli: &Cli, database: &BenchDatabase) -> Result<BackendRes
             cli.for_each_parallel,
             kind.uses(),
         );
+        engine
+            .deploy(&tenant.id, &format!("{name}.yaml"), &yaml)
+            .await
+            .map_err(|error| anyhow::anyhow!("deploying {name}: {error:?}"))?;
+    }
+    for (name, yaml) in [
+        (parked::SLEEP_WORKFLOW, parked::sleep_yaml()),
+        (parked::WEBHOOK_WORKFLOW, parked::webhook_yaml()),
+    ] {
         engine
             .deploy(&tenant.id, &format!("{name}.yaml"), &yaml)
             .await
@@ -289,17 +304,45 @@ async fn bench_backend(cli: &Cli, database: &BenchDatabase) -> Result<BackendRes
                 long,
             });
         }
-        anyhow::Ok(scenarios)
+        let pool = RawPool::connect(database).await?;
+        let mut parked = Vec::new();
+        for (workflow, input) in [
+            (
+                parked::SLEEP_WORKFLOW,
+                (|_| serde_json::json!({})) as fn(usize) -> serde_json::Value,
+            ),
+            (parked::WEBHOOK_WORKFLOW, parked::webhook_input),
+        ] {
+            let outcome = parked::park(
+                &engine,
+                &pool,
+                &tenant.id,
+                workflow,
+                cli.parked_runs,
+                input,
+                limit,
+            )
+            .await?;
+            eprintln!(
+                "[{label}] {workflow}: {}/{} runs parked in {:.2} s, {:.0} bytes RSS per run",
+                outcome.parked, outcome.runs, outcome.park_seconds, outcome.rss_per_run
+            );
+            parked.push(outcome);
+        }
+        pool.close().await;
+        anyhow::Ok((scenarios, parked))
     }
     .await;
     runtime.shutdown().await;
     engine.database().close().await;
+    let (scenarios, parked) = result?;
     Ok(BackendResult {
         kind: database.kind,
         settings,
         sequential,
         concurrent,
-        scenarios: result?,
+        scenarios,
+        parked,
     })
 }
 
@@ -451,6 +494,47 @@ fn report(cli: &Cli, results: &[BackendResult]) -> String {
             }
         }
     }
+    out.push_str(&parked_report(cli, results));
+    out
+}
+
+fn parked_report(cli: &Cli, results: &[BackendResult]) -> String {
+    let tables: Vec<&str> = results
+        .first()
+        .and_then(|r| r.parked.first())
+        .map(|p| p.rows_per_run.iter().map(|(label, _)| *label).collect())
+        .unwrap_or_default();
+    let mut out = format!(
+        "\n### Parked runs: {} in a 1-hour `core.sleep`, then {} in `core.wait_for_webhook` (engine concurrency {})\n\n| Backend | Workflow | runs parked | parked in (s) | runs parked/s | RSS growth per parked run (bytes) | {} |\n|---|---|---:|---:|---:|---:|{}\n",
+        cli.parked_runs,
+        cli.parked_runs,
+        cli.concurrency,
+        tables
+            .iter()
+            .map(|table| format!("{table} rows/run"))
+            .collect::<Vec<_>>()
+            .join(" | "),
+        "---:|".repeat(tables.len())
+    );
+    for r in results {
+        for p in &r.parked {
+            out.push_str(&format!(
+                "| {} | `{}` | {}/{} | {:.2} | {:.0} | {:.0} | {} |\n",
+                r.kind.label(),
+                p.workflow,
+                p.parked,
+                p.runs,
+                p.park_seconds,
+                p.parked as f64 / p.park_seconds.max(f64::EPSILON),
+                p.rss_per_run,
+                p.rows_per_run
+                    .iter()
+                    .map(|(_, rows)| format!("{rows:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            ));
+        }
+    }
     out
 }
 
@@ -477,6 +561,18 @@ async fn run(cli: Cli) -> Result<bool> {
                 (format!("{} for_each", s.kind.uses()), &s.fan_out),
             ]
         });
+        for parked in &result.parked {
+            if parked.parked < parked.runs || parked.runs < cli.parked_runs {
+                all_ok = false;
+                eprintln!(
+                    "[{}] {}: only {} of {} runs parked",
+                    kind.label(),
+                    parked.workflow,
+                    parked.parked,
+                    cli.parked_runs
+                );
+            }
+        }
         for (name, outcome) in outcomes {
             for note in &outcome.notes {
                 eprintln!("[{}] {name}: note: {note}", kind.label());

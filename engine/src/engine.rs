@@ -339,17 +339,10 @@ impl Engine {
     /// Parses and validates `source`; returns the workflow or every diagnostic.
     pub fn parse(&self, path: &str, source: &str) -> Result<Workflow, EngineError> {
         let parsed = parse_workflow(path, source, self.inner.registry.as_ref());
-        let workflow = match parsed.workflow {
-            Some(workflow) if !parsed.has_errors() => workflow,
-            _ => return Err(EngineError::InvalidWorkflow(parsed.diagnostics)),
-        };
-        // The language already parses these; refusing them beats silently ignoring them.
-        if workflow.concurrency.is_some() {
-            return Err(EngineError::InvalidInput(
-                "`concurrency` is not supported by this engine version yet".into(),
-            ));
+        match parsed.workflow {
+            Some(workflow) if !parsed.has_errors() => Ok(workflow),
+            _ => Err(EngineError::InvalidWorkflow(parsed.diagnostics)),
         }
-        Ok(workflow)
     }
 
     pub async fn deploy(
@@ -562,14 +555,20 @@ impl Engine {
     }
 
     pub async fn cancel_run(&self, tenant_id: &str, run_id: &str) -> Result<(), EngineError> {
-        runs::cancel(&self.inner.db.conn, tenant_id, run_id).await?;
-        self.inner.cancellation_for(run_id).cancel();
-        self.inner.forget_cancellation(run_id);
-        self.inner.emit(RunEvent::Run {
-            run_id: run_id.to_owned(),
-            status: RunStatus::Cancelled,
-        });
-        Ok(())
+        if self
+            .inner
+            .end_run(run_id, Some(tenant_id), RunStatus::Cancelled, "cancelled")
+            .await?
+        {
+            return Ok(());
+        }
+        match runs::find(&self.inner.db.conn, tenant_id, run_id).await? {
+            None => Err(EngineError::NotFound(format!("run {run_id} not found"))),
+            Some(row) => Err(EngineError::Conflict(format!(
+                "run {run_id} already finished with status {}",
+                row.status
+            ))),
+        }
     }
 
     /// Waits until the run reaches a terminal status and returns it.

@@ -8,11 +8,12 @@ use std::time::Duration;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, EntityTrait};
 use serde_json::{Map, Value, json};
 use stepwise_integrations::{
-    ActionContext, ActionError, ActionOutcome, Redactor, SecretValues, StepInvocation,
+    ActionContext, ActionError, ActionOutcome, AwaitTarget, Redactor, SecretValues, StepInvocation,
 };
 use stepwise_workflows::{Step, Workflow};
 use tokio_util::sync::CancellationToken;
 
+use crate::awaits::EndedRun;
 use crate::engine::{EngineInner, RunEvent};
 use crate::error::EngineError;
 use crate::machine::{self, StepEvent, StepOutcome};
@@ -30,7 +31,7 @@ const CANCELLATION_POLL: Duration = Duration::from_secs(2);
 const INLINE_STEP_LIMIT: usize = 256;
 
 /// What executing a step's action produced, before the state machine sees it.
-enum Execution {
+pub(crate) enum Execution {
     Output {
         input: Value,
         output: Value,
@@ -48,14 +49,20 @@ enum Execution {
     Expanded {
         items: Vec<Value>,
     },
+    /// The action waits for something the engine observes (a child run, a webhook delivery).
+    Awaiting {
+        input: Value,
+        target: AwaitTarget,
+        until_ms: Option<i64>,
+    },
 }
 
 /// An execution with what it needs at commit time.
-struct Executed {
-    execution: Execution,
-    logs: Vec<stepwise_integrations::LogLine>,
+pub(crate) struct Executed {
+    pub(crate) execution: Execution,
+    pub(crate) logs: Vec<stepwise_integrations::LogLine>,
     /// The secrets the step could read; their values are redacted from what is stored.
-    secrets: SecretValues,
+    pub(crate) secrets: SecretValues,
 }
 
 impl Execution {
@@ -67,6 +74,33 @@ impl Execution {
             },
             Execution::Suspended { input, until_ms } => Execution::Suspended {
                 input: redactor.redacted_json(&input),
+                until_ms,
+            },
+            Execution::Awaiting {
+                input,
+                target,
+                until_ms,
+            } => Execution::Awaiting {
+                input: redactor.redacted_json(&input),
+                target: match target {
+                    AwaitTarget::Run { workflow, input } => AwaitTarget::Run {
+                        workflow,
+                        input: redactor.redacted_json(&input),
+                    },
+                    AwaitTarget::Webhook {
+                        source,
+                        events,
+                        matches,
+                    } => AwaitTarget::Webhook {
+                        source,
+                        events,
+                        matches: redactor
+                            .redacted_json(&Value::Object(matches))
+                            .as_object()
+                            .cloned()
+                            .unwrap_or_default(),
+                    },
+                },
                 until_ms,
             },
             Execution::ConditionFalse => Execution::ConditionFalse,
@@ -86,7 +120,7 @@ impl Execution {
 
 /// Whether the step was claimed before its action ran, or is claimed by the commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Claim {
+pub(crate) enum Claim {
     Claimed(i32),
     InCommit,
 }
@@ -206,7 +240,7 @@ pub(crate) fn failure_message(workflow: &Workflow, steps: &[step::Model]) -> Opt
 impl EngineInner {
     /// Handles one queue task. Errors are database errors; the queue delivers the task again.
     pub(crate) async fn handle_task(self: &Arc<Self>, task: StepTask) -> Result<(), EngineError> {
-        let run = find_run(&self.db.conn, &task.run_id).await?;
+        let run = runs::find_any(&self.db.conn, &task.run_id).await?;
         let workflow = self.definition(&run.workflow_version_id).await?;
         if self.is_pure(&workflow, &task.step_id) {
             self.handle_pure(task, run, &workflow).await
@@ -228,7 +262,7 @@ impl EngineInner {
             tx.rollback().await?;
             return Ok(());
         }
-        let run = find_run(&tx, &task.run_id).await?;
+        let run = runs::find_any(&tx, &task.run_id).await?;
         let run_status: RunStatus = run.status.parse()?;
         if run_status.is_terminal() {
             steps::mark(
@@ -482,6 +516,11 @@ impl EngineInner {
                 input,
                 until_ms: until.timestamp_millis(),
             },
+            Ok(ActionOutcome::Await { target, until }) => Execution::Awaiting {
+                input,
+                target,
+                until_ms: until.map(|until| until.timestamp_millis()),
+            },
             Err(error) => Execution::Failed {
                 input: Some(input),
                 error,
@@ -542,7 +581,7 @@ impl EngineInner {
         self.advance(&tx, state, workflow, &mut applied).await?;
         tx.commit().await?;
         crate::crash_point("step.after_commit");
-        if !applied.tasks.is_empty() {
+        if applied.has_queue_work() {
             // Relaying here rather than in the relay task saves a hand-off on every step; the
             // relay task still picks up whatever a crash leaves behind.
             self.relay_now().await;
@@ -559,6 +598,10 @@ impl EngineInner {
     /// result is stored exactly as if a worker had executed it. This removes the queue round
     /// trip (outbox, relay, fetch, ack) from every pure step, and since the chain works on the
     /// rows in memory, the whole chain is written in a handful of statements.
+    ///
+    /// A run this transaction creates first goes through `concurrency` admission; a run that
+    /// ends here has what follows from its end done here too (see
+    /// [`EngineInner::after_run_end`]).
     pub(crate) async fn advance(
         self: &Arc<Self>,
         tx: &DatabaseTransaction,
@@ -566,6 +609,26 @@ impl EngineInner {
         workflow: &Workflow,
         applied: &mut Applied,
     ) -> Result<(), EngineError> {
+        let created_here = state.is_new();
+        if created_here && let Some(concurrency) = &workflow.concurrency {
+            self.admit(tx, &mut state, concurrency, applied).await?;
+        }
+        if let Some(ended) = self.advance_chain(tx, state, workflow, applied).await? {
+            self.after_run_end(tx, EndedRun::of(&ended, created_here), applied)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// [`Self::advance`] without admission and without the consequences of the run's end;
+    /// returns the run's row when it ended.
+    async fn advance_chain(
+        self: &Arc<Self>,
+        tx: &DatabaseTransaction,
+        mut state: RunState,
+        workflow: &Workflow,
+        applied: &mut Applied,
+    ) -> Result<Option<run::Model>, EngineError> {
         let mut budget = INLINE_STEP_LIMIT;
         while applied.run_ended.is_none() && budget > 0 {
             let now = now_ms();
@@ -614,8 +677,10 @@ impl EngineInner {
             self.follow_up(tx, &mut state, workflow, next, applied)
                 .await?;
         }
+        let ended = applied.run_ended.is_some().then(|| state.run.clone());
         state.flush(tx).await?;
-        outbox::insert(tx, &applied.tasks).await
+        outbox::insert(tx, &applied.tasks).await?;
+        Ok(ended)
     }
 
     /// Whether a task can run inside the transaction that made it ready: a pure action's
@@ -634,7 +699,7 @@ impl EngineInner {
     /// After a trigger's transaction committed: the relay task picks up its outbox rows (off
     /// the caller's path), and its events are emitted.
     pub(crate) fn committed(&self, applied: Applied) {
-        if !applied.tasks.is_empty() {
+        if applied.has_queue_work() {
             self.wake_relay();
         }
         self.publish(applied);
@@ -642,6 +707,14 @@ impl EngineInner {
 
     /// Emits the events of a committed transaction.
     pub(crate) fn publish(&self, applied: Applied) {
+        for run_id in applied.cancelled {
+            self.cancellation_for(&run_id).cancel();
+            self.forget_cancellation(&run_id);
+            self.emit(RunEvent::Run {
+                run_id,
+                status: RunStatus::Cancelled,
+            });
+        }
         for event in applied.events {
             self.emit(event);
         }
@@ -654,8 +727,8 @@ impl EngineInner {
     /// Carries out what [`Self::apply`] left to do: a `for_each` step whose last item
     /// finished gets its result, from every item's output. Returns false when the claim of
     /// the applied task failed.
-    async fn follow_up(
-        &self,
+    pub(crate) async fn follow_up(
+        self: &Arc<Self>,
         tx: &DatabaseTransaction,
         state: &mut RunState,
         workflow: &Workflow,
@@ -683,13 +756,18 @@ impl EngineInner {
                         applied,
                     )?;
                 }
+                Next::Await(awaiting) => {
+                    next = self
+                        .begin_await(tx, state, workflow, awaiting, applied)
+                        .await?;
+                }
             }
         }
     }
 
     /// Applies one step's (or item's) result to `state`: its row, the attempt, skipped and
     /// cancelled steps, newly ready steps and items (into `applied.tasks`) and the run's end.
-    fn apply(
+    pub(crate) fn apply(
         &self,
         state: &mut RunState,
         task: &StepTask,
@@ -733,6 +811,21 @@ impl EngineInner {
             return Ok(Next::Done);
         }
         let (step, item_index) = step_definition(workflow, &task.step_id)?;
+        if let Execution::Awaiting {
+            input,
+            target,
+            until_ms,
+        } = execution
+        {
+            return Ok(Next::Await(crate::awaits::Awaiting {
+                task: task.clone(),
+                attempt,
+                input,
+                target,
+                until_ms,
+                logs,
+            }));
+        }
         if let Execution::Expanded { items } = execution {
             let count = items.len();
             let mut row = this;
@@ -814,7 +907,9 @@ impl EngineInner {
                 row.output = Some(output);
                 row.error = None;
             }
-            Execution::Suspended { input, .. } => row.input = Some(input),
+            Execution::Suspended { input, .. } | Execution::Awaiting { input, .. } => {
+                row.input = Some(input)
+            }
             Execution::ConditionFalse | Execution::Expanded { .. } => {}
             Execution::Failed { input, error } => {
                 if input.is_some() {
@@ -926,7 +1021,7 @@ impl EngineInner {
 }
 
 /// What is left to do after [`EngineInner::apply`].
-enum Next {
+pub(crate) enum Next {
     Done,
     /// The claim made in the commit failed: another worker got there first.
     ClaimLost,
@@ -936,6 +1031,8 @@ enum Next {
         failed_item: Option<usize>,
         secrets: SecretValues,
     },
+    /// The step's action awaits a child run or a webhook delivery: the engine sets it up.
+    Await(crate::awaits::Awaiting),
 }
 
 /// A finished `for_each` step's result, as if its action had returned it: the items' outputs
@@ -993,6 +1090,10 @@ fn step_event(execution: &Execution, now: i64) -> StepEvent {
         Execution::Suspended { until_ms, .. } => StepEvent::Suspended {
             after: Duration::from_millis(until_ms.saturating_sub(now).max(0) as u64),
         },
+        // Set up by the engine before any event is computed (see `Next::Await`).
+        Execution::Awaiting { until_ms, .. } => StepEvent::Suspended {
+            after: Duration::from_millis(until_ms.unwrap_or(now).saturating_sub(now).max(0) as u64),
+        },
         Execution::Failed { error, .. } => StepEvent::Failed {
             retryable: error.is_retryable(),
             retry_after: match error {
@@ -1021,13 +1122,29 @@ pub(crate) struct Applied {
     pub(crate) tasks: Vec<(StepTask, i64)>,
     pub(crate) events: Vec<RunEvent>,
     pub(crate) run_ended: Option<(String, RunStatus)>,
+    /// Other runs this transaction cancelled (`concurrency.on_limit: cancel_running`).
+    pub(crate) cancelled: Vec<String>,
+    /// Tasks of other runs moved forward in the same transaction, already in the outbox.
+    pub(crate) outboxed: usize,
 }
 
-async fn find_run(db: &impl ConnectionTrait, run_id: &str) -> Result<run::Model, EngineError> {
-    run::Entity::find_by_id(run_id.to_owned())
-        .one(db)
-        .await?
-        .ok_or_else(|| EngineError::Corrupt(format!("run {run_id} missing")))
+impl Applied {
+    /// Whether the transaction left tasks in the outbox for the relay.
+    pub(crate) fn has_queue_work(&self) -> bool {
+        !self.tasks.is_empty() || self.outboxed > 0
+    }
+
+    /// Takes in what moving another run forward in the same transaction changed. Its tasks
+    /// are in the outbox already (and belong to another run's workflow), so they are only
+    /// counted, never executed or written again.
+    pub(crate) fn absorb(&mut self, other: Applied) {
+        self.outboxed += other.tasks.len() + other.outboxed;
+        self.events.extend(other.events);
+        self.cancelled.extend(other.cancelled);
+        if let Some((run_id, status)) = other.run_ended {
+            self.events.push(RunEvent::Run { run_id, status });
+        }
+    }
 }
 
 fn find_step<'s>(

@@ -3,6 +3,8 @@
 //!
 //! Architecture invariant: this is the only crate that talks to the database or the queue.
 
+mod awaits;
+mod concurrency;
 mod connections;
 pub mod cron;
 pub mod db;

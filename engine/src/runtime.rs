@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::db::Pool;
 use crate::engine::{Engine, EngineInner};
+use crate::status::RunStatus;
 use crate::store::outbox::{self, QUEUE, StepTask};
 use crate::store::runs;
 
@@ -179,15 +180,15 @@ async fn sweeper_loop(inner: Arc<EngineInner>, shutdown: CancellationToken) {
         {
             tracing::warn!(message = "Purging finished queue tasks failed.", %error);
         }
-        match runs::expire_overdue(&inner.db.conn).await {
-            Ok(expired) => {
-                for run_id in expired {
-                    inner.cancellation_for(&run_id).cancel();
-                    inner.forget_cancellation(&run_id);
-                    inner.emit(crate::engine::RunEvent::Run {
-                        run_id,
-                        status: crate::status::RunStatus::Failed,
-                    });
+        match runs::overdue(&inner.db.conn).await {
+            Ok(overdue) => {
+                for run_id in overdue {
+                    let ended = inner
+                        .end_run(&run_id, None, RunStatus::Failed, "run timed out")
+                        .await;
+                    if let Err(error) = ended {
+                        tracing::warn!(message = "Ending an overdue run failed.", run_id, %error);
+                    }
                 }
             }
             Err(error) => tracing::warn!(message = "Deadline sweep failed.", %error),

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
+    /// Waiting for a `concurrency` slot: its steps are pending and nothing is queued.
+    Queued,
     Running,
     Succeeded,
     Failed,
@@ -15,7 +17,8 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 4] = [
+    pub const ALL: [RunStatus; 5] = [
+        Self::Queued,
         Self::Running,
         Self::Succeeded,
         Self::Failed,
@@ -24,6 +27,7 @@ impl RunStatus {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Queued => "queued",
             Self::Running => "running",
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
@@ -32,7 +36,7 @@ impl RunStatus {
     }
 
     pub fn is_terminal(self) -> bool {
-        self != Self::Running
+        !matches!(self, Self::Queued | Self::Running)
     }
 }
 

@@ -280,6 +280,19 @@ impl Engine {
             run_ids.push(run_id);
             published.push(applied);
         }
+        let mut resumed = Applied::default();
+        let woken = self
+            .inner
+            .resume_webhook_waits(
+                &tx,
+                &source.tenant_id,
+                &source.info.name,
+                event.as_deref(),
+                &trigger,
+                &mut resumed,
+            )
+            .await?;
+        published.push(resumed);
         store::set_delivery_runs(&tx, &row_id, &run_ids).await?;
         tx.commit().await?;
         for applied in published {
@@ -290,6 +303,7 @@ impl Engine {
             source = source.info.name,
             event = event.as_deref().unwrap_or_default(),
             runs = run_ids.len(),
+            resumed_steps = woken,
         );
         Ok(Ingested {
             delivery_id,

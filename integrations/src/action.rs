@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::{Deserialize, DeserializeOwned};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::context::ActionContext;
 use crate::error::ActionError;
@@ -20,6 +20,31 @@ pub enum ActionOutcome<T> {
     /// The action must not finish before `until`; the engine parks the step without holding a
     /// worker and invokes the action again at that time with [`ActionContext::wake_at`] set.
     Suspend { until: DateTime<Utc> },
+    /// The step waits for something only the engine can observe and resumes with it as its
+    /// output, holding no worker meanwhile. If `until` passes first, the action is invoked
+    /// again with [`ActionContext::wake_at`] set and decides what the timeout means.
+    Await {
+        target: AwaitTarget,
+        until: Option<DateTime<Utc>>,
+    },
+}
+
+/// What an [`ActionOutcome::Await`] waits for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AwaitTarget {
+    /// A new run of the tenant's workflow `workflow` with `input`, linked to the step; the
+    /// step's output is the run's result (`run_id`, `status`, `output`), and a run that does
+    /// not succeed fails the step.
+    Run { workflow: String, input: Value },
+    /// The next delivery on the tenant's webhook source `source` whose event type is one of
+    /// `events` (any when empty) and whose trigger object holds every `matches` entry (a dotted
+    /// path such as `body.pull_request.number`, and the value expected there); the step's output
+    /// is that trigger object.
+    Webhook {
+        source: String,
+        events: Vec<String>,
+        matches: Map<String, Value>,
+    },
 }
 
 impl<T> ActionOutcome<T> {
@@ -27,6 +52,7 @@ impl<T> ActionOutcome<T> {
         match self {
             Self::Done(value) => ActionOutcome::Done(f(value)),
             Self::Suspend { until } => ActionOutcome::Suspend { until },
+            Self::Await { target, until } => ActionOutcome::Await { target, until },
         }
     }
 }
@@ -130,6 +156,7 @@ impl<A: Action> DynAction for Erased<A> {
                 .map(ActionOutcome::Done)
                 .map_err(|error| ActionError::Permanent(format!("output is not JSON: {error}"))),
             ActionOutcome::Suspend { until } => Ok(ActionOutcome::Suspend { until }),
+            ActionOutcome::Await { target, until } => Ok(ActionOutcome::Await { target, until }),
         }
     }
 }

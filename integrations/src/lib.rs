@@ -14,7 +14,7 @@ pub mod registry;
 pub mod secrets;
 pub mod webhooks;
 
-pub use action::{Action, ActionOutcome, DynAction};
+pub use action::{Action, ActionOutcome, AwaitTarget, DynAction};
 pub use connections::{ConnectionAuth, ConnectionProvider};
 pub use context::{ActionContext, ActionServices, LogLevel, LogLine, StepInvocation};
 pub use error::ActionError;

@@ -18,6 +18,15 @@ fn fixtures() -> BTreeMap<&'static str, Value> {
         ("core.fail", json!({"message": "order 42 has no lines"})),
         ("core.sleep", json!({"duration": "1h 30m"})),
         (
+            "core.wait_for_webhook",
+            json!({
+                "source": "github",
+                "events": ["pull_request"],
+                "match": {"body.action": "closed", "body.pull_request.number": 42},
+                "timeout": "7d",
+            }),
+        ),
+        (
             "http.request",
             json!({
                 "method": "POST",
@@ -28,6 +37,10 @@ fn fixtures() -> BTreeMap<&'static str, Value> {
                 "timeout": "10s",
                 "fail_on_status": false,
             }),
+        ),
+        (
+            "workflow.run",
+            json!({"workflow": "refund", "input": {"order": 42}, "timeout": "10m"}),
         ),
     ])
 }

@@ -30,7 +30,7 @@ async fn call(
         .await?
     {
         ActionOutcome::Done(output) => Ok(output),
-        ActionOutcome::Suspend { until } => panic!("http.request suspended until {until}"),
+        other => panic!("http.request did not finish: {other:?}"),
     }
 }
 

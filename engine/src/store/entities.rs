@@ -115,6 +115,7 @@ pub mod run {
         pub rerun_of: Option<String>,
         pub parent_run_id: Option<String>,
         pub parent_step_id: Option<String>,
+        pub concurrency_key: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -471,6 +472,31 @@ pub mod schedule_fire {
         pub error: Option<String>,
         pub created_at: i64,
         pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod webhook_wait {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "webhook_waits")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub run_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub step_id: String,
+        pub tenant_id: String,
+        pub source: String,
+        #[sea_orm(column_type = "JsonBinary")]
+        pub events: Json,
+        #[sea_orm(column_type = "JsonBinary")]
+        pub matches: Json,
+        pub created_at: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -10,6 +10,7 @@ pub mod schedules;
 pub mod secrets;
 pub mod steps;
 pub mod tenants;
+pub mod waits;
 pub mod webhooks;
 pub mod workflows;
 

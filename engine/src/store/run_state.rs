@@ -353,6 +353,25 @@ impl RunState {
             .collect()
     }
 
+    /// Whether this transaction creates the run (nothing of it is stored yet).
+    pub fn is_new(&self) -> bool {
+        self.stored.is_none()
+    }
+
+    /// Puts the steps [`Self::queue_pending`] queued back to pending, for a run this
+    /// transaction creates that must not start yet.
+    pub fn unqueue(&mut self, tasks: &[StepTask]) {
+        for row in self.steps.iter_mut().filter(|row| {
+            tasks
+                .iter()
+                .any(|task| task.step_id == row.step_id && task.dispatch == row.dispatch)
+        }) {
+            row.status = StepStatus::Pending.to_string();
+            row.dispatch -= 1;
+            row.queued_at = None;
+        }
+    }
+
     /// Ends the run with `status`, cancelling every step that has not started.
     pub fn finish(&mut self, status: RunStatus, error: Option<String>, output: Option<Value>) {
         let now = now_ms();

@@ -3,8 +3,8 @@
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Select, Statement,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -46,6 +46,8 @@ pub struct RunSummary {
     pub rerun_of: Option<String>,
     /// The run whose `workflow.run` step started this one.
     pub parent_run_id: Option<String>,
+    /// The rendered `concurrency.key`, when the workflow limits concurrency.
+    pub concurrency_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -117,6 +119,7 @@ fn summary(row: &run::Model) -> Result<RunSummary, EngineError> {
         retries: row.retries,
         rerun_of: row.rerun_of.clone(),
         parent_run_id: row.parent_run_id.clone(),
+        concurrency_key: row.concurrency_key.clone(),
     })
 }
 
@@ -149,6 +152,7 @@ pub fn create(new: NewRun<'_>) -> (RunState, Vec<(StepTask, i64)>) {
         rerun_of: new.rerun_of.map(str::to_owned),
         parent_run_id: None,
         parent_step_id: None,
+        concurrency_key: None,
     };
     let steps = definition
         .all_steps()
@@ -208,6 +212,14 @@ pub async fn find(
         .filter(run::Column::TenantId.eq(tenant_id))
         .one(db)
         .await?)
+}
+
+/// A run of any tenant, for the engine's own bookkeeping; missing is corruption.
+pub async fn find_any(db: &impl ConnectionTrait, run_id: &str) -> Result<run::Model, EngineError> {
+    run::Entity::find_by_id(run_id.to_owned())
+        .one(db)
+        .await?
+        .ok_or_else(|| EngineError::Corrupt(format!("run {run_id} missing")))
 }
 
 pub async fn get(
@@ -287,7 +299,7 @@ pub async fn get(
     }))
 }
 
-/// Ends a running run with `status` and `error`, cancelling every step that has not started.
+/// Ends a running (or queued) run with `status` and `error`, cancelling every step that has not started.
 /// Returns false when the run was no longer running.
 pub async fn finish(
     db: &impl ConnectionTrait,
@@ -302,7 +314,9 @@ pub async fn finish(
         .col_expr(run::Column::Error, Expr::value(error))
         .col_expr(run::Column::FinishedAt, Expr::value(now))
         .filter(run::Column::Id.eq(run_id))
-        .filter(run::Column::Status.eq(RunStatus::Running.as_str()));
+        .filter(
+            run::Column::Status.is_in([RunStatus::Running.as_str(), RunStatus::Queued.as_str()]),
+        );
     if let Some(tenant_id) = tenant_id {
         update = update.filter(run::Column::TenantId.eq(tenant_id));
     }
@@ -312,34 +326,6 @@ pub async fn finish(
     }
     super::run_state::cancel_unstarted(db, run_id, now).await?;
     Ok(true)
-}
-
-/// Cancels a tenant's running run. Errors: not found, or already finished (conflict).
-pub async fn cancel(
-    db: &DatabaseConnection,
-    tenant_id: &str,
-    run_id: &str,
-) -> Result<(), EngineError> {
-    let tx = crate::db::begin_write(db).await?;
-    let cancelled = finish(
-        &tx,
-        run_id,
-        Some(tenant_id),
-        RunStatus::Cancelled,
-        Some("cancelled".into()),
-    )
-    .await?;
-    tx.commit().await?;
-    if cancelled {
-        return Ok(());
-    }
-    match find(db, tenant_id, run_id).await? {
-        None => Err(EngineError::NotFound(format!("run {run_id} not found"))),
-        Some(row) => Err(EngineError::Conflict(format!(
-            "run {run_id} already finished with status {}",
-            row.status
-        ))),
-    }
 }
 
 /// Puts a finished run back to `running` for a retry, optionally moving it to another version
@@ -369,35 +355,17 @@ pub async fn reopen(
     Ok(())
 }
 
-/// Fails every running run whose deadline has passed; returns their ids.
-pub async fn expire_overdue(db: &DatabaseConnection) -> Result<Vec<String>, EngineError> {
-    let now = now_ms();
-    let overdue: Vec<String> = run::Entity::find()
+/// Running runs whose deadline has passed (at most 256 per call).
+pub async fn overdue(db: &DatabaseConnection) -> Result<Vec<String>, EngineError> {
+    Ok(run::Entity::find()
         .select_only()
         .column(run::Column::Id)
         .filter(run::Column::Status.eq(RunStatus::Running.as_str()))
-        .filter(run::Column::DeadlineAt.lt(now))
+        .filter(run::Column::DeadlineAt.lt(now_ms()))
         .limit(256)
         .into_tuple()
         .all(db)
-        .await?;
-    let mut expired = Vec::new();
-    for run_id in overdue {
-        let tx = crate::db::begin_write(db).await?;
-        if finish(
-            &tx,
-            &run_id,
-            None,
-            RunStatus::Failed,
-            Some("run timed out".into()),
-        )
-        .await?
-        {
-            expired.push(run_id);
-        }
-        tx.commit().await?;
-    }
-    Ok(expired)
+        .await?)
 }
 
 /// Statement that takes the run's write lock first in a transaction: a row lock on Postgres,
@@ -408,4 +376,72 @@ pub fn lock_statement(run_id: &str) -> sea_orm::sea_query::UpdateStatement {
         .value(run::Column::Status, Expr::col(run::Column::Status))
         .and_where(run::Column::Id.eq(run_id))
         .to_owned()
+}
+
+/// Serialises the transactions that admit or promote runs of one `concurrency` key: on
+/// Postgres a transaction-scoped advisory lock on the (workflow, key) pair; SQLite's write
+/// transactions are serialised already.
+pub async fn lock_concurrency_key(
+    tx: &impl ConnectionTrait,
+    workflow_id: &str,
+    key: &str,
+) -> Result<(), EngineError> {
+    if tx.get_database_backend() == DbBackend::Postgres {
+        tx.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            [format!("{workflow_id}\u{1f}{key}").into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// How many runs of the workflow with concurrency key `key` have `status`.
+pub async fn count_with_key(
+    tx: &impl ConnectionTrait,
+    workflow_id: &str,
+    key: &str,
+    status: RunStatus,
+) -> Result<u64, EngineError> {
+    Ok(with_key(workflow_id, key, status).count(tx).await?)
+}
+
+/// The oldest `limit` runs of the workflow with concurrency key `key` and `status`.
+pub async fn oldest_with_key(
+    tx: &impl ConnectionTrait,
+    workflow_id: &str,
+    key: &str,
+    status: RunStatus,
+    limit: u64,
+) -> Result<Vec<run::Model>, EngineError> {
+    Ok(with_key(workflow_id, key, status)
+        .order_by_asc(run::Column::Id)
+        .limit(limit)
+        .all(tx)
+        .await?)
+}
+
+fn with_key(workflow_id: &str, key: &str, status: RunStatus) -> Select<run::Entity> {
+    run::Entity::find()
+        .filter(run::Column::WorkflowId.eq(workflow_id))
+        .filter(run::Column::ConcurrencyKey.eq(key))
+        .filter(run::Column::Status.eq(status.as_str()))
+}
+
+/// The runs a `workflow.run` step of `run_id` started that have not ended.
+pub async fn active_children(
+    db: &impl ConnectionTrait,
+    run_id: &str,
+) -> Result<Vec<String>, EngineError> {
+    Ok(run::Entity::find()
+        .select_only()
+        .column(run::Column::Id)
+        .filter(run::Column::ParentRunId.eq(run_id))
+        .filter(
+            run::Column::Status.is_in([RunStatus::Running.as_str(), RunStatus::Queued.as_str()]),
+        )
+        .into_tuple()
+        .all(db)
+        .await?)
 }

@@ -3,8 +3,11 @@
 
 pub mod core;
 pub mod http;
+pub mod workflow;
 
 use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::error::ActionError;
 use crate::registry::Registry;
@@ -12,6 +15,7 @@ use crate::registry::Registry;
 pub(crate) fn register_all(registry: &mut Registry) {
     core::register(registry);
     http::register(registry);
+    workflow::register(registry);
 }
 
 /// Parses a humantime duration (`30s`, `1h 30m`) from input `field`.
@@ -21,4 +25,17 @@ pub(crate) fn parse_duration(field: &str, value: &str) -> Result<Duration, Actio
             "`{field}`: `{value}` is not a duration like `30s` or `1h 30m`: {error}"
         ))
     })
+}
+
+/// `now` plus the humantime duration in input `field`.
+pub(crate) fn deadline_after(
+    field: &str,
+    value: &str,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, ActionError> {
+    let duration = parse_duration(field, value)?;
+    TimeDelta::from_std(duration)
+        .ok()
+        .and_then(|delta| now.checked_add_signed(delta))
+        .ok_or_else(|| ActionError::InvalidInput(format!("`{field}`: {duration:?} is too long")))
 }

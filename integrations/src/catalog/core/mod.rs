@@ -4,11 +4,13 @@ mod fail;
 mod log;
 mod set;
 mod sleep;
+mod wait_for_webhook;
 
 pub use fail::{Fail, FailInput, FailOutput};
 pub use log::{Log, LogInput, LogOutput};
 pub use set::{Set, SetValues};
 pub use sleep::{Sleep, SleepInput, SleepOutput};
+pub use wait_for_webhook::{WaitForWebhook, WaitForWebhookInput, WebhookEvent};
 
 use crate::registry::Registry;
 
@@ -17,4 +19,5 @@ pub(crate) fn register(registry: &mut Registry) {
     registry.register(Set);
     registry.register(Fail);
     registry.register(Sleep);
+    registry.register(WaitForWebhook);
 }

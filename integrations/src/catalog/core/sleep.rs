@@ -3,12 +3,12 @@
 //! time with [`ActionContext::wake_at`] set, so the sleep survives restarts and deploys.
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, ActionOutcome};
-use crate::catalog::parse_duration;
+use crate::catalog::deadline_after;
 use crate::context::ActionContext;
 use crate::error::ActionError;
 
@@ -70,15 +70,7 @@ impl Action for Sleep {
 
 fn wake_up_time(input: &SleepInput, now: DateTime<Utc>) -> Result<DateTime<Utc>, ActionError> {
     match (&input.duration, &input.until) {
-        (Some(duration), None) => {
-            let duration = parse_duration("duration", duration)?;
-            TimeDelta::from_std(duration)
-                .ok()
-                .and_then(|delta| now.checked_add_signed(delta))
-                .ok_or_else(|| {
-                    ActionError::InvalidInput(format!("`duration`: {duration:?} is too long"))
-                })
-        }
+        (Some(duration), None) => deadline_after("duration", duration, now),
         (None, Some(until)) => DateTime::parse_from_rfc3339(until)
             .map(|until| until.with_timezone(&Utc))
             .map_err(|error| {

@@ -1,0 +1,404 @@
+//! Steps that wait on the engine itself: `workflow.run` (a child run) and
+//! `core.wait_for_webhook` (a delivery on a webhook source), and what follows from a run's end.
+//!
+//! A waiting step is a `waiting` row and nothing else: no worker, no connection, no queue task
+//! unless it has a timeout. What it waits for is set up in the transaction that parks it (the
+//! child run is created there; the webhook subscription row is written there), and it is resumed
+//! in the transaction that produces its result (the child's last commit; the commit that accepts
+//! the delivery). So a crash anywhere leaves either the step still waiting with its child or
+//! subscription in place, or the step resumed: never a child started twice or an event lost.
+
+use std::sync::Arc;
+
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
+use serde_json::{Value, json};
+use stepwise_integrations::{ActionError, AwaitTarget, SecretValues};
+use stepwise_workflows::Workflow;
+
+use crate::engine::{EngineInner, RunEvent};
+use crate::error::EngineError;
+use crate::executor::{Applied, Claim, Executed, Execution, Next};
+use crate::status::{RunStatus, StepStatus};
+use crate::store::entities::run;
+use crate::store::now_ms;
+use crate::store::outbox::StepTask;
+use crate::store::run_state::{AttemptEnd, RunState};
+use crate::store::runs::{self, NewRun};
+use crate::store::waits::{self, WebhookWait};
+
+/// `trigger_kind` of a run started by a `workflow.run` step.
+pub const CHILD_TRIGGER_KIND: &str = "workflow";
+
+/// How deep `workflow.run` may nest: a workflow that runs itself stops here instead of
+/// recursing inside one transaction.
+const MAX_CHILD_DEPTH: u64 = 16;
+
+/// A step whose action returned [`stepwise_integrations::ActionOutcome::Await`], claimed as
+/// `attempt`, with what it waits for.
+pub(crate) struct Awaiting {
+    pub(crate) task: StepTask,
+    pub(crate) attempt: i32,
+    pub(crate) input: Value,
+    pub(crate) target: AwaitTarget,
+    pub(crate) until_ms: Option<i64>,
+    pub(crate) logs: Option<Value>,
+}
+
+/// A run that ended in the current transaction, with what its end affects.
+pub(crate) struct EndedRun {
+    id: String,
+    workflow_id: String,
+    workflow_version_id: String,
+    concurrency_key: Option<String>,
+    parent: Option<(String, String)>,
+    /// The run was created in the same transaction, by a parent that reads its result itself.
+    created_here: bool,
+    result: Result<Value, ActionError>,
+}
+
+impl EndedRun {
+    pub(crate) fn of(run: &run::Model, created_here: bool) -> Self {
+        Self {
+            id: run.id.clone(),
+            workflow_id: run.workflow_id.clone(),
+            workflow_version_id: run.workflow_version_id.clone(),
+            concurrency_key: run.concurrency_key.clone(),
+            parent: run.parent_run_id.clone().zip(run.parent_step_id.clone()),
+            created_here,
+            result: child_result(run),
+        }
+    }
+}
+
+/// What a parent's `workflow.run` step receives from its child: the result when it
+/// succeeded, else a permanent error naming the child.
+fn child_result(run: &run::Model) -> Result<Value, ActionError> {
+    if run.status == RunStatus::Succeeded.as_str() {
+        Ok(json!({
+            "run_id": run.id,
+            "status": run.status,
+            "output": run.output.clone().unwrap_or(Value::Null),
+        }))
+    } else {
+        Err(ActionError::Permanent(format!(
+            "child run {} of workflow `{}` {}: {}",
+            run.id,
+            run.workflow_name,
+            run.status,
+            run.error.as_deref().unwrap_or("no error recorded")
+        )))
+    }
+}
+
+enum Child {
+    /// The child is running (or queued for a concurrency slot).
+    Started,
+    /// The child finished inside this transaction, or could not be started.
+    Settled(Result<Value, ActionError>),
+}
+
+impl EngineInner {
+    /// Sets up what an awaiting step waits for and parks it; a child run that finishes at once
+    /// (pure steps) or cannot start settles the step right away instead.
+    pub(crate) async fn begin_await(
+        self: &Arc<Self>,
+        tx: &DatabaseTransaction,
+        state: &mut RunState,
+        workflow: &Workflow,
+        awaiting: Awaiting,
+        applied: &mut Applied,
+    ) -> Result<Next, EngineError> {
+        let Awaiting {
+            task,
+            attempt,
+            input,
+            target,
+            until_ms,
+            logs,
+        } = awaiting;
+        match target {
+            AwaitTarget::Run {
+                workflow: name,
+                input: child_input,
+            } => {
+                let child = self
+                    .start_child(tx, &state.run, &task.step_id, &name, child_input, applied)
+                    .await?;
+                if let Child::Settled(result) = child {
+                    let execution = match result {
+                        Ok(output) => Execution::Output { input, output },
+                        Err(error) => Execution::Failed {
+                            input: Some(input),
+                            error,
+                        },
+                    };
+                    let executed = Executed {
+                        execution,
+                        logs: Vec::new(),
+                        secrets: SecretValues::new(),
+                    };
+                    return self.apply(
+                        state,
+                        &task,
+                        workflow,
+                        Claim::Claimed(attempt),
+                        executed,
+                        applied,
+                    );
+                }
+            }
+            AwaitTarget::Webhook {
+                source,
+                events,
+                matches,
+            } => {
+                let wait = WebhookWait {
+                    run_id: task.run_id.clone(),
+                    step_id: task.step_id.clone(),
+                    events,
+                    matches,
+                };
+                waits::insert(tx, &state.run.tenant_id, &source, &wait).await?;
+            }
+        }
+        self.park(state, &task, attempt, input, until_ms, logs, applied)?;
+        Ok(Next::Done)
+    }
+
+    /// Marks the step `waiting`. The dispatch moves on, so a redelivered task of the attempt
+    /// finds nothing to claim; only a timeout has a task, due at the timeout.
+    #[allow(clippy::too_many_arguments)]
+    fn park(
+        &self,
+        state: &mut RunState,
+        task: &StepTask,
+        attempt: i32,
+        input: Value,
+        until_ms: Option<i64>,
+        logs: Option<Value>,
+        applied: &mut Applied,
+    ) -> Result<(), EngineError> {
+        let mut row = state.step(&task.step_id)?.clone();
+        row.input = Some(input);
+        row.status = StepStatus::Waiting.to_string();
+        row.queued_at = Some(now_ms());
+        row.wake_at = until_ms;
+        row.dispatch += 1;
+        if let Some(until) = until_ms {
+            let wake = StepTask {
+                dispatch: row.dispatch,
+                ..task.clone()
+            };
+            applied.tasks.push((wake, until));
+        }
+        state.set_step(row)?;
+        let end = AttemptEnd {
+            status: "suspended",
+            error: None,
+            error_class: None,
+            logs,
+        };
+        state.finish_attempt(&task.step_id, attempt, &self.worker_name, end);
+        applied.events.push(RunEvent::Step {
+            run_id: task.run_id.clone(),
+            step_id: task.step_id.clone(),
+            status: StepStatus::Waiting,
+            attempt,
+            error: None,
+        });
+        Ok(())
+    }
+
+    /// Creates the child run of `parent`'s step `step_row` and moves it as far as it goes in
+    /// this transaction.
+    async fn start_child(
+        self: &Arc<Self>,
+        tx: &DatabaseTransaction,
+        parent: &run::Model,
+        step_row: &str,
+        name: &str,
+        input: Value,
+        applied: &mut Applied,
+    ) -> Result<Child, EngineError> {
+        let depth = if parent.trigger_kind == CHILD_TRIGGER_KIND {
+            parent.trigger["depth"].as_u64().unwrap_or(1) + 1
+        } else {
+            1
+        };
+        if depth > MAX_CHILD_DEPTH {
+            return Ok(Child::Settled(Err(ActionError::Permanent(format!(
+                "`workflow.run` nested more than {MAX_CHILD_DEPTH} levels deep"
+            )))));
+        }
+        let Some(version) = self.latest_version_via(tx, &parent.tenant_id, name).await? else {
+            return Ok(Child::Settled(Err(ActionError::Permanent(format!(
+                "workflow `{name}` not found"
+            )))));
+        };
+        let input = match version.definition.prepare_input(input) {
+            Ok(input) => input,
+            Err(error) => {
+                return Ok(Child::Settled(Err(ActionError::InvalidInput(format!(
+                    "input of workflow `{name}`: {error}"
+                )))));
+            }
+        };
+        let (mut child, tasks) = runs::create(NewRun {
+            tenant_id: &parent.tenant_id,
+            workflow: &version,
+            input,
+            trigger_kind: CHILD_TRIGGER_KIND,
+            trigger: json!({
+                "parent_run_id": parent.id,
+                "parent_step_id": step_row,
+                "workflow": parent.workflow_name,
+                "depth": depth,
+            }),
+            rerun_of: None,
+        });
+        child.run.parent_run_id = Some(parent.id.clone());
+        child.run.parent_step_id = Some(step_row.to_owned());
+        let child_id = child.run.id.clone();
+        let mut started = Applied {
+            tasks,
+            ..Applied::default()
+        };
+        Box::pin(self.advance(tx, child, &version.definition, &mut started)).await?;
+        let ended = started.run_ended.is_some();
+        applied.absorb(started);
+        if !ended {
+            return Ok(Child::Started);
+        }
+        Ok(Child::Settled(child_result(
+            &runs::find_any(tx, &child_id).await?,
+        )))
+    }
+
+    /// Resumes the waiting step `row_id` of run `run_id` with `result` as if its action had
+    /// returned it, and moves the run on, in `tx`. A step that no longer waits (timed out,
+    /// cancelled, run ended) is left alone.
+    pub(crate) async fn resume_step(
+        self: &Arc<Self>,
+        tx: &DatabaseTransaction,
+        run_id: &str,
+        row_id: &str,
+        result: Result<Value, ActionError>,
+        applied: &mut Applied,
+    ) -> Result<(), EngineError> {
+        tx.execute(&runs::lock_statement(run_id)).await?;
+        let mut state = RunState::load(tx, run_id, Some(row_id)).await?;
+        if state.run.status != RunStatus::Running.as_str() {
+            return Ok(());
+        }
+        let mut row = state.step(row_id)?.clone();
+        if row.status != StepStatus::Waiting.as_str() {
+            return Ok(());
+        }
+        let definition = self
+            .definition_via(tx, &state.run.workflow_version_id)
+            .await?;
+        row.status = StepStatus::Running.to_string();
+        row.dispatch += 1;
+        row.wake_at = None;
+        let attempt = row.attempts;
+        let task = StepTask {
+            run_id: run_id.to_owned(),
+            step_id: row_id.to_owned(),
+            dispatch: row.dispatch,
+        };
+        let input = row.input.clone();
+        state.set_step(row)?;
+        state.start_attempt(row_id, attempt, &self.worker_name);
+        let execution = match result {
+            Ok(output) => Execution::Output {
+                input: input.unwrap_or(Value::Null),
+                output,
+            },
+            Err(error) => Execution::Failed { input, error },
+        };
+        let executed = Executed {
+            execution,
+            logs: Vec::new(),
+            secrets: SecretValues::new(),
+        };
+        let mut resumed = Applied::default();
+        let next = self.apply(
+            &mut state,
+            &task,
+            &definition,
+            Claim::Claimed(attempt),
+            executed,
+            &mut resumed,
+        )?;
+        self.follow_up(tx, &mut state, &definition, next, &mut resumed)
+            .await?;
+        Box::pin(self.advance(tx, state, &definition, &mut resumed)).await?;
+        applied.absorb(resumed);
+        Ok(())
+    }
+
+    /// Resumes every step waiting on the tenant's webhook `source` that this delivery matches,
+    /// in the transaction that accepts it.
+    pub(crate) async fn resume_webhook_waits(
+        self: &Arc<Self>,
+        tx: &DatabaseTransaction,
+        tenant_id: &str,
+        source: &str,
+        event: Option<&str>,
+        trigger: &Value,
+        applied: &mut Applied,
+    ) -> Result<usize, EngineError> {
+        let mut resumed = 0;
+        for wait in waits::on_source(tx, tenant_id, source).await? {
+            if !crate::webhooks::event_matches(&wait.events, event)
+                || !waits::matches(&wait.matches, trigger)
+            {
+                continue;
+            }
+            waits::remove(tx, &wait.run_id, &wait.step_id).await?;
+            self.resume_step(
+                tx,
+                &wait.run_id,
+                &wait.step_id,
+                Ok(trigger.clone()),
+                applied,
+            )
+            .await?;
+            resumed += 1;
+        }
+        Ok(resumed)
+    }
+
+    /// What follows from a run's end, in the transaction that ended it: its webhook
+    /// subscriptions go, its active children are cancelled, queued runs of its concurrency key
+    /// may start, and a parent waiting in `workflow.run` resumes with its result.
+    pub(crate) async fn after_run_end(
+        self: &Arc<Self>,
+        tx: &DatabaseTransaction,
+        ended: EndedRun,
+        applied: &mut Applied,
+    ) -> Result<(), EngineError> {
+        waits::remove_run(tx, &ended.id).await?;
+        for child in runs::active_children(tx, &ended.id).await? {
+            let message = format!("cancelled: its parent run {} ended", ended.id);
+            if runs::finish(tx, &child, None, RunStatus::Cancelled, Some(message)).await? {
+                applied.cancelled.push(child.clone());
+                let child = runs::find_any(tx, &child).await?;
+                Box::pin(self.after_run_end(tx, EndedRun::of(&child, false), applied)).await?;
+            }
+        }
+        if let Some(key) = &ended.concurrency_key {
+            let definition = self.definition_via(tx, &ended.workflow_version_id).await?;
+            if crate::concurrency::frees_queue_slot(&definition) {
+                Box::pin(self.promote_queued(tx, &ended.workflow_id, key, applied)).await?;
+            }
+        }
+        if !ended.created_here
+            && let Some((parent_run, parent_step)) = ended.parent
+        {
+            Box::pin(self.resume_step(tx, &parent_run, &parent_step, ended.result, applied))
+                .await?;
+        }
+        Ok(())
+    }
+}

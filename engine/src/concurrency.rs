@@ -1,0 +1,203 @@
+//! Workflow `concurrency`: at most `limit` running runs per (workflow, rendered `key`).
+//!
+//! Admission happens in the transaction that creates a run, and promotion of a queued run in the
+//! transaction that ends the run whose slot it takes, so no crash can leave a slot taken twice or
+//! a queued run behind a free slot. Transactions touching one key are serialised (an advisory
+//! lock on Postgres; SQLite's writers are serialised already), so concurrent starts cannot both
+//! see the last free slot.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseTransaction;
+use serde_json::{Value, json};
+use stepwise_workflows::{Concurrency, OnLimit, Workflow};
+
+use crate::awaits::EndedRun;
+use crate::engine::{EngineInner, RunEvent};
+use crate::error::EngineError;
+use crate::executor::Applied;
+use crate::machine;
+use crate::status::RunStatus;
+use crate::store::now_ms;
+use crate::store::run_state::RunState;
+use crate::store::runs;
+
+impl EngineInner {
+    /// Decides whether `state`, a run this transaction creates, starts now, waits for a slot
+    /// (`queue`), is cancelled (`cancel_new`) or cancels the oldest running runs of its key
+    /// (`cancel_running`). A key that does not render fails the run.
+    pub(crate) async fn admit(
+        self: &Arc<Self>,
+        tx: &DatabaseTransaction,
+        state: &mut RunState,
+        concurrency: &Concurrency,
+        applied: &mut Applied,
+    ) -> Result<(), EngineError> {
+        let key = match self.concurrency_key(concurrency, &state.run) {
+            Ok(key) => key,
+            Err(message) => {
+                applied.tasks.clear();
+                state.finish(RunStatus::Failed, Some(message), None);
+                applied.run_ended = Some((state.run.id.clone(), RunStatus::Failed));
+                return Ok(());
+            }
+        };
+        let workflow_id = state.run.workflow_id.clone();
+        runs::lock_concurrency_key(tx, &workflow_id, &key).await?;
+        state.run.concurrency_key = Some(key.clone());
+        let running = runs::count_with_key(tx, &workflow_id, &key, RunStatus::Running).await?;
+        let queued = runs::count_with_key(tx, &workflow_id, &key, RunStatus::Queued).await?;
+        let limit = u64::from(concurrency.limit);
+        if running < limit && queued == 0 {
+            return Ok(());
+        }
+        match concurrency.on_limit {
+            OnLimit::Queue => {
+                let tasks: Vec<_> = applied.tasks.drain(..).map(|(task, _)| task).collect();
+                state.unqueue(&tasks);
+                state.run.status = RunStatus::Queued.to_string();
+                state.run.started_at = None;
+                state.run.deadline_at = None;
+            }
+            OnLimit::CancelNew => {
+                applied.tasks.clear();
+                state.finish(
+                    RunStatus::Cancelled,
+                    Some(format!(
+                        "cancelled: {running} run(s) with concurrency key `{key}` already running (limit {limit})"
+                    )),
+                    None,
+                );
+                applied.run_ended = Some((state.run.id.clone(), RunStatus::Cancelled));
+            }
+            OnLimit::CancelRunning => {
+                let excess = running + 1 - limit;
+                let victims =
+                    runs::oldest_with_key(tx, &workflow_id, &key, RunStatus::Running, excess)
+                        .await?;
+                for victim in victims {
+                    let message = format!(
+                        "cancelled: run {} took its concurrency slot (key `{key}`)",
+                        state.run.id
+                    );
+                    if runs::finish(tx, &victim.id, None, RunStatus::Cancelled, Some(message))
+                        .await?
+                    {
+                        applied.cancelled.push(victim.id.clone());
+                        let victim = runs::find_any(tx, &victim.id).await?;
+                        Box::pin(self.after_run_end(tx, EndedRun::of(&victim, false), applied))
+                            .await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After a run with concurrency key `key` ended in this transaction: starts the oldest
+    /// queued runs of the key while slots are free.
+    pub(crate) async fn promote_queued(
+        self: &Arc<Self>,
+        tx: &DatabaseTransaction,
+        workflow_id: &str,
+        key: &str,
+        applied: &mut Applied,
+    ) -> Result<(), EngineError> {
+        runs::lock_concurrency_key(tx, workflow_id, key).await?;
+        loop {
+            let Some(next) = runs::oldest_with_key(tx, workflow_id, key, RunStatus::Queued, 1)
+                .await?
+                .pop()
+            else {
+                return Ok(());
+            };
+            let definition = self.definition_via(tx, &next.workflow_version_id).await?;
+            let limit = definition
+                .concurrency
+                .as_ref()
+                .map_or(u64::MAX, |concurrency| u64::from(concurrency.limit));
+            if runs::count_with_key(tx, workflow_id, key, RunStatus::Running).await? >= limit {
+                return Ok(());
+            }
+            let mut state = RunState::load(tx, &next.id, None).await?;
+            let now = now_ms();
+            state.run.status = RunStatus::Running.to_string();
+            state.run.started_at = Some(now);
+            state.run.deadline_at = definition
+                .timeout
+                .map(|timeout| now.saturating_add(timeout.as_millis() as i64));
+            let mut promoted = Applied {
+                tasks: state
+                    .queue_pending(&machine::initial(&definition))
+                    .into_iter()
+                    .map(|task| (task, now))
+                    .collect(),
+                ..Applied::default()
+            };
+            promoted.events.push(RunEvent::Run {
+                run_id: next.id.clone(),
+                status: RunStatus::Running,
+            });
+            Box::pin(self.advance(tx, state, &definition, &mut promoted)).await?;
+            applied.absorb(promoted);
+        }
+    }
+
+    /// Ends a queued or running run from outside its steps (cancellation, deadline) and lets
+    /// queued runs of its key take the slot. Returns false when the run had already ended.
+    pub(crate) async fn end_run(
+        self: &Arc<Self>,
+        run_id: &str,
+        tenant_id: Option<&str>,
+        status: RunStatus,
+        error: &str,
+    ) -> Result<bool, EngineError> {
+        let tx = crate::db::begin_write(&self.db.conn).await?;
+        if !runs::finish(&tx, run_id, tenant_id, status, Some(error.to_owned())).await? {
+            return Ok(false);
+        }
+        let mut applied = Applied::default();
+        let run = runs::find_any(&tx, run_id).await?;
+        self.after_run_end(&tx, EndedRun::of(&run, false), &mut applied)
+            .await?;
+        tx.commit().await?;
+        self.cancellation_for(run_id).cancel();
+        self.forget_cancellation(run_id);
+        self.emit(RunEvent::Run {
+            run_id: run_id.to_owned(),
+            status,
+        });
+        self.committed(applied);
+        Ok(true)
+    }
+
+    /// The rendered key: a string as is, any other value as JSON.
+    fn concurrency_key(
+        &self,
+        concurrency: &Concurrency,
+        run: &crate::store::entities::run::Model,
+    ) -> Result<String, String> {
+        let context = json!({
+            "inputs": run.input,
+            "trigger": run.trigger,
+            "run": { "id": run.id, "workflow": run.workflow_name, "version": run.workflow_version },
+            "workflow": { "name": run.workflow_name, "version": run.workflow_version },
+        });
+        match self
+            .evaluator
+            .render(&Value::String(concurrency.key.clone()), &context)
+        {
+            Ok(Value::String(key)) => Ok(key),
+            Ok(other) => Ok(other.to_string()),
+            Err(error) => Err(format!("in `concurrency.key`: {error}")),
+        }
+    }
+}
+
+/// Whether a run that ended makes room for queued runs of its key.
+pub(crate) fn frees_queue_slot(workflow: &Workflow) -> bool {
+    workflow
+        .concurrency
+        .as_ref()
+        .is_some_and(|concurrency| concurrency.on_limit == OnLimit::Queue)
+}

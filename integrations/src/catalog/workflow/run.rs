@@ -1,0 +1,83 @@
+//! `workflow.run`: starts a run of another workflow of the tenant and waits for its result.
+//! The engine creates the child run in the transaction that parks this step and resumes the
+//! step from the transaction that ends the child, so nothing is lost or started twice across
+//! restarts, and no worker is held while the child runs.
+
+use async_trait::async_trait;
+use chrono::Utc;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::action::{Action, ActionOutcome, AwaitTarget};
+use crate::catalog::deadline_after;
+use crate::context::ActionContext;
+use crate::error::ActionError;
+
+pub struct RunWorkflow;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunWorkflowInput {
+    /// The name of the workflow to run (its latest version).
+    pub workflow: String,
+    /// The child run's input, checked against the child workflow's `inputs`.
+    #[serde(default)]
+    pub input: Map<String, Value>,
+    /// How long to wait for the child, e.g. `10m`; without it the step waits as long as the
+    /// child runs. A child still running at the timeout keeps running.
+    #[serde(default)]
+    pub timeout: Option<String>,
+}
+
+/// The child run's result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RunWorkflowOutput {
+    /// The child run's id.
+    pub run_id: String,
+    /// Always `succeeded`: a child that fails or is cancelled fails the step.
+    pub status: String,
+    /// The child workflow's `outputs`.
+    pub output: Value,
+}
+
+#[async_trait]
+impl Action for RunWorkflow {
+    type Input = RunWorkflowInput;
+    type Output = RunWorkflowOutput;
+
+    const NAME: &'static str = "workflow.run";
+    const DESCRIPTION: &'static str =
+        "Run another workflow as a child of this run and wait for its outputs.";
+    const PURE: bool = true;
+
+    async fn execute(
+        &self,
+        ctx: &ActionContext,
+        input: RunWorkflowInput,
+    ) -> Result<ActionOutcome<RunWorkflowOutput>, ActionError> {
+        if input.workflow.trim().is_empty() {
+            return Err(ActionError::InvalidInput("`workflow` is empty".to_owned()));
+        }
+        if ctx.wake_at().is_some() {
+            // Invoked again only when the timeout passed before the child ended.
+            return Err(ActionError::Permanent(format!(
+                "the run of workflow `{}` did not finish within {}",
+                input.workflow,
+                input.timeout.as_deref().unwrap_or_default()
+            )));
+        }
+        let until = input
+            .timeout
+            .as_deref()
+            .map(|timeout| deadline_after("timeout", timeout, Utc::now()))
+            .transpose()?;
+        Ok(ActionOutcome::Await {
+            target: AwaitTarget::Run {
+                workflow: input.workflow,
+                input: Value::Object(input.input),
+            },
+            until,
+        })
+    }
+}
