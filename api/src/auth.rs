@@ -1,7 +1,11 @@
-//! API-key authentication: `Authorization: Bearer <key>` resolves to the key's tenant.
+//! Authentication: `Authorization: Bearer <key>` resolves to the API key's tenant; the
+//! dashboard's session cookie resolves to its session's tenant. A state-changing request
+//! authenticated by the cookie must also carry `X-Stepwise-CSRF` (a custom header: a
+//! cross-site form cannot send one and a cross-site script would need a CORS preflight we never
+//! grant), besides the cookie being `SameSite=Strict`.
 
 use actix_web::dev::Payload;
-use actix_web::http::header;
+use actix_web::http::{Method, header};
 use actix_web::{FromRequest, HttpRequest, web};
 use futures::future::LocalBoxFuture;
 use stepwise_engine::Tenant;
@@ -19,19 +23,53 @@ impl FromRequest for Authenticated {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let key = bearer_token(request).map(str::to_owned);
+        let credential = credential(request);
         let state = request.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
             let state =
                 state.ok_or_else(|| ApiError::Internal("AppState is not registered".into()))?;
-            let key = key.ok_or(ApiError::Unauthorized)?;
-            state
-                .call(move |engine| async move { engine.authenticate(&key).await })
-                .await?
-                .map(Authenticated)
-                .ok_or(ApiError::Unauthorized)
+            let tenant = match credential? {
+                Credential::ApiKey(key) => {
+                    state
+                        .call(move |engine| async move { engine.authenticate(&key).await })
+                        .await?
+                }
+                Credential::Session(token) => {
+                    state
+                        .call(move |engine| async move { engine.session_tenant(&token).await })
+                        .await?
+                }
+            };
+            tenant.map(Authenticated).ok_or(ApiError::Unauthorized)
         })
     }
+}
+
+/// The dashboard's session cookie.
+pub const SESSION_COOKIE: &str = "stepwise_session";
+/// The header a session-cookie request must send unless it is a GET or HEAD.
+pub const CSRF_HEADER: &str = "x-stepwise-csrf";
+
+enum Credential {
+    ApiKey(String),
+    Session(String),
+}
+
+/// The request's credential: a bearer key first, else the session cookie (checked for the
+/// anti-CSRF header on state-changing methods).
+fn credential(request: &HttpRequest) -> Result<Credential, ApiError> {
+    if let Some(key) = bearer_token(request) {
+        return Ok(Credential::ApiKey(key.to_owned()));
+    }
+    let cookie = request
+        .cookie(SESSION_COOKIE)
+        .filter(|cookie| !cookie.value().is_empty())
+        .ok_or(ApiError::Unauthorized)?;
+    let safe = matches!(*request.method(), Method::GET | Method::HEAD);
+    if !safe && !request.headers().contains_key(CSRF_HEADER) {
+        return Err(ApiError::CsrfRejected);
+    }
+    Ok(Credential::Session(cookie.value().to_owned()))
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).

@@ -25,6 +25,10 @@ pub enum ApiError {
     InvalidWorkflow(Vec<Diagnostic>),
     #[error("missing or invalid API key; send `Authorization: Bearer <key>`")]
     Unauthorized,
+    /// A state-changing request authenticated by the dashboard's session cookie without the
+    /// anti-CSRF header (which a cross-site form or script cannot send).
+    #[error("missing the `X-Stepwise-CSRF` header that session-cookie requests must send")]
+    CsrfRejected,
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{0}")]
@@ -73,6 +77,7 @@ impl ApiError {
             Self::InvalidSecretName(_) => "invalid_secret_name",
             Self::InvalidWorkflow(_) => "invalid_workflow",
             Self::Unauthorized => "unauthorized",
+            Self::CsrfRejected => "csrf_rejected",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Unavailable(_) => "unavailable",
             Self::Rejected(rejection) => rejection.code(),
@@ -113,6 +118,7 @@ impl ResponseError for ApiError {
             Self::InvalidInput(_) | Self::InvalidSecretName(_) => StatusCode::BAD_REQUEST,
             Self::InvalidWorkflow(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::CsrfRejected => StatusCode::FORBIDDEN,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Rejected(rejection) => {

@@ -24,7 +24,7 @@ use crate::store::runs::{NewRun, Page, RunDetail, RunFilter, RunSummary};
 use crate::store::secrets::{RewrapReport, SecretInfo, SecretWritten};
 use crate::store::tenants::Tenant;
 use crate::store::workflows::{Deployed, LatestVersion, VersionInfo, VersionRef, WorkflowSummary};
-use crate::store::{runs, secrets, steps, tenants, workflows};
+use crate::store::{runs, secrets, sessions, steps, tenants, workflows};
 use crate::vault::{KeyProvider, Vault};
 
 /// Progress notifications of this process, for live views (`stepwise run`).
@@ -274,6 +274,32 @@ impl Engine {
 
     pub async fn authenticate(&self, api_key: &str) -> Result<Option<Tenant>, EngineError> {
         tenants::authenticate(&self.inner.db.conn, api_key).await
+    }
+
+    /// Logs a dashboard user in with an API key: a new session token (shown only here) of the
+    /// key's tenant, valid for `ttl`; `None` for an unknown key.
+    pub async fn open_session(
+        &self,
+        api_key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<(String, Tenant)>, EngineError> {
+        let Some(tenant) = tenants::authenticate(&self.inner.db.conn, api_key).await? else {
+            return Ok(None);
+        };
+        let tx = crate::db::begin_write(&self.inner.db.conn).await?;
+        let token = sessions::open(&tx, &tenant.id, ttl.as_millis() as i64).await?;
+        tx.commit().await?;
+        Ok(Some((token, tenant)))
+    }
+
+    /// The tenant of a live dashboard session.
+    pub async fn session_tenant(&self, token: &str) -> Result<Option<Tenant>, EngineError> {
+        sessions::tenant(&self.inner.db.conn, token).await
+    }
+
+    /// Ends a dashboard session (logout); unknown tokens are ignored.
+    pub async fn close_session(&self, token: &str) -> Result<(), EngineError> {
+        sessions::close(&self.inner.db.conn, token).await
     }
 
     /// Creates the secret `name` or replaces its value. The value is sealed before it is
@@ -551,7 +577,20 @@ impl Engine {
         tenant_id: &str,
         run_id: &str,
     ) -> Result<Option<RunDetail>, EngineError> {
-        runs::get(&self.inner.db.conn, tenant_id, run_id).await
+        let Some(mut run) = runs::get(&self.inner.db.conn, tenant_id, run_id).await? else {
+            return Ok(None);
+        };
+        let definition = self.inner.definition(&run.workflow_version_id).await?;
+        for view in &mut run.steps {
+            if let Some(step) = definition.step(&view.id) {
+                view.uses.clone_from(&step.uses);
+                view.needs.clone_from(&step.needs);
+            }
+            for item in &mut view.items {
+                item.uses.clone_from(&view.uses);
+            }
+        }
+        Ok(Some(run))
     }
 
     pub async fn cancel_run(&self, tenant_id: &str, run_id: &str) -> Result<(), EngineError> {

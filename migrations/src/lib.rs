@@ -14,6 +14,7 @@ mod m20261130_000002_connections;
 mod m20261201_000001_secrets;
 mod m20261202_000001_webhooks;
 mod m20261203_000001_run_coordination;
+mod m20261203_000002_dashboard_sessions;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_schedules::Migration),
             Box::new(m20261130_000002_connections::Migration),
             Box::new(m20261203_000001_run_coordination::Migration),
+            Box::new(m20261203_000002_dashboard_sessions::Migration),
         ]
     }
 }

@@ -2,6 +2,7 @@
 //! engine call to its tenant.
 
 pub mod connections;
+pub mod dashboard;
 pub mod health;
 pub mod oauth;
 pub mod oauth_apps;
@@ -18,6 +19,7 @@ use crate::error::ApiError;
 /// The routes; `webhook_max_bytes` limits a webhook delivery's body (413 beyond).
 pub fn configure(config: &mut web::ServiceConfig, webhook_max_bytes: usize) {
     config
+        .configure(dashboard::configure)
         .route("/healthz", web::get().to(health::healthz))
         .service(
             web::resource("/webhooks/{provider}/{source}")

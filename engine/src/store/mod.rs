@@ -8,6 +8,7 @@ pub mod run_state;
 pub mod runs;
 pub mod schedules;
 pub mod secrets;
+pub mod sessions;
 pub mod steps;
 pub mod tenants;
 pub mod waits;

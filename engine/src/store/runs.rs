@@ -76,6 +76,9 @@ pub struct StepView {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub attempt_history: Vec<AttemptView>,
+    /// The step's action, and the steps it waits for (from the run's workflow version).
+    pub uses: String,
+    pub needs: Vec<String>,
     /// A `for_each` step's items in index order (ids `step[index]`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<StepView>,
@@ -85,6 +88,8 @@ pub struct StepView {
 pub struct RunDetail {
     #[serde(flatten)]
     pub summary: RunSummary,
+    /// The workflow version the run is pinned to.
+    pub workflow_version_id: String,
     pub input: Value,
     pub trigger: Value,
     pub output: Option<Value>,
@@ -268,6 +273,8 @@ pub async fn get(
                 queued_at: s.queued_at,
                 started_at: s.started_at,
                 finished_at: s.finished_at,
+                uses: String::new(),
+                needs: Vec::new(),
                 items: Vec::new(),
             })
         })
@@ -291,6 +298,7 @@ pub async fn get(
     }
     Ok(Some(RunDetail {
         summary: summary(&row)?,
+        workflow_version_id: row.workflow_version_id,
         input: row.input,
         trigger: row.trigger,
         output: row.output,

@@ -1,0 +1,145 @@
+//! The web dashboard: static assets compiled into the binary (`web/`, no Node needed to build),
+//! and the session endpoints. The dashboard talks to the same `/api/v1` routes as any client,
+//! authenticated by an HttpOnly, `SameSite=Strict` session cookie (see [`crate::auth`]).
+
+use std::time::Duration;
+
+use actix_web::cookie::time::Duration as CookieDuration;
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::{Authenticated, CSRF_HEADER, SESSION_COOKIE};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// How long a dashboard session lasts.
+const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+
+const INDEX_HTML: &str = include_str!("../../../web/index.html");
+const APP_JS: &str = include_str!("../../../web/app.js");
+const APP_CSS: &str = include_str!("../../../web/app.css");
+
+/// Everything the page loads comes from this server; nothing may frame it.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+     form-action 'self'";
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .route("/", web::get().to(to_dashboard))
+        .route("/ui", web::get().to(to_dashboard))
+        .route("/ui/", web::get().to(index))
+        .route("/ui/app.js", web::get().to(app_js))
+        .route("/ui/app.css", web::get().to(app_css))
+        .route("/ui/session", web::get().to(session))
+        .route("/ui/login", web::post().to(login))
+        .route("/ui/logout", web::post().to(logout));
+}
+
+async fn to_dashboard() -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, "/ui/"))
+        .finish()
+}
+
+fn asset(content_type: &str, body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(body)
+}
+
+async fn index() -> HttpResponse {
+    asset("text/html; charset=utf-8", INDEX_HTML)
+}
+
+async fn app_js() -> HttpResponse {
+    asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+async fn app_css() -> HttpResponse {
+    asset("text/css; charset=utf-8", APP_CSS)
+}
+
+/// Who is logged in: 200 with the tenant, or 401.
+async fn session(Authenticated(tenant): Authenticated) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "tenant": tenant }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    api_key: String,
+}
+
+/// Exchanges an API key for a session cookie. Like every state-changing dashboard request it
+/// needs the anti-CSRF header, so another site cannot log a browser into its own tenant.
+async fn login(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    require_csrf_header(&request)?;
+    let login: Login = serde_json::from_slice(&body).map_err(|error| {
+        ApiError::InvalidInput(format!(
+            "the login request is not valid: {error} (expected {{\"api_key\": \"sw_...\"}})"
+        ))
+    })?;
+    let opened = state
+        .call(move |engine| async move { engine.open_session(&login.api_key, SESSION_TTL).await })
+        .await?;
+    let (token, tenant) = opened.ok_or(ApiError::Unauthorized)?;
+    let cookie = session_cookie(
+        &request,
+        token,
+        CookieDuration::seconds(SESSION_TTL.as_secs() as i64),
+    );
+    Ok(HttpResponse::Ok()
+        .cookie(cookie)
+        .json(json!({ "tenant": tenant })))
+}
+
+async fn logout(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    require_csrf_header(&request)?;
+    if let Some(cookie) = request.cookie(SESSION_COOKIE) {
+        let token = cookie.value().to_owned();
+        state
+            .call(move |engine| async move { engine.close_session(&token).await })
+            .await?;
+    }
+    let cleared = session_cookie(&request, String::new(), CookieDuration::ZERO);
+    Ok(HttpResponse::NoContent().cookie(cleared).finish())
+}
+
+fn require_csrf_header(request: &HttpRequest) -> Result<(), ApiError> {
+    if request.headers().contains_key(CSRF_HEADER) {
+        Ok(())
+    } else {
+        Err(ApiError::CsrfRejected)
+    }
+}
+
+/// The session cookie: HttpOnly (no script reads it), `SameSite=Strict` (no cross-site request
+/// carries it), `Secure` when the request came over TLS.
+fn session_cookie(
+    request: &HttpRequest,
+    value: String,
+    max_age: CookieDuration,
+) -> Cookie<'static> {
+    Cookie::build(SESSION_COOKIE, value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(request.connection_info().scheme() == "https")
+        .max_age(max_age)
+        .finish()
+}
