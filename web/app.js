@@ -121,17 +121,19 @@ function loginPage(message) {
 async function runsPage(params) {
   const workflow = params.get("workflow") || "";
   const status = params.get("status") || "";
+  const trigger = params.get("trigger") || "";
   const query = new URLSearchParams({ limit: "50" });
   if (workflow) query.set("workflow", workflow);
   if (status) query.set("status", status);
+  if (trigger) query.set("trigger", trigger);
   const [page, workflows] = await Promise.all([
     api("GET", `/api/v1/runs?${query}`),
     api("GET", "/api/v1/workflows"),
   ]);
   const runs = page.items;
-  const pick = (name, value, options) => {
+  const pick = (name, value, options, all) => {
     const select = el("select", { id: `filter-${name}`, "aria-label": name },
-      el("option", { value: "" }, `all ${name === "status" ? "statuses" : "workflows"}`),
+      el("option", { value: "" }, all),
       options.map((option) => el("option", { value: option, selected: option === value }, option)));
     select.addEventListener("change", () => {
       const next = new URLSearchParams(params);
@@ -158,8 +160,9 @@ async function runsPage(params) {
   show(
     el("h1", {}, "Runs"),
     el("div", { class: "filters" },
-      pick("workflow", workflow, workflows.items.map((w) => w.name)),
-      pick("status", status, ["queued", "running", "succeeded", "failed", "cancelled"]),
+      pick("workflow", workflow, workflows.items.map((w) => w.name), "all workflows"),
+      pick("status", status, ["queued", "running", "succeeded", "failed", "cancelled"], "all statuses"),
+      pick("trigger", trigger, ["manual", "webhook", "cron", "workflow"], "all triggers"),
       search),
     runs.length === 0
       ? el("p", { class: "muted" }, "No runs yet.")

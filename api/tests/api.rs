@@ -273,6 +273,71 @@ async fn runs_are_listed_in_keyset_pages() {
             "invalid_input",
         )
         .await;
+
+        // Trigger kind and creation-time filters (RFC 3339 or epoch ms).
+        let manual = app
+            .expect_json(
+                app.get("/api/v1/runs?trigger=manual&limit=500").await,
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(manual["items"].as_array().map(Vec::len), Some(5));
+        let cron = app
+            .expect_json(app.get("/api/v1/runs?trigger=cron").await, StatusCode::OK)
+            .await;
+        assert_eq!(cron["items"], json!([]));
+        let created: Vec<i64> = manual["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|run| run["created_at"].as_i64().unwrap())
+            .collect();
+        let (first, last) = (
+            *created.iter().min().unwrap(),
+            *created.iter().max().unwrap(),
+        );
+        let window = app
+            .expect_json(
+                app.get(&format!("/api/v1/runs?from={first}&to={}", last + 1))
+                    .await,
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(window["items"].as_array().map(Vec::len), Some(5));
+        let later = chrono::DateTime::from_timestamp_millis(last + 1)
+            .unwrap()
+            .to_rfc3339();
+        let after = app
+            .expect_json(
+                app.get(&format!("/api/v1/runs?from={}", later.replace('+', "%2B")))
+                    .await,
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(
+            after["items"],
+            json!([]),
+            "[{}] nothing after the last",
+            app.backend
+        );
+        let before = app
+            .expect_json(
+                app.get(&format!("/api/v1/runs?to={first}")).await,
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(
+            before["items"],
+            json!([]),
+            "[{}] nothing before the first",
+            app.backend
+        );
+        app.expect_error(
+            app.get("/api/v1/runs?from=yesterday").await,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        )
+        .await;
         app.expect_error(
             app.get("/api/v1/runs?limit=many").await,
             StatusCode::BAD_REQUEST,

@@ -6,6 +6,7 @@
 
 mod baseline;
 mod db;
+mod listing;
 mod parked;
 mod scenario;
 mod stats;
@@ -81,6 +82,12 @@ struct Cli {
     /// measure what a waiting run costs (memory, database rows).
     #[arg(long, default_value_t = 1000)]
     parked_runs: usize,
+    /// Runs written into the database before timing the runs list (keyset pagination, filters).
+    #[arg(long, default_value_t = 100_000)]
+    list_runs: usize,
+    /// Times each list query is timed.
+    #[arg(long, default_value_t = 200)]
+    list_repeats: usize,
     /// Queue fallback poll interval (RuntimeOptions::poll_interval), in ms; `stepwise serve`
     /// uses 100.
     #[arg(long, default_value_t = 100)]
@@ -147,6 +154,7 @@ struct BackendResult {
     concurrent: Baseline,
     scenarios: Vec<Scenarios>,
     parked: Vec<parked::Parked>,
+    listing: listing::Listing,
 }
 
 impl BackendResult {
@@ -329,13 +337,40 @@ async fn bench_backend(cli: &Cli, database: &BenchDatabase) -> Result<BackendRes
             );
             parked.push(outcome);
         }
+        let mut seed_workflows = Vec::new();
+        for workflow in engine.list_workflows(&tenant.id).await?.into_iter().take(3) {
+            let (_, versions) = engine
+                .get_workflow(&tenant.id, &workflow.name)
+                .await?
+                .context("a listed workflow is missing")?;
+            let version = versions.first().context("a workflow without versions")?;
+            seed_workflows.push((workflow.name, workflow.id, version.id.clone()));
+        }
+        let seed_seconds = listing::seed(&pool, &tenant.id, &seed_workflows, cli.list_runs).await?;
+        eprintln!(
+            "[{label}] wrote {} runs for the list benchmark in {seed_seconds:.1} s",
+            cli.list_runs
+        );
+        let timings = listing::time_queries(
+            &engine,
+            &tenant.id,
+            &seed_workflows[0].0,
+            cli.list_repeats,
+            limit,
+        )
+        .await?;
         pool.close().await;
-        anyhow::Ok((scenarios, parked))
+        let listing = listing::Listing {
+            runs: cli.list_runs,
+            seed_seconds,
+            timings,
+        };
+        anyhow::Ok((scenarios, parked, listing))
     }
     .await;
     runtime.shutdown().await;
     engine.database().close().await;
-    let (scenarios, parked) = result?;
+    let (scenarios, parked, listing) = result?;
     Ok(BackendResult {
         kind: database.kind,
         settings,
@@ -343,6 +378,7 @@ async fn bench_backend(cli: &Cli, database: &BenchDatabase) -> Result<BackendRes
         concurrent,
         scenarios,
         parked,
+        listing,
     })
 }
 
@@ -495,6 +531,38 @@ fn report(cli: &Cli, results: &[BackendResult]) -> String {
         }
     }
     out.push_str(&parked_report(cli, results));
+    out.push_str(&listing_report(cli, results));
+    out
+}
+
+fn listing_report(cli: &Cli, results: &[BackendResult]) -> String {
+    let mut out = format!(
+        "\n### Runs list with {} stored runs (`Engine::list_runs`, 50 per page, {} times each)\n\n| Backend | Query | rows | p50 (ms) | p99 (ms) | max (ms) | p99 < 50 ms |\n|---|---|---:|---:|---:|---:|:---:|\n",
+        cli.list_runs, cli.list_repeats
+    );
+    for r in results {
+        for t in &r.listing.timings {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} |\n",
+                r.kind.label(),
+                t.query,
+                t.rows,
+                ms(t.latency.p50),
+                ms(t.latency.p99),
+                ms(t.latency.max),
+                if t.latency.p99 < 50.0 { "yes" } else { "no" }
+            ));
+        }
+    }
+    for r in results {
+        out.push_str(&format!(
+            "\n{}: {} runs written in {:.1} s (bulk inserts of 500 rows).",
+            r.kind.label(),
+            r.listing.runs,
+            r.listing.seed_seconds
+        ));
+    }
+    out.push('\n');
     out
 }
 

@@ -95,6 +95,7 @@ pub async fn park(
     let filter = RunFilter {
         workflow: Some(workflow.to_owned()),
         status: Some(RunStatus::Running),
+        ..RunFilter::default()
     };
     anyhow::ensure!(
         !engine

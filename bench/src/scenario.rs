@@ -38,7 +38,7 @@ pub fn fan_out_yaml(name: &str, items: usize, max_parallel: usize, uses: &str) -
     )
 }
 
-fn epoch_ms() -> i64 {
+pub fn epoch_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -179,6 +179,7 @@ pub async fn throughput(
     let filter = RunFilter {
         workflow: Some(workflow.to_owned()),
         status: Some(RunStatus::Running),
+        ..RunFilter::default()
     };
     let mut timed_out = false;
     loop {

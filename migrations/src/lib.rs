@@ -15,6 +15,7 @@ mod m20261201_000001_secrets;
 mod m20261202_000001_webhooks;
 mod m20261203_000001_run_coordination;
 mod m20261203_000002_dashboard_sessions;
+mod m20261203_000003_runs_by_trigger;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000002_connections::Migration),
             Box::new(m20261203_000001_run_coordination::Migration),
             Box::new(m20261203_000002_dashboard_sessions::Migration),
+            Box::new(m20261203_000003_runs_by_trigger::Migration),
         ]
     }
 }

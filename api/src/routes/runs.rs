@@ -24,6 +24,12 @@ pub struct RunStarted {
 pub struct ListQuery {
     pub workflow: Option<String>,
     pub status: Option<String>,
+    /// Trigger kind: `manual`, `webhook`, `cron` or `workflow`.
+    pub trigger: Option<String>,
+    /// Created at or after this time: RFC 3339 or epoch milliseconds.
+    pub from: Option<String>,
+    /// Created before this time: RFC 3339 or epoch milliseconds.
+    pub to: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     pub limit: Option<u64>,
@@ -53,6 +59,23 @@ pub async fn trigger(
         })
         .await?;
     Ok(HttpResponse::Accepted().json(RunStarted { run_id }))
+}
+
+/// A `from`/`to` query parameter: RFC 3339 or epoch milliseconds.
+fn time_bound(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    let Some(value) = value.map(str::trim).filter(|value| !value.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(ms) = value.parse::<i64>() {
+        return Ok(Some(ms));
+    }
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|time| Some(time.timestamp_millis()))
+        .map_err(|error| {
+            ApiError::InvalidInput(format!(
+                "`{name}`: `{value}` is neither an RFC 3339 time (2026-11-29T10:00:00Z) nor epoch milliseconds: {error}"
+            ))
+        })
 }
 
 fn parse_input(body: &[u8]) -> Result<Value, ApiError> {
@@ -93,6 +116,9 @@ pub async fn list(
     let filter = RunFilter {
         workflow: query.workflow.filter(|workflow| !workflow.is_empty()),
         status,
+        trigger: query.trigger.filter(|trigger| !trigger.is_empty()),
+        created_from: time_bound("from", query.from.as_deref())?,
+        created_before: time_bound("to", query.to.as_deref())?,
     };
     let limit = query
         .limit

@@ -101,6 +101,23 @@ pub struct RunDetail {
 pub struct RunFilter {
     pub workflow: Option<String>,
     pub status: Option<RunStatus>,
+    /// `trigger_kind`: `manual`, `webhook`, `cron`, `workflow`.
+    pub trigger: Option<String>,
+    /// Runs created at or after this time (epoch ms).
+    pub created_from: Option<i64>,
+    /// Runs created before this time (epoch ms).
+    pub created_before: Option<i64>,
+}
+
+/// The smallest UUIDv7 text with timestamp `ms`: run ids are UUIDv7, so a creation-time range
+/// is an id range, served by the same (tenant, …, id) indexes as the keyset pagination.
+fn id_floor(ms: i64) -> String {
+    let ms = ms.clamp(0, (1 << 48) - 1) as u64;
+    format!(
+        "{:08x}-{:04x}-0000-0000-000000000000",
+        ms >> 16,
+        ms & 0xffff
+    )
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -187,6 +204,15 @@ pub async fn list(
     }
     if let Some(status) = filter.status {
         query = query.filter(run::Column::Status.eq(status.as_str()));
+    }
+    if let Some(trigger) = &filter.trigger {
+        query = query.filter(run::Column::TriggerKind.eq(trigger));
+    }
+    if let Some(from) = filter.created_from {
+        query = query.filter(run::Column::Id.gte(id_floor(from)));
+    }
+    if let Some(before) = filter.created_before {
+        query = query.filter(run::Column::Id.lt(id_floor(before)));
     }
     if let Some(cursor) = cursor {
         query = query.filter(run::Column::Id.lt(cursor));
@@ -452,4 +478,23 @@ pub async fn active_children(
         .into_tuple()
         .all(db)
         .await?)
+}
+
+#[cfg(test)]
+mod id_floor_tests {
+    use super::id_floor;
+
+    #[test]
+    fn id_floors_order_like_uuidv7_ids() {
+        let ms = 1_764_000_000_123_i64;
+        let id = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            (ms / 1000) as u64,
+            ((ms % 1000) * 1_000_000) as u32,
+        ))
+        .to_string();
+        assert!(id_floor(ms) <= id, "{} <= {id}", id_floor(ms));
+        assert!(id < id_floor(ms + 1), "{id} < {}", id_floor(ms + 1));
+        assert_eq!(id_floor(0), "00000000-0000-0000-0000-000000000000");
+    }
 }
