@@ -13,6 +13,7 @@ mod m20261130_000001_schedules;
 mod m20261130_000002_connections;
 mod m20261201_000001_secrets;
 mod m20261202_000001_webhooks;
+mod m20261203_000001_retention;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_webhooks::Migration),
             Box::new(m20261130_000001_schedules::Migration),
             Box::new(m20261130_000002_connections::Migration),
+            Box::new(m20261203_000001_retention::Migration),
         ]
     }
 }
