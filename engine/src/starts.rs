@@ -45,7 +45,7 @@ pub(crate) struct DeliveryRequest {
 
 enum Work {
     Run(RunRequest),
-    Delivery(DeliveryRequest),
+    Delivery(Box<DeliveryRequest>),
 }
 
 /// What a committed request started.
@@ -99,7 +99,7 @@ impl Starts {
     }
 
     pub(crate) async fn delivery(&self, request: DeliveryRequest) -> Result<Started, EngineError> {
-        self.submit(Work::Delivery(request)).await
+        self.submit(Work::Delivery(Box::new(request))).await
     }
 
     async fn submit(&self, work: Work) -> Result<Started, EngineError> {
