@@ -290,6 +290,22 @@ pub struct RuntimeArgs {
     /// and tests only: this lifts the SSRF guard).
     #[arg(long, env = "STEPWISE_ALLOW_PRIVATE_NETWORKS", value_parser = BoolishValueParser::new())]
     pub allow_private_networks: bool,
+    /// How long accepted webhook deliveries are kept (they deduplicate redeliveries: keep
+    /// them longer than your providers' redelivery window), e.g. `7d`.
+    #[arg(long, env = "STEPWISE_WEBHOOK_DELIVERY_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub webhook_delivery_retention: std::time::Duration,
+    /// How long cron fire history is kept, e.g. `30d`.
+    #[arg(long, env = "STEPWISE_CRON_FIRE_RETENTION", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub cron_fire_retention: std::time::Duration,
+}
+
+impl RuntimeArgs {
+    pub fn retention(&self) -> stepwise_engine::retention::Retention {
+        stepwise_engine::retention::Retention {
+            deliveries: self.webhook_delivery_retention,
+            fires: self.cron_fire_retention,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use stepwise_engine::MasterKeySettings;
+use stepwise_engine::retention::Retention;
 use stepwise_integrations::SecretValue;
 
 use crate::cli::DatabaseArgs;
@@ -34,6 +35,8 @@ pub struct AppConfig {
     /// The URL users and providers reach this server at (OAuth redirect URIs are built from
     /// it); `None` means `http://` plus the bound address.
     pub public_url: Option<String>,
+    /// How long accepted webhook deliveries and cron fire rows are kept.
+    pub retention: Retention,
 }
 
 impl AppConfig {
@@ -48,6 +51,7 @@ impl AppConfig {
             master_key: MasterKeySettings::default(),
             webhook_max_bytes: crate::startup::DEFAULT_WEBHOOK_MAX_BYTES,
             public_url: None,
+            retention: Retention::default(),
         }
     }
 }

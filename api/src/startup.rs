@@ -15,6 +15,7 @@ use stepwise_integrations::{ActionServices, Registry};
 
 use crate::config::AppConfig;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::routes;
 use crate::state::AppState;
 
@@ -41,6 +42,8 @@ pub enum StartupError {
     },
     #[error("cannot start the HTTP server: {0}")]
     Server(#[source] std::io::Error),
+    #[error("cannot register metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// The shared services actions use, built from the operator's settings.
@@ -75,7 +78,8 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens the engine, starts the step workers and binds the HTTP listener.
+    /// Opens the engine, starts the step workers and binds the HTTP listener, with a fresh
+    /// metrics registry.
     pub async fn build(config: &AppConfig) -> Result<Self, StartupError> {
         let engine = open_engine(
             &config.database_url,
@@ -83,12 +87,18 @@ impl Application {
             config.allow_private_networks,
         )
         .await?;
-        Self::from_engine(engine, config)
+        Self::from_engine(engine, &prometheus::Registry::new(), config)
     }
 
-    /// Starts the step workers and the HTTP server on an opened engine. Must be called from
+    /// Starts the step workers and the HTTP server on an opened engine, serving `registry`
+    /// (where other components registered their metrics) at `/metrics`. Must be called from
     /// the runtime the process lives on: engine calls of HTTP handlers are sent there.
-    pub fn from_engine(engine: Engine, config: &AppConfig) -> Result<Self, StartupError> {
+    pub fn from_engine(
+        engine: Engine,
+        registry: &prometheus::Registry,
+        config: &AppConfig,
+    ) -> Result<Self, StartupError> {
+        let metrics = Metrics::register(registry, &engine)?;
         let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
             address: config.bind,
             source,
@@ -102,6 +112,7 @@ impl Application {
             engine.clone(),
             tokio::runtime::Handle::current(),
             public_url,
+            metrics,
         ));
         let webhook_max_bytes = config.webhook_max_bytes;
         let server = HttpServer::new(move || {
@@ -151,6 +162,7 @@ impl Application {
         let runtime = engine.start(RuntimeOptions {
             concurrency: config.workers.max(1),
             poll_interval: config.poll_interval,
+            retention: config.retention,
             ..RuntimeOptions::default()
         });
         Ok(Self {

@@ -6,6 +6,7 @@ use stepwise_engine::{Engine, EngineError};
 use tokio::runtime::Handle;
 
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 
 /// The engine and the Tokio runtime it belongs to.
 #[derive(Clone)]
@@ -13,17 +14,23 @@ pub struct AppState {
     engine: Engine,
     runtime: Handle,
     public_url: String,
+    metrics: Metrics,
 }
 
 impl AppState {
     /// `runtime` must be the runtime the engine's workers run on (the process' main one);
     /// `public_url` is where users and providers reach this server, without trailing `/`.
-    pub fn new(engine: Engine, runtime: Handle, public_url: String) -> Self {
+    pub fn new(engine: Engine, runtime: Handle, public_url: String, metrics: Metrics) -> Self {
         Self {
             engine,
             runtime,
             public_url,
+            metrics,
         }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// `path` (starting with `/`) on the public URL.

@@ -647,3 +647,140 @@ async fn stripe_standard_and_slack_deliveries_end_to_end() {
     })
     .await;
 }
+
+/// The value of the counter line of `name` whose labels include every one of `labels`.
+fn counter(metrics: &str, name: &str, labels: &[&str]) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")))
+        .find(|line| labels.iter().all(|label| line.contains(label)))
+        .and_then(|line| line.rsplit(' ').next())
+        .map_or(0.0, |value| value.parse().expect("counter value"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_and_runs_move_the_counters_at_metrics() {
+    for_each_backend(|app| async move {
+        let path = github_source(&app).await;
+        assert!(app.deploy(ON_PUSH).await.status().is_success());
+        let body = json!({"x": 1});
+        let accepted = github(&app, &path, GITHUB_SECRET, "push", Some("m1"), &body).await;
+        assert_eq!(accepted.status(), StatusCode::OK);
+        let run = run_ids(&accepted.json().await.expect("json")).remove(0);
+        app.wait_for_run(&run).await;
+        let duplicate = github(&app, &path, GITHUB_SECRET, "push", Some("m1"), &body).await;
+        assert_eq!(duplicate.status(), StatusCode::OK);
+        let forged = github(&app, &path, "wrong", "push", Some("m2"), &body).await;
+        assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+        let unknown = github(
+            &app,
+            "/webhooks/github/nope",
+            GITHUB_SECRET,
+            "push",
+            None,
+            &body,
+        );
+        assert_eq!(unknown.await.status(), StatusCode::NOT_FOUND);
+        let huge = json!({"x": "a".repeat(1024 * 1024)});
+        let too_large = github(&app, &path, GITHUB_SECRET, "push", Some("m3"), &huge).await;
+        assert_eq!(too_large.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+        let response = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), StatusCode::OK);
+        let metrics = response.text().await.expect("text");
+        let deliveries = |outcome: &str| {
+            counter(
+                &metrics,
+                "stepwise_webhook_deliveries_total",
+                &["provider=\"github\"", &format!("outcome=\"{outcome}\"")],
+            )
+        };
+        for (outcome, count) in [
+            ("accepted", 1.0),
+            ("duplicate", 1.0),
+            ("signature_mismatch", 1.0),
+            ("unknown_source", 1.0),
+            ("too_large", 1.0),
+        ] {
+            assert_eq!(
+                deliveries(outcome),
+                count,
+                "[{}] {outcome}\n{metrics}",
+                app.backend
+            );
+        }
+        let started = counter(
+            &metrics,
+            "stepwise_runs_started_total",
+            &["trigger_kind=\"webhook\""],
+        );
+        let succeeded = counter(
+            &metrics,
+            "stepwise_runs_finished_total",
+            &["status=\"succeeded\""],
+        );
+        assert_eq!(
+            (started, succeeded),
+            (1.0, 1.0),
+            "[{}]\n{metrics}",
+            app.backend
+        );
+        app
+    })
+    .await;
+}
+
+/// Listens to `slow` events and sleeps long enough for any `?wait=` of the tests to expire.
+const SLOW: &str = r#"name: slow
+on:
+  webhook: { source: gh, events: [slow] }
+steps:
+  - id: nap
+    uses: core.sleep
+    with:
+      duration: 1h
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_answers_with_the_outputs_or_202_with_the_run_ids() {
+    for_each_backend(|app| async move {
+        let path = github_source(&app).await;
+        for source in [ON_PUSH, SLOW] {
+            assert!(app.deploy(source).await.status().is_success());
+        }
+        let waited = format!("{path}?wait=10s");
+        let body = json!({"x": 42});
+        for (delivery, duplicate) in [("w1", false), ("w1", true)] {
+            let response = github(&app, &waited, GITHUB_SECRET, "push", Some(delivery), &body);
+            let answer = app.expect_json(response.await, StatusCode::OK).await;
+            assert_eq!(
+                answer["duplicate"], duplicate,
+                "[{}] {answer:#}",
+                app.backend
+            );
+            let runs = answer["runs"].as_array().expect("runs");
+            assert_eq!(runs.len(), 1, "[{}] {answer:#}", app.backend);
+            assert_eq!(runs[0]["run_id"], answer["run_ids"][0]);
+            assert_eq!(runs[0]["status"], "succeeded");
+            assert_eq!(runs[0]["output"], json!({"x": 42}));
+        }
+
+        let slow = format!("{path}?wait=300ms");
+        let response = github(&app, &slow, GITHUB_SECRET, "slow", Some("w2"), &body).await;
+        let answer = app.expect_json(response, StatusCode::ACCEPTED).await;
+        assert_eq!(run_ids(&answer).len(), 1, "[{}] {answer:#}", app.backend);
+        assert!(answer.get("runs").is_none(), "{answer:#}");
+
+        let bad = format!("{path}?wait=soon");
+        let response = github(&app, &bad, GITHUB_SECRET, "push", Some("w3"), &body).await;
+        app.expect_error(response, StatusCode::BAD_REQUEST, "invalid_input")
+            .await;
+        app
+    })
+    .await;
+}

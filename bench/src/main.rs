@@ -11,6 +11,7 @@ mod parked;
 mod scenario;
 mod stats;
 mod touch;
+mod webhooks;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -31,6 +32,16 @@ const SHORT_STEPS: usize = 3;
 const LONG_STEPS: usize = 40;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ScenarioArg {
+    /// Engine throughput and per-step overhead (3-step, 40-step, for_each).
+    Engine,
+    /// Webhook acknowledgements over loopback HTTP, beside a bare actix handler.
+    Webhooks,
+    /// Both.
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum BackendArg {
     Sqlite,
     Postgres,
@@ -46,6 +57,15 @@ struct Cli {
     /// Which database(s) to benchmark.
     #[arg(long, value_enum, default_value_t = BackendArg::Both)]
     backend: BackendArg,
+    /// Which measurements to run.
+    #[arg(long, value_enum, default_value_t = ScenarioArg::Engine)]
+    scenario: ScenarioArg,
+    /// Signed deliveries per (target, concurrency) cell of the webhook scenario.
+    #[arg(long, default_value_t = 5000)]
+    webhook_deliveries: usize,
+    /// Client connections of the webhook scenario, one cell each.
+    #[arg(long, value_delimiter = ',', default_value = "16,64")]
+    webhook_concurrency: Vec<usize>,
     /// Runs of the 3-step workflow (throughput scenario).
     #[arg(long, default_value_t = 1000)]
     runs: usize,
@@ -606,19 +626,44 @@ fn parked_report(cli: &Cli, results: &[BackendResult]) -> String {
     out
 }
 
+async fn fresh_database(cli: &Cli, kind: Kind) -> Result<BenchDatabase> {
+    match kind {
+        Kind::Sqlite => BenchDatabase::sqlite().await,
+        Kind::Postgres => BenchDatabase::postgres(&cli.postgres_url).await,
+    }
+}
+
 async fn run(cli: Cli) -> Result<bool> {
     let kinds: &[Kind] = match cli.backend {
         BackendArg::Sqlite => &[Kind::Sqlite],
         BackendArg::Postgres => &[Kind::Postgres],
         BackendArg::Both => &[Kind::Sqlite, Kind::Postgres],
     };
+    let engine_scenarios = matches!(cli.scenario, ScenarioArg::Engine | ScenarioArg::All);
+    let webhook_scenario = matches!(cli.scenario, ScenarioArg::Webhooks | ScenarioArg::All);
     let mut results = Vec::new();
+    let mut acks = Vec::new();
     let mut all_ok = true;
-    for kind in kinds {
-        let database = match kind {
-            Kind::Sqlite => BenchDatabase::sqlite().await?,
-            Kind::Postgres => BenchDatabase::postgres(&cli.postgres_url).await?,
-        };
+    for &kind in kinds {
+        if webhook_scenario {
+            let database = fresh_database(&cli, kind).await?;
+            let result = webhooks::bench(
+                &database,
+                cli.webhook_deliveries,
+                &cli.webhook_concurrency,
+                cli.concurrency,
+                Duration::from_secs(cli.seconds),
+            )
+            .await;
+            database.cleanup().await;
+            let result = result.with_context(|| format!("webhooks on {}", kind.label()))?;
+            all_ok &= result.iter().all(|cell| cell.ok == cell.sent);
+            acks.push((kind, result));
+        }
+        if !engine_scenarios {
+            continue;
+        }
+        let database = fresh_database(&cli, kind).await?;
         let result = bench_backend(&cli, &database).await;
         database.cleanup().await;
         let result = result.with_context(|| format!("benchmarking {}", kind.label()))?;
@@ -660,8 +705,46 @@ async fn run(cli: Cli) -> Result<bool> {
         }
         results.push(result);
     }
-    print!("{}", report(&cli, &results));
+    if engine_scenarios {
+        print!("{}", report(&cli, &results));
+    }
+    if webhook_scenario {
+        print!("{}", webhook_report(&cli, &acks));
+    }
     Ok(all_ok)
+}
+
+fn webhook_report(cli: &Cli, acks: &[(Kind, Vec<webhooks::AckResult>)]) -> String {
+    let mut out = format!(
+        "\n### Webhook acknowledgements over loopback HTTP ({} signed GitHub deliveries per row, distinct delivery ids, keep-alive connections)\n\n| Backend | Target | concurrency | ok | requests/s | latency p50 / p99 / max (ms) | ingest ÷ bare, requests/s |\n|---|---|---:|---:|---:|---:|---:|\n",
+        cli.webhook_deliveries
+    );
+    for (kind, cells) in acks {
+        for cell in cells {
+            let bare = cells.iter().find(|other| {
+                other.concurrency == cell.concurrency && other.target == webhooks::Target::Bare
+            });
+            let ratio = match (cell.target, bare) {
+                (webhooks::Target::Stepwise, Some(bare)) => {
+                    format!("{:.2}", cell.per_second / bare.per_second)
+                }
+                _ => String::from("–"),
+            };
+            out.push_str(&format!(
+                "| {} | {} | {} | {}/{} | {:.0} | {} / {} / {} | {ratio} |\n",
+                kind.label(),
+                cell.target.label(),
+                cell.concurrency,
+                cell.ok,
+                cell.sent,
+                cell.per_second,
+                ms(cell.latency.p50),
+                ms(cell.latency.p99),
+                ms(cell.latency.max),
+            ));
+        }
+    }
+    out
 }
 
 #[tokio::main]

@@ -243,27 +243,24 @@ impl EngineInner {
                 )))));
             }
         };
-        let (mut child, tasks) = runs::create(NewRun {
-            tenant_id: &parent.tenant_id,
-            workflow: &version,
-            input,
-            trigger_kind: CHILD_TRIGGER_KIND,
-            trigger: json!({
-                "parent_run_id": parent.id,
-                "parent_step_id": step_row,
-                "workflow": parent.workflow_name,
-                "depth": depth,
-            }),
-            rerun_of: None,
-        });
-        child.run.parent_run_id = Some(parent.id.clone());
-        child.run.parent_step_id = Some(step_row.to_owned());
-        let child_id = child.run.id.clone();
-        let mut started = Applied {
-            tasks,
-            ..Applied::default()
-        };
-        Box::pin(self.advance(tx, child, &version.definition, &mut started)).await?;
+        let (child_id, started) = Box::pin(self.start_in(
+            tx,
+            NewRun {
+                tenant_id: &parent.tenant_id,
+                workflow: &version,
+                input,
+                trigger_kind: CHILD_TRIGGER_KIND,
+                trigger: json!({
+                    "parent_run_id": parent.id,
+                    "parent_step_id": step_row,
+                    "workflow": parent.workflow_name,
+                    "depth": depth,
+                }),
+                rerun_of: None,
+                parent: Some((&parent.id, step_row)),
+            },
+        ))
+        .await?;
         let ended = started.run_ended.is_some();
         applied.absorb(started);
         if !ended {

@@ -1,9 +1,9 @@
 //! The engine facade the API and CLI use, and the process-local state shared by its workers.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use serde::Serialize;
 use serde_json::Value;
 use stepwise_integrations::{ActionServices, Registry, SecretValue, SecretValues};
@@ -17,6 +17,7 @@ use crate::error::EngineError;
 use crate::executor::Applied;
 use crate::machine;
 use crate::oauth::tokens::TokenManager;
+use crate::starts::{RunRequest, Starts};
 use crate::status::{RunStatus, StepStatus};
 use crate::store::now_ms;
 use crate::store::run_state::{RunState, parse_item_id};
@@ -42,6 +43,18 @@ pub enum RunEvent {
         run_id: String,
         status: RunStatus,
     },
+    /// A run was created (emitted once its transaction committed).
+    Started {
+        run_id: String,
+        workflow: String,
+        trigger_kind: String,
+    },
+}
+
+/// Receives every [`RunEvent`] of this process, synchronously and in order, as it is emitted
+/// (metrics, for instance). Unlike [`Engine::subscribe`] it never misses one; keep it cheap.
+pub trait RunObserver: Send + Sync {
+    fn observe(&self, event: &RunEvent);
 }
 
 pub(crate) struct EngineInner {
@@ -57,6 +70,8 @@ pub(crate) struct EngineInner {
     events: broadcast::Sender<RunEvent>,
     pub(crate) relay_wakeup: Notify,
     pub(crate) worker_wakeups: Mutex<Vec<futures::channel::mpsc::Sender<()>>>,
+    observers: RwLock<Vec<Arc<dyn RunObserver>>>,
+    pub(crate) starts: Starts,
 }
 
 /// A handle to the engine; cheap to clone.
@@ -140,8 +155,43 @@ impl EngineInner {
     }
 
     pub(crate) fn emit(&self, event: RunEvent) {
+        for observer in self
+            .observers
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+        {
+            observer.observe(&event);
+        }
         // No subscriber is the normal case for a server.
         let _ = self.events.send(event);
+    }
+
+    /// Creates one run inside `tx` and advances it as far as its pure steps go: the one place
+    /// a run is created (manual starts, re-runs, webhook deliveries and cron slots). Returns
+    /// the run id and what to publish once `tx` commits.
+    pub(crate) async fn start_in(
+        self: &Arc<Self>,
+        tx: &DatabaseTransaction,
+        new: NewRun<'_>,
+    ) -> Result<(String, Applied), EngineError> {
+        let definition = new.workflow.definition.clone();
+        let trigger_kind = new.trigger_kind.to_owned();
+        let (state, tasks) = runs::create(new);
+        let run_id = state.run.id.clone();
+        let mut applied = Applied {
+            tasks,
+            events: vec![RunEvent::Started {
+                run_id: run_id.clone(),
+                workflow: definition.name.clone(),
+                trigger_kind,
+            }],
+            ..Applied::default()
+        };
+        // Pure root steps (and the pure steps they make ready) execute right here, in the
+        // transaction that creates the run: a run of pure steps never waits for the queue.
+        self.advance(tx, state, &definition, &mut applied).await?;
+        Ok((run_id, applied))
     }
 
     pub(crate) fn wake_relay(&self) {
@@ -212,22 +262,25 @@ impl Engine {
             http: services.http.clone(),
             connections: Some(tokens.clone()),
         });
-        Ok(Self {
-            inner: Arc::new(EngineInner {
-                db,
-                registry,
-                services,
-                evaluator: Evaluator::new(),
-                vault,
-                tokens,
-                worker_name,
-                definitions: Mutex::default(),
-                cancellations: Mutex::default(),
-                events,
-                relay_wakeup: Notify::new(),
-                worker_wakeups: Mutex::default(),
-            }),
-        })
+        let backend = db.backend();
+        // The committer tasks hold the engine weakly: they end when it is dropped.
+        let inner = Arc::new_cyclic(|weak| EngineInner {
+            starts: Starts::spawn(weak.clone(), backend),
+            db,
+            registry,
+            services,
+            evaluator: Evaluator::new(),
+            vault,
+            tokens,
+            worker_name,
+            definitions: Mutex::default(),
+            cancellations: Mutex::default(),
+            events,
+            relay_wakeup: Notify::new(),
+            worker_wakeups: Mutex::default(),
+            observers: RwLock::default(),
+        });
+        Ok(Self { inner })
     }
 
     pub fn database(&self) -> &Database {
@@ -244,6 +297,15 @@ impl Engine {
 
     pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
         self.inner.events.subscribe()
+    }
+
+    /// Adds an observer that sees every later [`RunEvent`] of this process.
+    pub fn observe(&self, observer: Arc<dyn RunObserver>) {
+        self.inner
+            .observers
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(observer);
     }
 
     pub async fn create_tenant(&self, name: &str) -> Result<(Tenant, String), EngineError> {
@@ -529,37 +591,17 @@ impl Engine {
         trigger: Value,
         rerun_of: Option<&str>,
     ) -> Result<String, EngineError> {
-        let version = self
-            .inner
-            .latest_version(tenant_id, workflow)
-            .await?
-            .ok_or_else(|| EngineError::NotFound(format!("workflow `{workflow}` not found")))?;
-        let input = version
-            .definition
-            .prepare_input(input)
-            .map_err(|error| EngineError::InvalidInput(error.to_string()))?;
-        let (state, tasks) = runs::create(NewRun {
-            tenant_id,
-            workflow: &version,
-            input,
-            trigger_kind,
-            trigger,
-            rerun_of,
-        });
-        let run_id = state.run.id.clone();
-        // Pure root steps (and the pure steps they make ready) execute right here, in the
-        // transaction that creates the run: a run of pure steps never waits for the queue.
-        let mut applied = Applied {
-            tasks,
-            ..Applied::default()
-        };
-        let tx = crate::db::begin_write(&self.inner.db.conn).await?;
         self.inner
-            .advance(&tx, state, &version.definition, &mut applied)
-            .await?;
-        tx.commit().await?;
-        self.inner.committed(applied);
-        Ok(run_id)
+            .starts
+            .run(RunRequest {
+                tenant_id: tenant_id.to_owned(),
+                workflow: workflow.to_owned(),
+                input,
+                trigger_kind: trigger_kind.to_owned(),
+                trigger,
+                rerun_of: rerun_of.map(str::to_owned),
+            })
+            .await
     }
 
     pub async fn list_runs(

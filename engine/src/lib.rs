@@ -13,8 +13,10 @@ pub mod error;
 mod executor;
 pub mod machine;
 pub mod oauth;
+pub mod retention;
 mod runtime;
 mod schedules;
+mod starts;
 pub mod status;
 pub mod store;
 pub mod vault;
@@ -31,7 +33,7 @@ pub(crate) fn crash_point(name: &str) {
     fail::fail_point!(name, |_| std::process::abort());
 }
 pub use connections::ConnectionDeleted;
-pub use engine::{Engine, RunEvent};
+pub use engine::{Engine, RunEvent, RunObserver};
 pub use error::EngineError;
 pub use runtime::{Runtime, RuntimeOptions};
 pub use schedules::SchedulerPass;

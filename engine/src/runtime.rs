@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::db::Pool;
 use crate::engine::{Engine, EngineInner};
+use crate::retention::Retention;
 use crate::status::RunStatus;
 use crate::store::outbox::{self, QUEUE, StepTask};
 use crate::store::runs;
@@ -29,6 +30,8 @@ pub struct RuntimeOptions {
     /// How often this process fires due cron slots; `None` fires none (tests that drive
     /// [`Engine::fire_due_schedules`] with their own clock).
     pub scheduler_interval: Option<Duration>,
+    /// How long accepted webhook deliveries and cron fire rows are kept.
+    pub retention: Retention,
 }
 
 impl Default for RuntimeOptions {
@@ -38,6 +41,7 @@ impl Default for RuntimeOptions {
             poll_interval: Duration::from_millis(200),
             heartbeat_interval: Duration::from_secs(5),
             scheduler_interval: Some(Duration::from_millis(250)),
+            retention: Retention::default(),
         }
     }
 }
@@ -71,7 +75,11 @@ impl Engine {
         let shutdown = CancellationToken::new();
         let mut tasks = vec![
             tokio::spawn(relay_loop(self.inner.clone(), shutdown.clone())),
-            tokio::spawn(sweeper_loop(self.inner.clone(), shutdown.clone())),
+            tokio::spawn(sweeper_loop(
+                self.inner.clone(),
+                options.retention,
+                shutdown.clone(),
+            )),
             spawn_worker(self.inner.clone(), &options, shutdown.clone()),
         ];
         if let Some(interval) = options.scheduler_interval {
@@ -166,7 +174,10 @@ async fn relay_loop(inner: Arc<EngineInner>, shutdown: CancellationToken) {
 /// Finished queue tasks are kept this long (for inspection), then deleted.
 const FINISHED_TASK_RETENTION_SECS: i64 = 600;
 
-async fn sweeper_loop(inner: Arc<EngineInner>, shutdown: CancellationToken) {
+/// Seconds between retention passes (the first runs a minute after start).
+const RETENTION_PERIOD_SECS: u64 = 3600;
+
+async fn sweeper_loop(inner: Arc<EngineInner>, retention: Retention, shutdown: CancellationToken) {
     let mut ticks: u64 = 0;
     loop {
         tokio::select! {
@@ -179,6 +190,19 @@ async fn sweeper_loop(inner: Arc<EngineInner>, shutdown: CancellationToken) {
                 outbox::purge_finished(&inner.db.pool, FINISHED_TASK_RETENTION_SECS).await
         {
             tracing::warn!(message = "Purging finished queue tasks failed.", %error);
+        }
+        if ticks % RETENTION_PERIOD_SECS == 60 {
+            match inner
+                .prune_history(crate::store::now_ms(), &retention)
+                .await
+            {
+                Ok(pruned) => tracing::debug!(
+                    message = "Retention pass.",
+                    deliveries = pruned.deliveries,
+                    fires = pruned.fires,
+                ),
+                Err(error) => tracing::warn!(message = "Retention pass failed.", %error),
+            }
         }
         match runs::overdue(&inner.db.conn).await {
             Ok(overdue) => {

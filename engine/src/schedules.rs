@@ -12,10 +12,10 @@ use crate::cron::{self, Schedule};
 use crate::engine::{Engine, EngineInner};
 use crate::error::EngineError;
 use crate::executor::Applied;
+use crate::store::now_ms;
 use crate::store::runs::NewRun;
 use crate::store::schedules::{self as store, Due, FireOutcome, ScheduleInfo};
 use crate::store::workflows::VersionRef;
-use crate::store::{now_ms, runs};
 
 /// The run's `trigger_kind` for cron runs.
 pub const TRIGGER_KIND: &str = "cron";
@@ -256,20 +256,19 @@ impl EngineInner {
             "timezone": claim.due.row.timezone,
             "scheduled_at": claim.schedule.format(slot),
         });
-        let (state, tasks) = runs::create(NewRun {
-            tenant_id: &claim.due.row.tenant_id,
-            workflow: version,
-            input,
-            trigger_kind: TRIGGER_KIND,
-            trigger,
-            rerun_of: None,
-        });
-        let run_id = state.run.id.clone();
-        let mut applied = Applied {
-            tasks,
-            ..Applied::default()
-        };
-        self.advance(claim.tx, state, &version.definition, &mut applied)
+        let (run_id, applied) = self
+            .start_in(
+                claim.tx,
+                NewRun {
+                    tenant_id: &claim.due.row.tenant_id,
+                    workflow: version,
+                    input,
+                    trigger_kind: TRIGGER_KIND,
+                    trigger,
+                    rerun_of: None,
+                    parent: None,
+                },
+            )
             .await?;
         store::settle_fire(
             claim.tx,

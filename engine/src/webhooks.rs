@@ -17,10 +17,9 @@ use stepwise_workflows::WebhookTrigger;
 
 use crate::engine::Engine;
 use crate::error::EngineError;
-use crate::executor::Applied;
-use crate::store::runs::NewRun;
-use crate::store::webhooks::{NewDelivery, RejectionInfo, Source, SourceInfo};
-use crate::store::{now_ms, runs, webhooks as store, workflows};
+use crate::starts::DeliveryRequest;
+use crate::store::webhooks::{RejectionInfo, Source, SourceInfo};
+use crate::store::{now_ms, webhooks as store, workflows};
 
 /// The run's `trigger_kind` for webhook runs.
 pub const TRIGGER_KIND: &str = "webhook";
@@ -44,6 +43,9 @@ const SECRET_HEADERS: &[&str] = &[
 /// What an accepted delivery did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Ingested {
+    /// The source's tenant, which owns the runs.
+    #[serde(skip)]
+    pub tenant_id: String,
     /// The sender's delivery id, when it sent one.
     pub delivery_id: Option<String>,
     /// The runs this delivery started; for a duplicate, the runs the first copy started.
@@ -218,6 +220,7 @@ impl Engine {
         }
         if let Some(challenge) = verified.challenge {
             return Ok(Ingested {
+                tenant_id: source.tenant_id,
                 delivery_id: None,
                 run_ids: Vec::new(),
                 duplicate: false,
@@ -237,75 +240,35 @@ impl Engine {
         // Read before the write transaction: on SQLite it holds the only connection.
         let subscribed = self.subscribed(&source, event.as_deref(), &trigger).await?;
 
-        let tx = crate::db::begin_write(db).await?;
-        let Some(row_id) = store::insert_delivery(
-            &tx,
-            NewDelivery {
-                source: &source,
-                delivery_id: delivery_id.as_deref(),
-                event_type: event.as_deref(),
-            },
-        )
-        .await?
-        else {
-            let id = delivery_id.as_deref().unwrap_or_default();
-            let run_ids = store::delivery_runs(&tx, &source.info.id, id).await?;
-            drop(tx);
+        let started = self
+            .inner
+            .starts
+            .delivery(DeliveryRequest {
+                source: source.clone(),
+                delivery_id: delivery_id.clone(),
+                event: event.clone(),
+                trigger,
+                subscribed,
+            })
+            .await?;
+        let run_ids = started.run_ids;
+        if started.duplicate {
             return Ok(Ingested {
+                tenant_id: source.tenant_id,
                 delivery_id,
                 run_ids,
                 duplicate: true,
                 challenge: None,
             });
-        };
-        let mut run_ids = Vec::with_capacity(subscribed.len());
-        let mut published = Vec::with_capacity(subscribed.len());
-        for (version, input) in &subscribed {
-            let (state, tasks) = runs::create(NewRun {
-                tenant_id: &source.tenant_id,
-                workflow: version,
-                input: input.clone(),
-                trigger_kind: TRIGGER_KIND,
-                trigger: trigger.clone(),
-                rerun_of: None,
-            });
-            let run_id = state.run.id.clone();
-            let mut applied = Applied {
-                tasks,
-                ..Applied::default()
-            };
-            self.inner
-                .advance(&tx, state, &version.definition, &mut applied)
-                .await?;
-            run_ids.push(run_id);
-            published.push(applied);
-        }
-        let mut resumed = Applied::default();
-        let woken = self
-            .inner
-            .resume_webhook_waits(
-                &tx,
-                &source.tenant_id,
-                &source.info.name,
-                event.as_deref(),
-                &trigger,
-                &mut resumed,
-            )
-            .await?;
-        published.push(resumed);
-        store::set_delivery_runs(&tx, &row_id, &run_ids).await?;
-        tx.commit().await?;
-        for applied in published {
-            self.inner.committed(applied);
         }
         tracing::info!(
             message = "Webhook accepted.",
             source = source.info.name,
             event = event.as_deref().unwrap_or_default(),
             runs = run_ids.len(),
-            resumed_steps = woken,
         );
         Ok(Ingested {
+            tenant_id: source.tenant_id,
             delivery_id,
             run_ids,
             duplicate: false,

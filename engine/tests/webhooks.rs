@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::{databases, services};
 use hmac::{Hmac, KeyInit, Mac};
 use http::{HeaderMap, HeaderValue};
+use stepwise_engine::retention::Retention;
 use stepwise_engine::vault::{KeyRing, LocalKeyProvider, MasterKey, write_key_file};
 use stepwise_engine::{Engine, IngestError};
 use stepwise_integrations::webhooks::WebhookScheme;
@@ -130,6 +131,60 @@ async fn the_rejection_log_keeps_the_last_hundred() {
         assert_eq!(log[0].headers["x-github-delivery"], "d-104");
         assert_eq!(log[99].headers["x-github-delivery"], "d-5");
         assert!(log.iter().all(|item| item.code == "signature_mismatch"));
+        engine.database().close().await;
+        database.drop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_deliveries_are_kept_for_the_retention_then_pruned() {
+    for database in databases().await {
+        let label = database.label;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = dir.path().join("stepwise.key");
+        write_key_file(&keys, &KeyRing::new(vec![MasterKey::generate()])).expect("write");
+        let engine = open(&database.url, &keys).await;
+        let (tenant, _) = engine.create_tenant("acme").await.expect("tenant");
+        let source = engine
+            .create_source(
+                &tenant.id,
+                "gh",
+                &WebhookScheme::Github,
+                &SecretValue::new("s"),
+            )
+            .await
+            .expect("source");
+        let deliver = |id: &'static str| {
+            let engine = engine.clone();
+            let source_id = source.id.clone();
+            async move {
+                let headers = github_headers("s", b"{}", id);
+                engine
+                    .ingest("github", &source_id, &headers, b"{}")
+                    .await
+                    .expect("accepted")
+            }
+        };
+        assert!(!deliver("d-1").await.duplicate, "[{label}]");
+        assert!(!deliver("d-2").await.duplicate, "[{label}]");
+
+        let retention = Retention::default();
+        let now = chrono::Utc::now().timestamp_millis();
+        let day = 24 * 3600 * 1000;
+        // Within the retention nothing goes, and a redelivery is still a duplicate.
+        let pruned = engine
+            .prune_history(now + 6 * day, &retention)
+            .await
+            .expect("prune");
+        assert_eq!(pruned.deliveries, 0, "[{label}]");
+        assert!(deliver("d-1").await.duplicate, "[{label}]");
+        // Past it both rows go; the same id is then a new delivery.
+        let pruned = engine
+            .prune_history(now + 8 * day, &retention)
+            .await
+            .expect("prune");
+        assert_eq!(pruned.deliveries, 2, "[{label}]");
+        assert!(!deliver("d-1").await.duplicate, "[{label}]");
         engine.database().close().await;
         database.drop().await;
     }

@@ -16,6 +16,7 @@ mod m20261202_000001_webhooks;
 mod m20261203_000001_run_coordination;
 mod m20261203_000002_dashboard_sessions;
 mod m20261203_000003_runs_by_trigger;
+mod m20261203_000004_retention;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_run_coordination::Migration),
             Box::new(m20261203_000002_dashboard_sessions::Migration),
             Box::new(m20261203_000003_runs_by_trigger::Migration),
+            Box::new(m20261203_000004_retention::Migration),
         ]
     }
 }

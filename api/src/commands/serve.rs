@@ -49,8 +49,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         master_key: args.database.master_key(),
         webhook_max_bytes: args.webhook_max_bytes,
         public_url: args.public_url.clone(),
+        retention: args.runtime.retention(),
     };
-    let app = Application::from_engine(engine, &config)?;
+    // The process' metrics registry: components register their collectors in it at start-up.
+    let registry = prometheus::Registry::new();
+    let app = Application::from_engine(engine, &registry, &config)?;
     println!("Stepwise is listening on http://{}", app.address());
     let handle = app.server_handle();
     tokio::spawn(async move {
@@ -68,6 +71,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let runtime = engine.start(RuntimeOptions {
         concurrency: usize::from(args.runtime.workers),
         poll_interval: POLL_INTERVAL,
+        retention: args.runtime.retention(),
         ..RuntimeOptions::default()
     });
     tracing::info!(

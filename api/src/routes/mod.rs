@@ -4,6 +4,7 @@
 pub mod connections;
 pub mod dashboard;
 pub mod health;
+pub mod metrics;
 pub mod oauth;
 pub mod oauth_apps;
 pub mod runs;
@@ -21,9 +22,10 @@ pub fn configure(config: &mut web::ServiceConfig, webhook_max_bytes: usize) {
     config
         .configure(dashboard::configure)
         .route("/healthz", web::get().to(health::healthz))
+        .route("/metrics", web::get().to(metrics::metrics))
         .service(
             web::resource("/webhooks/{provider}/{source}")
-                .app_data(web::PayloadConfig::new(webhook_max_bytes))
+                .app_data(web::Data::new(webhooks::WebhookMaxBytes(webhook_max_bytes)))
                 .route(web::post().to(webhooks::ingest)),
         )
         .route("/readyz", web::get().to(health::readyz))

@@ -3,25 +3,60 @@
 //!
 //! Answers 200 `{"delivery_id", "run_ids", "duplicate"}` once the delivery and its runs are
 //! committed (a Slack `url_verification` gets `{"challenge"}`), 401/400/415 when the delivery
-//! is refused, 404 for an unknown source and 413 beyond the configured size limit.
+//! is refused, 404 for an unknown source and 413 beyond the configured size limit. Every
+//! delivery is counted by provider and outcome.
+//!
+//! `?wait=30s` (at most [`MAX_WAIT`]) waits for the runs: 200 with each run's status and
+//! outputs when all of them finish in time, else 202 with the run ids. A duplicate waits for
+//! the runs of its first copy.
 
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Serialize;
-use stepwise_engine::IngestError;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use stepwise_engine::{IngestError, Ingested, RunStatus};
 
 use crate::error::ApiError;
+use crate::metrics::outcome;
 use crate::state::AppState;
+
+/// The longest `?wait=` honoured; longer waits are cut to this.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// The largest delivery body, in bytes (`STEPWISE_WEBHOOK_MAX_BYTES`).
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookMaxBytes(pub usize);
 
 #[derive(Debug, Serialize)]
 pub struct Accepted {
     pub delivery_id: Option<String>,
     pub run_ids: Vec<String>,
     pub duplicate: bool,
+    /// With `?wait=`, once every run finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runs: Option<Vec<FinishedRun>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FinishedRun {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub output: Option<Value>,
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Challenge {
     pub challenge: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct IngestQuery {
+    /// How long to wait for the runs, e.g. `30s`.
+    pub wait: Option<String>,
 }
 
 /// actix-web's headers (http 0.2) as the `http` 1 map the verifiers read.
@@ -40,25 +75,151 @@ fn header_map(request: &HttpRequest) -> http::HeaderMap {
 
 pub async fn ingest(
     state: web::Data<AppState>,
+    max_bytes: web::Data<WebhookMaxBytes>,
     request: HttpRequest,
     path: web::Path<(String, String)>,
-    body: web::Bytes,
+    query: web::Query<IngestQuery>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (provider, source) = path.into_inner();
-    let headers = header_map(&request);
+    let (label, response) = receive(
+        &state,
+        &request,
+        (provider.clone(), source),
+        query.into_inner(),
+        payload,
+        max_bytes.0,
+    )
+    .await;
+    state.metrics().webhook_delivery(&provider, label);
+    response
+}
+
+/// Handles one delivery; returns its metrics outcome beside the answer.
+async fn receive(
+    state: &AppState,
+    request: &HttpRequest,
+    (provider, source): (String, String),
+    query: IngestQuery,
+    payload: web::Payload,
+    max_bytes: usize,
+) -> (&'static str, Result<HttpResponse, ApiError>) {
+    let wait = match query.wait.as_deref().map(parse_wait).transpose() {
+        Ok(wait) => wait,
+        Err(error) => return ("bad_request", Err(error)),
+    };
+    let body = match read_body(request, payload, max_bytes).await {
+        Ok(body) => body,
+        Err(error) => return (outcome::TOO_LARGE, Err(error)),
+    };
+    let headers = header_map(request);
     let ingested = state
         .call_with(
             move |engine| async move { engine.ingest(&provider, &source, &headers, &body).await },
         )
+        .await;
+    let ingested = match ingested {
+        Ok(ingested) => ingested,
+        Err(error) => return (refusal(&error), Err(error)),
+    };
+    let label = if ingested.challenge.is_some() {
+        outcome::CHALLENGE
+    } else if ingested.duplicate {
+        outcome::DUPLICATE
+    } else {
+        outcome::ACCEPTED
+    };
+    (label, answer(state, ingested, wait).await)
+}
+
+/// The metrics outcome of a refused delivery.
+fn refusal(error: &ApiError) -> &'static str {
+    match error {
+        ApiError::NotFound(_) => outcome::UNKNOWN_SOURCE,
+        ApiError::Rejected(rejection) => rejection.code(),
+        _ => outcome::ERROR,
+    }
+}
+
+fn parse_wait(text: &str) -> Result<Duration, ApiError> {
+    let wait = humantime::parse_duration(text).map_err(|error| {
+        ApiError::InvalidInput(format!("invalid `wait` ({error}): use e.g. `wait=30s`"))
+    })?;
+    Ok(wait.min(MAX_WAIT))
+}
+
+/// Reads the body, refusing it with 413 when its announced length or the bytes received so
+/// far exceed `max_bytes`.
+async fn read_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    max_bytes: usize,
+) -> Result<web::Bytes, ApiError> {
+    let too_large = || ApiError::Status(StatusCode::PAYLOAD_TOO_LARGE);
+    let announced = request
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
+    if announced.is_some_and(|length| length > max_bytes) {
+        return Err(too_large());
+    }
+    let mut body = web::BytesMut::with_capacity(announced.unwrap_or_default());
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|error| ApiError::InvalidInput(error.to_string()))?;
+        if body.len() + chunk.len() > max_bytes {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+async fn answer(
+    state: &AppState,
+    ingested: Ingested,
+    wait: Option<Duration>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(challenge) = ingested.challenge {
+        return Ok(HttpResponse::Ok().json(Challenge { challenge }));
+    }
+    let mut accepted = Accepted {
+        delivery_id: ingested.delivery_id,
+        run_ids: ingested.run_ids,
+        duplicate: ingested.duplicate,
+        runs: None,
+    };
+    let Some(wait) = wait.filter(|_| !accepted.run_ids.is_empty()) else {
+        return Ok(HttpResponse::Ok().json(accepted));
+    };
+    let tenant_id = ingested.tenant_id;
+    let run_ids = accepted.run_ids.clone();
+    let finished = state
+        .call(move |engine| async move {
+            let all = futures::future::try_join_all(
+                run_ids
+                    .iter()
+                    .map(|run_id| engine.wait_for_run(&tenant_id, run_id)),
+            );
+            // Elapsed: the runs are still going.
+            tokio::time::timeout(wait, all).await.ok().transpose()
+        })
         .await?;
-    Ok(match ingested.challenge {
-        Some(challenge) => HttpResponse::Ok().json(Challenge { challenge }),
-        None => HttpResponse::Ok().json(Accepted {
-            delivery_id: ingested.delivery_id,
-            run_ids: ingested.run_ids,
-            duplicate: ingested.duplicate,
-        }),
-    })
+    match finished {
+        Some(runs) => {
+            accepted.runs = Some(
+                runs.into_iter()
+                    .map(|run| FinishedRun {
+                        run_id: run.summary.id,
+                        status: run.summary.status,
+                        output: run.output,
+                        error: run.summary.error,
+                    })
+                    .collect(),
+            );
+            Ok(HttpResponse::Ok().json(accepted))
+        }
+        None => Ok(HttpResponse::Accepted().json(accepted)),
+    }
 }
 
 impl From<IngestError> for ApiError {

@@ -27,6 +27,8 @@ pub struct NewRun<'a> {
     pub trigger: Value,
     /// The run this one re-runs.
     pub rerun_of: Option<&'a str>,
+    /// The run and step (`workflow.run`) that started this one.
+    pub parent: Option<(&'a str, &'a str)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -172,8 +174,8 @@ pub fn create(new: NewRun<'_>) -> (RunState, Vec<(StepTask, i64)>) {
             .map(|timeout| now.saturating_add(timeout.as_millis() as i64)),
         retries: 0,
         rerun_of: new.rerun_of.map(str::to_owned),
-        parent_run_id: None,
-        parent_step_id: None,
+        parent_run_id: new.parent.map(|(run_id, _)| run_id.to_owned()),
+        parent_step_id: new.parent.map(|(_, step_id)| step_id.to_owned()),
         concurrency_key: None,
     };
     let steps = definition

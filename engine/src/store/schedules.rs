@@ -346,6 +346,34 @@ pub async fn oldest_queued(
         .await?)
 }
 
+/// Deletes up to `limit` fire rows of slots before `before` (epoch ms) that are no longer
+/// queued; returns how many. Safe for "a slot fires once": a schedule's `next_fire_at` is past
+/// every slot it fired, so no claim plans those slots again.
+pub async fn prune_fires(
+    db: &sea_orm::DatabaseConnection,
+    before: i64,
+    limit: u64,
+) -> Result<u64, EngineError> {
+    let tx = crate::db::begin_write(db).await?;
+    let deleted = schedule_fire::Entity::delete_many()
+        .filter(
+            schedule_fire::Column::Id.in_subquery(
+                Query::select()
+                    .column(schedule_fire::Column::Id)
+                    .from(schedule_fire::Entity)
+                    .and_where(schedule_fire::Column::SlotAt.lt(before))
+                    .and_where(schedule_fire::Column::Outcome.ne(FireOutcome::Queued.as_str()))
+                    .limit(limit)
+                    .to_owned(),
+            ),
+        )
+        .exec(&tx)
+        .await?
+        .rows_affected;
+    tx.commit().await?;
+    Ok(deleted)
+}
+
 /// Schedules that have queued fires, at most `limit`.
 pub async fn with_queued(
     db: &impl ConnectionTrait,

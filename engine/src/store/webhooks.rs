@@ -6,7 +6,7 @@
 //! of a rotation keeps the same binding, so rotating moves the current envelope to the
 //! `previous_*` columns without decrypting it.
 
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
@@ -603,6 +603,33 @@ pub async fn set_delivery_runs(
         .exec(tx)
         .await?;
     Ok(())
+}
+
+/// Deletes up to `limit` accepted deliveries received before `before` (epoch ms); returns how
+/// many. A redelivery of a pruned one is accepted again, so the retention must outlive the
+/// providers' redelivery window.
+pub async fn prune_deliveries(
+    db: &DatabaseConnection,
+    before: i64,
+    limit: u64,
+) -> Result<u64, EngineError> {
+    let tx = begin_write(db).await?;
+    let deleted = webhook_delivery::Entity::delete_many()
+        .filter(
+            webhook_delivery::Column::Id.in_subquery(
+                Query::select()
+                    .column(webhook_delivery::Column::Id)
+                    .from(webhook_delivery::Entity)
+                    .and_where(webhook_delivery::Column::ReceivedAt.lt(before))
+                    .limit(limit)
+                    .to_owned(),
+            ),
+        )
+        .exec(&tx)
+        .await?
+        .rows_affected;
+    tx.commit().await?;
+    Ok(deleted)
 }
 
 #[cfg(test)]

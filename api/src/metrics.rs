@@ -1,0 +1,111 @@
+//! The process' Prometheus metrics: one [`prometheus::Registry`], created by the composition
+//! root and served at `GET /metrics`. Other components register their own collectors into the
+//! same registry at start-up (pass them `&Registry`).
+
+use std::sync::Arc;
+
+use prometheus::{IntCounterVec, Opts, Registry, TextEncoder};
+use stepwise_engine::{Engine, RunEvent, RunObserver};
+
+/// Providers with a label of their own; anything else in the URL counts as `unknown`.
+const PROVIDERS: &[&str] = &[
+    "github", "stripe", "slack", "shopify", "standard", "generic",
+];
+
+/// Webhook delivery outcomes besides the verifiers' rejection codes.
+pub mod outcome {
+    pub const ACCEPTED: &str = "accepted";
+    pub const DUPLICATE: &str = "duplicate";
+    pub const CHALLENGE: &str = "challenge";
+    pub const UNKNOWN_SOURCE: &str = "unknown_source";
+    pub const TOO_LARGE: &str = "too_large";
+    pub const ERROR: &str = "error";
+}
+
+/// The API's own metrics, registered in the process registry.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    webhook_deliveries: IntCounterVec,
+}
+
+impl Metrics {
+    /// Registers the API's metrics in `registry` and counts the engine's run events.
+    pub fn register(registry: &Registry, engine: &Engine) -> Result<Self, prometheus::Error> {
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new(
+                "stepwise_webhook_deliveries_total",
+                "Webhook deliveries received, by provider and outcome (accepted, duplicate, \
+                 challenge, or why it was refused).",
+            ),
+            &["provider", "outcome"],
+        )?;
+        registry.register(Box::new(webhook_deliveries.clone()))?;
+        let runs = RunCounters::register(registry)?;
+        engine.observe(Arc::new(runs));
+        Ok(Self {
+            registry: registry.clone(),
+            webhook_deliveries,
+        })
+    }
+
+    /// Counts one webhook delivery. `provider` comes from the URL, so only known providers
+    /// get their own label (an attacker cannot grow the label set).
+    pub fn webhook_delivery(&self, provider: &str, outcome: &str) {
+        let provider = if PROVIDERS.contains(&provider) {
+            provider
+        } else {
+            "unknown"
+        };
+        self.webhook_deliveries
+            .with_label_values(&[provider, outcome])
+            .inc();
+    }
+
+    /// Every registered metric in the Prometheus text format.
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        TextEncoder::new().encode_to_string(&self.registry.gather())
+    }
+}
+
+/// Runs started by trigger kind and finished by status, from the engine's run events.
+struct RunCounters {
+    started: IntCounterVec,
+    finished: IntCounterVec,
+}
+
+impl RunCounters {
+    fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let started = IntCounterVec::new(
+            Opts::new(
+                "stepwise_runs_started_total",
+                "Runs started by this process, by trigger kind.",
+            ),
+            &["trigger_kind"],
+        )?;
+        let finished = IntCounterVec::new(
+            Opts::new(
+                "stepwise_runs_finished_total",
+                "Runs that reached a terminal status in this process, by status.",
+            ),
+            &["status"],
+        )?;
+        registry.register(Box::new(started.clone()))?;
+        registry.register(Box::new(finished.clone()))?;
+        Ok(Self { started, finished })
+    }
+}
+
+impl RunObserver for RunCounters {
+    fn observe(&self, event: &RunEvent) {
+        match event {
+            RunEvent::Started { trigger_kind, .. } => {
+                self.started.with_label_values(&[trigger_kind]).inc();
+            }
+            RunEvent::Run { status, .. } if status.is_terminal() => {
+                self.finished.with_label_values(&[status.as_str()]).inc();
+            }
+            RunEvent::Run { .. } | RunEvent::Step { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! Group commit of run starts. `Engine::start_run`, `rerun` and webhook `ingest` hand their
+//! request to a committer task, which applies every request waiting at that moment in one
+//! write transaction (a savepoint each, so a failing request does not fail its neighbours),
+//! commits once, then answers each caller. The requests that arrive during a commit share
+//! the next one, so run starts per second no longer depend on commit latency; a caller still
+//! gets its run ids only after the commit that holds its runs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use sea_orm::{DatabaseTransaction, TransactionTrait};
+use serde_json::Value;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::db::Backend;
+use crate::engine::EngineInner;
+use crate::error::EngineError;
+use crate::executor::Applied;
+use crate::store::runs::NewRun;
+use crate::store::webhooks::{self as webhook_store, NewDelivery, Source};
+use crate::store::workflows::VersionRef;
+use crate::webhooks::TRIGGER_KIND as WEBHOOK_TRIGGER;
+
+/// Requests one transaction applies at most; the rest wait for the next one.
+const MAX_BATCH: usize = 256;
+
+/// A run of the latest version of a tenant's workflow.
+pub(crate) struct RunRequest {
+    pub tenant_id: String,
+    pub workflow: String,
+    pub input: Value,
+    pub trigger_kind: String,
+    pub trigger: Value,
+    pub rerun_of: Option<String>,
+}
+
+/// A verified webhook delivery and the workflow versions it starts (with their inputs).
+pub(crate) struct DeliveryRequest {
+    pub source: Source,
+    pub delivery_id: Option<String>,
+    pub event: Option<String>,
+    pub trigger: Value,
+    pub subscribed: Vec<(VersionRef, Value)>,
+}
+
+enum Work {
+    Run(RunRequest),
+    Delivery(Box<DeliveryRequest>),
+}
+
+/// What a committed request started.
+#[derive(Debug)]
+pub(crate) struct Started {
+    pub run_ids: Vec<String>,
+    /// A delivery already accepted: `run_ids` are those of its first copy.
+    pub duplicate: bool,
+}
+
+type Reply = oneshot::Sender<Result<Started, EngineError>>;
+
+struct Request {
+    work: Work,
+    reply: Reply,
+}
+
+/// The queue of the committer tasks.
+pub(crate) struct Starts {
+    queue: mpsc::UnboundedSender<Request>,
+}
+
+/// Committers of one engine: one on SQLite (one writer anyway), a few on Postgres so one
+/// batch's statements overlap another's commit.
+fn committers(backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => 1,
+        Backend::Postgres => 4,
+    }
+}
+
+impl Starts {
+    /// Spawns the committer tasks on the current runtime. They hold the engine weakly and end
+    /// when it is dropped.
+    pub(crate) fn spawn(inner: Weak<EngineInner>, backend: Backend) -> Self {
+        let (queue, receiver) = mpsc::unbounded_channel();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for _ in 0..committers(backend) {
+            tokio::spawn(committer(inner.clone(), receiver.clone()));
+        }
+        Self { queue }
+    }
+
+    pub(crate) async fn run(&self, request: RunRequest) -> Result<String, EngineError> {
+        let started = self.submit(Work::Run(request)).await?;
+        started
+            .run_ids
+            .into_iter()
+            .next()
+            .ok_or_else(|| EngineError::Corrupt("a committed start has no run".into()))
+    }
+
+    pub(crate) async fn delivery(&self, request: DeliveryRequest) -> Result<Started, EngineError> {
+        self.submit(Work::Delivery(Box::new(request))).await
+    }
+
+    async fn submit(&self, work: Work) -> Result<Started, EngineError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Request { work, reply })
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> EngineError {
+    EngineError::Config("the engine's run-start committer has stopped".into())
+}
+
+async fn committer(
+    inner: Weak<EngineInner>,
+    receiver: Arc<Mutex<mpsc::UnboundedReceiver<Request>>>,
+) {
+    loop {
+        let batch = {
+            let mut receiver = receiver.lock().await;
+            let Some(first) = receiver.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        inner.commit_batch(batch).await;
+    }
+}
+
+/// Latest versions read by one transaction, by (tenant, workflow name).
+type Versions = HashMap<(String, String), VersionRef>;
+
+fn commit_failed(error: &impl std::fmt::Display) -> EngineError {
+    EngineError::Database(sea_orm::DbErr::Custom(format!(
+        "the transaction holding this run start failed: {error}"
+    )))
+}
+
+impl EngineInner {
+    async fn commit_batch(self: &Arc<Self>, mut batch: Vec<Request>) {
+        // Deliveries in one order in every transaction: two committers on Postgres holding
+        // copies of the same deliveries wait for each other instead of deadlocking.
+        batch.sort_by(|a, b| delivery_key(&a.work).cmp(&delivery_key(&b.work)));
+        let tx = match crate::db::begin_write(&self.db.conn).await {
+            Ok(tx) => tx,
+            Err(error) => {
+                for request in batch {
+                    let _ = request.reply.send(Err(commit_failed(&error)));
+                }
+                return;
+            }
+        };
+        // A lone request needs no savepoint: its failure rolls back the whole transaction.
+        let alone = batch.len() == 1;
+        let mut versions = Versions::new();
+        let mut applied_requests = Vec::with_capacity(batch.len());
+        let mut broken = None;
+        for request in batch {
+            if let Some(error) = &broken {
+                let _ = request.reply.send(Err(commit_failed(error)));
+                continue;
+            }
+            let outcome = if alone {
+                self.apply_work(&tx, &mut versions, &request.work).await
+            } else {
+                match self
+                    .apply_in_savepoint(&tx, &mut versions, &request.work)
+                    .await
+                {
+                    Ok(outcome) => outcome,
+                    Err(error) => {
+                        broken = Some(error.to_string());
+                        let _ = request.reply.send(Err(error.into()));
+                        continue;
+                    }
+                }
+            };
+            applied_requests.push((request.reply, outcome));
+        }
+        if alone && applied_requests.iter().any(|(_, outcome)| outcome.is_err()) {
+            // Dropping the transaction rolls it back.
+            drop(tx);
+            for (reply, outcome) in applied_requests {
+                let _ = reply.send(outcome.map(|(started, _)| started));
+            }
+            return;
+        }
+        if let Err(error) = tx.commit().await {
+            for (reply, outcome) in applied_requests {
+                let _ = reply.send(outcome.and(Err(commit_failed(&error))));
+            }
+            return;
+        }
+        for (reply, outcome) in applied_requests {
+            let answer = outcome.map(|(started, applied)| {
+                for applied in applied {
+                    self.committed(applied);
+                }
+                started
+            });
+            let _ = reply.send(answer);
+        }
+    }
+
+    /// Applies one request of a batch inside its own savepoint. The outer error is a failure
+    /// of the savepoint itself, which leaves the transaction unusable.
+    async fn apply_in_savepoint(
+        self: &Arc<Self>,
+        tx: &DatabaseTransaction,
+        versions: &mut Versions,
+        work: &Work,
+    ) -> Result<Result<(Started, Vec<Applied>), EngineError>, sea_orm::DbErr> {
+        let savepoint = tx.begin().await?;
+        let outcome = self.apply_work(&savepoint, versions, work).await;
+        match outcome {
+            Ok(_) => savepoint.commit().await?,
+            Err(_) => savepoint.rollback().await?,
+        }
+        Ok(outcome)
+    }
+
+    async fn apply_work(
+        self: &Arc<Self>,
+        tx: &DatabaseTransaction,
+        versions: &mut Versions,
+        work: &Work,
+    ) -> Result<(Started, Vec<Applied>), EngineError> {
+        match work {
+            Work::Run(request) => {
+                let (run_id, applied) = self.start_run_in(tx, versions, request).await?;
+                Ok((
+                    Started {
+                        run_ids: vec![run_id],
+                        duplicate: false,
+                    },
+                    vec![applied],
+                ))
+            }
+            Work::Delivery(request) => self.accept_delivery(tx, request).await,
+        }
+    }
+
+    async fn start_run_in(
+        self: &Arc<Self>,
+        tx: &DatabaseTransaction,
+        versions: &mut Versions,
+        request: &RunRequest,
+    ) -> Result<(String, Applied), EngineError> {
+        let key = (request.tenant_id.clone(), request.workflow.clone());
+        let version = match versions.get(&key) {
+            Some(version) => version.clone(),
+            None => {
+                let version = self
+                    .latest_version_via(tx, &request.tenant_id, &request.workflow)
+                    .await?
+                    .ok_or_else(|| {
+                        EngineError::NotFound(format!("workflow `{}` not found", request.workflow))
+                    })?;
+                versions.insert(key, version.clone());
+                version
+            }
+        };
+        let input = version
+            .definition
+            .prepare_input(request.input.clone())
+            .map_err(|error| EngineError::InvalidInput(error.to_string()))?;
+        self.start_in(
+            tx,
+            NewRun {
+                tenant_id: &request.tenant_id,
+                workflow: &version,
+                input,
+                trigger_kind: &request.trigger_kind,
+                trigger: request.trigger.clone(),
+                rerun_of: request.rerun_of.as_deref(),
+                parent: None,
+            },
+        )
+        .await
+    }
+
+    /// Records the delivery and starts its runs; a copy of a delivery already recorded
+    /// starts nothing and answers with the first copy's runs.
+    async fn accept_delivery(
+        self: &Arc<Self>,
+        tx: &DatabaseTransaction,
+        request: &DeliveryRequest,
+    ) -> Result<(Started, Vec<Applied>), EngineError> {
+        let Some(row_id) = webhook_store::insert_delivery(
+            tx,
+            NewDelivery {
+                source: &request.source,
+                delivery_id: request.delivery_id.as_deref(),
+                event_type: request.event.as_deref(),
+            },
+        )
+        .await?
+        else {
+            let id = request.delivery_id.as_deref().unwrap_or_default();
+            let run_ids = webhook_store::delivery_runs(tx, &request.source.info.id, id).await?;
+            return Ok((
+                Started {
+                    run_ids,
+                    duplicate: true,
+                },
+                Vec::new(),
+            ));
+        };
+        let mut run_ids = Vec::with_capacity(request.subscribed.len());
+        let mut published = Vec::with_capacity(request.subscribed.len());
+        for (version, input) in &request.subscribed {
+            let (run_id, applied) = self
+                .start_in(
+                    tx,
+                    NewRun {
+                        tenant_id: &request.source.tenant_id,
+                        workflow: version,
+                        input: input.clone(),
+                        trigger_kind: WEBHOOK_TRIGGER,
+                        trigger: request.trigger.clone(),
+                        rerun_of: None,
+                        parent: None,
+                    },
+                )
+                .await?;
+            run_ids.push(run_id);
+            published.push(applied);
+        }
+        // Steps parked in `core.wait_for_webhook` on this source resume in this transaction.
+        let mut resumed = Applied::default();
+        let woken = self
+            .resume_webhook_waits(
+                tx,
+                &request.source.tenant_id,
+                &request.source.info.name,
+                request.event.as_deref(),
+                &request.trigger,
+                &mut resumed,
+            )
+            .await?;
+        if woken > 0 {
+            tracing::debug!(
+                message = "Webhook delivery resumed waiting steps.",
+                source = request.source.info.name,
+                steps = woken,
+            );
+        }
+        published.push(resumed);
+        if !run_ids.is_empty() {
+            webhook_store::set_delivery_runs(tx, &row_id, &run_ids).await?;
+        }
+        Ok((
+            Started {
+                run_ids,
+                duplicate: false,
+            },
+            published,
+        ))
+    }
+}
+
+/// Orders deliveries by (source, delivery id), after plain run starts.
+fn delivery_key(work: &Work) -> Option<(&str, &str)> {
+    match work {
+        Work::Delivery(request) => Some((
+            request.source.info.id.as_str(),
+            request.delivery_id.as_deref().unwrap_or_default(),
+        )),
+        Work::Run(_) => None,
+    }
+}
