@@ -11,7 +11,8 @@ use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{App, HttpServer, ResponseError, web};
 use stepwise_engine::{Engine, EngineError, MasterKeySettings, Runtime, RuntimeOptions};
 use stepwise_integrations::http::{HttpClient, HttpClientError, HttpConfig};
-use stepwise_integrations::{ActionServices, Registry};
+use stepwise_integrations::runtime::{MetricsError, MetricsRegistry};
+use stepwise_integrations::{ActionServices, IntegrationRuntime, Registry};
 
 use crate::config::AppConfig;
 use crate::error::ApiError;
@@ -33,6 +34,8 @@ pub enum StartupError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     HttpClient(#[from] HttpClientError),
+    #[error("cannot register the integration metrics: {0}")]
+    Metrics(#[from] MetricsError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: SocketAddr,
@@ -43,13 +46,17 @@ pub enum StartupError {
     Server(#[source] std::io::Error),
 }
 
-/// The shared services actions use, built from the operator's settings.
-pub fn action_services(allow_private_networks: bool) -> Result<ActionServices, HttpClientError> {
+/// The shared services actions use, built from the operator's settings; the integration
+/// runtime's metrics are registered into `metrics`.
+pub fn action_services(
+    allow_private_networks: bool,
+    metrics: &MetricsRegistry,
+) -> Result<ActionServices, StartupError> {
     let http = HttpClient::new(HttpConfig {
         allow_private_networks,
         ..HttpConfig::default()
     })?;
-    Ok(ActionServices::new(http))
+    Ok(ActionServices::new(IntegrationRuntime::new(http, metrics)?))
 }
 
 /// Opens (and migrates) the database with the built-in action catalog and the configured
@@ -59,10 +66,11 @@ pub async fn open_engine(
     database_url: &str,
     master_key: &MasterKeySettings,
     allow_private_networks: bool,
+    metrics: &MetricsRegistry,
 ) -> Result<Engine, StartupError> {
     let keys = stepwise_engine::vault::key_provider(master_key, database_url)
         .map_err(EngineError::from)?;
-    let services = Arc::new(action_services(allow_private_networks)?);
+    let services = Arc::new(action_services(allow_private_networks, metrics)?);
     Ok(Engine::open_with_keys(database_url, Arc::new(Registry::builtin()), services, keys).await?)
 }
 
@@ -77,10 +85,13 @@ pub struct Application {
 impl Application {
     /// Opens the engine, starts the step workers and binds the HTTP listener.
     pub async fn build(config: &AppConfig) -> Result<Self, StartupError> {
+        // The process's metrics registry; `GET /metrics` will serve it.
+        let metrics = MetricsRegistry::new();
         let engine = open_engine(
             &config.database_url,
             &config.master_key,
             config.allow_private_networks,
+            &metrics,
         )
         .await?;
         Self::from_engine(engine, config)

@@ -18,7 +18,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use stepwise_engine::{Engine, RuntimeOptions};
 use stepwise_integrations::http::{HttpClient, HttpConfig};
-use stepwise_integrations::{ActionServices, Registry};
+use stepwise_integrations::runtime::MetricsRegistry;
+use stepwise_integrations::{ActionServices, IntegrationRuntime, Registry};
 
 use crate::baseline::Baseline;
 use crate::db::{BenchDatabase, Kind, RawPool};
@@ -161,10 +162,12 @@ async fn bench_backend(cli: &Cli, database: &BenchDatabase) -> Result<BackendRes
     eprintln!("[{label}] database: {}", database.description);
 
     let http = HttpClient::new(HttpConfig::default()).context("building the HTTP client")?;
+    let runtime = IntegrationRuntime::new(http, &MetricsRegistry::new())
+        .context("building the integration runtime")?;
     let engine = Engine::open(
         &database.url,
         Arc::new(registry()),
-        Arc::new(ActionServices::new(http)),
+        Arc::new(ActionServices::new(runtime)),
     )
     .await
     .context("opening the engine")?;

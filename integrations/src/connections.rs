@@ -87,4 +87,12 @@ pub trait ConnectionProvider: Send + Sync {
         connection: &str,
         rejected: &ConnectionAuth,
     ) -> Result<ConnectionAuth, ActionError>;
+
+    /// The API base URL configured for `connection` (its OAuth app's override: sandboxes,
+    /// self-hosted servers, tests); `None` means the provider's default.
+    async fn base_url(
+        &self,
+        tenant_id: &str,
+        connection: &str,
+    ) -> Result<Option<String>, ActionError>;
 }

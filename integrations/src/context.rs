@@ -148,6 +148,40 @@ impl ActionContext {
             .await
     }
 
+    /// The API base URL for `integration` through the connection `name`: the connection's
+    /// override, else the provider's default, without a trailing slash.
+    pub async fn base_url(&self, integration: &str, name: &str) -> Result<String, ActionError> {
+        let configured = self
+            .connections()?
+            .base_url(&self.invocation.tenant_id, name)
+            .await?;
+        let url = configured
+            .or_else(|| {
+                crate::providers::provider(integration)?
+                    .base_url
+                    .map(str::to_owned)
+            })
+            .ok_or_else(|| {
+                ActionError::Permanent(format!(
+                    "integration `{integration}` has no API base URL: set `base_url` on the \
+                     OAuth app of connection `{name}`"
+                ))
+            })?;
+        Ok(url.trim_end_matches('/').to_owned())
+    }
+
+    /// The connection an action uses: its own `connection` input, else the step's
+    /// `connection:`.
+    pub fn connection_name(&self, input: Option<String>) -> Result<String, ActionError> {
+        input
+            .or_else(|| self.invocation.connection.clone())
+            .ok_or_else(|| {
+                ActionError::InvalidInput(
+                    "this action needs a connection: set the step's `connection:`".into(),
+                )
+            })
+    }
+
     fn connections(&self) -> Result<&Arc<dyn ConnectionProvider>, ActionError> {
         self.services.connections.as_ref().ok_or_else(|| {
             ActionError::Permanent("connections are not available in this process".into())

@@ -425,6 +425,14 @@ impl ConnectionProvider for RotatingToken {
         *self.current.lock().expect("lock") = CANARY_NEW;
         Ok(self.bearer())
     }
+
+    async fn base_url(
+        &self,
+        _tenant: &str,
+        _connection: &str,
+    ) -> Result<Option<String>, ActionError> {
+        Ok(None)
+    }
 }
 
 fn with_tokens(tokens: Arc<RotatingToken>) -> Fixture {

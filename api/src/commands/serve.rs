@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use stepwise_engine::{Engine, EngineError, RuntimeOptions};
+use stepwise_integrations::runtime::MetricsRegistry;
 
 use crate::cli::{DatabaseArgs, RuntimeArgs, ServeArgs, WorkerArgs};
 use crate::config::{AppConfig, redact_url};
@@ -16,7 +17,11 @@ use super::shutdown_signal;
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Resolves the database URL and opens (and migrates) the engine on it.
-async fn open(database: &DatabaseArgs, runtime: &RuntimeArgs) -> anyhow::Result<(String, Engine)> {
+async fn open(
+    database: &DatabaseArgs,
+    runtime: &RuntimeArgs,
+    metrics: &MetricsRegistry,
+) -> anyhow::Result<(String, Engine)> {
     let database_url = database
         .resolve()
         .context("cannot create the data directory")?;
@@ -24,6 +29,7 @@ async fn open(database: &DatabaseArgs, runtime: &RuntimeArgs) -> anyhow::Result<
         &database_url,
         &database.master_key(),
         runtime.allow_private_networks,
+        metrics,
     )
     .await
     .with_context(|| format!("cannot open the database {}", redact_url(&database_url)))?;
@@ -31,7 +37,9 @@ async fn open(database: &DatabaseArgs, runtime: &RuntimeArgs) -> anyhow::Result<
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let (database_url, engine) = open(&args.database, &args.runtime).await?;
+    // The process's metrics registry; `GET /metrics` will serve it.
+    let metrics = MetricsRegistry::new();
+    let (database_url, engine) = open(&args.database, &args.runtime, &metrics).await?;
     tracing::info!(message = "Database ready.", url = redact_url(&database_url));
     if let Some(key) = engine.ensure_default_tenant().await? {
         // The only time this key is readable: only its hash is stored.
@@ -64,7 +72,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
-    let (database_url, engine) = open(&args.database, &args.runtime).await?;
+    // The process's metrics registry; `GET /metrics` will serve it.
+    let metrics = MetricsRegistry::new();
+    let (database_url, engine) = open(&args.database, &args.runtime, &metrics).await?;
     let runtime = engine.start(RuntimeOptions {
         concurrency: usize::from(args.runtime.workers),
         poll_interval: POLL_INTERVAL,
