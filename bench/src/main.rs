@@ -6,6 +6,7 @@
 
 mod baseline;
 mod db;
+mod integration;
 mod scenario;
 mod stats;
 mod touch;
@@ -91,6 +92,12 @@ struct Cli {
         hide_default_value = true
     )]
     postgres_url: String,
+    /// Requests per path of the integration-chain overhead measurement (bare client vs chain).
+    #[arg(long, default_value_t = 5000)]
+    integration_requests: usize,
+    /// Only measure the integration chain's overhead (no database scenarios).
+    #[arg(long)]
+    integration_only: bool,
 }
 
 /// The two paths a step can take through the engine.
@@ -458,6 +465,15 @@ fn report(cli: &Cli, results: &[BackendResult]) -> String {
 }
 
 async fn run(cli: Cli) -> Result<bool> {
+    eprintln!(
+        "integration chain: {} requests per path",
+        cli.integration_requests
+    );
+    let overhead = integration::measure(cli.integration_requests).await?;
+    print!("{}", integration_report(&overhead));
+    if cli.integration_only {
+        return Ok(true);
+    }
     let kinds: &[Kind] = match cli.backend {
         BackendArg::Sqlite => &[Kind::Sqlite],
         BackendArg::Postgres => &[Kind::Postgres],
@@ -501,6 +517,26 @@ async fn run(cli: Cli) -> Result<bool> {
     }
     print!("{}", report(&cli, &results));
     Ok(all_ok)
+}
+
+fn integration_report(o: &integration::ChainOverhead) -> String {
+    let us = |ms: f64| format!("{:.1}", ms * 1000.0);
+    format!(
+        "### Integration runtime: middleware chain vs bare HTTP client ({} sequential GETs per path, local keep-alive server, alternating)\n\n\
+         | Path | mean (µs) | p50 (µs) | p99 (µs) |\n|---|---:|---:|---:|\n\
+         | bare `HttpClient::send` | {} | {} | {} |\n\
+         | `ActionContext::send` (circuit, scheduler, retry, logging, metrics) | {} | {} | {} |\n\
+         | overhead per request | {} | {} | |\n\n",
+        o.requests,
+        us(o.bare_mean),
+        us(o.bare.p50),
+        us(o.bare.p99),
+        us(o.chain_mean),
+        us(o.chain.p50),
+        us(o.chain.p99),
+        us(o.chain_mean - o.bare_mean),
+        us(o.chain.p50 - o.bare.p50),
+    )
 }
 
 #[tokio::main]
