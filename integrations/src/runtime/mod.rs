@@ -285,7 +285,7 @@ impl Inner {
 
             let result = self.exchange(&state, attempt, sent).await;
             let now = Utc::now();
-            let failure = match result {
+            let (failure, last) = match result {
                 Ok(response) => {
                     self.observe(&state, &response, now).await?;
                     let status = response.status;
@@ -330,7 +330,6 @@ impl Inner {
                     (failure, Err(send_failure.error))
                 }
             };
-            let (failure, last) = failure;
             retries += 1;
             let Some(wait) = state.policy.retry.next_wait(
                 retries,
