@@ -11,7 +11,8 @@ use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{App, HttpServer, ResponseError, web};
 use stepwise_engine::{Engine, EngineError, MasterKeySettings, Runtime, RuntimeOptions};
 use stepwise_integrations::http::{HttpClient, HttpClientError, HttpConfig};
-use stepwise_integrations::{ActionServices, Registry};
+use stepwise_integrations::runtime::MetricsRegistry;
+use stepwise_integrations::{ActionServices, IntegrationRuntime, Registry};
 
 use crate::config::AppConfig;
 use crate::error::ApiError;
@@ -46,13 +47,17 @@ pub enum StartupError {
     Metrics(#[from] prometheus::Error),
 }
 
-/// The shared services actions use, built from the operator's settings.
-pub fn action_services(allow_private_networks: bool) -> Result<ActionServices, HttpClientError> {
+/// The shared services actions use, built from the operator's settings; the integration
+/// runtime's metrics are registered into `metrics`.
+pub fn action_services(
+    allow_private_networks: bool,
+    metrics: &MetricsRegistry,
+) -> Result<ActionServices, StartupError> {
     let http = HttpClient::new(HttpConfig {
         allow_private_networks,
         ..HttpConfig::default()
     })?;
-    Ok(ActionServices::new(http))
+    Ok(ActionServices::new(IntegrationRuntime::new(http, metrics)?))
 }
 
 /// Opens (and migrates) the database with the built-in action catalog and the configured
@@ -62,10 +67,11 @@ pub async fn open_engine(
     database_url: &str,
     master_key: &MasterKeySettings,
     allow_private_networks: bool,
+    metrics: &MetricsRegistry,
 ) -> Result<Engine, StartupError> {
     let keys = stepwise_engine::vault::key_provider(master_key, database_url)
         .map_err(EngineError::from)?;
-    let services = Arc::new(action_services(allow_private_networks)?);
+    let services = Arc::new(action_services(allow_private_networks, metrics)?);
     Ok(Engine::open_with_keys(database_url, Arc::new(Registry::builtin()), services, keys).await?)
 }
 
@@ -81,13 +87,17 @@ impl Application {
     /// Opens the engine, starts the step workers and binds the HTTP listener, with a fresh
     /// metrics registry.
     pub async fn build(config: &AppConfig) -> Result<Self, StartupError> {
+        // The process's metrics registry: the integration runtime registers its collectors
+        // when the engine opens, the API its own in `from_engine`; `GET /metrics` serves it.
+        let metrics = MetricsRegistry::new();
         let engine = open_engine(
             &config.database_url,
             &config.master_key,
             config.allow_private_networks,
+            &metrics,
         )
         .await?;
-        Self::from_engine(engine, &prometheus::Registry::new(), config)
+        Self::from_engine(engine, &metrics, config)
     }
 
     /// Starts the step workers and the HTTP server on an opened engine, serving `registry`

@@ -245,7 +245,11 @@ fn serve_starts_with_zero_config_and_stops_on_sigterm() {
     );
 
     // Building Stepwise's HTTP client installs the process-wide rustls provider reqwest needs.
-    stepwise_api::startup::action_services(true).expect("install the TLS provider");
+    stepwise_api::startup::action_services(
+        true,
+        &stepwise_integrations::runtime::MetricsRegistry::new(),
+    )
+    .expect("install the TLS provider");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let status = runtime.block_on(async {
         let client = reqwest::Client::new();
@@ -400,9 +404,14 @@ async fn secrets_set_reads_stdin_and_keys_rotate_keeps_it_readable() {
         keys: None,
         key_file: Some(key_file.clone()),
     };
-    let engine = stepwise_api::startup::open_engine(&url, &settings, false)
-        .await
-        .expect("open");
+    let engine = stepwise_api::startup::open_engine(
+        &url,
+        &settings,
+        false,
+        &stepwise_integrations::runtime::MetricsRegistry::new(),
+    )
+    .await
+    .expect("open");
     let tenant = engine
         .tenant("default")
         .await

@@ -14,7 +14,8 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use stepwise_engine::Engine;
 use stepwise_integrations::http::{HttpClient, HttpConfig};
-use stepwise_integrations::{ActionServices, Registry};
+use stepwise_integrations::runtime::MetricsRegistry;
+use stepwise_integrations::{ActionServices, IntegrationRuntime, Registry};
 
 const EVERY_SECOND: &str = r#"name: every-second
 on:
@@ -140,7 +141,9 @@ async fn three_workers_fire_every_second_slot_exactly_once() {
     let engine = Engine::open(
         &database.url,
         Arc::new(Registry::builtin()),
-        Arc::new(ActionServices::new(http)),
+        Arc::new(ActionServices::new(
+            IntegrationRuntime::new(http, &MetricsRegistry::new()).expect("integration runtime"),
+        )),
     )
     .await
     .expect("open engine");

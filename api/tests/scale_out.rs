@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use stepwise_engine::{Engine, RunFilter, RunStatus};
 use stepwise_integrations::http::{HttpClient, HttpConfig};
-use stepwise_integrations::{ActionServices, Registry};
+use stepwise_integrations::runtime::MetricsRegistry;
+use stepwise_integrations::{ActionServices, IntegrationRuntime, Registry};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -57,7 +58,9 @@ async fn two_workers_share_runs_and_never_run_a_step_twice() {
     let engine = Engine::open(
         &database.url,
         Arc::new(Registry::builtin()),
-        Arc::new(ActionServices::new(http)),
+        Arc::new(ActionServices::new(
+            IntegrationRuntime::new(http, &MetricsRegistry::new()).expect("integration runtime"),
+        )),
     )
     .await
     .expect("open engine");

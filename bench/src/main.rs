@@ -6,6 +6,7 @@
 
 mod baseline;
 mod db;
+mod integration;
 mod listing;
 mod parked;
 mod scenario;
@@ -21,7 +22,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use stepwise_engine::{Engine, RuntimeOptions};
 use stepwise_integrations::http::{HttpClient, HttpConfig};
-use stepwise_integrations::{ActionServices, Registry};
+use stepwise_integrations::runtime::MetricsRegistry;
+use stepwise_integrations::{ActionServices, IntegrationRuntime, Registry};
 
 use crate::baseline::Baseline;
 use crate::db::{BenchDatabase, Kind, RawPool};
@@ -122,6 +124,12 @@ struct Cli {
         hide_default_value = true
     )]
     postgres_url: String,
+    /// Requests per path of the integration-chain overhead measurement (bare client vs chain).
+    #[arg(long, default_value_t = 5000)]
+    integration_requests: usize,
+    /// Only measure the integration chain's overhead (no database scenarios).
+    #[arg(long)]
+    integration_only: bool,
 }
 
 /// The two paths a step can take through the engine.
@@ -195,10 +203,12 @@ async fn bench_backend(cli: &Cli, database: &BenchDatabase) -> Result<BackendRes
     eprintln!("[{label}] database: {}", database.description);
 
     let http = HttpClient::new(HttpConfig::default()).context("building the HTTP client")?;
+    let runtime = IntegrationRuntime::new(http, &MetricsRegistry::new())
+        .context("building the integration runtime")?;
     let engine = Engine::open(
         &database.url,
         Arc::new(registry()),
-        Arc::new(ActionServices::new(http)),
+        Arc::new(ActionServices::new(runtime)),
     )
     .await
     .context("opening the engine")?;
@@ -634,6 +644,15 @@ async fn fresh_database(cli: &Cli, kind: Kind) -> Result<BenchDatabase> {
 }
 
 async fn run(cli: Cli) -> Result<bool> {
+    eprintln!(
+        "integration chain: {} requests per path",
+        cli.integration_requests
+    );
+    let overhead = integration::measure(cli.integration_requests).await?;
+    print!("{}", integration_report(&overhead));
+    if cli.integration_only {
+        return Ok(true);
+    }
     let kinds: &[Kind] = match cli.backend {
         BackendArg::Sqlite => &[Kind::Sqlite],
         BackendArg::Postgres => &[Kind::Postgres],
@@ -745,6 +764,26 @@ fn webhook_report(cli: &Cli, acks: &[(Kind, Vec<webhooks::AckResult>)]) -> Strin
         }
     }
     out
+}
+
+fn integration_report(o: &integration::ChainOverhead) -> String {
+    let us = |ms: f64| format!("{:.1}", ms * 1000.0);
+    format!(
+        "### Integration runtime: middleware chain vs bare HTTP client ({} sequential GETs per path, local keep-alive server, alternating)\n\n\
+         | Path | mean (µs) | p50 (µs) | p99 (µs) |\n|---|---:|---:|---:|\n\
+         | bare `HttpClient::send` | {} | {} | {} |\n\
+         | `ActionContext::send` (circuit, scheduler, retry, logging, metrics) | {} | {} | {} |\n\
+         | overhead per request | {} | {} | |\n\n",
+        o.requests,
+        us(o.bare_mean),
+        us(o.bare.p50),
+        us(o.bare.p99),
+        us(o.chain_mean),
+        us(o.chain.p50),
+        us(o.chain.p99),
+        us(o.chain_mean - o.bare_mean),
+        us(o.chain.p50 - o.bare.p50),
+    )
 }
 
 #[tokio::main]

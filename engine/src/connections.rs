@@ -91,7 +91,7 @@ impl Engine {
                 .unwrap_or_else(|| connection.info.integration.clone());
             match oauth_apps::load(db, &self.inner.vault, tenant_id, &app_name).await {
                 Ok(app) => {
-                    match oauth::revoke(&self.inner.services.http, &app, &connection.credentials)
+                    match oauth::revoke(self.inner.services.http(), &app, &connection.credentials)
                         .await
                     {
                         Ok(done) => revoked = done,
@@ -143,7 +143,7 @@ impl Engine {
         oauth::complete(
             &self.inner.db.conn,
             &self.inner.vault,
-            &self.inner.services.http,
+            self.inner.services.http(),
             expected_tenant,
             state,
             outcome,

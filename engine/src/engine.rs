@@ -254,14 +254,11 @@ impl Engine {
         let tokens = Arc::new(TokenManager::new(
             db.conn.clone(),
             vault.clone(),
-            services.http.clone(),
+            services.http().clone(),
             worker_name.clone(),
         ));
         // Actions reach connections through their context; the token manager serves them.
-        let services = Arc::new(ActionServices {
-            http: services.http.clone(),
-            connections: Some(tokens.clone()),
-        });
+        let services = Arc::new(ActionServices::clone(&services).with_connections(tokens.clone()));
         let backend = db.backend();
         // The committer tasks hold the engine weakly: they end when it is dropped.
         let inner = Arc::new_cyclic(|weak| EngineInner {

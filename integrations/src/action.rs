@@ -48,6 +48,16 @@ pub enum AwaitTarget {
 }
 
 impl<T> ActionOutcome<T> {
+    /// The finished value, or the same wait as an outcome of another output type (for an
+    /// action passing on a wait from [`ActionContext::send`]).
+    pub fn done_or_wait<U>(self) -> Result<T, ActionOutcome<U>> {
+        match self {
+            Self::Done(value) => Ok(value),
+            Self::Suspend { until } => Err(ActionOutcome::Suspend { until }),
+            Self::Await { target, until } => Err(ActionOutcome::Await { target, until }),
+        }
+    }
+
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> ActionOutcome<U> {
         match self {
             Self::Done(value) => ActionOutcome::Done(f(value)),

@@ -26,6 +26,12 @@ pub enum ConnectionAuth {
 impl ConnectionAuth {
     /// `request` with this authentication, its header marked sensitive.
     pub fn apply(&self, request: RequestBuilder) -> Result<RequestBuilder, ActionError> {
+        let (name, value) = self.header()?;
+        Ok(request.header(name, value))
+    }
+
+    /// The header this authentication sends, its value marked sensitive.
+    pub fn header(&self) -> Result<(HeaderName, HeaderValue), ActionError> {
         let (name, value) = match self {
             Self::Bearer(token) => (AUTHORIZATION, format!("Bearer {}", token.expose())),
             Self::ApiKey { header, key } => (
@@ -51,7 +57,7 @@ impl ConnectionAuth {
             ActionError::Permanent("the connection's credential is not a valid header value".into())
         })?;
         value.set_sensitive(true);
-        Ok(request.header(name, value))
+        Ok((name, value))
     }
 
     /// The secret part, for redaction.
@@ -81,4 +87,12 @@ pub trait ConnectionProvider: Send + Sync {
         connection: &str,
         rejected: &ConnectionAuth,
     ) -> Result<ConnectionAuth, ActionError>;
+
+    /// The API base URL configured for `connection` (its OAuth app's override: sandboxes,
+    /// self-hosted servers, tests); `None` means the provider's default.
+    async fn base_url(
+        &self,
+        tenant_id: &str,
+        connection: &str,
+    ) -> Result<Option<String>, ActionError>;
 }

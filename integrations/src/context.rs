@@ -1,5 +1,5 @@
 //! What an action sees of the world: its step's identity, the shared services (the outbound
-//! HTTP client and, later, the token manager and rate-limit scheduler), cancellation and a log.
+//! integration runtime and the connections' credentials), cancellation and a log.
 
 use std::sync::{Arc, Mutex};
 
@@ -7,25 +7,39 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::action::ActionOutcome;
 use crate::connections::{ConnectionAuth, ConnectionProvider};
 use crate::error::ActionError;
 use crate::http::HttpClient;
+use crate::runtime::{IntegrationCall, IntegrationResponse, IntegrationRuntime};
 
 /// Services shared by every action invocation of a process; built once by the composition root.
 #[derive(Clone)]
 pub struct ActionServices {
-    pub http: HttpClient,
+    /// The middleware chain every outbound integration call goes through.
+    pub runtime: IntegrationRuntime,
     /// Credentials of connections; the engine installs its token manager here.
     pub connections: Option<Arc<dyn ConnectionProvider>>,
 }
 
 impl ActionServices {
     /// Services without connections (the engine adds its own when it opens).
-    pub fn new(http: HttpClient) -> Self {
+    pub fn new(runtime: IntegrationRuntime) -> Self {
         Self {
-            http,
+            runtime,
             connections: None,
         }
+    }
+
+    /// The same services with `connections` serving connection credentials.
+    pub fn with_connections(mut self, connections: Arc<dyn ConnectionProvider>) -> Self {
+        self.connections = Some(connections);
+        self
+    }
+
+    /// The outbound HTTP client underneath the runtime.
+    pub fn http(&self) -> &HttpClient {
+        self.runtime.http()
     }
 }
 
@@ -94,9 +108,26 @@ impl ActionContext {
         self.invocation.wake_at
     }
 
-    /// The outbound HTTP client: the only way an action reaches the network.
+    /// The outbound HTTP client, for building requests that [`ActionContext::send`] sends.
     pub fn http(&self) -> &HttpClient {
-        &self.services.http
+        self.services.http()
+    }
+
+    /// Sends an integration call through the runtime's middleware chain (circuit breaker,
+    /// rate-limit scheduler, connection auth, retry, logging, metrics): the only way an action
+    /// reaches the network. Any status comes back as a response; a rate-limit wait too long
+    /// to sleep through comes back as [`ActionOutcome::Suspend`], which the action returns.
+    pub async fn send(
+        &self,
+        call: IntegrationCall,
+    ) -> Result<ActionOutcome<IntegrationResponse>, ActionError> {
+        tokio::select! {
+            biased;
+            () = self.cancellation.cancelled() => {
+                Err(ActionError::retryable("cancelled before the response arrived"))
+            }
+            result = self.services.runtime.send(self, call) => result,
+        }
     }
 
     /// The credentials of the tenant's connection `name`.
@@ -115,6 +146,40 @@ impl ActionContext {
         self.connections()?
             .refresh_rejected(&self.invocation.tenant_id, name, rejected)
             .await
+    }
+
+    /// The API base URL for `integration` through the connection `name`: the connection's
+    /// override, else the provider's default, without a trailing slash.
+    pub async fn base_url(&self, integration: &str, name: &str) -> Result<String, ActionError> {
+        let configured = self
+            .connections()?
+            .base_url(&self.invocation.tenant_id, name)
+            .await?;
+        let url = configured
+            .or_else(|| {
+                crate::providers::provider(integration)?
+                    .base_url
+                    .map(str::to_owned)
+            })
+            .ok_or_else(|| {
+                ActionError::Permanent(format!(
+                    "integration `{integration}` has no API base URL: set `base_url` on the \
+                     OAuth app of connection `{name}`"
+                ))
+            })?;
+        Ok(url.trim_end_matches('/').to_owned())
+    }
+
+    /// The connection an action uses: its own `connection` input, else the step's
+    /// `connection:`.
+    pub fn connection_name(&self, input: Option<String>) -> Result<String, ActionError> {
+        input
+            .or_else(|| self.invocation.connection.clone())
+            .ok_or_else(|| {
+                ActionError::InvalidInput(
+                    "this action needs a connection: set the step's `connection:`".into(),
+                )
+            })
     }
 
     fn connections(&self) -> Result<&Arc<dyn ConnectionProvider>, ActionError> {

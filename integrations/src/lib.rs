@@ -11,6 +11,7 @@ pub mod providers;
 pub mod ratelimit;
 pub mod redact;
 pub mod registry;
+pub mod runtime;
 pub mod secrets;
 pub mod webhooks;
 
@@ -20,4 +21,5 @@ pub use context::{ActionContext, ActionServices, LogLevel, LogLine, StepInvocati
 pub use error::ActionError;
 pub use redact::Redactor;
 pub use registry::Registry;
+pub use runtime::{IntegrationCall, IntegrationResponse, IntegrationRuntime};
 pub use secrets::{SecretValue, SecretValues};

@@ -27,6 +27,29 @@ fn fixtures() -> BTreeMap<&'static str, Value> {
             }),
         ),
         (
+            "github.create_issue",
+            json!({
+                "owner": "acme",
+                "repo": "web",
+                "title": "Checkout fails",
+                "body": "Seen in run 42",
+                "labels": ["bug"],
+                "assignees": ["octocat"],
+            }),
+        ),
+        (
+            "slack.post_message",
+            json!({"channel": "#sales", "text": "Paid: 42 EUR", "thread_ts": "1700000000.000100"}),
+        ),
+        (
+            "stripe.create_customer",
+            json!({
+                "email": "ada@example.com",
+                "name": "Ada Lovelace",
+                "metadata": {"plan": "pro"},
+            }),
+        ),
+        (
             "http.request",
             json!({
                 "method": "POST",

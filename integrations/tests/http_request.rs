@@ -2,15 +2,12 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
 use serde_json::{Value, json};
 use stepwise_integrations::http::HttpClient;
-use stepwise_integrations::{
-    ActionContext, ActionError, ActionOutcome, ActionServices, Registry, StepInvocation,
-};
+use stepwise_integrations::{ActionContext, ActionError, ActionOutcome, Registry, StepInvocation};
 use support::{client, context, invocation};
 use tokio_util::sync::CancellationToken;
 use wiremock::matchers::{body_json, header, method, path, query_param};
@@ -401,7 +398,7 @@ async fn cancellation_aborts_the_request() {
     let cancellation = CancellationToken::new();
     let ctx = ActionContext::new(
         invocation("fetch", 1),
-        Arc::new(ActionServices::new(client(true))),
+        support::services(client(true)),
         cancellation.clone(),
     );
     let registry = Registry::builtin();

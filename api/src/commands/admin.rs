@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use stepwise_engine::EngineError;
+use stepwise_integrations::runtime::MetricsRegistry;
 
 use crate::cli::DatabaseArgs;
 use crate::config::redact_url;
@@ -14,7 +15,7 @@ pub async fn migrate(database: &DatabaseArgs) -> anyhow::Result<ExitCode> {
         .resolve()
         .context("cannot create the data directory")?;
     // Opening the engine applies every pending migration.
-    let engine = open_engine(&url, &database.master_key(), false)
+    let engine = open_engine(&url, &database.master_key(), false, &MetricsRegistry::new())
         .await
         .with_context(|| format!("cannot migrate {}", redact_url(&url)))?;
     engine.database().close().await;
@@ -26,7 +27,7 @@ pub async fn create_tenant(name: &str, database: &DatabaseArgs) -> anyhow::Resul
     let url = database
         .resolve()
         .context("cannot create the data directory")?;
-    let engine = open_engine(&url, &database.master_key(), false)
+    let engine = open_engine(&url, &database.master_key(), false, &MetricsRegistry::new())
         .await
         .with_context(|| format!("cannot open {}", redact_url(&url)))?;
     let created = engine.create_tenant(name).await;

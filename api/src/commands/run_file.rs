@@ -12,6 +12,7 @@ use stepwise_engine::{
     Engine, EngineError, RunDetail, RunEvent, RunStatus, RuntimeOptions, StepStatus,
 };
 use stepwise_integrations::Registry;
+use stepwise_integrations::runtime::MetricsRegistry;
 use stepwise_workflows::parse_workflow;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -50,7 +51,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             (Some(dir), url)
         }
     };
-    let services = Arc::new(action_services(args.allow_private_networks)?);
+    let services = Arc::new(action_services(
+        args.allow_private_networks,
+        &MetricsRegistry::new(),
+    )?);
     let engine = Engine::open(&database_url, registry, services)
         .await
         .with_context(|| format!("cannot open the database {}", redact_url(&database_url)))?;

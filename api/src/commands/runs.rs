@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use stepwise_engine::{Engine, EngineError};
+use stepwise_integrations::runtime::MetricsRegistry;
 
 use crate::cli::{DatabaseArgs, RunsCommand};
 use crate::config::redact_url;
@@ -43,7 +44,7 @@ async fn open(database: &DatabaseArgs) -> anyhow::Result<Engine> {
     let url = database
         .resolve()
         .context("cannot create the data directory")?;
-    open_engine(&url, &database.master_key(), false)
+    open_engine(&url, &database.master_key(), false, &MetricsRegistry::new())
         .await
         .with_context(|| format!("cannot open {}", redact_url(&url)))
 }

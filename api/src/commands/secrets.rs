@@ -9,6 +9,7 @@ use stepwise_engine::vault::{
 };
 use stepwise_engine::{Engine, EngineError, Tenant};
 use stepwise_integrations::SecretValue;
+use stepwise_integrations::runtime::MetricsRegistry;
 use zeroize::Zeroizing;
 
 use crate::cli::{DatabaseArgs, TenantArg};
@@ -22,7 +23,7 @@ pub(super) async fn open(
     let url = database
         .resolve()
         .context("cannot create the data directory")?;
-    open_engine(&url, keys, false)
+    open_engine(&url, keys, false, &MetricsRegistry::new())
         .await
         .with_context(|| format!("cannot open {}", redact_url(&url)))
 }

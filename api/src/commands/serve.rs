@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use stepwise_engine::{Engine, EngineError, RuntimeOptions};
+use stepwise_integrations::runtime::MetricsRegistry;
 
 use crate::cli::{DatabaseArgs, RuntimeArgs, ServeArgs, WorkerArgs};
 use crate::config::{AppConfig, redact_url};
@@ -16,7 +17,11 @@ use super::shutdown_signal;
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Resolves the database URL and opens (and migrates) the engine on it.
-async fn open(database: &DatabaseArgs, runtime: &RuntimeArgs) -> anyhow::Result<(String, Engine)> {
+async fn open(
+    database: &DatabaseArgs,
+    runtime: &RuntimeArgs,
+    metrics: &MetricsRegistry,
+) -> anyhow::Result<(String, Engine)> {
     let database_url = database
         .resolve()
         .context("cannot create the data directory")?;
@@ -24,6 +29,7 @@ async fn open(database: &DatabaseArgs, runtime: &RuntimeArgs) -> anyhow::Result<
         &database_url,
         &database.master_key(),
         runtime.allow_private_networks,
+        metrics,
     )
     .await
     .with_context(|| format!("cannot open the database {}", redact_url(&database_url)))?;
@@ -31,7 +37,10 @@ async fn open(database: &DatabaseArgs, runtime: &RuntimeArgs) -> anyhow::Result<
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let (database_url, engine) = open(&args.database, &args.runtime).await?;
+    // The process's metrics registry: the integration runtime registers its collectors when
+    // the engine opens, the API its own in `from_engine`; `GET /metrics` serves them all.
+    let metrics = MetricsRegistry::new();
+    let (database_url, engine) = open(&args.database, &args.runtime, &metrics).await?;
     tracing::info!(message = "Database ready.", url = redact_url(&database_url));
     if let Some(key) = engine.ensure_default_tenant().await? {
         // The only time this key is readable: only its hash is stored.
@@ -51,9 +60,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         public_url: args.public_url.clone(),
         retention: args.runtime.retention(),
     };
-    // The process' metrics registry: components register their collectors in it at start-up.
-    let registry = prometheus::Registry::new();
-    let app = Application::from_engine(engine, &registry, &config)?;
+    let app = Application::from_engine(engine, &metrics, &config)?;
     println!("Stepwise is listening on http://{}", app.address());
     let handle = app.server_handle();
     tokio::spawn(async move {
@@ -67,7 +74,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
-    let (database_url, engine) = open(&args.database, &args.runtime).await?;
+    // A worker serves no HTTP, so its integration metrics are not exported.
+    let metrics = MetricsRegistry::new();
+    let (database_url, engine) = open(&args.database, &args.runtime, &metrics).await?;
     let runtime = engine.start(RuntimeOptions {
         concurrency: usize::from(args.runtime.workers),
         poll_interval: POLL_INTERVAL,

@@ -120,6 +120,25 @@ impl TokenManager {
         self.refresh(tenant_id, name, None).await
     }
 
+    /// The API base URL of the connection's OAuth app (the app named on the connection, else
+    /// the tenant's app named after the integration): its override, else the provider's
+    /// default. `None` when there is no such app.
+    pub async fn base_url(
+        &self,
+        tenant_id: &str,
+        name: &str,
+    ) -> Result<Option<String>, TokenError> {
+        let connection = connections::get(&self.db, tenant_id, name).await?;
+        let app = connection
+            .oauth_app
+            .unwrap_or_else(|| connection.integration.clone());
+        match oauth_apps::get(&self.db, tenant_id, &app).await {
+            Ok(app) => Ok(app.base_url),
+            Err(EngineError::NotFound(_)) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// After a 401 for `rejected`: a refreshed token, unless a sibling already replaced it.
     pub async fn refresh_rejected(
         &self,
@@ -361,5 +380,13 @@ impl ConnectionProvider for TokenManager {
         rejected: &ConnectionAuth,
     ) -> Result<ConnectionAuth, ActionError> {
         Ok(TokenManager::refresh_rejected(self, tenant_id, connection, rejected).await?)
+    }
+
+    async fn base_url(
+        &self,
+        tenant_id: &str,
+        connection: &str,
+    ) -> Result<Option<String>, ActionError> {
+        Ok(TokenManager::base_url(self, tenant_id, connection).await?)
     }
 }

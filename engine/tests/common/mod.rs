@@ -11,7 +11,8 @@ use serde_json::Value;
 use stepwise_engine::vault::{KeyRing, LocalKeyProvider, MasterKey};
 use stepwise_engine::{Engine, RunDetail, Runtime, RuntimeOptions};
 use stepwise_integrations::http::{HttpClient, HttpConfig};
-use stepwise_integrations::{ActionServices, Registry};
+use stepwise_integrations::runtime::MetricsRegistry;
+use stepwise_integrations::{ActionServices, IntegrationRuntime, Registry};
 
 pub const POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -111,7 +112,9 @@ pub fn services() -> Arc<ActionServices> {
         ..HttpConfig::default()
     })
     .expect("http client");
-    Arc::new(ActionServices::new(http))
+    Arc::new(ActionServices::new(
+        IntegrationRuntime::new(http, &MetricsRegistry::new()).expect("integration runtime"),
+    ))
 }
 
 pub struct Harness {

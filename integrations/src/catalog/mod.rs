@@ -2,7 +2,10 @@
 //! file, one line in its provider's `register`, and one fixture in `tests/conformance.rs`.
 
 pub mod core;
+pub mod github;
 pub mod http;
+pub mod slack;
+pub mod stripe;
 pub mod workflow;
 
 use std::time::Duration;
@@ -14,7 +17,10 @@ use crate::registry::Registry;
 
 pub(crate) fn register_all(registry: &mut Registry) {
     core::register(registry);
+    github::register(registry);
     http::register(registry);
+    slack::register(registry);
+    stripe::register(registry);
     workflow::register(registry);
 }
 

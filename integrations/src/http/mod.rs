@@ -8,7 +8,7 @@ use std::error::Error as StdError;
 use std::sync::Once;
 use std::time::Duration;
 
-use reqwest::{Method, RequestBuilder, Response, Url};
+use reqwest::{Method, Request, RequestBuilder, Response, Url};
 
 pub use guard::{Blocked, UrlRejected, blocked_reason};
 pub use status::{
@@ -105,17 +105,47 @@ impl HttpClient {
     /// connection failures and dropped connections are retryable, TLS and redirect failures are
     /// permanent. Messages name the URL without its query, which may hold secrets.
     pub async fn send(&self, request: RequestBuilder) -> Result<Response, ActionError> {
-        let request = request
-            .build()
-            .map_err(|error| ActionError::InvalidInput(error.without_url().to_string()))?;
-        // Re-checked here so a builder from elsewhere cannot skip the guard.
-        self.check_url(request.url())?;
+        let request = build_request(request)?;
+        self.execute(request).await.map_err(|failure| failure.error)
+    }
+
+    /// Sends a built request (see [`HttpClient::send`]); a failure also says whether the
+    /// request provably never reached the server, which decides if a non-idempotent request
+    /// may be sent again.
+    pub async fn execute(&self, request: Request) -> Result<Response, SendFailure> {
+        // Re-checked here so a request from elsewhere cannot skip the guard.
+        self.check_url(request.url()).map_err(|error| SendFailure {
+            error,
+            never_sent: true,
+            timed_out: false,
+        })?;
         let target = display_url(request.url());
         self.client
             .execute(request)
             .await
-            .map_err(|error| classify_transport_error(&error, &target))
+            .map_err(|error| SendFailure {
+                never_sent: error.is_connect(),
+                timed_out: error.is_timeout(),
+                error: classify_transport_error(&error, &target),
+            })
     }
+}
+
+/// A request that could not be sent or whose response did not arrive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendFailure {
+    pub error: ActionError,
+    /// The connection was never established (refused, DNS, connect timeout, guard): nothing
+    /// reached the server.
+    pub never_sent: bool,
+    pub timed_out: bool,
+}
+
+/// Builds `request`; a builder error names no URL (its query may hold secrets).
+pub fn build_request(request: RequestBuilder) -> Result<Request, ActionError> {
+    request
+        .build()
+        .map_err(|error| ActionError::InvalidInput(error.without_url().to_string()))
 }
 
 /// `url` without credentials, query or fragment: safe for logs and error messages.

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use stepwise_integrations::http::{HttpClient, HttpConfig};
-use stepwise_integrations::{ActionContext, ActionServices, StepInvocation};
+use stepwise_integrations::runtime::MetricsRegistry;
+use stepwise_integrations::{ActionContext, ActionServices, IntegrationRuntime, StepInvocation};
 use tokio_util::sync::CancellationToken;
 
 /// A client with the SSRF guard on (`allow_private_networks: false`) or lifted.
@@ -29,12 +30,15 @@ pub fn invocation(step_id: &str, attempt: u32) -> StepInvocation {
     }
 }
 
+/// Services over `http` with the default runtime, its metrics in a registry of their own.
+pub fn services(http: HttpClient) -> Arc<ActionServices> {
+    let runtime =
+        IntegrationRuntime::new(http, &MetricsRegistry::new()).expect("integration runtime");
+    Arc::new(ActionServices::new(runtime))
+}
+
 pub fn context(http: HttpClient, invocation: StepInvocation) -> ActionContext {
-    ActionContext::new(
-        invocation,
-        Arc::new(ActionServices::new(http)),
-        CancellationToken::new(),
-    )
+    ActionContext::new(invocation, services(http), CancellationToken::new())
 }
 
 pub fn context_waking_at(wake_at: Option<DateTime<Utc>>) -> ActionContext {

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use reqwest::{Method, RequestBuilder, StatusCode};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Number, Value};
@@ -13,8 +13,9 @@ use serde_json::{Number, Value};
 use super::response::read_response;
 use crate::action::{Action, ActionOutcome};
 use crate::catalog::parse_duration;
-use crate::context::{ActionContext, LogLevel};
+use crate::context::ActionContext;
 use crate::error::ActionError;
+use crate::runtime::{HTTP_INTEGRATION, IntegrationCall};
 
 pub struct HttpRequest;
 
@@ -48,11 +49,13 @@ pub struct HttpRequestInput {
     /// A connection of the tenant whose credentials the request carries (`Authorization:
     /// Bearer` for OAuth 2.0 and bearer connections, the configured header for API keys,
     /// `Authorization: Basic` for basic ones); defaults to the step's `connection:`. After a
-    /// 401, an OAuth 2.0 token is refreshed and the request sent once more.
+    /// 401, an OAuth 2.0 token is refreshed and the request sent once more. The connection's
+    /// rate limit is learned from the responses' headers.
     #[serde(default)]
     pub connection: Option<String>,
-    /// Fail the step on a 4xx or 5xx status (429, 408 and most 5xx are retried); when false,
-    /// any status is returned as output.
+    /// Fail the step on a 4xx or 5xx status (429, 408 and most 5xx are retried, first briefly
+    /// within the call, then per the step's `retry:`); when false, the final status is returned
+    /// as output.
     #[serde(default = "yes")]
     pub fail_on_status: bool,
 }
@@ -165,43 +168,15 @@ impl Action for HttpRequest {
             .connection
             .clone()
             .or_else(|| ctx.invocation().connection.clone());
-        let exchange = async {
-            let response = match &connection {
-                None => ctx.http().send(request).await?,
-                Some(name) => send_with_connection(ctx, name, request).await?,
-            };
-            read_response(ctx, &method, response, input.fail_on_status).await
-        };
-        tokio::select! {
-            biased;
-            () = ctx.cancellation().cancelled() => {
-                Err(ActionError::retryable("cancelled before the response arrived"))
+        let call =
+            IntegrationCall::new(HTTP_INTEGRATION, Self::NAME, request).connection(connection);
+        match ctx.send(call).await?.done_or_wait() {
+            Ok(response) => {
+                read_response(ctx, &method, response, input.fail_on_status).map(ActionOutcome::Done)
             }
-            output = exchange => output.map(ActionOutcome::Done),
+            Err(wait) => Ok(wait),
         }
     }
-}
-
-/// Sends `request` with the connection's credentials; after a 401, once more with refreshed
-/// ones.
-async fn send_with_connection(
-    ctx: &ActionContext,
-    name: &str,
-    request: RequestBuilder,
-) -> Result<reqwest::Response, ActionError> {
-    let auth = ctx.connection_auth(name).await?;
-    // Bodies here are strings or JSON, so the builder can always be cloned for the retry.
-    let retry = request.try_clone();
-    let response = ctx.http().send(auth.apply(request)?).await?;
-    let Some(retry) = retry.filter(|_| response.status() == StatusCode::UNAUTHORIZED) else {
-        return Ok(response);
-    };
-    let refreshed = ctx.refresh_connection_auth(name, &auth).await?;
-    ctx.log(
-        LogLevel::Info,
-        format!("HTTP 401 with connection `{name}`: retrying once with refreshed credentials"),
-    );
-    ctx.http().send(refreshed.apply(retry)?).await
 }
 
 /// The request headers: the user's, marked sensitive so no Debug output or HTTP/2 header

@@ -1,77 +1,52 @@
-//! Reading an `http.request` response into its output: bounded body, JSON detection, status
-//! classification.
+//! Turning an `http.request` response into its output: JSON detection, status classification.
 
 use std::collections::BTreeMap;
 
+use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
-use reqwest::{Method, Response};
 use serde_json::Value;
 
 use super::request::HttpResponseOutput;
 use crate::context::{ActionContext, LogLevel};
 use crate::error::ActionError;
-use crate::http::{classify_transport_error, display_url, error_for_status};
-
-/// The largest response body kept: step outputs are stored, and a runaway download must not
-/// exhaust a worker's memory.
-pub(crate) const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+use crate::runtime::IntegrationResponse;
 
 /// How much of an error response's body goes into the error message.
 const ERROR_BODY_CHARS: usize = 200;
 
-pub(crate) async fn read_response(
+pub(crate) fn read_response(
     ctx: &ActionContext,
     method: &Method,
-    mut response: Response,
+    response: IntegrationResponse,
     fail_on_status: bool,
 ) -> Result<HttpResponseOutput, ActionError> {
-    let status = response.status();
-    let target = display_url(response.url());
+    let status = response.status;
+    let target = response.display_url();
     ctx.log(LogLevel::Info, format!("{method} {target} -> {status}"));
 
-    let (bytes, truncated) = read_body(&mut response, &target).await?;
-    let headers = response.headers();
-    let body = decode_body(headers, &bytes);
-
+    let body = decode_body(&response.headers, &response.body);
     if fail_on_status {
         let snippet: String = match &body {
             Value::String(text) => text.chars().take(ERROR_BODY_CHARS).collect(),
             json => json.to_string().chars().take(ERROR_BODY_CHARS).collect(),
         };
         let message = format!("HTTP {status} from {target}: {snippet}");
-        if let Some(error) = error_for_status(status, headers, message) {
+        if let Some(error) = response.error_for_status(message) {
             return Err(error);
         }
     }
-    if truncated {
+    // Step outputs are stored: a body the runtime had to cut is refused, not kept in part.
+    if response.truncated {
         return Err(ActionError::Permanent(format!(
             "response body from {target} exceeds {} MiB",
-            MAX_BODY_BYTES / (1024 * 1024)
+            response.body.len() / (1024 * 1024)
         )));
     }
     Ok(HttpResponseOutput {
         status: status.as_u16(),
-        headers: header_map(headers),
+        headers: header_map(&response.headers),
         body,
     })
-}
-
-/// Reads at most [`MAX_BODY_BYTES`]; the flag says whether more was left unread.
-async fn read_body(response: &mut Response, target: &str) -> Result<(Vec<u8>, bool), ActionError> {
-    let mut bytes = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|error| classify_transport_error(&error, target))?
-    {
-        let room = MAX_BODY_BYTES - bytes.len();
-        if chunk.len() > room {
-            bytes.extend_from_slice(&chunk[..room]);
-            return Ok((bytes, true));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok((bytes, false))
 }
 
 /// Parsed JSON when the content type says JSON and the body parses, else (lossy UTF-8) text.

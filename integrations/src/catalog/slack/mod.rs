@@ -1,0 +1,61 @@
+//! `slack.*`: the Slack Web API through a connection (bot or user token).
+
+mod post_message;
+
+pub use post_message::{PostMessage, PostMessageInput, PostMessageOutput};
+
+use serde::Deserialize;
+
+use crate::error::ActionError;
+use crate::registry::Registry;
+use crate::runtime::IntegrationResponse;
+
+pub(crate) fn register(registry: &mut Registry) {
+    registry.register(PostMessage);
+}
+
+/// The envelope of every Web API answer: HTTP 200 with `ok: false` and an error code when the
+/// call failed.
+#[derive(Debug, Deserialize)]
+struct Envelope {
+    ok: bool,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// Error codes that mean "try again later"; every other code is permanent.
+const TRANSIENT_ERRORS: &[&str] = &[
+    "ratelimited",
+    "rate_limited",
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+];
+
+/// The HTTP status class, then Slack's `ok: false`, as an [`ActionError`].
+fn check(method: &str, response: &IntegrationResponse) -> Result<(), ActionError> {
+    if let Some(error) =
+        response.error_for_status(format!("Slack {method} answered HTTP {}", response.status))
+    {
+        return Err(error);
+    }
+    let envelope: Envelope = serde_json::from_slice(&response.body).map_err(|error| {
+        ActionError::Permanent(format!(
+            "Slack {method} answered with invalid JSON: {error}"
+        ))
+    })?;
+    if envelope.ok {
+        return Ok(());
+    }
+    let code = envelope.error.unwrap_or_else(|| "unknown_error".into());
+    let message = format!("Slack {method} failed: {code}");
+    Err(if TRANSIENT_ERRORS.contains(&code.as_str()) {
+        ActionError::Retryable {
+            message,
+            retry_after: crate::http::retry_after(&response.headers, chrono::Utc::now()),
+        }
+    } else {
+        ActionError::Permanent(message)
+    })
+}

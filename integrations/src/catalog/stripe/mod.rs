@@ -1,0 +1,57 @@
+//! `stripe.*`: the Stripe API through a connection (a secret or restricted key as a bearer
+//! token, or Stripe Connect OAuth). Requests are form-encoded and carry the step's idempotency
+//! key, so Stripe performs a retried request once.
+
+mod create_customer;
+
+pub use create_customer::{CreateCustomer, CreateCustomerInput, CreateCustomerOutput};
+
+use serde::Deserialize;
+
+use crate::error::ActionError;
+use crate::registry::Registry;
+use crate::runtime::IntegrationResponse;
+
+pub(crate) fn register(registry: &mut Registry) {
+    registry.register(CreateCustomer);
+}
+
+/// Stripe's error object: `{"error": {"type", "code", "message", "param"}}`.
+#[derive(Debug, Deserialize)]
+struct ErrorEnvelope {
+    error: StripeError,
+}
+
+#[derive(Debug, Deserialize)]
+struct StripeError {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    param: Option<String>,
+}
+
+/// A 4xx/5xx answer as an [`ActionError`] whose message carries Stripe's error object.
+fn check(operation: &str, response: &IntegrationResponse) -> Result<(), ActionError> {
+    let status = response.status;
+    let detail = serde_json::from_slice::<ErrorEnvelope>(&response.body)
+        .map(|envelope| {
+            let error = envelope.error;
+            let mut parts: Vec<String> = [error.kind, error.code].into_iter().flatten().collect();
+            if let Some(param) = error.param {
+                parts.push(format!("param `{param}`"));
+            }
+            let message = error.message.unwrap_or_default();
+            format!("{}: {message}", parts.join(" "))
+        })
+        .unwrap_or_default();
+    match response.error_for_status(format!(
+        "Stripe {operation} answered HTTP {status} {detail}"
+    )) {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,661 @@
+//! The integration runtime: the one middleware chain every outbound integration call goes
+//! through (DESIGN 7), in this order:
+//!
+//! 1. **circuit breaker** per (tenant, integration), and per host for plain `http`
+//!    ([`circuit`]): an open circuit fails fast with a retryable error naming the integration
+//!    and the next probe;
+//! 2. **rate-limit scheduler** ([`scheduler`]): one bucket per connection (else per tenant and
+//!    integration, per host for plain `http`); a wait up to [`RuntimeConfig::max_inline_wait`]
+//!    sleeps in the request, a longer one parks the step ([`ActionOutcome::Suspend`], which
+//!    holds no worker and spends no retry attempt) and asks again on waking;
+//! 3. **auth**: the connection's credentials from the token manager, refreshed once on a 401;
+//! 4. **retry** ([`retry`]): transient statuses and transport errors only, full-jitter
+//!    exponential backoff, `Retry-After` honoured, a small per-call budget; a non-idempotent
+//!    request (POST/PATCH without `Idempotency-Key`) is repeated only when it never reached the
+//!    server. Beyond the budget the last response (or error) is returned and the action's
+//!    retryable error hands the wait to the engine's durable step retry;
+//! 5. **logging**: one tracing line per request: integration, action, method, URL without
+//!    query or credentials, status, latency, attempt; never a header or body;
+//! 6. **metrics** ([`metrics`]) into the registry given at build time;
+//! 7. **HTTP**: [`HttpClient`] (rustls, SSRF guard).
+//!
+//! Retried attempts go through the circuit and the scheduler again, so retries spend (and are
+//! paced by) the same quota, and a circuit that opens mid-call stops the retries. Every
+//! response's rate-limit headers are fed back to the scheduler. Circuits and (with
+//! [`InMemoryBuckets`]) buckets live in this process's memory: each process keeps its own.
+
+pub mod circuit;
+pub mod metrics;
+pub mod retry;
+pub mod scheduler;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use reqwest::header::HeaderMap;
+use reqwest::{Request, RequestBuilder, Response, StatusCode, Url};
+
+pub use prometheus::{Error as MetricsError, Registry as MetricsRegistry};
+
+use crate::action::ActionOutcome;
+use crate::connections::ConnectionAuth;
+use crate::context::ActionContext;
+use crate::error::ActionError;
+use crate::http::{
+    HttpClient, SendFailure, build_request, classify_transport_error, display_url,
+    error_for_status, is_retryable_status, retry_after,
+};
+use crate::ratelimit::{ProviderProfile, parse_with_body};
+use circuit::{Admission, Circuit, CircuitConfig, CircuitState, Verdict};
+use metrics::{Outcome, RuntimeMetrics, WaitKind};
+use retry::{Failure, RetryPolicy, is_idempotent};
+use scheduler::{Acquisition, BucketKey, BucketStore, InMemoryBuckets, RateLimitMode};
+
+/// The integration name of `http.request`: its circuits and buckets are per host.
+pub const HTTP_INTEGRATION: &str = "http";
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// How the runtime treats one integration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntegrationPolicy {
+    pub rate_limit: RateLimitMode,
+    pub retry: RetryPolicy,
+    pub circuit: CircuitConfig,
+}
+
+impl IntegrationPolicy {
+    /// The built-in policy of `integration`: GitHub, Slack (tier 3) and Stripe (live) buckets
+    /// are seeded from their profiles; any other integration is paced only once its responses
+    /// state a limit.
+    pub fn builtin(integration: &str) -> Self {
+        let rate_limit = match integration {
+            "github" => RateLimitMode::Seeded(ProviderProfile::github()),
+            "slack" => RateLimitMode::Seeded(ProviderProfile::slack(3)),
+            "stripe" => RateLimitMode::Seeded(ProviderProfile::stripe(true)),
+            _ => RateLimitMode::Learned(ProviderProfile::generic()),
+        };
+        Self {
+            rate_limit,
+            retry: RetryPolicy::default(),
+            circuit: CircuitConfig::default(),
+        }
+    }
+}
+
+/// The runtime's settings; built by the composition root.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeConfig {
+    /// The longest rate-limit wait slept inside a request; a longer one parks the step.
+    pub max_inline_wait: Duration,
+    /// The largest response body kept; a longer one is cut here and flagged truncated.
+    pub max_body_bytes: usize,
+    /// Overrides of [`IntegrationPolicy::builtin`] by integration name.
+    pub policies: HashMap<String, IntegrationPolicy>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            max_inline_wait: Duration::from_secs(2),
+            max_body_bytes: 10 * 1024 * 1024,
+            policies: HashMap::new(),
+        }
+    }
+}
+
+/// One outbound call of an action: which integration and action it is for (metrics, logs,
+/// circuits, policies), the connection whose credentials and quota it uses, and the request.
+pub struct IntegrationCall {
+    integration: String,
+    action: String,
+    connection: Option<String>,
+    request: RequestBuilder,
+}
+
+impl IntegrationCall {
+    /// `request` comes from [`ActionContext::http`]`().request(..)`, which applies the SSRF
+    /// guard.
+    pub fn new(integration: &str, action: &str, request: RequestBuilder) -> Self {
+        Self {
+            integration: integration.to_owned(),
+            action: action.to_owned(),
+            connection: None,
+            request,
+        }
+    }
+
+    /// Authenticates with the tenant's connection `name` (and spends its quota).
+    pub fn connection(mut self, name: Option<String>) -> Self {
+        self.connection = name;
+        self
+    }
+}
+
+/// A response read in full (up to [`RuntimeConfig::max_body_bytes`]).
+#[derive(Debug, Clone)]
+pub struct IntegrationResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    /// The body was longer than the limit and was cut.
+    pub truncated: bool,
+    /// The final URL, after redirects.
+    pub url: Url,
+}
+
+impl IntegrationResponse {
+    /// The URL without credentials, query or fragment: safe for messages.
+    pub fn display_url(&self) -> String {
+        display_url(&self.url)
+    }
+
+    /// The error class of a 4xx/5xx status with `message` (a retryable one carries the
+    /// response's `Retry-After`), or `None`.
+    pub fn error_for_status(&self, message: impl Into<String>) -> Option<ActionError> {
+        error_for_status(self.status, &self.headers, message)
+    }
+}
+
+/// The middleware chain. Cloning is cheap: clones share circuits, buckets and metrics.
+#[derive(Clone)]
+pub struct IntegrationRuntime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: HttpClient,
+    config: RuntimeConfig,
+    buckets: Arc<dyn BucketStore>,
+    circuits: Mutex<HashMap<CircuitKey, Circuit>>,
+    metrics: RuntimeMetrics,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CircuitKey {
+    tenant_id: String,
+    integration: String,
+    /// The host for plain `http`, else empty.
+    scope: String,
+}
+
+impl IntegrationRuntime {
+    /// The runtime with the default settings and in-memory buckets, its metrics registered into
+    /// `metrics`.
+    pub fn new(http: HttpClient, metrics: &MetricsRegistry) -> Result<Self, MetricsError> {
+        Self::with_config(
+            http,
+            RuntimeConfig::default(),
+            Arc::new(InMemoryBuckets::new()),
+            metrics,
+        )
+    }
+
+    pub fn with_config(
+        http: HttpClient,
+        config: RuntimeConfig,
+        buckets: Arc<dyn BucketStore>,
+        metrics: &MetricsRegistry,
+    ) -> Result<Self, MetricsError> {
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                config,
+                buckets,
+                circuits: Mutex::default(),
+                metrics: RuntimeMetrics::register(metrics)?,
+            }),
+        })
+    }
+
+    /// The HTTP client underneath, for building requests (and for the engine's own OAuth
+    /// calls, which are not integration calls).
+    pub fn http(&self) -> &HttpClient {
+        &self.inner.http
+    }
+
+    /// Sends `call` through the chain for the step of `ctx`. Any status comes back as a
+    /// response (after retries); the action maps it to its error class.
+    pub(crate) async fn send(
+        &self,
+        ctx: &ActionContext,
+        call: IntegrationCall,
+    ) -> Result<ActionOutcome<IntegrationResponse>, ActionError> {
+        self.inner.send(ctx, call).await
+    }
+}
+
+impl std::fmt::Debug for IntegrationRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntegrationRuntime")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the layers need to know about one call.
+struct CallState<'a> {
+    integration: String,
+    action: String,
+    connection: Option<String>,
+    ctx: &'a ActionContext,
+    policy: IntegrationPolicy,
+    circuit: CircuitKey,
+    bucket: BucketKey,
+    idempotent: bool,
+}
+
+impl Inner {
+    async fn send(
+        &self,
+        ctx: &ActionContext,
+        call: IntegrationCall,
+    ) -> Result<ActionOutcome<IntegrationResponse>, ActionError> {
+        let IntegrationCall {
+            integration,
+            action,
+            connection,
+            request,
+        } = call;
+        let request = build_request(request)?;
+        let state = self.call_state(ctx, integration, action, connection, &request);
+        let mut auth: Option<ConnectionAuth> = None;
+        let mut refreshed = false;
+        let mut attempt = 0;
+        let mut retries = 0;
+        let mut waited = Duration::ZERO;
+        loop {
+            attempt += 1;
+            let permit = self.admit(&state)?;
+            if let Some(until) = self.wait_for_slot(&state).await? {
+                return Ok(ActionOutcome::Suspend { until });
+            }
+            if let (Some(name), None) = (&state.connection, &auth) {
+                auth = Some(ctx.connection_auth(name).await?);
+            }
+            let mut sent = request.try_clone().ok_or_else(|| {
+                ActionError::Permanent("a streamed request body cannot be sent again".into())
+            })?;
+            if let Some(auth) = &auth {
+                let (name, value) = auth.header()?;
+                sent.headers_mut().insert(name, value);
+            }
+
+            let result = self.exchange(&state, attempt, sent).await;
+            let now = Utc::now();
+            let (failure, last) = match result {
+                Ok(response) => {
+                    self.observe(&state, &response, now).await?;
+                    let status = response.status;
+                    permit.settle(if status.is_server_error() && is_retryable_status(status) {
+                        Verdict::TransientFailure
+                    } else {
+                        Verdict::Healthy
+                    });
+                    if status == StatusCode::UNAUTHORIZED
+                        && !refreshed
+                        && let (Some(name), Some(rejected)) = (&state.connection, &auth)
+                    {
+                        tracing::info!(
+                            message = "Integration request got 401: refreshing the connection's credentials once.",
+                            integration = %state.integration,
+                            action = %state.action,
+                            connection = %name,
+                        );
+                        auth = Some(ctx.refresh_connection_auth(name, rejected).await?);
+                        refreshed = true;
+                        continue;
+                    }
+                    if !is_retryable_status(status) {
+                        return Ok(ActionOutcome::Done(response));
+                    }
+                    let failure = Failure {
+                        retry_after: retry_after(&response.headers, now),
+                        never_sent: false,
+                    };
+                    (failure, Ok(response))
+                }
+                Err(send_failure) => {
+                    if send_failure.error.is_retryable() {
+                        permit.settle(Verdict::TransientFailure);
+                    } else {
+                        return Err(send_failure.error);
+                    }
+                    let failure = Failure {
+                        retry_after: None,
+                        never_sent: send_failure.never_sent,
+                    };
+                    (failure, Err(send_failure.error))
+                }
+            };
+            retries += 1;
+            let Some(wait) = state.policy.retry.next_wait(
+                retries,
+                &failure,
+                state.idempotent,
+                waited,
+                rand::random(),
+            ) else {
+                return last.map(ActionOutcome::Done);
+            };
+            tokio::time::sleep(wait).await;
+            waited += wait;
+        }
+    }
+
+    fn call_state<'a>(
+        &self,
+        ctx: &'a ActionContext,
+        integration: String,
+        action: String,
+        connection: Option<String>,
+        request: &Request,
+    ) -> CallState<'a> {
+        let tenant_id = ctx.invocation().tenant_id.clone();
+        let host = request.url().host_str().unwrap_or_default().to_owned();
+        let plain_http = integration == HTTP_INTEGRATION;
+        let bucket_scope = match (&connection, plain_http) {
+            (Some(name), _) => format!("connection:{name}"),
+            (None, true) => format!("host:{host}"),
+            (None, false) => String::new(),
+        };
+        CallState {
+            policy: self
+                .config
+                .policies
+                .get(&integration)
+                .cloned()
+                .unwrap_or_else(|| IntegrationPolicy::builtin(&integration)),
+            circuit: CircuitKey {
+                tenant_id: tenant_id.clone(),
+                integration: integration.clone(),
+                scope: if plain_http { host } else { String::new() },
+            },
+            bucket: BucketKey {
+                tenant_id,
+                integration: integration.clone(),
+                scope: bucket_scope,
+            },
+            idempotent: is_idempotent(
+                request.method(),
+                request.headers().contains_key(IDEMPOTENCY_KEY),
+            ),
+            integration,
+            action,
+            connection,
+            ctx,
+        }
+    }
+
+    /// The circuit's admission, or the fail-fast error of an open circuit.
+    fn admit<'a>(&'a self, state: &'a CallState<'_>) -> Result<CircuitPermit<'a>, ActionError> {
+        let now = Utc::now();
+        let admission = self.with_circuit(state, |circuit| circuit.admit(now));
+        let Admission::Rejected { probe_at } = admission else {
+            return Ok(CircuitPermit {
+                runtime: self,
+                state,
+                admission,
+                settled: false,
+            });
+        };
+        self.metrics
+            .request(&state.integration, &state.action, Outcome::CircuitOpen);
+        let name = match state.circuit.scope.as_str() {
+            "" => format!("`{}`", state.integration),
+            host => format!("`{}` ({host})", state.integration),
+        };
+        let (when, retry_after) = match probe_at {
+            Some(at) => (
+                format!("the next probe goes out at {}", at.to_rfc3339()),
+                Some((at - now).to_std().unwrap_or_default()),
+            ),
+            None => ("a probe request is in flight".to_owned(), None),
+        };
+        Err(ActionError::Retryable {
+            message: format!(
+                "integration {name} is failing: its circuit is open after repeated transient \
+                 failures; {when}"
+            ),
+            retry_after,
+        })
+    }
+
+    /// Runs `change` on the call's circuit and reports a state change to the metrics.
+    fn with_circuit<T>(&self, state: &CallState<'_>, change: impl FnOnce(&mut Circuit) -> T) -> T {
+        let mut circuits = self
+            .circuits
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let circuit = circuits
+            .entry(state.circuit.clone())
+            .or_insert_with(|| Circuit::new(state.policy.circuit));
+        let before = circuit.state();
+        let result = change(circuit);
+        let after = circuit.state();
+        if after != before {
+            let key = &state.circuit;
+            self.metrics
+                .circuit_changed(&key.integration, &key.tenant_id, &key.scope, after);
+            if after == CircuitState::Open {
+                tracing::warn!(
+                    message = "Integration circuit opened.",
+                    integration = %key.integration,
+                    tenant = %key.tenant_id,
+                    scope = %key.scope,
+                );
+            }
+        }
+        result
+    }
+
+    /// Waits for the scheduler's slot when it is near; returns the park time when it is not.
+    async fn wait_for_slot(
+        &self,
+        state: &CallState<'_>,
+    ) -> Result<Option<DateTime<Utc>>, ActionError> {
+        let now = Utc::now();
+        let integration = &state.integration;
+        let acquired = self
+            .buckets
+            .acquire(
+                &state.bucket,
+                &state.policy.rate_limit,
+                now,
+                self.config.max_inline_wait,
+            )
+            .await?;
+        match acquired {
+            Acquisition::SendAt(at) => {
+                let wait = (at - now).to_std().unwrap_or_default();
+                if !wait.is_zero() {
+                    self.metrics
+                        .rate_limit_wait(integration, WaitKind::Sleep, wait.as_secs_f64());
+                    tokio::time::sleep(wait).await;
+                }
+                Ok(None)
+            }
+            Acquisition::ParkUntil(until) => {
+                let wait = (until - now).to_std().unwrap_or_default();
+                self.metrics
+                    .rate_limit_wait(integration, WaitKind::Park, wait.as_secs_f64());
+                self.metrics
+                    .request(integration, &state.action, Outcome::RateLimited);
+                tracing::info!(
+                    message = "Integration request parked by the rate-limit scheduler.",
+                    integration = %integration,
+                    action = %state.action,
+                    run = %state.ctx.invocation().run_id,
+                    step = %state.ctx.invocation().step_id,
+                    until = %until.to_rfc3339(),
+                );
+                Ok(Some(until))
+            }
+        }
+    }
+
+    async fn observe(
+        &self,
+        state: &CallState<'_>,
+        response: &IntegrationResponse,
+        now: DateTime<Utc>,
+    ) -> Result<(), ActionError> {
+        let mode = &state.policy.rate_limit;
+        let observation = parse_with_body(
+            &response.headers,
+            response.status,
+            &response.body,
+            now,
+            mode.profile(),
+        );
+        self.buckets
+            .observe(&state.bucket, mode, &observation, now)
+            .await
+    }
+
+    /// One request on the wire, logged and measured.
+    async fn exchange(
+        &self,
+        state: &CallState<'_>,
+        attempt: u32,
+        request: Request,
+    ) -> Result<IntegrationResponse, SendFailure> {
+        let invocation = state.ctx.invocation();
+        let method = request.method().clone();
+        let target = display_url(request.url());
+        let started = Instant::now();
+        let result = match self.http.execute(request).await {
+            Ok(response) => self.read(response).await,
+            Err(failure) => Err(failure),
+        };
+        let latency = started.elapsed();
+        self.metrics
+            .latency(&state.integration, &state.action, latency.as_secs_f64());
+        let latency_ms = latency.as_millis() as u64;
+        match &result {
+            Ok(response) => {
+                let outcome = status_outcome(response.status);
+                self.metrics
+                    .request(&state.integration, &state.action, outcome);
+                tracing::info!(
+                    message = "Integration request.",
+                    integration = %state.integration,
+                    action = %state.action,
+                    method = %method,
+                    url = %target,
+                    status = response.status.as_u16(),
+                    outcome = outcome.as_str(),
+                    latency_ms,
+                    attempt,
+                    run = %invocation.run_id,
+                    step = %invocation.step_id,
+                );
+            }
+            Err(failure) => {
+                let outcome = if failure.timed_out {
+                    Outcome::Timeout
+                } else {
+                    Outcome::ConnectionError
+                };
+                self.metrics
+                    .request(&state.integration, &state.action, outcome);
+                tracing::warn!(
+                    message = "Integration request failed.",
+                    integration = %state.integration,
+                    action = %state.action,
+                    method = %method,
+                    url = %target,
+                    outcome = outcome.as_str(),
+                    error = %failure.error,
+                    latency_ms,
+                    attempt,
+                    run = %invocation.run_id,
+                    step = %invocation.step_id,
+                );
+            }
+        }
+        result
+    }
+
+    /// Reads the body up to the limit; a connection lost mid-body is transient, but the
+    /// request did reach the server.
+    async fn read(&self, mut response: Response) -> Result<IntegrationResponse, SendFailure> {
+        let url = response.url().clone();
+        let limit = self.config.max_body_bytes;
+        let mut body = Vec::new();
+        let mut truncated = false;
+        loop {
+            let chunk = response.chunk().await.map_err(|error| SendFailure {
+                never_sent: false,
+                timed_out: error.is_timeout(),
+                error: classify_transport_error(&error, &display_url(&url)),
+            })?;
+            let Some(chunk) = chunk else { break };
+            let room = limit - body.len();
+            if chunk.len() > room {
+                body.extend_from_slice(&chunk[..room]);
+                truncated = true;
+                break;
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(IntegrationResponse {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body,
+            truncated,
+            url,
+        })
+    }
+}
+
+/// The circuit's claim on one attempt: settle it with the attempt's verdict; dropping an
+/// unsettled probe (parked, cancelled, failed before sending) lets the next call probe.
+struct CircuitPermit<'a> {
+    runtime: &'a Inner,
+    state: &'a CallState<'a>,
+    admission: Admission,
+    settled: bool,
+}
+
+impl CircuitPermit<'_> {
+    fn settle(mut self, verdict: Verdict) {
+        self.settled = true;
+        let now = Utc::now();
+        let admission = self.admission;
+        self.runtime.with_circuit(self.state, |circuit| {
+            circuit.record(now, admission, verdict)
+        });
+    }
+}
+
+impl Drop for CircuitPermit<'_> {
+    fn drop(&mut self) {
+        if !self.settled && self.admission == Admission::Probe {
+            self.runtime
+                .with_circuit(self.state, Circuit::abandon_probe);
+        }
+    }
+}
+
+fn status_outcome(status: StatusCode) -> Outcome {
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        Outcome::RateLimited
+    } else if status.is_server_error() {
+        Outcome::ServerError
+    } else if status.is_client_error() {
+        Outcome::ClientError
+    } else {
+        Outcome::Success
+    }
+}
+
+/// `time + duration`, saturating.
+pub(crate) fn after(time: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
+    chrono::TimeDelta::from_std(duration)
+        .ok()
+        .and_then(|delta| time.checked_add_signed(delta))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
