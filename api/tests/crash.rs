@@ -68,12 +68,8 @@ fn create_tenant(database_url: &str) -> String {
         .to_owned()
 }
 
-fn serve(
-    database_url: &str,
-    port: u16,
-    workflows: &std::path::Path,
-    failpoint: Option<&str>,
-) -> Child {
+/// `stepwise serve` on `port` with our test settings, not yet spawned.
+fn serve_command(database_url: &str, port: u16, workflows: &std::path::Path) -> Command {
     let mut command = stepwise();
     command
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
@@ -82,6 +78,16 @@ fn serve(
         .arg(workflows)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    command
+}
+
+fn serve(
+    database_url: &str,
+    port: u16,
+    workflows: &std::path::Path,
+    failpoint: Option<&str>,
+) -> Child {
+    let mut command = serve_command(database_url, port, workflows);
     if let Some(failpoint) = failpoint {
         command.env("FAILPOINTS", format!("{failpoint}=return"));
     }
@@ -439,6 +445,49 @@ async fn start(client: &reqwest::Client, base: &str, key: &str, name: &str) -> S
     started["run_id"].as_str().expect("run id").to_owned()
 }
 
+/// Creates the GitHub webhook source `gh` (secret `s3cret`) of our tenant; returns its path.
+async fn create_github_source(client: &reqwest::Client, base: &str, key: &str) -> String {
+    let source: Value = client
+        .post(format!("{base}/api/v1/sources"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({"name": "gh", "provider": "github", "secret": "s3cret"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    source["url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("source: {source}"))
+        .to_owned()
+}
+
+/// Sends `body` as a GitHub `event` delivery signed with the `gh` source's secret.
+async fn deliver_github(
+    client: &reqwest::Client,
+    base: &str,
+    ingest: &str,
+    event: &str,
+    delivery: &str,
+    body: &'static str,
+) -> reqwest::Response {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(b"s3cret").expect("key");
+    mac.update(body.as_bytes());
+    let signature = hex::encode(mac.finalize().into_bytes());
+    client
+        .post(format!("{base}{ingest}"))
+        .header("content-type", "application/json")
+        .header("x-github-event", event)
+        .header("x-github-delivery", delivery)
+        .header("x-hub-signature-256", format!("sha256={signature}"))
+        .body(body)
+        .send()
+        .await
+        .expect("deliver")
+}
+
 /// A 1,000-item `for_each` with `max_parallel: 10`, SIGKILLed mid-way and restarted: never
 /// more than 10 requests in flight (across both processes), every item runs, and no item
 /// whose result was committed before the kill runs again. Items in flight at the kill run
@@ -528,7 +577,6 @@ async fn sigkill_mid_for_each_repeats_no_completed_item() {
 /// provider (once, or twice with the same key if the kill caught it mid-request).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_right_after_a_webhook_200_still_runs_the_workflow() {
-    use hmac::{Hmac, KeyInit, Mac};
     for database in common::databases().await {
         let label = format!("[{} webhook 200 then SIGKILL]", database.backend);
         let server = MockServer::start().await;
@@ -545,40 +593,22 @@ async fn kill_right_after_a_webhook_200_still_runs_the_workflow() {
 
         let mut doomed = serve(&database.url, port, workflows.path(), None);
         wait_until_healthy(&client, &base).await;
-        let source: Value = client
-            .post(format!("{base}/api/v1/sources"))
-            .bearer_auth(&key)
-            .json(&serde_json::json!({"name": "gh", "provider": "github", "secret": "s3cret"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let ingest = source["url"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{label} source: {source}"))
-            .to_owned();
+        let ingest = create_github_source(&client, &base, &key).await;
         let workflow = format!(
             "name: hooked\non:\n  webhook: {{ source: gh, events: [push] }}\nsteps:\n  - id: notify\n    uses: http.request\n    with: {{ method: POST, url: \"{}/notify\" }}\n",
             server.uri()
         );
         deploy(&client, &base, &key, workflow).await;
 
-        let body = r#"{"ref":"main"}"#;
-        let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(b"s3cret").expect("key");
-        mac.update(body.as_bytes());
-        let signature = hex::encode(mac.finalize().into_bytes());
-        let accepted = client
-            .post(format!("{base}{ingest}"))
-            .header("content-type", "application/json")
-            .header("x-github-event", "push")
-            .header("x-github-delivery", "delivery-1")
-            .header("x-hub-signature-256", format!("sha256={signature}"))
-            .body(body)
-            .send()
-            .await
-            .expect("deliver");
+        let accepted = deliver_github(
+            &client,
+            &base,
+            &ingest,
+            "push",
+            "delivery-1",
+            r#"{"ref":"main"}"#,
+        )
+        .await;
         assert_eq!(accepted.status(), 200, "{label}");
         let accepted: Value = accepted.json().await.expect("ack JSON");
         doomed.kill().expect("SIGKILL");
@@ -610,7 +640,6 @@ async fn kill_right_after_a_webhook_200_still_runs_the_workflow() {
 /// wakes on time, and the 1-hour sleeps still wait for their original wake-up time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parked_runs_survive_sigkill_and_hold_no_worker() {
-    use hmac::{Hmac, KeyInit, Mac};
     for database in common::databases().await {
         let label = format!("[{} parked runs]", database.backend);
         let server = MockServer::start().await;
@@ -625,31 +654,15 @@ async fn parked_runs_survive_sigkill_and_hold_no_worker() {
         stepwise_integrations::http::install_crypto_provider();
         let client = reqwest::Client::new();
         let one_worker = |database_url: &str| {
-            let mut command = stepwise();
-            command
-                .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-                .args(["--database-url", database_url, "--allow-private-networks"])
+            serve_command(database_url, port, workflows.path())
                 .args(["--workers", "1"])
-                .arg("--workflows")
-                .arg(workflows.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            command.spawn().expect("spawn stepwise serve")
+                .spawn()
+                .expect("spawn stepwise serve")
         };
 
         let mut doomed = one_worker(&database.url);
         wait_until_healthy(&client, &base).await;
-        let source: Value = client
-            .post(format!("{base}/api/v1/sources"))
-            .bearer_auth(&key)
-            .json(&serde_json::json!({"name": "gh", "provider": "github", "secret": "s3cret"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let ingest = source["url"].as_str().expect("source url").to_owned();
+        let ingest = create_github_source(&client, &base, &key).await;
         let post = |path: &str| {
             format!(
                 "  - {{ id: {path}, uses: http.request, with: {{ method: POST, url: \"{}/{path}\" }} }}\n",
@@ -718,20 +731,15 @@ async fn parked_runs_survive_sigkill_and_hold_no_worker() {
             "{label} the one worker is free: {quick}"
         );
 
-        let body = r#"{"id":7}"#;
-        let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(b"s3cret").expect("key");
-        mac.update(body.as_bytes());
-        let signature = hex::encode(mac.finalize().into_bytes());
-        let accepted = client
-            .post(format!("{base}{ingest}"))
-            .header("content-type", "application/json")
-            .header("x-github-event", "deployment")
-            .header("x-github-delivery", "delivery-7")
-            .header("x-hub-signature-256", format!("sha256={signature}"))
-            .body(body)
-            .send()
-            .await
-            .expect("deliver");
+        let accepted = deliver_github(
+            &client,
+            &base,
+            &ingest,
+            "deployment",
+            "delivery-7",
+            r#"{"id":7}"#,
+        )
+        .await;
         assert_eq!(accepted.status(), 200, "{label}");
         let hooked = wait_for_run(&client, &base, &key, &hook).await;
         assert_eq!(hooked["status"], "succeeded", "{label} {hooked}");

@@ -9,13 +9,14 @@
 use std::sync::Arc;
 
 use sea_orm::DatabaseTransaction;
-use serde_json::{Value, json};
+use serde_json::Value;
+use stepwise_integrations::SecretValues;
 use stepwise_workflows::{Concurrency, OnLimit, Workflow};
 
 use crate::awaits::EndedRun;
 use crate::engine::{EngineInner, RunEvent};
 use crate::error::EngineError;
-use crate::executor::Applied;
+use crate::executor::{Applied, expression_context};
 use crate::machine;
 use crate::status::RunStatus;
 use crate::store::now_ms;
@@ -30,10 +31,11 @@ impl EngineInner {
         self: &Arc<Self>,
         tx: &DatabaseTransaction,
         state: &mut RunState,
+        workflow: &Workflow,
         concurrency: &Concurrency,
         applied: &mut Applied,
     ) -> Result<(), EngineError> {
-        let key = match self.concurrency_key(concurrency, &state.run) {
+        let key = match self.concurrency_key(workflow, concurrency, &state.run) {
             Ok(key) => key,
             Err(message) => {
                 applied.tasks.clear();
@@ -171,18 +173,15 @@ impl EngineInner {
         Ok(true)
     }
 
-    /// The rendered key: a string as is, any other value as JSON.
+    /// The rendered key (a string as is, any other value as JSON), from the context the run's
+    /// steps see, before any step ran.
     fn concurrency_key(
         &self,
+        workflow: &Workflow,
         concurrency: &Concurrency,
         run: &crate::store::entities::run::Model,
     ) -> Result<String, String> {
-        let context = json!({
-            "inputs": run.input,
-            "trigger": run.trigger,
-            "run": { "id": run.id, "workflow": run.workflow_name, "version": run.workflow_version },
-            "workflow": { "name": run.workflow_name, "version": run.workflow_version },
-        });
+        let context = expression_context(workflow, run, &[], &SecretValues::new());
         match self
             .evaluator
             .render(&Value::String(concurrency.key.clone()), &context)

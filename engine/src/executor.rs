@@ -611,7 +611,8 @@ impl EngineInner {
     ) -> Result<(), EngineError> {
         let created_here = state.is_new();
         if created_here && let Some(concurrency) = &workflow.concurrency {
-            self.admit(tx, &mut state, concurrency, applied).await?;
+            self.admit(tx, &mut state, workflow, concurrency, applied)
+                .await?;
         }
         if let Some(ended) = self.advance_chain(tx, state, workflow, applied).await? {
             self.after_run_end(tx, EndedRun::of(&ended, created_here), applied)

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::action::{ActionOutcome, AwaitTarget};
+use crate::context::ActionContext;
 use crate::error::ActionError;
 use crate::registry::Registry;
 
@@ -44,4 +46,22 @@ pub(crate) fn deadline_after(
         .ok()
         .and_then(|delta| now.checked_add_signed(delta))
         .ok_or_else(|| ActionError::InvalidInput(format!("`{field}`: {duration:?} is too long")))
+}
+
+/// The outcome of an action that waits for `target` for at most `timeout`: on the first
+/// invocation an [`ActionOutcome::Await`] until the deadline; the engine invokes the action
+/// again only when that deadline passed first, which fails the step with `timed_out`.
+pub(crate) fn await_within<T>(
+    ctx: &ActionContext,
+    target: AwaitTarget,
+    timeout: Option<&str>,
+    timed_out: String,
+) -> Result<ActionOutcome<T>, ActionError> {
+    if ctx.wake_at().is_some() {
+        return Err(ActionError::Permanent(timed_out));
+    }
+    let until = timeout
+        .map(|timeout| deadline_after("timeout", timeout, Utc::now()))
+        .transpose()?;
+    Ok(ActionOutcome::Await { target, until })
 }

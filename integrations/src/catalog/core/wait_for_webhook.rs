@@ -4,13 +4,12 @@
 //! no worker.
 
 use async_trait::async_trait;
-use chrono::Utc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::action::{Action, ActionOutcome, AwaitTarget};
-use crate::catalog::deadline_after;
+use crate::catalog::await_within;
 use crate::context::ActionContext;
 use crate::error::ActionError;
 
@@ -67,26 +66,16 @@ impl Action for WaitForWebhook {
         if input.source.trim().is_empty() {
             return Err(ActionError::InvalidInput("`source` is empty".to_owned()));
         }
-        if ctx.wake_at().is_some() {
-            // Invoked again only when the timeout passed before a delivery matched.
-            return Err(ActionError::Permanent(format!(
-                "no matching delivery on source `{}` within {}",
-                input.source,
-                input.timeout.as_deref().unwrap_or_default()
-            )));
-        }
-        let until = input
-            .timeout
-            .as_deref()
-            .map(|timeout| deadline_after("timeout", timeout, Utc::now()))
-            .transpose()?;
-        Ok(ActionOutcome::Await {
-            target: AwaitTarget::Webhook {
-                source: input.source,
-                events: input.events,
-                matches: input.matches,
-            },
-            until,
-        })
+        let timed_out = format!(
+            "no matching delivery on source `{}` within {}",
+            input.source,
+            input.timeout.as_deref().unwrap_or_default()
+        );
+        let target = AwaitTarget::Webhook {
+            source: input.source,
+            events: input.events,
+            matches: input.matches,
+        };
+        await_within(ctx, target, input.timeout.as_deref(), timed_out)
     }
 }

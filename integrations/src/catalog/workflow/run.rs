@@ -4,13 +4,12 @@
 //! restarts, and no worker is held while the child runs.
 
 use async_trait::async_trait;
-use chrono::Utc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::action::{Action, ActionOutcome, AwaitTarget};
-use crate::catalog::deadline_after;
+use crate::catalog::await_within;
 use crate::context::ActionContext;
 use crate::error::ActionError;
 
@@ -59,25 +58,15 @@ impl Action for RunWorkflow {
         if input.workflow.trim().is_empty() {
             return Err(ActionError::InvalidInput("`workflow` is empty".to_owned()));
         }
-        if ctx.wake_at().is_some() {
-            // Invoked again only when the timeout passed before the child ended.
-            return Err(ActionError::Permanent(format!(
-                "the run of workflow `{}` did not finish within {}",
-                input.workflow,
-                input.timeout.as_deref().unwrap_or_default()
-            )));
-        }
-        let until = input
-            .timeout
-            .as_deref()
-            .map(|timeout| deadline_after("timeout", timeout, Utc::now()))
-            .transpose()?;
-        Ok(ActionOutcome::Await {
-            target: AwaitTarget::Run {
-                workflow: input.workflow,
-                input: Value::Object(input.input),
-            },
-            until,
-        })
+        let timed_out = format!(
+            "the run of workflow `{}` did not finish within {}",
+            input.workflow,
+            input.timeout.as_deref().unwrap_or_default()
+        );
+        let target = AwaitTarget::Run {
+            workflow: input.workflow,
+            input: Value::Object(input.input),
+        };
+        await_within(ctx, target, input.timeout.as_deref(), timed_out)
     }
 }
