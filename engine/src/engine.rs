@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::db::Database;
 use crate::error::EngineError;
 use crate::executor::Applied;
+use crate::ingest_cache::IngestCache;
 use crate::machine;
 use crate::oauth::tokens::TokenManager;
 use crate::starts::{RunRequest, Starts};
@@ -72,6 +73,7 @@ pub(crate) struct EngineInner {
     pub(crate) worker_wakeups: Mutex<Vec<futures::channel::mpsc::Sender<()>>>,
     observers: RwLock<Vec<Arc<dyn RunObserver>>>,
     pub(crate) starts: Starts,
+    pub(crate) ingest_cache: IngestCache,
 }
 
 /// A handle to the engine; cheap to clone.
@@ -276,6 +278,7 @@ impl Engine {
             relay_wakeup: Notify::new(),
             worker_wakeups: Mutex::default(),
             observers: RwLock::default(),
+            ingest_cache: IngestCache::new(),
         });
         Ok(Self { inner })
     }
@@ -437,7 +440,9 @@ impl Engine {
         source: &str,
     ) -> Result<Deployed, EngineError> {
         let workflow = self.parse(path, source)?;
-        workflows::deploy(&self.inner.db.conn, tenant_id, &workflow, source).await
+        let deployed = workflows::deploy(&self.inner.db.conn, tenant_id, &workflow, source).await;
+        self.inner.ingest_cache.forget_listeners(tenant_id);
+        deployed
     }
 
     pub async fn list_workflows(

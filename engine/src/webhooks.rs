@@ -7,6 +7,8 @@
 //! starts runs, and the other answers with the first one's run ids. A delivery without an id
 //! is never deduplicated.
 
+use std::sync::Arc;
+
 use chrono::Utc;
 use http::HeaderMap;
 use serde::Serialize;
@@ -17,8 +19,10 @@ use stepwise_workflows::WebhookTrigger;
 
 use crate::engine::Engine;
 use crate::error::EngineError;
+use crate::ingest_cache::VerifyingSource;
 use crate::starts::DeliveryRequest;
 use crate::store::webhooks::{RejectionInfo, Source, SourceInfo};
+use crate::store::workflows::VersionRef;
 use crate::store::{now_ms, webhooks as store, workflows};
 
 /// The run's `trigger_kind` for webhook runs.
@@ -131,7 +135,7 @@ impl Engine {
         scheme: &WebhookScheme,
         secret: &SecretValue,
     ) -> Result<SourceInfo, EngineError> {
-        store::create(
+        let created = store::create(
             &self.inner.db.conn,
             &self.inner.vault,
             tenant_id,
@@ -139,7 +143,9 @@ impl Engine {
             scheme,
             secret,
         )
-        .await
+        .await;
+        self.inner.ingest_cache.forget_sources(tenant_id);
+        created
     }
 
     /// Replaces the source's signing secret. The old one keeps verifying for
@@ -154,7 +160,7 @@ impl Engine {
         let until = previous_valid_for.map(|valid_for| {
             now_ms().saturating_add(i64::try_from(valid_for.as_millis()).unwrap_or(i64::MAX))
         });
-        store::rotate(
+        let rotated = store::rotate(
             &self.inner.db.conn,
             &self.inner.vault,
             tenant_id,
@@ -162,7 +168,9 @@ impl Engine {
             secret,
             until,
         )
-        .await
+        .await;
+        self.inner.ingest_cache.forget_sources(tenant_id);
+        rotated
     }
 
     /// The tenant's webhook sources (never their secrets).
@@ -172,7 +180,9 @@ impl Engine {
 
     /// Deletes the source, its deliveries and its rejection log.
     pub async fn delete_source(&self, tenant_id: &str, name: &str) -> Result<(), EngineError> {
-        if store::delete(&self.inner.db.conn, tenant_id, name).await? {
+        let deleted = store::delete(&self.inner.db.conn, tenant_id, name).await;
+        self.inner.ingest_cache.forget_sources(tenant_id);
+        if deleted? {
             Ok(())
         } else {
             Err(EngineError::NotFound(format!("source `{name}` not found")))
@@ -197,18 +207,16 @@ impl Engine {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Ingested, IngestError> {
-        let db = &self.inner.db.conn;
-        let source = store::find_by_id(db, source_id)
-            .await?
-            .filter(|source| source.info.provider == provider)
-            .ok_or(IngestError::UnknownSource)?;
+        let verifying = self.verifying_source(source_id).await?;
+        let (source, secrets) = (&verifying.source, &verifying.secrets);
+        if source.info.provider != provider {
+            return Err(IngestError::UnknownSource);
+        }
         let now = Utc::now();
-        let secrets =
-            store::signing_secrets(&self.inner.vault, &source, now.timestamp_millis()).await?;
-        let verified = match webhooks::verify(&source.info.scheme, &secrets, headers, body, now) {
+        let verified = match webhooks::verify(&source.info.scheme, secrets, headers, body, now) {
             Ok(verified) => verified,
             Err(rejection) => {
-                self.reject(&source, headers, &rejection).await;
+                self.reject(source, headers, &rejection).await;
                 return Err(rejection.into());
             }
         };
@@ -220,7 +228,7 @@ impl Engine {
         }
         if let Some(challenge) = verified.challenge {
             return Ok(Ingested {
-                tenant_id: source.tenant_id,
+                tenant_id: source.tenant_id.clone(),
                 delivery_id: None,
                 run_ids: Vec::new(),
                 duplicate: false,
@@ -238,7 +246,7 @@ impl Engine {
             "body": body_value(body),
         });
         // Read before the write transaction: on SQLite it holds the only connection.
-        let subscribed = self.subscribed(&source, event.as_deref(), &trigger).await?;
+        let subscribed = self.subscribed(source, event.as_deref(), &trigger).await?;
 
         let started = self
             .inner
@@ -254,7 +262,7 @@ impl Engine {
         let run_ids = started.run_ids;
         if started.duplicate {
             return Ok(Ingested {
-                tenant_id: source.tenant_id,
+                tenant_id: source.tenant_id.clone(),
                 delivery_id,
                 run_ids,
                 duplicate: true,
@@ -268,7 +276,7 @@ impl Engine {
             runs = run_ids.len(),
         );
         Ok(Ingested {
-            tenant_id: source.tenant_id,
+            tenant_id: source.tenant_id.clone(),
             delivery_id,
             run_ids,
             duplicate: false,
@@ -286,11 +294,7 @@ impl Engine {
     ) -> Result<Vec<(workflows::VersionRef, Value)>, EngineError> {
         let context = json!({ "trigger": trigger });
         let mut out = Vec::new();
-        for latest in workflows::latest_all(&self.inner.db.conn, &source.tenant_id).await? {
-            let version = self
-                .inner
-                .with_definition(&self.inner.db.conn, latest)
-                .await?;
+        for version in self.webhook_listeners(&source.tenant_id).await?.iter() {
             let Some(WebhookTrigger {
                 source: name,
                 events,
@@ -318,7 +322,7 @@ impl Engine {
                 }
             }
             match version.definition.prepare_input(json!({})) {
-                Ok(input) => out.push((version, input)),
+                Ok(input) => out.push((version.clone(), input)),
                 Err(error) => tracing::warn!(
                     message = "Webhook workflow needs inputs without defaults; not started.",
                     workflow,
@@ -327,6 +331,47 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+
+    /// The source by its id, with its signing secrets decrypted; from the ingest cache when
+    /// it holds a fresh copy.
+    async fn verifying_source(&self, source_id: &str) -> Result<Arc<VerifyingSource>, IngestError> {
+        let ticket = match self.inner.ingest_cache.source(source_id) {
+            Ok(cached) => return Ok(cached),
+            Err(ticket) => ticket,
+        };
+        let source = store::find_by_id(&self.inner.db.conn, source_id)
+            .await?
+            .ok_or(IngestError::UnknownSource)?;
+        let secrets = store::signing_secrets(&self.inner.vault, &source, now_ms()).await?;
+        Ok(self
+            .inner
+            .ingest_cache
+            .keep_source(ticket, VerifyingSource { source, secrets }))
+    }
+
+    /// The tenant's latest workflow versions with an `on: webhook` trigger; from the ingest
+    /// cache when it holds a fresh copy.
+    async fn webhook_listeners(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Arc<Vec<VersionRef>>, EngineError> {
+        let ticket = match self.inner.ingest_cache.listeners(tenant_id) {
+            Ok(cached) => return Ok(cached),
+            Err(ticket) => ticket,
+        };
+        let db = &self.inner.db.conn;
+        let mut listeners = Vec::new();
+        for latest in workflows::latest_all(db, tenant_id).await? {
+            let version = self.inner.with_definition(db, latest).await?;
+            if version.definition.on.webhook.is_some() {
+                listeners.push(version);
+            }
+        }
+        Ok(self
+            .inner
+            .ingest_cache
+            .keep_listeners(ticket, tenant_id, listeners))
     }
 
     /// Records a refused delivery in the source's rejection log. A failure to record is

@@ -189,3 +189,107 @@ async fn accepted_deliveries_are_kept_for_the_retention_then_pruned() {
         database.drop().await;
     }
 }
+
+/// Deliveries read their source and the subscribed workflows from a short-lived cache: what
+/// changes through the same engine is seen by the next delivery; what another process changes
+/// is seen within a second or so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_see_source_and_workflow_changes() {
+    const ON_PUSH: &str = "name: on-push\non:\n  webhook: { source: gh }\nsteps:\n  - { id: a, uses: core.log, with: { message: hi } }\n";
+    const ALSO_ON_PUSH: &str = "name: also-on-push\non:\n  webhook: { source: gh }\nsteps:\n  - { id: a, uses: core.log, with: { message: hi } }\n";
+    const NO_LONGER: &str = "name: on-push\non:\n  manual: {}\nsteps:\n  - { id: a, uses: core.log, with: { message: hi } }\n";
+    for database in databases().await {
+        let label = database.label;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = dir.path().join("stepwise.key");
+        write_key_file(&keys, &KeyRing::new(vec![MasterKey::generate()])).expect("write");
+        let engine = open(&database.url, &keys).await;
+        let other_process = open(&database.url, &keys).await;
+        let (tenant, _) = engine.create_tenant("acme").await.expect("tenant");
+        let source = engine
+            .create_source(
+                &tenant.id,
+                "gh",
+                &WebhookScheme::Github,
+                &SecretValue::new("one"),
+            )
+            .await
+            .expect("source");
+        let body = br#"{"x":1}"#;
+        let deliver = |engine: &Engine, secret: &str, delivery: &str| {
+            let headers = github_headers(secret, body, delivery);
+            let (engine, id) = (engine.clone(), source.id.clone());
+            async move { engine.ingest("github", &id, &headers, body).await }
+        };
+        let deploy = |engine: &Engine, yaml: &'static str| {
+            let (engine, tenant) = (engine.clone(), tenant.id.clone());
+            async move {
+                engine
+                    .deploy(&tenant, "w.yaml", yaml)
+                    .await
+                    .expect("deploy")
+            }
+        };
+
+        deploy(&engine, ON_PUSH).await;
+        let first = deliver(&engine, "one", "d-1").await.expect("d-1");
+        assert_eq!(first.run_ids.len(), 1, "[{label}]");
+        // A deploy through this engine: the next delivery starts the new subscriber too.
+        deploy(&engine, ALSO_ON_PUSH).await;
+        let second = deliver(&engine, "one", "d-2").await.expect("d-2");
+        assert_eq!(second.run_ids.len(), 2, "[{label}]");
+        // A rotation without overlap through this engine: the old secret stops at once.
+        engine
+            .rotate_source_secret(&tenant.id, "gh", &SecretValue::new("two"), None)
+            .await
+            .expect("rotate");
+        assert!(
+            matches!(
+                deliver(&engine, "one", "d-3").await,
+                Err(IngestError::Rejected(_))
+            ),
+            "[{label}]"
+        );
+
+        // Another process: warm its cache, then change things through the first engine.
+        let warm = deliver(&other_process, "two", "d-4").await.expect("d-4");
+        assert_eq!(warm.run_ids.len(), 2, "[{label}]");
+        deploy(&engine, NO_LONGER).await;
+        engine
+            .rotate_source_secret(&tenant.id, "gh", &SecretValue::new("three"), None)
+            .await
+            .expect("rotate");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let outcome = deliver(
+                &other_process,
+                "three",
+                &format!("d-{}", uuid::Uuid::new_v4()),
+            )
+            .await;
+            match outcome {
+                Ok(ingested) if ingested.run_ids.len() == 1 => break,
+                _ if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => panic!("[{label}] the other process never saw the changes: {other:?}"),
+            }
+        }
+
+        // Deleted through this engine: unknown at once.
+        engine
+            .delete_source(&tenant.id, "gh")
+            .await
+            .expect("delete");
+        assert!(
+            matches!(
+                deliver(&engine, "three", "d-5").await,
+                Err(IngestError::UnknownSource)
+            ),
+            "[{label}]"
+        );
+        other_process.database().close().await;
+        engine.database().close().await;
+        database.drop().await;
+    }
+}
