@@ -8,6 +8,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use stepwise_engine::{EngineError, VaultError};
 use stepwise_workflows::Diagnostic;
+use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -45,26 +46,32 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
+/// Every error response: `{"error": {"code": "not_found", "message": "..."}}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: &'a str,
-    message: String,
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable (`not_found`, `invalid_input`, ...): switch on this.
+    #[schema(example = "not_found")]
+    pub code: &'static str,
+    /// For people; may change between versions.
+    pub message: String,
+    /// With `invalid_workflow`: every problem of the source, located.
     #[serde(skip_serializing_if = "Option::is_none")]
-    diagnostics: Option<Vec<DiagnosticBody<'a>>>,
+    pub diagnostics: Option<Vec<DiagnosticBody>>,
 }
 
 /// A located workflow problem on the wire.
-#[derive(Serialize)]
-struct DiagnosticBody<'a> {
-    line: usize,
-    column: usize,
-    code: &'a str,
-    message: &'a str,
+#[derive(Serialize, ToSchema)]
+pub struct DiagnosticBody {
+    pub line: usize,
+    pub column: usize,
+    /// The diagnostic's code (`WF0001`, ...; see `workflows/DIAGNOSTICS.md`).
+    pub code: &'static str,
+    pub message: String,
 }
 
 impl ApiError {
@@ -141,7 +148,7 @@ impl ResponseError for ApiError {
                         line: diagnostic.line,
                         column: diagnostic.column,
                         code: diagnostic.code,
-                        message: &diagnostic.message,
+                        message: diagnostic.message.clone(),
                     })
                     .collect(),
             ),

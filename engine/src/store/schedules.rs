@@ -24,7 +24,7 @@ use crate::error::EngineError;
 use crate::status::RunStatus;
 
 /// What became of one slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FireOutcome {
     /// A run was started.
@@ -94,7 +94,7 @@ impl Due {
 }
 
 /// A schedule for the API: its entry, next fire time and most recent fires.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ScheduleInfo {
     pub id: String,
     /// Position in the workflow's `on.cron` list.
@@ -112,7 +112,7 @@ pub struct ScheduleInfo {
     pub recent_fires: Vec<FireInfo>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FireInfo {
     /// The slot, epoch ms.
     pub slot_at: i64,

@@ -15,7 +15,7 @@ use super::entities::{workflow, workflow_version};
 use super::now_ms;
 use crate::error::EngineError;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WorkflowSummary {
     pub id: String,
     pub name: String,
@@ -25,7 +25,7 @@ pub struct WorkflowSummary {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VersionInfo {
     pub id: String,
     pub version: i32,
