@@ -16,6 +16,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    WorkflowDisabled(String),
     /// Malformed request: bad JSON, bad query parameter, input that is not an object.
     #[error("{0}")]
     InvalidInput(String),
@@ -80,6 +82,7 @@ impl ApiError {
         match self {
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
+            Self::WorkflowDisabled(_) => "workflow_disabled",
             Self::InvalidInput(_) => "invalid_input",
             Self::InvalidSecretName(_) => "invalid_secret_name",
             Self::InvalidWorkflow(_) => "invalid_workflow",
@@ -106,6 +109,7 @@ impl From<EngineError> for ApiError {
         match error {
             EngineError::NotFound(message) => Self::NotFound(message),
             EngineError::Conflict(message) => Self::Conflict(message),
+            EngineError::WorkflowDisabled(message) => Self::WorkflowDisabled(message),
             EngineError::InvalidInput(message) => Self::InvalidInput(message),
             EngineError::InvalidWorkflow(diagnostics) => Self::InvalidWorkflow(diagnostics),
             // A missing master key is the operator's to fix, not a bug: say what to set.
@@ -121,7 +125,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::WorkflowDisabled(_) => StatusCode::CONFLICT,
             Self::InvalidInput(_) | Self::InvalidSecretName(_) => StatusCode::BAD_REQUEST,
             Self::InvalidWorkflow(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -184,6 +188,10 @@ mod tests {
         let cases = [
             (EngineError::NotFound("x".into()), StatusCode::NOT_FOUND),
             (EngineError::Conflict("x".into()), StatusCode::CONFLICT),
+            (
+                EngineError::WorkflowDisabled("x".into()),
+                StatusCode::CONFLICT,
+            ),
             (
                 EngineError::InvalidInput("x".into()),
                 StatusCode::BAD_REQUEST,

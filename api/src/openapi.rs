@@ -48,6 +48,8 @@ use crate::routes;
         routes::workflows::get,
         routes::workflows::diff,
         routes::workflows::schedules,
+        routes::workflows::disable,
+        routes::workflows::enable,
         routes::runs::trigger,
         routes::runs::list,
         routes::runs::get,

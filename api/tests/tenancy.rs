@@ -100,6 +100,20 @@ fn cases() -> Vec<Case> {
             Some(json!({"name": "Eve"})),
             NotFound,
         ),
+        case(
+            post(),
+            "/api/v1/workflows/{name}/disable",
+            "/api/v1/workflows/hello/disable",
+            None,
+            NotFound,
+        ),
+        case(
+            post(),
+            "/api/v1/workflows/{name}/enable",
+            "/api/v1/workflows/hello/enable",
+            None,
+            NotFound,
+        ),
         case(get(), "/api/v1/runs", "/api/v1/runs", None, EmptyList),
         case(
             get(),

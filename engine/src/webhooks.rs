@@ -287,6 +287,10 @@ impl Engine {
         let context = json!({ "trigger": trigger });
         let mut out = Vec::new();
         for latest in workflows::latest_all(&self.inner.db.conn, &source.tenant_id).await? {
+            // A disabled workflow is not started; the delivery is still recorded and answered.
+            if !latest.enabled {
+                continue;
+            }
             let version = self
                 .inner
                 .with_definition(&self.inner.db.conn, latest)

@@ -129,6 +129,11 @@ pub fn configure(config: &mut web::ServiceConfig, webhook_max_bytes: usize) -> V
             [get(workflows::schedules)],
         )
         .resource("/api/v1/workflows/{name}/runs", [post(runs::trigger)])
+        .resource(
+            "/api/v1/workflows/{name}/disable",
+            [post(workflows::disable)],
+        )
+        .resource("/api/v1/workflows/{name}/enable", [post(workflows::enable)])
         .resource("/api/v1/runs", [get(runs::list)])
         .resource("/api/v1/runs/{id}", [get(runs::get)])
         .resource("/api/v1/runs/{id}/cancel", [post(runs::cancel)])

@@ -62,6 +62,7 @@ pub struct ListQuery {
         (status = 202, description = "The run is committed and running.", body = RunStarted),
         (status = 400, description = "`invalid_input`: not a JSON object, or it does not match the workflow's `inputs`.", body = ErrorBody),
         (status = 404, description = "`not_found`: the tenant has no such workflow.", body = ErrorBody),
+        (status = 409, description = "`workflow_disabled`: the workflow is disabled.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: more than 1 MiB.", body = ErrorBody),
     )
 )]
@@ -300,6 +301,7 @@ pub async fn retry(
         (status = 202, description = "The new run is committed and running.", body = RunStarted),
         (status = 400, description = "`invalid_input`: the input no longer matches the workflow's `inputs`.", body = ErrorBody),
         (status = 404, description = "`not_found`: the tenant has no such run, or its workflow is gone.", body = ErrorBody),
+        (status = 409, description = "`workflow_disabled`: the run's workflow is disabled.", body = ErrorBody),
     )
 )]
 pub async fn rerun(

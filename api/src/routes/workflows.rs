@@ -133,6 +133,60 @@ pub async fn get(
     Ok(web::Json(WorkflowDetail { workflow, versions }))
 }
 
+/// Disables the workflow: it starts no new run until enabled; runs in flight go on.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflows/{name}/disable",
+    tag = "workflows",
+    params(("name" = String, Path, description = "The workflow's name.")),
+    responses(
+        (status = 200, description = "The workflow, now with `enabled: false` (also when it already was).", body = WorkflowSummary),
+        (status = 404, description = "`not_found`: the tenant has no such workflow.", body = ErrorBody),
+    )
+)]
+pub async fn disable(
+    state: web::Data<AppState>,
+    tenant: Authenticated,
+    name: web::Path<String>,
+) -> Result<web::Json<WorkflowSummary>, ApiError> {
+    set_enabled(state, tenant, name.into_inner(), false).await
+}
+
+/// Enables the workflow again; cron slots missed meanwhile follow the entry's `catch_up`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflows/{name}/enable",
+    tag = "workflows",
+    params(("name" = String, Path, description = "The workflow's name.")),
+    responses(
+        (status = 200, description = "The workflow, now with `enabled: true` (also when it already was).", body = WorkflowSummary),
+        (status = 404, description = "`not_found`: the tenant has no such workflow.", body = ErrorBody),
+    )
+)]
+pub async fn enable(
+    state: web::Data<AppState>,
+    tenant: Authenticated,
+    name: web::Path<String>,
+) -> Result<web::Json<WorkflowSummary>, ApiError> {
+    set_enabled(state, tenant, name.into_inner(), true).await
+}
+
+async fn set_enabled(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    name: String,
+    enabled: bool,
+) -> Result<web::Json<WorkflowSummary>, ApiError> {
+    let workflow = state
+        .call(move |engine| async move {
+            engine
+                .set_workflow_enabled(&tenant.id, &name, enabled)
+                .await
+        })
+        .await?;
+    Ok(web::Json(workflow))
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ScheduleList {
     /// One per `on.cron` entry, in file order: next fire time and the most recent fires.
