@@ -348,7 +348,7 @@ async function workflowsPage() {
       : el("table", { id: "workflows" },
         el("thead", {}, el("tr", {}, el("th", {}, "Workflow"), el("th", {}, "Version"), el("th", { class: "hide-narrow" }, "Description"), el("th", {}, "Updated"))),
         el("tbody", {}, page.items.map((w) => el("tr", {},
-          el("td", {}, el("a", { href: `#/workflows/${encodeURIComponent(w.name)}` }, w.name)),
+          el("td", {}, el("a", { href: `#/workflows/${encodeURIComponent(w.name)}` }, w.name), w.enabled ? [] : [" ", badge("disabled")]),
           el("td", {}, `v${w.latest_version}`),
           el("td", { class: "hide-narrow" }, w.description || ""),
           el("td", {}, time(w.updated_at)))))));
@@ -372,6 +372,20 @@ async function workflowPage(name, params) {
       }
     },
   }, "Run");
+  // A disabled workflow starts no run (manual, webhook or cron) until it is enabled again.
+  const toggle = el("button", {
+    type: "button", id: "toggle-enabled", class: detail.enabled ? "danger" : "primary",
+    onclick: async (event) => {
+      event.target.disabled = true;
+      try {
+        await api("POST", `/api/v1/workflows/${encodeURIComponent(name)}/${detail.enabled ? "disable" : "enable"}`);
+        await route();
+      } catch (error) {
+        status.replaceChildren(el("div", { class: "error-box", role: "alert" }, error.message));
+        event.target.disabled = false;
+      }
+    },
+  }, detail.enabled ? "Disable" : "Enable");
   const diffView = el("div");
   if (versions.length > 1) {
     const from = el("select", { id: "diff-from", "aria-label": "from version" }, versions.map((v) => el("option", { value: v.version, selected: v.version === versions[1].version }, `v${v.version}`)));
@@ -388,7 +402,8 @@ async function workflowPage(name, params) {
   }
   show(
     el("p", {}, el("a", { href: "#/workflows" }, "← Workflows")),
-    el("h1", {}, name),
+    el("h1", {}, name, detail.enabled ? [] : [" ", badge("disabled")]),
+    el("div", { class: "actions" }, toggle),
     el("div", { class: "panel" }, el("h2", {}, "Run it"),
       el("p", { class: "muted" }, "Input (JSON object, checked against the workflow's inputs):"), input,
       el("div", { class: "actions" }, run, el("a", { href: `#/runs?workflow=${encodeURIComponent(name)}` }, "Runs of this workflow")), status),

@@ -8,6 +8,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use stepwise_engine::{EngineError, VaultError};
 use stepwise_workflows::Diagnostic;
+use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -15,6 +16,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    WorkflowDisabled(String),
     /// Malformed request: bad JSON, bad query parameter, input that is not an object.
     #[error("{0}")]
     InvalidInput(String),
@@ -45,26 +48,32 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
+/// Every error response: `{"error": {"code": "not_found", "message": "..."}}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: &'a str,
-    message: String,
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable (`not_found`, `invalid_input`, ...): switch on this.
+    #[schema(example = "not_found")]
+    pub code: &'static str,
+    /// For people; may change between versions.
+    pub message: String,
+    /// With `invalid_workflow`: every problem of the source, located.
     #[serde(skip_serializing_if = "Option::is_none")]
-    diagnostics: Option<Vec<DiagnosticBody<'a>>>,
+    pub diagnostics: Option<Vec<DiagnosticBody>>,
 }
 
 /// A located workflow problem on the wire.
-#[derive(Serialize)]
-struct DiagnosticBody<'a> {
-    line: usize,
-    column: usize,
-    code: &'a str,
-    message: &'a str,
+#[derive(Serialize, ToSchema)]
+pub struct DiagnosticBody {
+    pub line: usize,
+    pub column: usize,
+    /// The diagnostic's code (`WF0001`, ...; see `workflows/DIAGNOSTICS.md`).
+    pub code: &'static str,
+    pub message: String,
 }
 
 impl ApiError {
@@ -73,6 +82,7 @@ impl ApiError {
         match self {
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
+            Self::WorkflowDisabled(_) => "workflow_disabled",
             Self::InvalidInput(_) => "invalid_input",
             Self::InvalidSecretName(_) => "invalid_secret_name",
             Self::InvalidWorkflow(_) => "invalid_workflow",
@@ -99,6 +109,7 @@ impl From<EngineError> for ApiError {
         match error {
             EngineError::NotFound(message) => Self::NotFound(message),
             EngineError::Conflict(message) => Self::Conflict(message),
+            EngineError::WorkflowDisabled(message) => Self::WorkflowDisabled(message),
             EngineError::InvalidInput(message) => Self::InvalidInput(message),
             EngineError::InvalidWorkflow(diagnostics) => Self::InvalidWorkflow(diagnostics),
             // A missing master key is the operator's to fix, not a bug: say what to set.
@@ -114,7 +125,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::WorkflowDisabled(_) => StatusCode::CONFLICT,
             Self::InvalidInput(_) | Self::InvalidSecretName(_) => StatusCode::BAD_REQUEST,
             Self::InvalidWorkflow(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -141,7 +152,7 @@ impl ResponseError for ApiError {
                         line: diagnostic.line,
                         column: diagnostic.column,
                         code: diagnostic.code,
-                        message: &diagnostic.message,
+                        message: diagnostic.message.clone(),
                     })
                     .collect(),
             ),
@@ -177,6 +188,10 @@ mod tests {
         let cases = [
             (EngineError::NotFound("x".into()), StatusCode::NOT_FOUND),
             (EngineError::Conflict("x".into()), StatusCode::CONFLICT),
+            (
+                EngineError::WorkflowDisabled("x".into()),
+                StatusCode::CONFLICT,
+            ),
             (
                 EngineError::InvalidInput("x".into()),
                 StatusCode::BAD_REQUEST,

@@ -142,7 +142,9 @@ impl Application {
                             ApiError::InvalidInput(format!("invalid JSON body: {error}")).into()
                         }),
                 )
-                .configure(|routes| routes::configure(routes, webhook_max_bytes))
+                .configure(|routes| {
+                    routes::configure(routes, webhook_max_bytes);
+                })
                 .default_service(web::to(routes::not_found))
                 .wrap(ErrorHandlers::new().default_handler(json_error_fallback))
                 .wrap_fn(|request, service| {

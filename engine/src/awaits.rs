@@ -235,6 +235,11 @@ impl EngineInner {
                 "workflow `{name}` not found"
             )))));
         };
+        if !version.enabled {
+            return Ok(Child::Settled(Err(ActionError::Permanent(format!(
+                "workflow `{name}` is disabled"
+            )))));
+        }
         let input = match version.definition.prepare_input(input) {
             Ok(input) => input,
             Err(error) => {

@@ -12,7 +12,7 @@ use crate::store::connections::{self, ConnectionInfo, ConnectionKind, NewConnect
 use crate::store::oauth_apps::{self, NewOAuthApp, OAuthAppInfo};
 
 /// Outcome of [`Engine::delete_connection`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ConnectionDeleted {
     /// True when tokens were revoked at the provider (RFC 7009).
     pub revoked: bool,

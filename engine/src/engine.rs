@@ -142,6 +142,7 @@ impl EngineInner {
             workflow_id: latest.workflow_id,
             version_id: latest.version_id,
             version: latest.version,
+            enabled: latest.enabled,
         })
     }
 
@@ -450,6 +451,29 @@ impl Engine {
         tenant_id: &str,
     ) -> Result<Vec<WorkflowSummary>, EngineError> {
         workflows::list(&self.inner.db.conn, tenant_id).await
+    }
+
+    /// Enables or disables the tenant's workflow. While disabled it starts no run (a manual
+    /// trigger or re-run answers [`EngineError::WorkflowDisabled`]; webhook deliveries and
+    /// `workflow.run` skip it; cron slots wait and are caught up under `catch_up` once it is
+    /// enabled); runs in flight go on. Deploying a new version keeps the flag.
+    pub async fn set_workflow_enabled(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        enabled: bool,
+    ) -> Result<WorkflowSummary, EngineError> {
+        let not_found = || EngineError::NotFound(format!("workflow `{name}` not found"));
+        let switched = workflows::set_enabled(&self.inner.db.conn, tenant_id, name, enabled).await;
+        self.inner.ingest_cache.forget_listeners(tenant_id);
+        if !switched? {
+            return Err(not_found());
+        }
+        tracing::info!(message = "Workflow switched.", workflow = name, enabled);
+        workflows::get(&self.inner.db.conn, tenant_id, name)
+            .await?
+            .map(|(summary, _)| summary)
+            .ok_or_else(not_found)
     }
 
     pub async fn get_workflow(

@@ -9,6 +9,9 @@ pub enum EngineError {
     Conflict(String),
     #[error("{0}")]
     InvalidInput(String),
+    /// The workflow is disabled: it starts no new run until it is enabled.
+    #[error("{0}")]
+    WorkflowDisabled(String),
     /// The workflow source has errors; each diagnostic is located.
     #[error("workflow has {} error(s)", .0.len())]
     InvalidWorkflow(Vec<Diagnostic>),

@@ -303,6 +303,12 @@ impl EngineInner {
                 version
             }
         };
+        if !version.enabled {
+            return Err(EngineError::WorkflowDisabled(format!(
+                "workflow `{}` is disabled; enable it to start runs",
+                request.workflow
+            )));
+        }
         let input = version
             .definition
             .prepare_input(request.input.clone())

@@ -363,6 +363,10 @@ impl Engine {
         let db = &self.inner.db.conn;
         let mut listeners = Vec::new();
         for latest in workflows::latest_all(db, tenant_id).await? {
+            // A disabled workflow is not started; the delivery is still recorded and answered.
+            if !latest.enabled {
+                continue;
+            }
             let version = self.inner.with_definition(db, latest).await?;
             if version.definition.on.webhook.is_some() {
                 listeners.push(version);

@@ -404,3 +404,61 @@ async fn redeploys_change_and_remove_schedules_at_once() {
         harness.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_workflow_fires_no_slot_and_catches_up_when_enabled() {
+    for database in databases().await {
+        let harness = harness(&database).await;
+        let label = harness.label;
+        let engine = &harness.engine;
+        let tenant = &harness.tenant_id;
+        for (name, policy) in [("latest", "catch_up: latest"), ("none", "catch_up: none")] {
+            harness
+                .deploy(&workflow(
+                    name,
+                    &format!("{{ schedule: '0 * * * *', {policy}, overlap: allow }}"),
+                    LOG,
+                ))
+                .await;
+            engine
+                .set_workflow_enabled(tenant, name, false)
+                .await
+                .expect("disable");
+        }
+        let first = next_fire(&harness, "latest").await;
+        let done = pass(&harness, first + 2 * HOUR + 30 * MINUTE).await;
+        assert_eq!(done.started, 0, "[{label}] a disabled workflow fired");
+        assert!(cron_slots(engine, tenant, "latest").await.is_empty());
+        // Its slots stay due while it is disabled.
+        assert_eq!(next_fire(&harness, "latest").await, first, "[{label}]");
+
+        for name in ["latest", "none"] {
+            let summary = engine
+                .set_workflow_enabled(tenant, name, true)
+                .await
+                .expect("enable");
+            assert!(summary.enabled, "[{label}] {name}");
+        }
+        // Enabled again: the missed slots follow `catch_up`, as after downtime.
+        let now = first + 3 * HOUR + 30 * MINUTE;
+        let done = pass(&harness, now).await;
+        assert_eq!(done.started, 1, "[{label}]");
+        assert_eq!(
+            cron_slots(engine, tenant, "latest").await,
+            vec![utc(first + 3 * HOUR)],
+            "[{label}]"
+        );
+        assert!(
+            cron_slots(engine, tenant, "none").await.is_empty(),
+            "[{label}]"
+        );
+        for name in ["latest", "none"] {
+            assert_eq!(
+                next_fire(&harness, name).await,
+                first + 4 * HOUR,
+                "[{label}] {name}"
+            );
+        }
+        harness.stop().await;
+    }
+}

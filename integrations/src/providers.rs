@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// How the client authenticates at the token endpoint (RFC 6749 2.3.1).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientAuthMethod {
     /// HTTP Basic with the form-urlencoded client id and secret.

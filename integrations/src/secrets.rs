@@ -62,6 +62,24 @@ impl<'de> Deserialize<'de> for SecretValue {
     }
 }
 
+/// In the OpenAPI document: a write-only string, so every request field holding a secret is
+/// documented as one without a per-field annotation.
+impl utoipa::PartialSchema for SecretValue {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+            .write_only(true)
+            .description(Some(
+                "A secret: accepted, stored encrypted, never returned.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for SecretValue {}
+
 /// A tenant's decrypted secrets by name, for `${{ secrets.NAME }}` and for redaction.
 /// `Debug` lists the names only.
 #[derive(Clone, Default, PartialEq, Eq)]

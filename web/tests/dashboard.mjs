@@ -1,7 +1,8 @@
 // The dashboard in a real headless Chromium (Debian's, driven by playwright-core): log in, run a
 // workflow, watch it fail, read the failing step's error, fix the workflow, retry from the
-// failed step on the new version and watch it succeed; filters, CSRF refusal, logout, a phone
-// viewport, and no request leaving the server. Run by api/tests/dashboard.rs:
+// failed step on the new version and watch it succeed; filters, disabling a workflow, CSRF
+// refusal, logout, a phone viewport, and no request leaving the server. Run by
+// api/tests/dashboard.rs:
 //   STEPWISE_URL=http://127.0.0.1:PORT STEPWISE_KEY=sw_... node dashboard.mjs
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
@@ -147,6 +148,17 @@ await step("the dashboard fits a phone screen", async () => {
   const overflow = await page.evaluate(() => document.body.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 1, `page is ${overflow}px wider than the screen`);
   await page.setViewportSize({ width: 1280, height: 900 });
+});
+
+await step("a workflow disabled on its page refuses runs until it is enabled again", async () => {
+  await page.goto(`${base}/ui/#/workflows/checkout`);
+  await page.click("#toggle-enabled >> text=Disable");
+  await page.waitForSelector("h1 [data-status=disabled]");
+  await page.click("#run-workflow");
+  await page.waitForSelector("[role=alert] >> text=is disabled");
+  await page.click("#toggle-enabled >> text=Enable");
+  await page.waitForSelector("#toggle-enabled >> text=Disable");
+  assert.equal(await page.$("h1 [data-status=disabled]"), null);
 });
 
 await step("logging out ends the session", async () => {

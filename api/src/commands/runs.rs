@@ -31,6 +31,7 @@ pub async fn run(command: RunsCommand) -> anyhow::Result<ExitCode> {
         Err(
             EngineError::NotFound(message)
             | EngineError::Conflict(message)
+            | EngineError::WorkflowDisabled(message)
             | EngineError::InvalidInput(message),
         ) => {
             eprintln!("error: {message}");

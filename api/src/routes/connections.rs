@@ -5,12 +5,13 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use stepwise_engine::ConnectionDeleted;
 use stepwise_engine::store::connections::{ConnectionInfo, ConnectionKind, NewConnection};
+use utoipa::ToSchema;
 
 use crate::auth::Authenticated;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ConnectionBody {
     #[serde(flatten)]
     pub connection: ConnectionInfo,
@@ -19,7 +20,7 @@ pub struct ConnectionBody {
     pub authorize_url: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ConnectionList {
     pub items: Vec<ConnectionBody>,
 }
@@ -38,6 +39,13 @@ fn body(state: &AppState, connection: ConnectionInfo) -> ConnectionBody {
     }
 }
 
+/// The tenant's connections with their status; never a secret.
+#[utoipa::path(
+    get,
+    path = "/api/v1/connections",
+    tag = "connections",
+    responses((status = 200, description = "Every connection of the tenant.", body = ConnectionList))
+)]
 pub async fn list(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -54,6 +62,18 @@ pub async fn list(
 }
 
 /// `201 Created`; 409 when the tenant has a connection of that name.
+#[utoipa::path(
+    post,
+    path = "/api/v1/connections",
+    tag = "connections",
+    request_body = NewConnection,
+    responses(
+        (status = 201, description = "The connection; an `oauth2` one is authorized at its `authorize_url`.", body = ConnectionBody),
+        (status = 400, description = "`invalid_input`: bad name, fields that do not fit the kind, unknown OAuth app, bad JSON.", body = ErrorBody),
+        (status = 409, description = "`conflict`: the tenant has a connection of that name.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: no master key is configured.", body = ErrorBody),
+    )
+)]
 pub async fn create(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -71,6 +91,16 @@ pub async fn create(
     Ok(HttpResponse::Created().json(body(&state, connection)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/connections/{name}",
+    tag = "connections",
+    params(("name" = String, Path, description = "The connection's name.")),
+    responses(
+        (status = 200, description = "The connection.", body = ConnectionBody),
+        (status = 404, description = "`not_found`: the tenant has no such connection.", body = ErrorBody),
+    )
+)]
 pub async fn get(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -84,6 +114,16 @@ pub async fn get(
 }
 
 /// `200 OK` with `{"revoked": bool}`, or 404.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/connections/{name}",
+    tag = "connections",
+    params(("name" = String, Path, description = "The connection's name.")),
+    responses(
+        (status = 200, description = "The connection is deleted; OAuth tokens were revoked when the provider allows it (RFC 7009).", body = ConnectionDeleted),
+        (status = 404, description = "`not_found`: the tenant has no such connection.", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,

@@ -8,11 +8,13 @@ use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use stepwise_engine::Tenant;
+use utoipa::ToSchema;
 
 use crate::auth::{Authenticated, CSRF_HEADER, SESSION_COOKIE};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::routes::{Routes, get, post};
 use crate::state::AppState;
 
 /// How long a dashboard session lasts.
@@ -27,22 +29,44 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; st
      img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
      form-action 'self'";
 
-pub fn configure(config: &mut web::ServiceConfig) {
-    config
-        .route("/", web::get().to(to_dashboard))
-        .route("/ui", web::get().to(to_dashboard))
-        .route("/ui/", web::get().to(index))
-        .route("/ui/app.js", web::get().to(app_js))
-        .route("/ui/app.css", web::get().to(app_css))
-        .route("/ui/session", web::get().to(session))
-        .route("/ui/login", web::post().to(login))
-        .route("/ui/logout", web::post().to(logout));
+pub fn configure(routes: &mut Routes) {
+    routes
+        .resource("/", [get(to_dashboard)])
+        .resource("/ui", [get(ui_to_dashboard)])
+        .resource("/ui/", [get(index)])
+        .resource("/ui/app.js", [get(app_js)])
+        .resource("/ui/app.css", [get(app_css)])
+        .resource("/ui/session", [get(session)])
+        .resource("/ui/login", [post(login)])
+        .resource("/ui/logout", [post(logout)]);
 }
 
-async fn to_dashboard() -> HttpResponse {
+/// The logged-in tenant.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionBody {
+    pub tenant: Tenant,
+}
+
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "dashboard",
+    responses((status = 302, description = "To the dashboard.", headers(("Location" = String, description = "`/ui/`"))))
+)]
+pub async fn to_dashboard() -> HttpResponse {
     HttpResponse::Found()
         .insert_header((header::LOCATION, "/ui/"))
         .finish()
+}
+
+#[utoipa::path(
+    get,
+    path = "/ui",
+    tag = "dashboard",
+    responses((status = 302, description = "To the dashboard.", headers(("Location" = String, description = "`/ui/`"))))
+)]
+pub async fn ui_to_dashboard() -> HttpResponse {
+    to_dashboard().await
 }
 
 fn asset(content_type: &str, body: &'static str) -> HttpResponse {
@@ -55,32 +79,72 @@ fn asset(content_type: &str, body: &'static str) -> HttpResponse {
         .body(body)
 }
 
-async fn index() -> HttpResponse {
+/// The dashboard page (assets embedded in the binary).
+#[utoipa::path(
+    get,
+    path = "/ui/",
+    tag = "dashboard",
+    responses((status = 200, description = "The dashboard's HTML.", content_type = "text/html", body = String))
+)]
+pub async fn index() -> HttpResponse {
     asset("text/html; charset=utf-8", INDEX_HTML)
 }
 
-async fn app_js() -> HttpResponse {
+#[utoipa::path(
+    get,
+    path = "/ui/app.js",
+    tag = "dashboard",
+    responses((status = 200, description = "The dashboard's script.", content_type = "text/javascript", body = String))
+)]
+pub async fn app_js() -> HttpResponse {
     asset("text/javascript; charset=utf-8", APP_JS)
 }
 
-async fn app_css() -> HttpResponse {
+#[utoipa::path(
+    get,
+    path = "/ui/app.css",
+    tag = "dashboard",
+    responses((status = 200, description = "The dashboard's style sheet.", content_type = "text/css", body = String))
+)]
+pub async fn app_css() -> HttpResponse {
     asset("text/css; charset=utf-8", APP_CSS)
 }
 
 /// Who is logged in: 200 with the tenant, or 401.
-async fn session(Authenticated(tenant): Authenticated) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "tenant": tenant }))
+#[utoipa::path(
+    get,
+    path = "/ui/session",
+    tag = "dashboard",
+    responses((status = 200, description = "The session's tenant.", body = SessionBody)),
+    security(("bearer" = []), ("session" = []))
+)]
+pub async fn session(Authenticated(tenant): Authenticated) -> HttpResponse {
+    HttpResponse::Ok().json(SessionBody { tenant })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Login {
+pub struct Login {
+    #[schema(format = Password)]
     api_key: String,
 }
 
 /// Exchanges an API key for a session cookie. Like every state-changing dashboard request it
 /// needs the anti-CSRF header, so another site cannot log a browser into its own tenant.
-async fn login(
+#[utoipa::path(
+    post,
+    path = "/ui/login",
+    tag = "dashboard",
+    params(("X-Stepwise-CSRF" = String, Header, description = "Any value; a cross-site form cannot send it.")),
+    request_body = Login,
+    responses(
+        (status = 200, description = "Logged in: the session cookie (HttpOnly, SameSite=Strict, 12 h) is set.", body = SessionBody, headers(("Set-Cookie" = String, description = "`stepwise_session=...`"))),
+        (status = 400, description = "`invalid_input`: the body is not `{\"api_key\": \"...\"}`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: unknown API key.", body = ErrorBody),
+        (status = 403, description = "`csrf_rejected`: no `X-Stepwise-CSRF` header.", body = ErrorBody),
+    )
+)]
+pub async fn login(
     state: web::Data<AppState>,
     request: HttpRequest,
     body: web::Bytes,
@@ -102,10 +166,21 @@ async fn login(
     );
     Ok(HttpResponse::Ok()
         .cookie(cookie)
-        .json(json!({ "tenant": tenant })))
+        .json(SessionBody { tenant }))
 }
 
-async fn logout(
+/// Ends the session (if any) and clears the cookie.
+#[utoipa::path(
+    post,
+    path = "/ui/logout",
+    tag = "dashboard",
+    params(("X-Stepwise-CSRF" = String, Header, description = "Any value; a cross-site form cannot send it.")),
+    responses(
+        (status = 204, description = "Logged out; the cookie is cleared."),
+        (status = 403, description = "`csrf_rejected`: no `X-Stepwise-CSRF` header.", body = ErrorBody),
+    )
+)]
+pub async fn logout(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {

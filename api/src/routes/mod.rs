@@ -1,5 +1,9 @@
 //! HTTP routes. Everything under `/api/v1` takes [`crate::auth::Authenticated`] and scopes every
 //! engine call to its tenant.
+//!
+//! The router is built through [`Routes`], which records every method and path it registers:
+//! `crate::openapi`'s test holds that list to the OpenAPI document, so a route without
+//! documentation (or documentation without a route) fails the build's tests.
 
 pub mod connections;
 pub mod dashboard;
@@ -13,84 +17,157 @@ pub mod sources;
 pub mod webhooks;
 pub mod workflows;
 
-use actix_web::{HttpResponse, web};
+use actix_web::http::Method;
+use actix_web::{FromRequest, Handler, HttpResponse, Responder, Route, web};
 
 use crate::error::ApiError;
 
-/// The routes; `webhook_max_bytes` limits a webhook delivery's body (413 beyond).
-pub fn configure(config: &mut web::ServiceConfig, webhook_max_bytes: usize) {
-    config
-        .configure(dashboard::configure)
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/metrics", web::get().to(metrics::metrics))
-        .service(
-            web::resource("/webhooks/{provider}/{source}")
-                .app_data(web::Data::new(webhooks::WebhookMaxBytes(webhook_max_bytes)))
-                .route(web::post().to(webhooks::ingest)),
+/// A method and path the router serves, spelled as the OpenAPI document spells them
+/// (lower-case method, `{param}` segments).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Endpoint {
+    pub method: String,
+    pub path: String,
+}
+
+/// One handler of a resource, for one method.
+pub struct MethodRoute {
+    method: Method,
+    route: Route,
+}
+
+fn on<F, Args>(method: Method, handler: F) -> MethodRoute
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    MethodRoute {
+        route: web::route().method(method.clone()).to(handler),
+        method,
+    }
+}
+
+pub fn get<F, Args>(handler: F) -> MethodRoute
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    on(Method::GET, handler)
+}
+
+pub fn post<F, Args>(handler: F) -> MethodRoute
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    on(Method::POST, handler)
+}
+
+pub fn delete<F, Args>(handler: F) -> MethodRoute
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    on(Method::DELETE, handler)
+}
+
+/// Registers resources on an actix `ServiceConfig` and remembers what it registered.
+pub struct Routes<'a> {
+    config: &'a mut web::ServiceConfig,
+    endpoints: Vec<Endpoint>,
+}
+
+impl Routes<'_> {
+    /// Serves `path` with one handler per method; any other method answers 405.
+    pub fn resource(
+        &mut self,
+        path: &str,
+        routes: impl IntoIterator<Item = MethodRoute>,
+    ) -> &mut Self {
+        let mut resource = web::resource(path);
+        for MethodRoute { method, route } in routes {
+            self.endpoints.push(Endpoint {
+                method: method.as_str().to_ascii_lowercase(),
+                path: path.to_owned(),
+            });
+            resource = resource.route(route);
+        }
+        self.config.service(resource);
+        self
+    }
+}
+
+/// Registers every route; `webhook_max_bytes` limits a webhook delivery's body (413 beyond).
+/// Returns what was registered (see [`Endpoint`]).
+pub fn configure(config: &mut web::ServiceConfig, webhook_max_bytes: usize) -> Vec<Endpoint> {
+    config.app_data(web::Data::new(webhooks::WebhookMaxBytes(webhook_max_bytes)));
+    let mut routes = Routes {
+        config,
+        endpoints: Vec::new(),
+    };
+    dashboard::configure(&mut routes);
+    routes
+        .resource("/healthz", [get(health::healthz)])
+        .resource("/readyz", [get(health::readyz)])
+        .resource("/metrics", [get(metrics::metrics)])
+        .resource("/api/openapi.json", [get(crate::openapi::document)])
+        .resource("/webhooks/{provider}/{source}", [post(webhooks::ingest)])
+        .resource("/oauth/{integration}/authorize", [get(oauth::authorize)])
+        .resource("/oauth/callback", [get(oauth::callback)])
+        .resource(
+            "/api/v1/workflows",
+            [get(workflows::list), post(workflows::deploy)],
         )
-        .route("/readyz", web::get().to(health::readyz))
-        .route(
-            "/oauth/{integration}/authorize",
-            web::get().to(oauth::authorize),
+        .resource("/api/v1/workflows/{name}", [get(workflows::get)])
+        .resource("/api/v1/workflows/{name}/diff", [get(workflows::diff)])
+        .resource(
+            "/api/v1/workflows/{name}/schedules",
+            [get(workflows::schedules)],
         )
-        .route("/oauth/callback", web::get().to(oauth::callback))
-        .service(
-            web::scope("/api/v1")
-                .service(
-                    web::resource("/workflows")
-                        .route(web::get().to(workflows::list))
-                        .route(web::post().to(workflows::deploy)),
-                )
-                .route("/workflows/{name}", web::get().to(workflows::get))
-                .route("/workflows/{name}/diff", web::get().to(workflows::diff))
-                .route(
-                    "/workflows/{name}/schedules",
-                    web::get().to(workflows::schedules),
-                )
-                .route("/workflows/{name}/runs", web::post().to(runs::trigger))
-                .route("/runs", web::get().to(runs::list))
-                .route("/runs/{id}", web::get().to(runs::get))
-                .route("/runs/{id}/cancel", web::post().to(runs::cancel))
-                .route("/runs/{id}/retry", web::post().to(runs::retry))
-                .route("/runs/{id}/rerun", web::post().to(runs::rerun))
-                .service(
-                    web::resource("/secrets")
-                        .route(web::get().to(secrets::list))
-                        .route(web::post().to(secrets::set)),
-                )
-                .route("/secrets/{name}", web::delete().to(secrets::delete))
-                .service(
-                    web::resource("/oauth-apps")
-                        .route(web::get().to(oauth_apps::list))
-                        .route(web::post().to(oauth_apps::create)),
-                )
-                .service(
-                    web::resource("/oauth-apps/{name}")
-                        .route(web::get().to(oauth_apps::get))
-                        .route(web::delete().to(oauth_apps::delete)),
-                )
-                .service(
-                    web::resource("/connections")
-                        .route(web::get().to(connections::list))
-                        .route(web::post().to(connections::create)),
-                )
-                .service(
-                    web::resource("/connections/{name}")
-                        .route(web::get().to(connections::get))
-                        .route(web::delete().to(connections::delete)),
-                )
-                .service(
-                    web::resource("/sources")
-                        .route(web::get().to(sources::list))
-                        .route(web::post().to(sources::create)),
-                )
-                .route("/sources/{name}", web::delete().to(sources::delete))
-                .route("/sources/{name}/secret", web::post().to(sources::rotate))
-                .route(
-                    "/sources/{name}/rejections",
-                    web::get().to(sources::rejections),
-                ),
+        .resource("/api/v1/workflows/{name}/runs", [post(runs::trigger)])
+        .resource(
+            "/api/v1/workflows/{name}/disable",
+            [post(workflows::disable)],
+        )
+        .resource("/api/v1/workflows/{name}/enable", [post(workflows::enable)])
+        .resource("/api/v1/runs", [get(runs::list)])
+        .resource("/api/v1/runs/{id}", [get(runs::get)])
+        .resource("/api/v1/runs/{id}/cancel", [post(runs::cancel)])
+        .resource("/api/v1/runs/{id}/retry", [post(runs::retry)])
+        .resource("/api/v1/runs/{id}/rerun", [post(runs::rerun)])
+        .resource("/api/v1/secrets", [get(secrets::list), post(secrets::set)])
+        .resource("/api/v1/secrets/{name}", [delete(secrets::delete)])
+        .resource(
+            "/api/v1/oauth-apps",
+            [get(oauth_apps::list), post(oauth_apps::create)],
+        )
+        .resource(
+            "/api/v1/oauth-apps/{name}",
+            [get(oauth_apps::get), delete(oauth_apps::delete)],
+        )
+        .resource(
+            "/api/v1/connections",
+            [get(connections::list), post(connections::create)],
+        )
+        .resource(
+            "/api/v1/connections/{name}",
+            [get(connections::get), delete(connections::delete)],
+        )
+        .resource(
+            "/api/v1/sources",
+            [get(sources::list), post(sources::create)],
+        )
+        .resource("/api/v1/sources/{name}", [delete(sources::delete)])
+        .resource("/api/v1/sources/{name}/secret", [post(sources::rotate)])
+        .resource(
+            "/api/v1/sources/{name}/rejections",
+            [get(sources::rejections)],
         );
+    routes.endpoints
 }
 
 /// Every unknown route, API or not.

@@ -8,17 +8,35 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use stepwise_engine::oauth::{CallbackError, CallbackOutcome};
 use stepwise_integrations::SecretValue;
+use utoipa::IntoParams;
 
 use crate::auth::{Authenticated, bearer_token};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuthorizeQuery {
+    /// The `oauth2` connection to authorize.
     pub connection: String,
 }
 
 /// `302 Found` to the provider's authorization page.
+#[utoipa::path(
+    get,
+    path = "/oauth/{integration}/authorize",
+    tag = "oauth",
+    params(
+        ("integration" = String, Path, description = "The connection's integration (`github`, `slack`, ...)."),
+        AuthorizeQuery,
+    ),
+    responses(
+        (status = 302, description = "To the provider's authorization page (with `state` and a PKCE S256 challenge).", headers(("Location" = String, description = "The provider's authorization URL."))),
+        (status = 400, description = "`invalid_input`: not an `oauth2` connection of this integration, or its app cannot authorize.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the tenant has no such connection.", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub async fn authorize(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -42,10 +60,14 @@ pub async fn authorize(
 }
 
 /// The provider's redirect: `state` plus `code`, or `error` and `error_description`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
+    /// The `state` issued by the authorize redirect.
     state: Option<String>,
+    /// The authorization code, when the user consented.
     code: Option<SecretValue>,
+    /// The provider's error code, when the user refused or the request was bad.
     error: Option<String>,
     error_description: Option<String>,
 }
@@ -53,6 +75,20 @@ pub struct CallbackQuery {
 /// `200` with a success page once the tokens are stored; otherwise a page that says what went
 /// wrong: 400 (unknown, reused or expired state, provider error, malformed request), 401 (bad
 /// API key), 403 (another tenant's state), 502 (the code exchange failed).
+#[utoipa::path(
+    get,
+    path = "/oauth/callback",
+    tag = "oauth",
+    params(CallbackQuery),
+    responses(
+        (status = 200, description = "The tokens are stored; a page says so.", content_type = "text/html", body = String),
+        (status = 400, description = "A page: unknown, reused or expired `state`, a provider error, or neither `code` nor `error`.", content_type = "text/html", body = String),
+        (status = 401, description = "A page: an API key was sent and is not valid.", content_type = "text/html", body = String),
+        (status = 403, description = "A page: the `state` belongs to another tenant than the API key sent.", content_type = "text/html", body = String),
+        (status = 502, description = "A page: the provider refused or failed the code exchange.", content_type = "text/html", body = String),
+        (status = 500, description = "A page: an internal error (details in the log).", content_type = "text/html", body = String),
+    )
+)]
 pub async fn callback(
     request: HttpRequest,
     state: web::Data<AppState>,

@@ -4,16 +4,24 @@
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use stepwise_engine::store::oauth_apps::{NewOAuthApp, OAuthAppInfo};
+use utoipa::ToSchema;
 
 use crate::auth::Authenticated;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OAuthAppList {
     pub items: Vec<OAuthAppInfo>,
 }
 
+/// The tenant's OAuth apps with their effective endpoints; never the client secret.
+#[utoipa::path(
+    get,
+    path = "/api/v1/oauth-apps",
+    tag = "oauth-apps",
+    responses((status = 200, description = "Every OAuth app of the tenant.", body = OAuthAppList))
+)]
 pub async fn list(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -25,6 +33,18 @@ pub async fn list(
 }
 
 /// `201 Created` with the app; 409 when the tenant has one of that name.
+#[utoipa::path(
+    post,
+    path = "/api/v1/oauth-apps",
+    tag = "oauth-apps",
+    request_body = NewOAuthApp,
+    responses(
+        (status = 201, description = "The app.", body = OAuthAppInfo),
+        (status = 400, description = "`invalid_input`: unknown integration, bad auth method or URL, missing endpoints for `generic`, bad JSON.", body = ErrorBody),
+        (status = 409, description = "`conflict`: the tenant has an app of that name.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: no master key is configured.", body = ErrorBody),
+    )
+)]
 pub async fn create(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -42,6 +62,16 @@ pub async fn create(
     Ok(HttpResponse::Created().json(app))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/oauth-apps/{name}",
+    tag = "oauth-apps",
+    params(("name" = String, Path, description = "The app's name.")),
+    responses(
+        (status = 200, description = "The app.", body = OAuthAppInfo),
+        (status = 404, description = "`not_found`: the tenant has no such app.", body = ErrorBody),
+    )
+)]
 pub async fn get(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -55,6 +85,16 @@ pub async fn get(
 }
 
 /// `204 No Content`, or 404.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/oauth-apps/{name}",
+    tag = "oauth-apps",
+    params(("name" = String, Path, description = "The app's name.")),
+    responses(
+        (status = 204, description = "The app is deleted."),
+        (status = 404, description = "`not_found`: the tenant has no such app.", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,

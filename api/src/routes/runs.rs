@@ -5,9 +5,10 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use stepwise_engine::{Page, RunDetail, RunFilter, RunStatus, RunSummary};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authenticated;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 /// Page size when the client asks for none.
@@ -15,14 +16,24 @@ pub const DEFAULT_PAGE_SIZE: u64 = 50;
 /// Largest page a client may ask for.
 pub const MAX_PAGE_SIZE: u64 = 500;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RunStarted {
     pub run_id: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// A run's new status after cancel or retry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunStatusChange {
+    pub run_id: String,
+    pub status: RunStatus,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only runs of this workflow.
     pub workflow: Option<String>,
+    /// Only runs with this status: `queued`, `running`, `succeeded`, `failed` or `cancelled`.
     pub status: Option<String>,
     /// Trigger kind: `manual`, `webhook`, `cron` or `workflow`.
     pub trigger: Option<String>,
@@ -32,11 +43,29 @@ pub struct ListQuery {
     pub to: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Page size, 1 to 500; default 50.
     pub limit: Option<u64>,
 }
 
 /// Starts a run of the workflow's latest version. The body is the run input, a JSON object; an
 /// empty body means `{}`. Answers 202 once the run is committed.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflows/{name}/runs",
+    tag = "runs",
+    params(("name" = String, Path, description = "The workflow's name.")),
+    request_body(
+        description = "The run input, checked against the workflow's `inputs`; empty means `{}`.",
+        content((Object = "application/json")),
+    ),
+    responses(
+        (status = 202, description = "The run is committed and running.", body = RunStarted),
+        (status = 400, description = "`invalid_input`: not a JSON object, or it does not match the workflow's `inputs`.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the tenant has no such workflow.", body = ErrorBody),
+        (status = 409, description = "`workflow_disabled`: the workflow is disabled.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: more than 1 MiB.", body = ErrorBody),
+    )
+)]
 pub async fn trigger(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -94,6 +123,17 @@ fn parse_input(body: &[u8]) -> Result<Value, ApiError> {
     }
 }
 
+/// The tenant's runs, newest first, in keyset-paginated pages.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs",
+    tag = "runs",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of runs.", body = Page<RunSummary>),
+        (status = 400, description = "`invalid_input`: unknown status, bad time bound or cursor.", body = ErrorBody),
+    )
+)]
 pub async fn list(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -136,6 +176,16 @@ pub async fn list(
 }
 
 /// The run with every step; 404 also for another tenant's run, so ids do not leak.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}",
+    tag = "runs",
+    params(("id" = String, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "The run with its steps, attempts, inputs and outputs (secrets as `***`).", body = RunDetail),
+        (status = 404, description = "`not_found`: the tenant has no such run.", body = ErrorBody),
+    )
+)]
 pub async fn get(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -151,6 +201,17 @@ pub async fn get(
 }
 
 /// 200 when cancelled, 409 when the run had already finished.
+#[utoipa::path(
+    post,
+    path = "/api/v1/runs/{id}/cancel",
+    tag = "runs",
+    params(("id" = String, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "The run is cancelled.", body = RunStatusChange),
+        (status = 404, description = "`not_found`: the tenant has no such run.", body = ErrorBody),
+        (status = 409, description = "`conflict`: the run has already finished.", body = ErrorBody),
+    )
+)]
 pub async fn cancel(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -161,11 +222,14 @@ pub async fn cancel(
     state
         .call(move |engine| async move { engine.cancel_run(&tenant.id, &target).await })
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "run_id": run_id, "status": RunStatus::Cancelled })))
+    Ok(HttpResponse::Ok().json(RunStatusChange {
+        run_id,
+        status: RunStatus::Cancelled,
+    }))
 }
 
 /// Which workflow version a retry runs on.
-#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RetryVersion {
     /// The version the run started with.
@@ -175,7 +239,7 @@ pub enum RetryVersion {
     Current,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryRequest {
     #[serde(default)]
@@ -184,6 +248,22 @@ pub struct RetryRequest {
 
 /// Retries a failed or cancelled run from its failed steps: 202 once it is running again,
 /// 409 when the run is still running or has nothing to retry.
+#[utoipa::path(
+    post,
+    path = "/api/v1/runs/{id}/retry",
+    tag = "runs",
+    params(("id" = String, Path, description = "The run's id.")),
+    request_body(
+        description = "Optional; empty means `{\"version\": \"original\"}`.",
+        content((RetryRequest = "application/json")),
+    ),
+    responses(
+        (status = 202, description = "The failed steps and their dependents run again.", body = RunStatusChange),
+        (status = 400, description = "`invalid_input`: the body is not a retry request.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the tenant has no such run.", body = ErrorBody),
+        (status = 409, description = "`conflict`: the run is still active or has nothing to retry.", body = ErrorBody),
+    )
+)]
 pub async fn retry(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -205,10 +285,25 @@ pub async fn retry(
     state
         .call(move |engine| async move { engine.retry_run(&tenant.id, &target, latest).await })
         .await?;
-    Ok(HttpResponse::Accepted().json(json!({ "run_id": run_id, "status": RunStatus::Running })))
+    Ok(HttpResponse::Accepted().json(RunStatusChange {
+        run_id,
+        status: RunStatus::Running,
+    }))
 }
 
 /// Starts a new run of the same workflow with the same input: 202 with the new run's id.
+#[utoipa::path(
+    post,
+    path = "/api/v1/runs/{id}/rerun",
+    tag = "runs",
+    params(("id" = String, Path, description = "The run's id.")),
+    responses(
+        (status = 202, description = "The new run is committed and running.", body = RunStarted),
+        (status = 400, description = "`invalid_input`: the input no longer matches the workflow's `inputs`.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the tenant has no such run, or its workflow is gone.", body = ErrorBody),
+        (status = 409, description = "`workflow_disabled`: the run's workflow is disabled.", body = ErrorBody),
+    )
+)]
 pub async fn rerun(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,

@@ -6,13 +6,14 @@ use serde::{Deserialize, Serialize};
 use stepwise_engine::{RejectionInfo, SourceInfo};
 use stepwise_integrations::SecretValue;
 use stepwise_integrations::webhooks::{GenericScheme, WebhookScheme};
+use utoipa::ToSchema;
 
 use crate::auth::Authenticated;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 /// A source on the wire: where to point the sender, never the secret.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SourceBody {
     pub id: String,
     pub name: String,
@@ -48,12 +49,12 @@ impl From<SourceInfo> for SourceBody {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SourceList {
     pub items: Vec<SourceBody>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RejectionList {
     pub items: Vec<RejectionInfo>,
 }
@@ -61,10 +62,14 @@ pub struct RejectionList {
 /// `{"name": "acme-stripe", "provider": "stripe", "secret": "whsec_..."}`; a `generic`
 /// source adds `"generic": {"header": "X-Signature", "algorithm": "sha256", ...}`. Debug
 /// shows `***` for the secret.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSource {
+    /// `[a-z0-9-]+`, unique in the tenant; workflows subscribe with `on.webhook.source`.
+    #[schema(example = "acme-stripe")]
     pub name: String,
+    /// `github`, `stripe`, `slack`, `shopify`, `standard` or `generic`.
+    #[schema(example = "stripe")]
     pub provider: String,
     #[serde(default)]
     pub generic: Option<GenericScheme>,
@@ -73,11 +78,13 @@ pub struct CreateSource {
 
 /// `{"secret": "...", "previous_valid_for": "24h"}`: the new secret, and how long the old
 /// one keeps verifying (omitted: not at all).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
     pub secret: SecretValue,
+    /// How long the replaced secret keeps verifying (humantime, e.g. `24h`).
     #[serde(default)]
+    #[schema(example = "24h")]
     pub previous_valid_for: Option<String>,
 }
 
@@ -113,6 +120,13 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     stepwise_engine::store::webhooks::validate_name(name).map_err(ApiError::InvalidInput)
 }
 
+/// The tenant's webhook sources with their ingest URLs.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sources",
+    tag = "sources",
+    responses((status = 200, description = "Every source of the tenant.", body = SourceList))
+)]
 pub async fn list(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -126,6 +140,18 @@ pub async fn list(
 }
 
 /// `201 Created` with the source and its ingest URL; 409 when the name is taken.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sources",
+    tag = "sources",
+    request_body = CreateSource,
+    responses(
+        (status = 201, description = "The source; point the sender at its `url`.", body = SourceBody),
+        (status = 400, description = "`invalid_input`: bad name, unknown provider, missing or misplaced `generic`, bad JSON.", body = ErrorBody),
+        (status = 409, description = "`conflict`: the tenant has a source of that name.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: no master key is configured.", body = ErrorBody),
+    )
+)]
 pub async fn create(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -155,6 +181,19 @@ pub async fn create(
 }
 
 /// Replaces the signing secret; `200 OK` with the source.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sources/{name}/secret",
+    tag = "sources",
+    params(("name" = String, Path, description = "The source's name.")),
+    request_body = RotateSecret,
+    responses(
+        (status = 200, description = "The secret is replaced.", body = SourceBody),
+        (status = 400, description = "`invalid_input`: bad name, bad `previous_valid_for`, bad JSON.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the tenant has no such source.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: no master key is configured.", body = ErrorBody),
+    )
+)]
 pub async fn rotate(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -187,6 +226,17 @@ pub async fn rotate(
 }
 
 /// `204 No Content`, or 404 when the tenant has no source of that name.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/sources/{name}",
+    tag = "sources",
+    params(("name" = String, Path, description = "The source's name.")),
+    responses(
+        (status = 204, description = "The source is deleted; its deliveries now answer 404."),
+        (status = 400, description = "`invalid_input`: not a valid source name.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the tenant has no such source.", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -201,6 +251,17 @@ pub async fn delete(
 }
 
 /// The source's recent rejected deliveries, newest first (at most 100 are kept).
+#[utoipa::path(
+    get,
+    path = "/api/v1/sources/{name}/rejections",
+    tag = "sources",
+    params(("name" = String, Path, description = "The source's name.")),
+    responses(
+        (status = 200, description = "The rejection log, without secret-bearing headers.", body = RejectionList),
+        (status = 400, description = "`invalid_input`: not a valid source name.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the tenant has no such source.", body = ErrorBody),
+    )
+)]
 pub async fn rejections(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,

@@ -18,8 +18,9 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use stepwise_engine::{IngestError, Ingested, RunStatus};
+use utoipa::{IntoParams, ToSchema};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::metrics::outcome;
 use crate::state::AppState;
 
@@ -30,7 +31,15 @@ pub const MAX_WAIT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Copy)]
 pub struct WebhookMaxBytes(pub usize);
 
-#[derive(Debug, Serialize)]
+/// What a delivery is answered with: its runs, or a Slack `url_verification`'s challenge.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum IngestAnswer {
+    Accepted(Accepted),
+    Challenge(Challenge),
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Accepted {
     pub delivery_id: Option<String>,
     pub run_ids: Vec<String>,
@@ -40,7 +49,7 @@ pub struct Accepted {
     pub runs: Option<Vec<FinishedRun>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct FinishedRun {
     pub run_id: String,
     pub status: RunStatus,
@@ -48,12 +57,13 @@ pub struct FinishedRun {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Challenge {
     pub challenge: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct IngestQuery {
     /// How long to wait for the runs, e.g. `30s`.
     pub wait: Option<String>,
@@ -73,6 +83,30 @@ fn header_map(request: &HttpRequest) -> http::HeaderMap {
     map
 }
 
+/// Verifies a delivery's signature and starts every subscribed workflow, in one transaction.
+#[utoipa::path(
+    post,
+    path = "/webhooks/{provider}/{source}",
+    tag = "webhooks",
+    params(
+        ("provider" = String, Path, description = "`github`, `stripe`, `slack`, `shopify`, `standard` or `generic`: the source's provider."),
+        ("source" = String, Path, description = "The source's id (its `url` says the whole path)."),
+        IngestQuery,
+    ),
+    request_body(
+        description = "The delivery exactly as the provider signed it.",
+        content(("application/json"), ("application/x-www-form-urlencoded")),
+    ),
+    responses(
+        (status = 200, description = "Accepted (or a duplicate of an accepted delivery: `duplicate` is true, nothing new starts); with `?wait=`, every run finished and `runs` has their outputs. A Slack `url_verification` gets its `challenge` back.", body = IngestAnswer),
+        (status = 202, description = "With `?wait=`: accepted, but the runs did not finish in time.", body = Accepted),
+        (status = 400, description = "`malformed_header`, `malformed_body`, or `invalid_input` for a bad `wait`.", body = ErrorBody),
+        (status = 401, description = "`missing_header`, `no_supported_signature`, `signature_mismatch`, `stale_timestamp`, `future_timestamp` or `no_usable_secret`: the delivery is refused and logged in the source's rejections.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such source for this provider.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: beyond `STEPWISE_WEBHOOK_MAX_BYTES`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: a content type the provider never sends.", body = ErrorBody),
+    )
+)]
 pub async fn ingest(
     state: web::Data<AppState>,
     max_bytes: web::Data<WebhookMaxBytes>,
@@ -180,7 +214,7 @@ async fn answer(
     wait: Option<Duration>,
 ) -> Result<HttpResponse, ApiError> {
     if let Some(challenge) = ingested.challenge {
-        return Ok(HttpResponse::Ok().json(Challenge { challenge }));
+        return Ok(HttpResponse::Ok().json(IngestAnswer::Challenge(Challenge { challenge })));
     }
     let mut accepted = Accepted {
         delivery_id: ingested.delivery_id,
@@ -189,7 +223,7 @@ async fn answer(
         runs: None,
     };
     let Some(wait) = wait.filter(|_| !accepted.run_ids.is_empty()) else {
-        return Ok(HttpResponse::Ok().json(accepted));
+        return Ok(HttpResponse::Ok().json(IngestAnswer::Accepted(accepted)));
     };
     let tenant_id = ingested.tenant_id;
     let run_ids = accepted.run_ids.clone();
@@ -216,7 +250,7 @@ async fn answer(
                     })
                     .collect(),
             );
-            Ok(HttpResponse::Ok().json(accepted))
+            Ok(HttpResponse::Ok().json(IngestAnswer::Accepted(accepted)))
         }
         None => Ok(HttpResponse::Accepted().json(accepted)),
     }

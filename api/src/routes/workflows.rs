@@ -5,20 +5,21 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use stepwise_engine::{ScheduleInfo, VersionInfo, WorkflowSummary};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authenticated;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 /// Names the request body in diagnostics that point elsewhere in the "file".
 const BODY_PATH: &str = "request body";
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WorkflowList {
     pub items: Vec<WorkflowSummary>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DeployResponse {
     pub name: String,
     pub version: i32,
@@ -27,7 +28,7 @@ pub struct DeployResponse {
     pub created: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WorkflowDetail {
     #[serde(flatten)]
     pub workflow: WorkflowSummary,
@@ -35,6 +36,13 @@ pub struct WorkflowDetail {
     pub versions: Vec<VersionInfo>,
 }
 
+/// The tenant's workflows, by name.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflows",
+    tag = "workflows",
+    responses((status = 200, description = "Every workflow of the tenant.", body = WorkflowList))
+)]
 pub async fn list(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -45,7 +53,29 @@ pub async fn list(
     Ok(web::Json(WorkflowList { items }))
 }
 
-/// `201 Created` for a new version, `200 OK` when the source is unchanged.
+/// Deploys a workflow from its YAML source: `201 Created` for a new version, `200 OK` when the
+/// source equals the latest version's.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflows",
+    tag = "workflows",
+    request_body(
+        description = "The workflow's YAML source (UTF-8; JSON is accepted as YAML).",
+        content(
+            (String = "application/yaml"),
+            (String = "text/yaml"),
+            (String = "application/json"),
+        )
+    ),
+    responses(
+        (status = 201, description = "A new version was created.", body = DeployResponse),
+        (status = 200, description = "The source is unchanged: nothing was created.", body = DeployResponse),
+        (status = 400, description = "`invalid_input`: the source is not UTF-8.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: more than 1 MiB.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: neither YAML, text nor JSON.", body = ErrorBody),
+        (status = 422, description = "`invalid_workflow`: every problem, located in `diagnostics`.", body = ErrorBody),
+    )
+)]
 pub async fn deploy(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -78,6 +108,17 @@ pub async fn deploy(
     }))
 }
 
+/// A workflow with every version (newest first) and its source.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflows/{name}",
+    tag = "workflows",
+    params(("name" = String, Path, description = "The workflow's name.")),
+    responses(
+        (status = 200, description = "The workflow and its versions.", body = WorkflowDetail),
+        (status = 404, description = "`not_found`: the tenant has no such workflow.", body = ErrorBody),
+    )
+)]
 pub async fn get(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -92,12 +133,77 @@ pub async fn get(
     Ok(web::Json(WorkflowDetail { workflow, versions }))
 }
 
-#[derive(Debug, Serialize)]
+/// Disables the workflow: it starts no new run until enabled; runs in flight go on.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflows/{name}/disable",
+    tag = "workflows",
+    params(("name" = String, Path, description = "The workflow's name.")),
+    responses(
+        (status = 200, description = "The workflow, now with `enabled: false` (also when it already was).", body = WorkflowSummary),
+        (status = 404, description = "`not_found`: the tenant has no such workflow.", body = ErrorBody),
+    )
+)]
+pub async fn disable(
+    state: web::Data<AppState>,
+    tenant: Authenticated,
+    name: web::Path<String>,
+) -> Result<web::Json<WorkflowSummary>, ApiError> {
+    set_enabled(state, tenant, name.into_inner(), false).await
+}
+
+/// Enables the workflow again; cron slots missed meanwhile follow the entry's `catch_up`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflows/{name}/enable",
+    tag = "workflows",
+    params(("name" = String, Path, description = "The workflow's name.")),
+    responses(
+        (status = 200, description = "The workflow, now with `enabled: true` (also when it already was).", body = WorkflowSummary),
+        (status = 404, description = "`not_found`: the tenant has no such workflow.", body = ErrorBody),
+    )
+)]
+pub async fn enable(
+    state: web::Data<AppState>,
+    tenant: Authenticated,
+    name: web::Path<String>,
+) -> Result<web::Json<WorkflowSummary>, ApiError> {
+    set_enabled(state, tenant, name.into_inner(), true).await
+}
+
+async fn set_enabled(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    name: String,
+    enabled: bool,
+) -> Result<web::Json<WorkflowSummary>, ApiError> {
+    let workflow = state
+        .call(move |engine| async move {
+            engine
+                .set_workflow_enabled(&tenant.id, &name, enabled)
+                .await
+        })
+        .await?;
+    Ok(web::Json(workflow))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ScheduleList {
     /// One per `on.cron` entry, in file order: next fire time and the most recent fires.
     pub items: Vec<ScheduleInfo>,
 }
 
+/// The cron schedules of the workflow's latest version.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflows/{name}/schedules",
+    tag = "workflows",
+    params(("name" = String, Path, description = "The workflow's name.")),
+    responses(
+        (status = 200, description = "One schedule per `on.cron` entry.", body = ScheduleList),
+        (status = 404, description = "`not_found`: the tenant has no such workflow.", body = ErrorBody),
+    )
+)]
 pub async fn schedules(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
@@ -112,7 +218,8 @@ pub async fn schedules(
     Ok(web::Json(ScheduleList { items }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DiffQuery {
     /// Defaults to the version before `to`.
     pub from: Option<i32>,
@@ -120,7 +227,7 @@ pub struct DiffQuery {
     pub to: Option<i32>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct VersionDiff {
     pub from: i32,
     pub to: i32,
@@ -130,6 +237,17 @@ pub struct VersionDiff {
 
 /// The unified diff of two versions' sources: `?from=1&to=2`; by default the latest version
 /// against the one before it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflows/{name}/diff",
+    tag = "workflows",
+    params(("name" = String, Path, description = "The workflow's name."), DiffQuery),
+    responses(
+        (status = 200, description = "The unified diff.", body = VersionDiff),
+        (status = 400, description = "`invalid_input`: `from` or `to` is not a number.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such workflow, or no such version of it.", body = ErrorBody),
+    )
+)]
 pub async fn diff(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,

@@ -32,7 +32,7 @@ pub const MAX_SECRET_BYTES: usize = 16 * 1024;
 /// Header an API key goes in unless the connection names another.
 pub const DEFAULT_API_KEY_HEADER: &str = "X-API-Key";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionKind {
     Oauth2,
@@ -57,7 +57,7 @@ impl ConnectionKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionStatus {
     Connected,
@@ -82,7 +82,7 @@ impl ConnectionStatus {
 }
 
 /// A new connection, as the API and CLI submit it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewConnection {
     pub name: String,
@@ -109,7 +109,7 @@ pub struct NewConnection {
 }
 
 /// A connection as listed: never a secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ConnectionInfo {
     pub id: String,
     pub name: String,

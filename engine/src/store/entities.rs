@@ -51,6 +51,8 @@ pub mod workflow {
         pub latest_version: i32,
         pub created_at: i64,
         pub updated_at: i64,
+        /// False while the workflow is disabled: it starts no new run.
+        pub enabled: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

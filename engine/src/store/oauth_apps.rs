@@ -26,7 +26,7 @@ const FIELD: &str = "client_secret";
 pub const MAX_SECRET_BYTES: usize = 4096;
 
 /// A new OAuth app, as the API and CLI submit it. `name` defaults to the integration.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOAuthApp {
     #[serde(default)]
@@ -52,7 +52,7 @@ pub struct NewOAuthApp {
 }
 
 /// An app as listed: effective endpoints (overrides, else the provider's), never the secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct OAuthAppInfo {
     pub id: String,
     pub name: String,

@@ -31,7 +31,7 @@ pub struct NewRun<'a> {
     pub parent: Option<(&'a str, &'a str)>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunSummary {
     pub id: String,
     pub workflow: String,
@@ -52,7 +52,7 @@ pub struct RunSummary {
     pub concurrency_key: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AttemptView {
     pub attempt: i32,
     pub status: String,
@@ -65,7 +65,7 @@ pub struct AttemptView {
     pub finished_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StepView {
     pub id: String,
     pub status: StepStatus,
@@ -83,10 +83,11 @@ pub struct StepView {
     pub needs: Vec<String>,
     /// A `for_each` step's items in index order (ids `step[index]`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(no_recursion)]
     pub items: Vec<StepView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunDetail {
     #[serde(flatten)]
     pub summary: RunSummary,
@@ -122,7 +123,7 @@ fn id_floor(ms: i64) -> String {
     )
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass as `cursor` to get the next page; absent on the last page.

@@ -24,7 +24,7 @@ use crate::error::EngineError;
 use crate::status::RunStatus;
 
 /// What became of one slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FireOutcome {
     /// A run was started.
@@ -94,7 +94,7 @@ impl Due {
 }
 
 /// A schedule for the API: its entry, next fire time and most recent fires.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ScheduleInfo {
     pub id: String,
     /// Position in the workflow's `on.cron` list.
@@ -112,7 +112,7 @@ pub struct ScheduleInfo {
     pub recent_fires: Vec<FireInfo>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FireInfo {
     /// The slot, epoch ms.
     pub slot_at: i64,
@@ -194,12 +194,14 @@ pub async fn sync(
     Ok(())
 }
 
-/// Whether any schedule is due at `now`: a plain read, so an idle pass takes no write lock.
+/// Whether any schedule of an enabled workflow is due at `now`: a plain read, so an idle pass
+/// takes no write lock.
 pub async fn any_due(db: &impl ConnectionTrait, now: i64) -> Result<bool, EngineError> {
     let due: Option<String> = schedule::Entity::find()
         .select_only()
         .column(schedule::Column::Id)
         .filter(schedule::Column::NextFireAt.lte(now))
+        .filter(schedule::Column::WorkflowId.in_subquery(super::workflows::enabled_ids()))
         .limit(1)
         .into_tuple()
         .one(db)
@@ -207,11 +209,13 @@ pub async fn any_due(db: &impl ConnectionTrait, now: i64) -> Result<bool, Engine
     Ok(due.is_some())
 }
 
-/// Claims the most overdue schedule due at `now`: locks its row for the rest of `tx`,
-/// skipping rows another process holds (Postgres).
+/// Claims the most overdue schedule of an enabled workflow due at `now`: locks its row for the
+/// rest of `tx`, skipping rows another process holds (Postgres). A disabled workflow's
+/// schedules stay due, so enabling it catches its missed slots up under `catch_up`.
 pub async fn claim_due(tx: &DatabaseTransaction, now: i64) -> Result<Option<Due>, EngineError> {
     schedule::Entity::find()
         .filter(schedule::Column::NextFireAt.lte(now))
+        .filter(schedule::Column::WorkflowId.in_subquery(super::workflows::enabled_ids()))
         .order_by_asc(schedule::Column::NextFireAt)
         .limit(1)
         .lock_with_behavior(
@@ -374,7 +378,7 @@ pub async fn prune_fires(
     Ok(deleted)
 }
 
-/// Schedules that have queued fires, at most `limit`.
+/// Schedules of enabled workflows that have queued fires, at most `limit`.
 pub async fn with_queued(
     db: &impl ConnectionTrait,
     limit: u64,
@@ -384,6 +388,17 @@ pub async fn with_queued(
         .column(schedule_fire::Column::ScheduleId)
         .distinct()
         .filter(schedule_fire::Column::Outcome.eq(FireOutcome::Queued.as_str()))
+        .filter(
+            schedule_fire::Column::ScheduleId.in_subquery(
+                Query::select()
+                    .column(schedule::Column::Id)
+                    .from(schedule::Entity)
+                    .and_where(
+                        schedule::Column::WorkflowId.in_subquery(super::workflows::enabled_ids()),
+                    )
+                    .to_owned(),
+            ),
+        )
         .limit(limit)
         .into_tuple()
         .all(db)

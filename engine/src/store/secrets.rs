@@ -30,7 +30,7 @@ const KIND: &str = "secret";
 const FIELD: &str = "value";
 
 /// A secret as listed: never its value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SecretInfo {
     pub name: String,
     pub created_at: i64,

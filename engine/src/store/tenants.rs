@@ -12,7 +12,7 @@ use crate::error::EngineError;
 
 const KEY_PREFIX: &str = "sw_";
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Tenant {
     pub id: String,
     pub name: String,

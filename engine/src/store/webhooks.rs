@@ -49,7 +49,7 @@ pub struct SourceInfo {
 }
 
 /// A refused delivery, as the rejection log shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RejectionInfo {
     pub id: String,
     pub received_at: i64,

@@ -15,17 +15,20 @@ use super::entities::{workflow, workflow_version};
 use super::now_ms;
 use crate::error::EngineError;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WorkflowSummary {
     pub id: String,
     pub name: String,
     pub description: Option<String>,
     pub latest_version: i32,
+    /// False while disabled: no manual trigger, webhook delivery, cron slot or `workflow.run`
+    /// starts it; runs in flight go on.
+    pub enabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VersionInfo {
     pub id: String,
     pub version: i32,
@@ -51,6 +54,8 @@ pub struct VersionRef {
     pub version_id: String,
     pub version: i32,
     pub definition: Arc<Workflow>,
+    /// Whether the workflow was enabled when this was read.
+    pub enabled: bool,
 }
 
 fn content_hash(source: &str) -> String {
@@ -113,6 +118,7 @@ pub async fn deploy(
                 latest_version: Set(1),
                 created_at: Set(now),
                 updated_at: Set(now),
+                enabled: Set(true),
             }
             .insert(&tx)
             .await?;
@@ -173,6 +179,7 @@ pub async fn list(
             id: row.id,
             name: row.name,
             latest_version: row.latest_version,
+            enabled: row.enabled,
             created_at: row.created_at,
             updated_at: row.updated_at,
         });
@@ -187,6 +194,7 @@ pub struct LatestVersion {
     pub workflow_id: String,
     pub version_id: String,
     pub version: i32,
+    pub enabled: bool,
 }
 
 /// `SELECT` of the latest version of the tenant's workflows: one join, no definition.
@@ -196,6 +204,7 @@ fn latest_query(tenant_id: &str) -> sea_orm::sea_query::SelectStatement {
         .column((workflow::Entity, workflow::Column::Id))
         .column((workflow_version::Entity, workflow_version::Column::Id))
         .column((workflow_version::Entity, workflow_version::Column::Version))
+        .column((workflow::Entity, workflow::Column::Enabled))
         .from(workflow::Entity)
         .inner_join(
             workflow_version::Entity,
@@ -222,6 +231,7 @@ fn latest_version(row: &sea_orm::QueryResult) -> Result<LatestVersion, EngineErr
         workflow_id: row.try_get_by_index(0)?,
         version_id: row.try_get_by_index(1)?,
         version: row.try_get_by_index(2)?,
+        enabled: row.try_get_by_index(3)?,
     })
 }
 
@@ -289,6 +299,7 @@ pub async fn get(
         id: row.id,
         name: row.name,
         latest_version: row.latest_version,
+        enabled: row.enabled,
         created_at: row.created_at,
         updated_at: row.updated_at,
     };
@@ -303,4 +314,35 @@ pub async fn get(
         })
         .collect();
     Ok(Some((summary, versions)))
+}
+
+/// Enables or disables the tenant's workflow; false when it has none of that name. Deploys
+/// keep the flag.
+pub async fn set_enabled(
+    db: &DatabaseConnection,
+    tenant_id: &str,
+    name: &str,
+    enabled: bool,
+) -> Result<bool, EngineError> {
+    use sea_orm::sea_query::Expr;
+    let tx = crate::db::begin_write(db).await?;
+    let updated = workflow::Entity::update_many()
+        .col_expr(workflow::Column::Enabled, Expr::value(enabled))
+        .filter(workflow::Column::TenantId.eq(tenant_id))
+        .filter(workflow::Column::Name.eq(name))
+        .exec(&tx)
+        .await?
+        .rows_affected;
+    tx.commit().await?;
+    Ok(updated > 0)
+}
+
+/// `SELECT id FROM workflows WHERE enabled`: what the scheduler may fire.
+pub(crate) fn enabled_ids() -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    Query::select()
+        .column(workflow::Column::Id)
+        .from(workflow::Entity)
+        .and_where(Expr::col(workflow::Column::Enabled).eq(true))
+        .to_owned()
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 ///  "prefix": "sha256=", "timestamp_header": "X-Timestamp", "tolerance": "5m",
 ///  "id_header": "X-Delivery-Id", "event_header": "X-Event"}
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenericScheme {
     /// The header holding the signature.
@@ -37,6 +37,7 @@ pub struct GenericScheme {
     pub timestamp_header: Option<String>,
     /// Replay window in both directions (humantime: `5m`, `30s`). Default 5 minutes.
     #[serde(default = "default_tolerance", with = "humantime_text")]
+    #[schema(value_type = String, example = "5m")]
     pub tolerance: Duration,
     /// The header carrying the sender's delivery id, for deduplication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,7 +48,7 @@ pub struct GenericScheme {
 }
 
 /// How a MAC is written down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Encoding {
     /// Lower- or upper-case hexadecimal.

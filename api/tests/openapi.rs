@@ -1,0 +1,419 @@
+//! `GET /api/openapi.json`, black-box, on every backend: the document is served, and real
+//! responses of the routes validate against the schemas it documents for them.
+
+mod common;
+
+use common::{HELLO, NAPPER, TestApp, for_each_backend};
+use hmac::{Hmac, KeyInit, Mac};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+const GITHUB_SECRET: &str = "gh-openapi-secret";
+
+/// Started by GitHub `push` deliveries to the source `gh`.
+const ON_PUSH: &str = r#"name: on-push
+on:
+  webhook: { source: gh, events: [push] }
+steps:
+  - id: read
+    uses: core.set
+    with:
+      x: ${{ trigger.body.x }}
+"#;
+
+const HOURLY: &str = r#"name: hourly
+on:
+  cron:
+    - schedule: "0 * * * *"
+steps:
+  - id: log
+    uses: core.log
+    with:
+      message: tick
+"#;
+
+async fn document(app: &TestApp) -> Value {
+    let response = app
+        .client
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .expect("send");
+    app.expect_json(response, StatusCode::OK).await
+}
+
+/// The documented JSON schema of one response, as a standalone JSON Schema 2020-12 document
+/// (the OpenAPI components moved to `$defs`).
+fn response_schema(document: &Value, method: &str, path: &str, status: StatusCode) -> Value {
+    let response = &document["paths"][path][method]["responses"][status.as_str()];
+    let schema = response["content"]["application/json"]["schema"].clone();
+    assert!(
+        !schema.is_null(),
+        "{method} {path} documents no JSON body for {status}: {response:#}"
+    );
+    let standalone = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$defs": document["components"]["schemas"],
+        "allOf": [schema],
+    });
+    let text = standalone
+        .to_string()
+        .replace("#/components/schemas/", "#/$defs/");
+    serde_json::from_str(&text).expect("schema JSON")
+}
+
+/// Sends `response`'s body through the schema `document` gives it; returns the body.
+async fn check(
+    app: &TestApp,
+    document: &Value,
+    (method, path): (&str, &str),
+    response: Response,
+    status: StatusCode,
+) -> Value {
+    let body = app.expect_json(response, status).await;
+    let schema = response_schema(document, method, path, status);
+    let validator = jsonschema::validator_for(&schema)
+        .unwrap_or_else(|error| panic!("{method} {path}: invalid schema: {error}"));
+    let errors: Vec<String> = validator
+        .iter_errors(&body)
+        .map(|error| format!("{} at {}", error, error.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "[{}] {method} {path} {status}: the response does not match its documented schema:\n{}\nbody: {body:#}",
+        app.backend,
+        errors.join("\n")
+    );
+    body
+}
+
+fn github_signature(body: &str) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(GITHUB_SECRET.as_bytes()).expect("key");
+    mac.update(body.as_bytes());
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_is_served_without_a_key() {
+    for_each_backend(|app| async move {
+        let document = document(&app).await;
+        assert!(
+            document["openapi"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("3.1")),
+            "{}",
+            document["openapi"]
+        );
+        for path in [
+            "/api/v1/workflows",
+            "/api/v1/runs/{id}",
+            "/webhooks/{provider}/{source}",
+            "/api/openapi.json",
+        ] {
+            assert!(document["paths"].get(path).is_some(), "{path} is missing");
+        }
+        let list_runs = &document["paths"]["/api/v1/runs"]["get"];
+        let parameters: Vec<&str> = list_runs["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .filter_map(|parameter| parameter["name"].as_str())
+            .collect();
+        for name in [
+            "workflow", "status", "trigger", "from", "to", "cursor", "limit",
+        ] {
+            assert!(parameters.contains(&name), "{name} missing: {parameters:?}");
+        }
+        app
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_match_their_documented_schemas() {
+    for_each_backend(|app| async move {
+        let doc = document(&app).await;
+        let doc = &doc;
+
+        let health = app.client.get(app.url("/healthz")).send().await.expect("send");
+        check(&app, doc, ("get", "/healthz"), health, StatusCode::OK).await;
+        let session = app.get("/ui/session").await;
+        check(&app, doc, ("get", "/ui/session"), session, StatusCode::OK).await;
+
+        // Workflows.
+        let deployed = app.deploy(HELLO).await;
+        check(&app, doc, ("post", "/api/v1/workflows"), deployed, StatusCode::CREATED).await;
+        let changed = app.deploy(&HELLO.replace("Hello,", "Hi,")).await;
+        check(&app, doc, ("post", "/api/v1/workflows"), changed, StatusCode::CREATED).await;
+        for source in [NAPPER, ON_PUSH, HOURLY] {
+            app.expect_json(app.deploy(source).await, StatusCode::CREATED)
+                .await;
+        }
+        let invalid = app.deploy("name: broken\nsteps: 3\n").await;
+        let invalid = check(
+            &app,
+            doc,
+            ("post", "/api/v1/workflows"),
+            invalid,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert!(invalid["error"]["diagnostics"].is_array(), "{invalid:#}");
+        let list = app.get("/api/v1/workflows").await;
+        check(&app, doc, ("get", "/api/v1/workflows"), list, StatusCode::OK).await;
+        let detail = app.get("/api/v1/workflows/hello").await;
+        check(&app, doc, ("get", "/api/v1/workflows/{name}"), detail, StatusCode::OK).await;
+        let missing = app.get("/api/v1/workflows/nope").await;
+        check(
+            &app,
+            doc,
+            ("get", "/api/v1/workflows/{name}"),
+            missing,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        let diff = app.get("/api/v1/workflows/hello/diff").await;
+        check(&app, doc, ("get", "/api/v1/workflows/{name}/diff"), diff, StatusCode::OK).await;
+        let schedules = app.get("/api/v1/workflows/hourly/schedules").await;
+        let schedules = check(
+            &app,
+            doc,
+            ("get", "/api/v1/workflows/{name}/schedules"),
+            schedules,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(schedules["items"].as_array().map(Vec::len), Some(1));
+
+        // Runs.
+        let triggered = app
+            .post_json("/api/v1/workflows/hello/runs", r#"{"name": "Ada"}"#)
+            .await;
+        let triggered = check(
+            &app,
+            doc,
+            ("post", "/api/v1/workflows/{name}/runs"),
+            triggered,
+            StatusCode::ACCEPTED,
+        )
+        .await;
+        let run_id = triggered["run_id"].as_str().expect("run_id").to_owned();
+        app.wait_for_run(&run_id).await;
+        let run = app.get(&format!("/api/v1/runs/{run_id}")).await;
+        let run = check(&app, doc, ("get", "/api/v1/runs/{id}"), run, StatusCode::OK).await;
+        assert_eq!(run["status"], "succeeded", "{run:#}");
+        let page = app.get("/api/v1/runs?limit=1").await;
+        let page = check(&app, doc, ("get", "/api/v1/runs"), page, StatusCode::OK).await;
+        assert_eq!(page["items"].as_array().map(Vec::len), Some(1), "{page:#}");
+        let bad_status = app.get("/api/v1/runs?status=sleepy").await;
+        check(
+            &app,
+            doc,
+            ("get", "/api/v1/runs"),
+            bad_status,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        let rerun = app
+            .post_json(&format!("/api/v1/runs/{run_id}/rerun"), "")
+            .await;
+        check(
+            &app,
+            doc,
+            ("post", "/api/v1/runs/{id}/rerun"),
+            rerun,
+            StatusCode::ACCEPTED,
+        )
+        .await;
+        let retry_finished = app
+            .post_json(&format!("/api/v1/runs/{run_id}/retry"), "")
+            .await;
+        check(
+            &app,
+            doc,
+            ("post", "/api/v1/runs/{id}/retry"),
+            retry_finished,
+            StatusCode::CONFLICT,
+        )
+        .await;
+        let napping = app.trigger("napper", "{}").await;
+        let cancel = app
+            .post_json(&format!("/api/v1/runs/{napping}/cancel"), "")
+            .await;
+        check(
+            &app,
+            doc,
+            ("post", "/api/v1/runs/{id}/cancel"),
+            cancel,
+            StatusCode::OK,
+        )
+        .await;
+        let napped = app.get(&format!("/api/v1/runs/{napping}")).await;
+        check(&app, doc, ("get", "/api/v1/runs/{id}"), napped, StatusCode::OK).await;
+
+        // Secrets.
+        let secret = app
+            .post_json("/api/v1/secrets", r#"{"name": "API_TOKEN", "value": "s3cr3t"}"#)
+            .await;
+        check(&app, doc, ("post", "/api/v1/secrets"), secret, StatusCode::CREATED).await;
+        let secrets = app.get("/api/v1/secrets").await;
+        check(&app, doc, ("get", "/api/v1/secrets"), secrets, StatusCode::OK).await;
+        let bad_name = app
+            .post_json("/api/v1/secrets", r#"{"name": "lower", "value": "x"}"#)
+            .await;
+        check(
+            &app,
+            doc,
+            ("post", "/api/v1/secrets"),
+            bad_name,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+
+        // Sources and a delivery.
+        let body = json!({"name": "gh", "provider": "github", "secret": GITHUB_SECRET});
+        let source = app.post_json("/api/v1/sources", &body.to_string()).await;
+        let source =
+            check(&app, doc, ("post", "/api/v1/sources"), source, StatusCode::CREATED).await;
+        let generic = json!({
+            "name": "custom", "provider": "generic", "secret": "x",
+            "generic": {"header": "X-Signature", "algorithm": "sha256", "encoding": "hex"}
+        });
+        let generic = app.post_json("/api/v1/sources", &generic.to_string()).await;
+        check(&app, doc, ("post", "/api/v1/sources"), generic, StatusCode::CREATED).await;
+        let sources = app.get("/api/v1/sources").await;
+        check(&app, doc, ("get", "/api/v1/sources"), sources, StatusCode::OK).await;
+        let url = source["url"].as_str().expect("url");
+        let delivery = json!({"x": 1}).to_string();
+        let accepted = app
+            .client
+            .post(app.url(url))
+            .header("content-type", "application/json")
+            .header("x-github-event", "push")
+            .header("x-github-delivery", "openapi-1")
+            .header("x-hub-signature-256", github_signature(&delivery))
+            .body(delivery.clone())
+            .send()
+            .await
+            .expect("send");
+        let accepted = check(
+            &app,
+            doc,
+            ("post", "/webhooks/{provider}/{source}"),
+            accepted,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(accepted["run_ids"].as_array().map(Vec::len), Some(1));
+        let forged = app
+            .client
+            .post(app.url(url))
+            .header("content-type", "application/json")
+            .header("x-github-event", "push")
+            .header("x-hub-signature-256", "sha256=00")
+            .body(delivery)
+            .send()
+            .await
+            .expect("send");
+        check(
+            &app,
+            doc,
+            ("post", "/webhooks/{provider}/{source}"),
+            forged,
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
+        let rejections = app.get("/api/v1/sources/gh/rejections").await;
+        check(
+            &app,
+            doc,
+            ("get", "/api/v1/sources/{name}/rejections"),
+            rejections,
+            StatusCode::OK,
+        )
+        .await;
+        let rotated = app
+            .post_json(
+                "/api/v1/sources/gh/secret",
+                r#"{"secret": "next", "previous_valid_for": "1h"}"#,
+            )
+            .await;
+        check(
+            &app,
+            doc,
+            ("post", "/api/v1/sources/{name}/secret"),
+            rotated,
+            StatusCode::OK,
+        )
+        .await;
+
+        // OAuth apps and connections.
+        let oauth_app = app
+            .post_json(
+                "/api/v1/oauth-apps",
+                r#"{"integration": "github", "client_id": "id", "client_secret": "secret", "scopes": ["repo"]}"#,
+            )
+            .await;
+        check(&app, doc, ("post", "/api/v1/oauth-apps"), oauth_app, StatusCode::CREATED).await;
+        let apps = app.get("/api/v1/oauth-apps").await;
+        check(&app, doc, ("get", "/api/v1/oauth-apps"), apps, StatusCode::OK).await;
+        let one_app = app.get("/api/v1/oauth-apps/github").await;
+        check(&app, doc, ("get", "/api/v1/oauth-apps/{name}"), one_app, StatusCode::OK).await;
+        for connection in [
+            json!({"name": "gh-oauth", "integration": "github", "kind": "oauth2"}),
+            json!({"name": "api", "integration": "generic", "kind": "basic", "username": "u", "password": "p"}),
+        ] {
+            let created = app
+                .post_json("/api/v1/connections", &connection.to_string())
+                .await;
+            check(
+                &app,
+                doc,
+                ("post", "/api/v1/connections"),
+                created,
+                StatusCode::CREATED,
+            )
+            .await;
+        }
+        let connections = app.get("/api/v1/connections").await;
+        check(&app, doc, ("get", "/api/v1/connections"), connections, StatusCode::OK).await;
+        let connection = app.get("/api/v1/connections/gh-oauth").await;
+        let connection = check(
+            &app,
+            doc,
+            ("get", "/api/v1/connections/{name}"),
+            connection,
+            StatusCode::OK,
+        )
+        .await;
+        assert!(connection["authorize_url"].is_string(), "{connection:#}");
+        let deleted = app.delete("/api/v1/connections/api").await;
+        check(
+            &app,
+            doc,
+            ("delete", "/api/v1/connections/{name}"),
+            deleted,
+            StatusCode::OK,
+        )
+        .await;
+
+        // Errors every route shares.
+        let unauthenticated = app
+            .client
+            .get(app.url("/api/v1/runs"))
+            .send()
+            .await
+            .expect("send");
+        check(
+            &app,
+            doc,
+            ("get", "/api/v1/runs"),
+            unauthenticated,
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
+        app
+    })
+    .await;
+}
