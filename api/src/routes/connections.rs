@@ -1,10 +1,11 @@
-//! Per-tenant connections: list, create, get, delete (which revokes OAuth tokens). Secrets go
-//! in and never come back; an OAuth 2.0 connection answers with the URL that authorizes it.
+//! Per-tenant connections: list, create, get, delete (which revokes OAuth tokens), test.
+//! Secrets go in and never come back; an OAuth 2.0 connection answers with the URL that
+//! authorizes it.
 
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
-use stepwise_engine::ConnectionDeleted;
 use stepwise_engine::store::connections::{ConnectionInfo, ConnectionKind, NewConnection};
+use stepwise_engine::{ConnectionDeleted, ConnectionTest};
 
 use crate::auth::Authenticated;
 use crate::error::ApiError;
@@ -94,4 +95,18 @@ pub async fn delete(
         .call(move |engine| async move { engine.delete_connection(&tenant.id, &name).await })
         .await?;
     Ok(web::Json(deleted))
+}
+
+/// `200 OK` with `{"ok", "status", "message", "latency_ms", "connection_status"}` whatever the
+/// verdict (`status` is the probe's HTTP status, `null` when none arrived), or 404.
+pub async fn test(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    name: web::Path<String>,
+) -> Result<web::Json<ConnectionTest>, ApiError> {
+    let name = name.into_inner();
+    let tested = state
+        .call(move |engine| async move { engine.test_connection(&tenant.id, &name).await })
+        .await?;
+    Ok(web::Json(tested))
 }

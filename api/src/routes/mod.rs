@@ -80,6 +80,10 @@ pub fn configure(config: &mut web::ServiceConfig, webhook_max_bytes: usize) {
                         .route(web::delete().to(connections::delete)),
                 )
                 .service(
+                    web::resource("/connections/{name}/test")
+                        .route(web::post().to(connections::test)),
+                )
+                .service(
                     web::resource("/sources")
                         .route(web::get().to(sources::list))
                         .route(web::post().to(sources::create)),

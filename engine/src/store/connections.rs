@@ -106,6 +106,10 @@ pub struct NewConnection {
     /// For `basic`.
     #[serde(default)]
     pub password: Option<SecretValue>,
+    /// What a connection test requests (GET, with the connection's credentials) instead of
+    /// the integration's built-in probe; the only way to test a `generic` one at the provider.
+    #[serde(default)]
+    pub probe_url: Option<String>,
 }
 
 /// A connection as listed: never a secret.
@@ -123,6 +127,7 @@ pub struct ConnectionInfo {
     pub expires_at: Option<i64>,
     pub username: Option<String>,
     pub api_key_header: Option<String>,
+    pub probe_url: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -205,6 +210,7 @@ fn info(row: &connection::Model) -> Result<ConnectionInfo, EngineError> {
         expires_at: row.expires_at,
         username: row.username.clone(),
         api_key_header: row.api_key_header.clone(),
+        probe_url: row.probe_url.clone(),
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
@@ -311,6 +317,15 @@ fn refuse(present: bool, field: &str, kind: ConnectionKind) -> Result<(), Engine
     Ok(())
 }
 
+fn check_probe_url(url: &str) -> Result<(), EngineError> {
+    match oauth2::url::Url::parse(url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => Ok(()),
+        _ => Err(EngineError::InvalidInput(
+            "`probe_url` must be an absolute http(s) URL".into(),
+        )),
+    }
+}
+
 /// Creates a connection. An `oauth2` one starts as `needs_reauth` until it is authorized; the
 /// others are `connected` at once. `oauth_app_exists` says whether the tenant has the app an
 /// `oauth2` connection names.
@@ -381,6 +396,9 @@ pub async fn create(
     if kind != ConnectionKind::Oauth2 {
         refuse(new.oauth_app.is_some(), "oauth_app", kind)?;
     }
+    if let Some(url) = &new.probe_url {
+        check_probe_url(url)?;
+    }
     let id = uuid::Uuid::now_v7().to_string();
     let (status, reason, sealed) = if kind == ConnectionKind::Oauth2 {
         (
@@ -425,6 +443,7 @@ pub async fn create(
         refresh_lease_until: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        probe_url: Set(new.probe_url),
     }
     .insert(&tx)
     .await?;
@@ -551,6 +570,25 @@ pub async fn store_tokens(
     let result = update.exec(&tx).await?;
     tx.commit().await?;
     Ok(result.rows_affected > 0)
+}
+
+/// Sets the connection's status and its reason (a connection test's verdict).
+pub async fn set_status(
+    db: &DatabaseConnection,
+    connection_id: &str,
+    status: ConnectionStatus,
+    reason: Option<&str>,
+) -> Result<(), EngineError> {
+    let tx = begin_write(db).await?;
+    connection::Entity::update_many()
+        .col_expr(connection::Column::Status, Expr::value(status.as_str()))
+        .col_expr(connection::Column::StatusReason, Expr::value(reason))
+        .col_expr(connection::Column::UpdatedAt, Expr::value(now_ms()))
+        .filter(connection::Column::Id.eq(connection_id))
+        .exec(&tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Takes the refresh lease of the connection until `until` (epoch ms) when nobody holds an

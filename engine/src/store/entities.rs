@@ -350,6 +350,7 @@ pub mod oauth_app {
         pub ciphertext: Option<Vec<u8>>,
         pub created_at: i64,
         pub updated_at: i64,
+        pub issuer: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -391,6 +392,8 @@ pub mod connection {
         pub refresh_lease_until: Option<i64>,
         pub created_at: i64,
         pub updated_at: i64,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub probe_url: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
