@@ -342,4 +342,12 @@ impl ConnectionProvider for RefusalWatch {
     ) -> Result<Option<String>, ActionError> {
         ConnectionProvider::base_url(self.inner.as_ref(), tenant_id, connection).await
     }
+
+    async fn tls(
+        &self,
+        tenant_id: &str,
+        connection: &str,
+    ) -> Result<stepwise_integrations::http::TlsOptions, ActionError> {
+        ConnectionProvider::tls(self.inner.as_ref(), tenant_id, connection).await
+    }
 }

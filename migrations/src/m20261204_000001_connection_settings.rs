@@ -1,6 +1,8 @@
 //! Connection and OAuth app settings beyond credentials (issue 5):
 //! - `connections.probe_url`: what a connection test (`POST /api/v1/connections/{name}/test`)
 //!   requests when the integration has no built-in probe;
+//! - `connections.client_cert` (PEM, public; its key is sealed with the other credentials) and
+//!   `connections.tls_min` (`1.2` or `1.3`): the connection's TLS settings;
 //! - `oauth_apps.issuer`: the authorization server whose RFC 8414 / OpenID metadata gave the
 //!   app's endpoints.
 //!
@@ -15,6 +17,8 @@ pub struct Migration;
 enum Connections {
     Table,
     ProbeUrl,
+    ClientCert,
+    TlsMin,
 }
 
 #[derive(DeriveIden)]
@@ -28,6 +32,14 @@ fn columns() -> Vec<(DynIden, DynIden)> {
         (
             Connections::Table.into_iden(),
             Connections::ProbeUrl.into_iden(),
+        ),
+        (
+            Connections::Table.into_iden(),
+            Connections::ClientCert.into_iden(),
+        ),
+        (
+            Connections::Table.into_iden(),
+            Connections::TlsMin.into_iden(),
         ),
         (OauthApps::Table.into_iden(), OauthApps::Issuer.into_iden()),
     ]

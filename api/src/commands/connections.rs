@@ -143,6 +143,9 @@ pub async fn connections(command: ConnectionsCommand) -> anyhow::Result<ExitCode
                 username,
                 password: None,
                 probe_url,
+                client_cert: None,
+                client_key: None,
+                tls_min: None,
             };
             match kind {
                 ConnectionKind::Oauth2 => {}

@@ -394,6 +394,9 @@ pub mod connection {
         pub updated_at: i64,
         #[sea_orm(column_type = "Text", nullable)]
         pub probe_url: Option<String>,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub client_cert: Option<String>,
+        pub tls_min: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
