@@ -519,6 +519,36 @@ async fn connection_tests_probe_each_provider_through_the_chain() {
                        "api_key": "generic-key-canary", "probe_url": format!("{base}/health")}),
             )
             .await;
+            // TLS settings are checked at creation; the key never comes back.
+            for (body, field) in [
+                (json!({"client_cert": "-----BEGIN CERTIFICATE-----"}), "client_key"),
+                (json!({"client_cert": "not pem", "client_key": "key-canary"}), "PEM"),
+                (json!({"tls_min": "1.1"}), "tls_min"),
+            ] {
+                let mut new = json!({"name": "tls", "integration": "generic", "kind": "bearer", "token": "t"});
+                new.as_object_mut().expect("object").extend(body.as_object().expect("object").clone());
+                let refused = app.post_json("/api/v1/connections", &new.to_string()).await;
+                let refused = app.expect_error(refused, StatusCode::BAD_REQUEST, "invalid_input").await;
+                let message = refused["error"]["message"].as_str().unwrap_or_default();
+                assert!(message.contains(field) && !message.contains("canary"), "{message}");
+            }
+            let oauth_cert = app
+                .post_json(
+                    "/api/v1/connections",
+                    &json!({"name": "tls", "integration": "github", "kind": "oauth2",
+                            "client_cert": "-----BEGIN CERTIFICATE-----", "client_key": "k"})
+                    .to_string(),
+                )
+                .await;
+            app.expect_error(oauth_cert, StatusCode::BAD_REQUEST, "invalid_input").await;
+            create(
+                &app,
+                "/api/v1/connections",
+                json!({"name": "legacy", "integration": "generic", "kind": "bearer", "token": "t", "tls_min": "1.2"}),
+            )
+            .await;
+            let legacy = app.expect_json(app.get("/api/v1/connections/legacy").await, StatusCode::OK).await;
+            assert_eq!((legacy["tls_min"].clone(), legacy["has_client_cert"].clone()), (json!("1.2"), json!(false)));
             let bad_probe = app
                 .post_json(
                     "/api/v1/connections",
