@@ -31,6 +31,10 @@ server.service.on("beforeRevoke", (_response, req) => {
   });
 });
 await server.start(0, "127.0.0.1");
-print({ event: "listening", url: `http://127.0.0.1:${server.address().port}` });
+const url = `http://127.0.0.1:${server.address().port}`;
+// The issuer defaults to http://localhost:PORT; the tests discover the metadata of the
+// address they were given, and RFC 8414 wants the document's issuer to be exactly that.
+server.issuer.url = url;
+print({ event: "listening", url });
 process.stdin.on("end", () => server.stop().then(() => process.exit(0)));
 process.stdin.resume();

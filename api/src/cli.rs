@@ -153,38 +153,7 @@ pub enum SecretsCommand {
 pub enum OauthAppsCommand {
     /// Create an OAuth app. The client secret is read from standard input (one trailing
     /// newline dropped) unless `--public-client` says there is none.
-    Create {
-        /// Integration: github, slack, stripe or generic.
-        #[arg(long)]
-        integration: String,
-        #[arg(long)]
-        client_id: String,
-        /// App name, unique per tenant; defaults to the integration.
-        #[arg(long)]
-        name: Option<String>,
-        /// Requested scope; repeat for several.
-        #[arg(long = "scope")]
-        scopes: Vec<String>,
-        /// client_secret_basic (basic) or client_secret_post (post); defaults to the provider's.
-        #[arg(long)]
-        auth_method: Option<String>,
-        #[arg(long)]
-        authorize_url: Option<String>,
-        #[arg(long)]
-        token_url: Option<String>,
-        /// RFC 7009 revocation endpoint.
-        #[arg(long)]
-        revoke_url: Option<String>,
-        #[arg(long)]
-        base_url: Option<String>,
-        /// The app has no client secret (PKCE only): read nothing from standard input.
-        #[arg(long)]
-        public_client: bool,
-        #[command(flatten)]
-        tenant: TenantArg,
-        #[command(flatten)]
-        database: DatabaseArgs,
-    },
+    Create(Box<CreateOauthApp>),
     /// List OAuth apps with their effective endpoints.
     List {
         #[command(flatten)]
@@ -200,6 +169,48 @@ pub enum OauthAppsCommand {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+}
+
+/// The arguments of `oauth-apps create` (boxed: far larger than the other commands').
+#[derive(Debug, Args)]
+pub struct CreateOauthApp {
+    /// Integration: github, slack, stripe or generic.
+    #[arg(long)]
+    pub integration: String,
+    #[arg(long)]
+    pub client_id: String,
+    /// App name, unique per tenant; defaults to the integration.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Requested scope; repeat for several.
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// client_secret_basic (basic) or client_secret_post (post); defaults to the provider's.
+    #[arg(long)]
+    pub auth_method: Option<String>,
+    #[arg(long)]
+    pub authorize_url: Option<String>,
+    #[arg(long)]
+    pub token_url: Option<String>,
+    /// RFC 7009 revocation endpoint.
+    #[arg(long)]
+    pub revoke_url: Option<String>,
+    #[arg(long)]
+    pub base_url: Option<String>,
+    /// Authorization server issuer: endpoints not given are discovered from its RFC 8414 /
+    /// OpenID metadata.
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// Metadata document URL, when it is not at the issuer's well-known locations.
+    #[arg(long)]
+    pub discovery_url: Option<String>,
+    /// The app has no client secret (PKCE only): read nothing from standard input.
+    #[arg(long)]
+    pub public_client: bool,
+    #[command(flatten)]
+    pub tenant: TenantArg,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -225,6 +236,10 @@ pub enum ConnectionsCommand {
         /// For basic.
         #[arg(long)]
         username: Option<String>,
+        /// URL a connection test GETs with the connection's credentials instead of the
+        /// integration's built-in probe (the only way to test a generic connection).
+        #[arg(long)]
+        probe_url: Option<String>,
         #[command(flatten)]
         tenant: TenantArg,
         #[command(flatten)]
@@ -240,6 +255,19 @@ pub enum ConnectionsCommand {
     /// Delete a connection, revoking its OAuth tokens at the provider first.
     Delete {
         name: String,
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Test a connection with one cheap authenticated request to its provider; exits 1 when
+    /// the test fails. Credentials the provider refuses mark the connection `needs_reauth`.
+    Test {
+        name: String,
+        /// Let the probe reach private, loopback and link-local addresses (local providers
+        /// and tests only: this lifts the SSRF guard).
+        #[arg(long, env = "STEPWISE_ALLOW_PRIVATE_NETWORKS", value_parser = BoolishValueParser::new())]
+        allow_private_networks: bool,
         #[command(flatten)]
         tenant: TenantArg,
         #[command(flatten)]

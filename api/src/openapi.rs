@@ -67,6 +67,7 @@ use crate::routes;
         routes::connections::create,
         routes::connections::get,
         routes::connections::delete,
+        routes::connections::test,
         routes::sources::list,
         routes::sources::create,
         routes::sources::delete,

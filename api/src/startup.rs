@@ -45,16 +45,36 @@ pub enum StartupError {
     Server(#[source] std::io::Error),
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("cannot read the extra CA file {path} ({EXTRA_CA_FILE_ENV}): {source}")]
+    ExtraCaFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
-/// The shared services actions use, built from the operator's settings; the integration
-/// runtime's metrics are registered into `metrics`.
+/// PEM certificates outbound TLS trusts on top of the platform's roots (DESIGN 7).
+pub const EXTRA_CA_FILE_ENV: &str = "STEPWISE_EXTRA_CA_FILE";
+
+/// The shared services actions use, built from the operator's settings (and the extra CA
+/// file named by `STEPWISE_EXTRA_CA_FILE`); the integration runtime's metrics are registered
+/// into `metrics`.
 pub fn action_services(
     allow_private_networks: bool,
     metrics: &MetricsRegistry,
 ) -> Result<ActionServices, StartupError> {
+    let extra_ca_pem = match std::env::var_os(EXTRA_CA_FILE_ENV).filter(|path| !path.is_empty()) {
+        Some(path) => Some(
+            std::fs::read(&path).map_err(|source| StartupError::ExtraCaFile {
+                path: path.to_string_lossy().into_owned(),
+                source,
+            })?,
+        ),
+        None => None,
+    };
     let http = HttpClient::new(HttpConfig {
         allow_private_networks,
+        extra_ca_pem,
         ..HttpConfig::default()
     })?;
     Ok(ActionServices::new(IntegrationRuntime::new(http, metrics)?))

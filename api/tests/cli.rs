@@ -437,3 +437,114 @@ async fn secrets_set_reads_stdin_and_keys_rotate_keeps_it_readable() {
     );
     assert!(!again.status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_test_probes_and_exits_1_on_refused_credentials() {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let provider = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/me"))
+        .and(header("authorization", "Bearer good-canary"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&provider)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/me"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&provider)
+        .await;
+    let probe_url = format!("{}/me", provider.uri());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().to_owned();
+    let outputs = tokio::task::spawn_blocking(move || {
+        let data = root.join("data");
+        let data_arg = data.to_str().expect("utf-8 path");
+        let run = |args: &[&str], stdin: &str| stepwise_in(&root, args, stdin);
+        let created = run(
+            &["tenants", "create", "default", "--data-dir", data_arg],
+            "",
+        );
+        assert!(created.status.success(), "{}", text(&created.stderr));
+        for (name, token) in [("good", "good-canary"), ("revoked", "revoked-canary")] {
+            let connection = run(
+                &[
+                    "connections",
+                    "create",
+                    name,
+                    "--integration",
+                    "generic",
+                    "--kind",
+                    "bearer",
+                    "--probe-url",
+                    &probe_url,
+                    "--data-dir",
+                    data_arg,
+                ],
+                token,
+            );
+            assert!(connection.status.success(), "{}", text(&connection.stderr));
+        }
+        let test = |name: &str| {
+            run(
+                &[
+                    "connections",
+                    "test",
+                    name,
+                    "--allow-private-networks",
+                    "--data-dir",
+                    data_arg,
+                ],
+                "",
+            )
+        };
+        let guarded = run(&["connections", "test", "good", "--data-dir", data_arg], "");
+        let (good, revoked) = (test("good"), test("revoked"));
+        let listed = run(&["connections", "list", "--data-dir", data_arg], "");
+        (guarded, good, revoked, listed)
+    })
+    .await
+    .expect("commands");
+    let (guarded, good, revoked, listed) = outputs;
+    assert!(
+        !guarded.status.success(),
+        "the SSRF guard stays on by default"
+    );
+    assert!(
+        text(&guarded.stdout).contains("FAILED"),
+        "{}",
+        text(&guarded.stdout)
+    );
+    assert!(
+        good.status.success(),
+        "{}{}",
+        text(&good.stdout),
+        text(&good.stderr)
+    );
+    assert!(
+        text(&good.stdout).starts_with("ok\tHTTP 200\t"),
+        "{}",
+        text(&good.stdout)
+    );
+    assert_eq!(revoked.status.code(), Some(1), "{}", text(&revoked.stderr));
+    let out = text(&revoked.stdout);
+    assert!(
+        out.starts_with("FAILED\t") && out.contains("is needs_reauth"),
+        "{out}"
+    );
+    let list = text(&listed.stdout);
+    assert!(
+        list.lines()
+            .any(|line| line.starts_with("revoked\t") && line.contains("needs_reauth")),
+        "{list}"
+    );
+    assert!(
+        list.lines()
+            .any(|line| line.starts_with("good\t") && line.contains("\tconnected\t")),
+        "{list}"
+    );
+    for output in [&guarded, &good, &revoked, &listed] {
+        assert!(!contains(&output.stdout, "canary") && !contains(&output.stderr, "canary"));
+    }
+}

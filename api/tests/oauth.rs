@@ -324,14 +324,17 @@ async fn full_flow_against_oauth2_mock_server() {
                         "client_secret": CLIENT_SECRET,
                         "scopes": ["openid", "profile"],
                         "auth_method": "client_secret_basic",
-                        "authorize_url": format!("{url}/authorize"),
-                        "token_url": format!("{url}/token"),
-                        "revoke_url": format!("{url}/revoke"),
+                        // Every endpoint comes from the server's OpenID metadata.
+                        "issuer": url,
                     })
                     .to_string(),
                 )
                 .await;
-            app.expect_json(created, StatusCode::CREATED).await;
+            let created = app.expect_json(created, StatusCode::CREATED).await;
+            assert_eq!(created["issuer"], url.as_str(), "{created:#}");
+            assert_eq!(created["authorize_url"], format!("{url}/authorize"));
+            assert_eq!(created["token_url"], format!("{url}/token"));
+            assert_eq!(created["revoke_url"], format!("{url}/revoke"));
             let connection = app
                 .post_json(
                     "/api/v1/connections",
@@ -369,6 +372,10 @@ async fn full_flow_against_oauth2_mock_server() {
             assert_eq!(stored["status"], "connected", "{stored:#}");
             assert!(stored["expires_at"].is_i64(), "{stored:#}");
             assert!(stored["scopes"].as_array().is_some_and(|s| !s.is_empty()));
+            // `generic` has no built-in probe: the test shows the token can be obtained.
+            let tested = test_connection(&app, "idp").await;
+            assert_eq!(tested["ok"], true, "{tested:#}");
+            assert_eq!(tested["connection_status"], "connected");
 
             let exchange = &provider.events("token", 1).await[0];
             assert_eq!(exchange["grant_type"], "authorization_code");
@@ -414,6 +421,321 @@ async fn full_flow_against_oauth2_mock_server() {
                 panic!("not bearer")
             };
             assert_eq!(revoked[1]["token"], latest_access.expose());
+            app
+        }
+    })
+    .await;
+}
+
+/// `POST /api/v1/connections/{name}/test`: `200` with the verdict.
+async fn test_connection(app: &TestApp, name: &str) -> Value {
+    let response = app
+        .post_json(&format!("/api/v1/connections/{name}/test"), "")
+        .await;
+    app.expect_json(response, StatusCode::OK).await
+}
+
+async fn create(app: &TestApp, path: &str, body: Value) {
+    let response = app.post_json(path, &body.to_string()).await;
+    app.expect_json(response, StatusCode::CREATED).await;
+}
+
+#[tokio::test]
+async fn connection_tests_probe_each_provider_through_the_chain() {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let provider = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/user"))
+        .and(header("authorization", "Bearer gh-good-canary"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"login": "octocat"})))
+        .mount(&provider)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/user"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(json!({"message": "Bad credentials"})),
+        )
+        .mount(&provider)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/auth.test"))
+        .and(header("authorization", "Bearer xoxb-good-canary"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "team": "T1"})))
+        .mount(&provider)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/auth.test"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "invalid_auth"})),
+        )
+        .mount(&provider)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/health"))
+        .and(header("x-api-key", "generic-key-canary"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&provider)
+        .await;
+    let base = provider.uri();
+    // Nothing listens on port 1 of the loopback address: connection refused.
+    let unreachable = "http://127.0.0.1:1";
+
+    for_each_backend(|app| {
+        let base = base.clone();
+        async move {
+            for (integration, base_url) in [
+                ("github", base.clone()),
+                ("slack", format!("{base}/api")),
+                ("stripe", unreachable.to_owned()),
+            ] {
+                create(
+                    &app,
+                    "/api/v1/oauth-apps",
+                    json!({"integration": integration, "client_id": "cid", "base_url": base_url}),
+                )
+                .await;
+            }
+            for (name, integration, token) in [
+                ("gh", "github", "gh-good-canary"),
+                ("gh-revoked", "github", "gh-revoked-canary"),
+                ("sl", "slack", "xoxb-good-canary"),
+                ("sl-revoked", "slack", "xoxb-revoked-canary"),
+                ("st", "stripe", "sk-test-canary"),
+                ("plain", "generic", "plain-canary"),
+            ] {
+                create(
+                    &app,
+                    "/api/v1/connections",
+                    json!({"name": name, "integration": integration, "kind": "bearer", "token": token}),
+                )
+                .await;
+            }
+            create(
+                &app,
+                "/api/v1/connections",
+                json!({"name": "probed", "integration": "generic", "kind": "api_key",
+                       "api_key": "generic-key-canary", "probe_url": format!("{base}/health")}),
+            )
+            .await;
+            // TLS settings are checked at creation; the key never comes back.
+            for (body, field) in [
+                (json!({"client_cert": "-----BEGIN CERTIFICATE-----"}), "client_key"),
+                (json!({"client_cert": "not pem", "client_key": "key-canary"}), "PEM"),
+                (json!({"tls_min": "1.1"}), "tls_min"),
+            ] {
+                let mut new = json!({"name": "tls", "integration": "generic", "kind": "bearer", "token": "t"});
+                new.as_object_mut().expect("object").extend(body.as_object().expect("object").clone());
+                let refused = app.post_json("/api/v1/connections", &new.to_string()).await;
+                let refused = app.expect_error(refused, StatusCode::BAD_REQUEST, "invalid_input").await;
+                let message = refused["error"]["message"].as_str().unwrap_or_default();
+                assert!(message.contains(field) && !message.contains("canary"), "{message}");
+            }
+            let oauth_cert = app
+                .post_json(
+                    "/api/v1/connections",
+                    &json!({"name": "tls", "integration": "github", "kind": "oauth2",
+                            "client_cert": "-----BEGIN CERTIFICATE-----", "client_key": "k"})
+                    .to_string(),
+                )
+                .await;
+            app.expect_error(oauth_cert, StatusCode::BAD_REQUEST, "invalid_input").await;
+            create(
+                &app,
+                "/api/v1/connections",
+                json!({"name": "legacy", "integration": "generic", "kind": "bearer", "token": "t", "tls_min": "1.2"}),
+            )
+            .await;
+            let legacy = app.expect_json(app.get("/api/v1/connections/legacy").await, StatusCode::OK).await;
+            assert_eq!((legacy["tls_min"].clone(), legacy["has_client_cert"].clone()), (json!("1.2"), json!(false)));
+            let bad_probe = app
+                .post_json(
+                    "/api/v1/connections",
+                    &json!({"name": "bad", "integration": "generic", "kind": "bearer",
+                            "token": "t", "probe_url": "ftp://example.com"})
+                    .to_string(),
+                )
+                .await;
+            app.expect_error(bad_probe, StatusCode::BAD_REQUEST, "invalid_input").await;
+
+            let mut bodies = Vec::new();
+            let gh = test_connection(&app, "gh").await;
+            assert_eq!(gh["ok"], true, "[{}] {gh:#}", app.backend);
+            assert_eq!(gh["status"], 200, "{gh:#}");
+            assert!(gh["latency_ms"].is_u64(), "{gh:#}");
+            assert_eq!(gh["connection_status"], "connected");
+            bodies.push(gh);
+
+            // A bearer token cannot be refreshed: the 401 stands, the connection needs new
+            // credentials.
+            let revoked = test_connection(&app, "gh-revoked").await;
+            assert_eq!(revoked["ok"], false, "{revoked:#}");
+            assert!(revoked["message"].as_str().unwrap_or_default().contains("401"), "{revoked:#}");
+            assert_eq!(revoked["connection_status"], "needs_reauth", "{revoked:#}");
+            let stored = app.expect_json(app.get("/api/v1/connections/gh-revoked").await, StatusCode::OK).await;
+            assert_eq!(stored["status"], "needs_reauth");
+            assert!(stored["status_reason"].as_str().unwrap_or_default().contains("refused"), "{stored:#}");
+            bodies.push(revoked);
+
+            let slack = test_connection(&app, "sl").await;
+            assert_eq!((slack["ok"].clone(), slack["status"].clone()), (json!(true), json!(200)), "{slack:#}");
+            bodies.push(slack);
+            // HTTP 200 with `ok: false` is a failure, and `invalid_auth` means revoked.
+            let slack_revoked = test_connection(&app, "sl-revoked").await;
+            assert_eq!(slack_revoked["ok"], false, "{slack_revoked:#}");
+            assert_eq!(slack_revoked["status"], 200);
+            assert!(slack_revoked["message"].as_str().unwrap_or_default().contains("invalid_auth"));
+            assert_eq!(slack_revoked["connection_status"], "needs_reauth");
+            bodies.push(slack_revoked);
+
+            // Unreachable: a failure, but the credentials are not to blame.
+            let stripe = test_connection(&app, "st").await;
+            assert_eq!(stripe["ok"], false, "{stripe:#}");
+            assert_eq!(stripe["status"], Value::Null);
+            assert!(stripe["message"].as_str().unwrap_or_default().contains("127.0.0.1:1"), "{stripe:#}");
+            assert_eq!(stripe["connection_status"], "connected");
+            bodies.push(stripe);
+
+            let probed = test_connection(&app, "probed").await;
+            assert_eq!((probed["ok"].clone(), probed["status"].clone()), (json!(true), json!(204)), "{probed:#}");
+            bodies.push(probed);
+            // No probe for `generic` without `probe_url`: only the credentials are checked.
+            let plain = test_connection(&app, "plain").await;
+            assert_eq!(plain["ok"], true, "{plain:#}");
+            assert_eq!(plain["status"], Value::Null);
+            assert!(plain["message"].as_str().unwrap_or_default().contains("probe_url"));
+            bodies.push(plain);
+            for body in &bodies {
+                let text = body.to_string();
+                assert!(!text.contains("canary"), "a credential leaked: {text}");
+            }
+
+            // Another tenant's connection, and no connection at all, are 404.
+            let (_, other_key) = app.engine.create_tenant("other").await.expect("tenant");
+            let foreign = app
+                .client
+                .post(app.url("/api/v1/connections/gh/test"))
+                .bearer_auth(&other_key)
+                .send()
+                .await
+                .expect("send");
+            app.expect_error(foreign, StatusCode::NOT_FOUND, "not_found").await;
+            let missing = app.post_json("/api/v1/connections/nope/test", "").await;
+            app.expect_error(missing, StatusCode::NOT_FOUND, "not_found").await;
+            app
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn discovery_follows_rfc_8414_paths_and_checks_the_issuer() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let server = MockServer::start().await;
+    let base = server.uri();
+    let document = |issuer: &str| {
+        json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/auth"),
+            "token_endpoint": format!("{issuer}/token"),
+            "revocation_endpoint": format!("{issuer}/revoke"),
+            "token_endpoint_auth_methods_supported": ["client_secret_post"],
+        })
+    };
+    // RFC 8414 path insertion for an issuer with a path; the OpenID document under it must
+    // not be used while the RFC 8414 one exists.
+    Mock::given(method("GET"))
+        .and(path("/.well-known/oauth-authorization-server/tenant-a"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(document(&format!("{base}/tenant-a"))),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/tenant-a/.well-known/openid-configuration"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(document("https://wrong.example")))
+        .mount(&server)
+        .await;
+    // Only OpenID Discovery's appended form.
+    Mock::given(method("GET"))
+        .and(path("/realm/.well-known/openid-configuration"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(document(&format!("{base}/realm"))))
+        .mount(&server)
+        .await;
+    // A document naming another issuer.
+    Mock::given(method("GET"))
+        .and(path("/.well-known/oauth-authorization-server/spoofed"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(document("https://evil.example")))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/meta.json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(document(&format!("{base}/custom"))))
+        .mount(&server)
+        .await;
+
+    for_each_backend(|app| {
+        let base = base.clone();
+        async move {
+            let create = |body: Value| {
+                let app = &app;
+                async move { app.post_json("/api/v1/oauth-apps", &body.to_string()).await }
+            };
+            let issuer = format!("{base}/tenant-a");
+            let created = create(json!({"name": "a", "integration": "generic", "client_id": "c",
+                                        "issuer": issuer, "token_url": "https://override.example/token"}))
+                .await;
+            let created = app.expect_json(created, StatusCode::CREATED).await;
+            assert_eq!(created["issuer"], issuer.as_str());
+            assert_eq!(created["authorize_url"], format!("{issuer}/auth"));
+            assert_eq!(created["token_url"], "https://override.example/token", "explicit wins");
+            assert_eq!(created["revoke_url"], format!("{issuer}/revoke"));
+            assert_eq!(created["auth_method"], "client_secret_post", "from the metadata");
+            let stored = app.expect_json(app.get("/api/v1/oauth-apps/a").await, StatusCode::OK).await;
+            assert_eq!(stored, created);
+
+            let realm = format!("{base}/realm");
+            let created = create(json!({"name": "r", "integration": "generic", "client_id": "c",
+                                        "issuer": realm, "auth_method": "basic"}))
+                .await;
+            let created = app.expect_json(created, StatusCode::CREATED).await;
+            assert_eq!(created["token_url"], format!("{realm}/token"));
+            assert_eq!(created["auth_method"], "client_secret_basic", "explicit wins");
+
+            let direct = create(json!({"name": "d", "integration": "generic", "client_id": "c",
+                                       "discovery_url": format!("{base}/meta.json")}))
+                .await;
+            let direct = app.expect_json(direct, StatusCode::CREATED).await;
+            assert_eq!(direct["issuer"], format!("{base}/custom"));
+            let mismatched = create(json!({"name": "m", "integration": "generic", "client_id": "c",
+                                           "issuer": "https://other.example",
+                                           "discovery_url": format!("{base}/meta.json")}))
+                .await;
+            app.expect_error(mismatched, StatusCode::BAD_REQUEST, "invalid_input").await;
+
+            let spoofed = create(json!({"name": "s", "integration": "generic", "client_id": "c",
+                                        "issuer": format!("{base}/spoofed")}))
+                .await;
+            let body = app.expect_error(spoofed, StatusCode::BAD_REQUEST, "invalid_input").await;
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("evil.example"), "{message}");
+
+            let missing = create(json!({"name": "n", "integration": "generic", "client_id": "c",
+                                        "issuer": format!("{base}/nothing")}))
+                .await;
+            let body = app.expect_error(missing, StatusCode::BAD_REQUEST, "invalid_input").await;
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("no authorization server metadata") && message.contains("404"), "{message}");
+            assert!(message.contains("/.well-known/openid-configuration/nothing"), "{message}");
+            let bad = create(json!({"name": "b", "integration": "generic", "client_id": "c",
+                                    "issuer": "https://idp.example/?tenant=1"}))
+                .await;
+            app.expect_error(bad, StatusCode::BAD_REQUEST, "invalid_input").await;
+            let listed = app.expect_json(app.get("/api/v1/oauth-apps").await, StatusCode::OK).await;
+            assert_eq!(listed["items"].as_array().map(Vec::len), Some(3), "nothing stored on failure");
             app
         }
     })

@@ -216,6 +216,13 @@ fn cases() -> Vec<Case> {
             None,
             NotFound,
         ),
+        case(
+            post(),
+            "/api/v1/connections/{name}/test",
+            "/api/v1/connections/gh/test",
+            None,
+            NotFound,
+        ),
         case(get(), "/api/v1/sources", "/api/v1/sources", None, EmptyList),
         case(
             post(),

@@ -33,7 +33,7 @@ pub use db::{Backend, Database};
 pub(crate) fn crash_point(name: &str) {
     fail::fail_point!(name, |_| std::process::abort());
 }
-pub use connections::ConnectionDeleted;
+pub use connections::{ConnectionDeleted, ConnectionTest};
 pub use engine::{Engine, RunEvent, RunObserver};
 pub use error::EngineError;
 pub use runtime::{Runtime, RuntimeOptions};

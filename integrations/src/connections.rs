@@ -7,6 +7,7 @@ use reqwest::RequestBuilder;
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 
 use crate::error::ActionError;
+use crate::http::TlsOptions;
 use crate::secrets::SecretValue;
 
 /// The credentials a request carries for a connection. Debug output shows no secret.
@@ -95,4 +96,10 @@ pub trait ConnectionProvider: Send + Sync {
         tenant_id: &str,
         connection: &str,
     ) -> Result<Option<String>, ActionError>;
+
+    /// The TLS settings of `connection`: its client certificate (mutual TLS) and its lowest
+    /// TLS version. By default none: the client's roots and TLS 1.3 minimum.
+    async fn tls(&self, _tenant_id: &str, _connection: &str) -> Result<TlsOptions, ActionError> {
+        Ok(TlsOptions::default())
+    }
 }

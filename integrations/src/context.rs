@@ -137,6 +137,13 @@ impl ActionContext {
             .await
     }
 
+    /// The TLS settings (client certificate, lowest version) of the tenant's connection `name`.
+    pub async fn connection_tls(&self, name: &str) -> Result<crate::http::TlsOptions, ActionError> {
+        self.connections()?
+            .tls(&self.invocation.tenant_id, name)
+            .await
+    }
+
     /// Fresh credentials after the provider answered 401 to `rejected` (retry once with them).
     pub async fn refresh_connection_auth(
         &self,

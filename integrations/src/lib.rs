@@ -7,6 +7,7 @@ pub mod connections;
 pub mod context;
 pub mod error;
 pub mod http;
+pub mod probe;
 pub mod providers;
 pub mod ratelimit;
 pub mod redact;

@@ -44,10 +44,34 @@ pub struct ProviderSpec {
     pub auth_method: ClientAuthMethod,
     /// Joins scopes in the authorization request (Slack wants commas).
     pub scope_separator: &'static str,
+    /// The cheap authenticated request a connection test sends; `None` when the integration
+    /// has none (a connection may configure its own `probe_url`).
+    pub probe: Option<ProbeSpec>,
+}
+
+/// A cheap authenticated request that shows whether a connection's credentials work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeSpec {
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    /// Appended to the API base URL.
+    pub path: &'static str,
+    pub check: ProbeCheck,
+}
+
+/// How a probe's answer is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeCheck {
+    /// A 2xx status is success.
+    Status,
+    /// A 2xx status whose JSON body says `"ok": true` (Slack's Web API envelope).
+    OkField,
 }
 
 /// GitHub, Slack and Stripe revoke tokens through their own APIs rather than RFC 7009, so they
-/// have no `revoke_url` by default.
+/// have no `revoke_url` by default. Their probes are the cheapest authenticated reads: GitHub's
+/// authenticated user, Slack's `auth.test` (HTTP 200 with `ok: false` when the token is bad)
+/// and Stripe's balance.
 const PROVIDERS: &[ProviderSpec] = &[
     ProviderSpec {
         name: "github",
@@ -57,6 +81,11 @@ const PROVIDERS: &[ProviderSpec] = &[
         base_url: Some("https://api.github.com"),
         auth_method: ClientAuthMethod::ClientSecretPost,
         scope_separator: " ",
+        probe: Some(ProbeSpec {
+            method: "GET",
+            path: "/user",
+            check: ProbeCheck::Status,
+        }),
     },
     ProviderSpec {
         name: "slack",
@@ -66,6 +95,11 @@ const PROVIDERS: &[ProviderSpec] = &[
         base_url: Some("https://slack.com/api"),
         auth_method: ClientAuthMethod::ClientSecretBasic,
         scope_separator: ",",
+        probe: Some(ProbeSpec {
+            method: "POST",
+            path: "/auth.test",
+            check: ProbeCheck::OkField,
+        }),
     },
     ProviderSpec {
         name: "stripe",
@@ -75,6 +109,11 @@ const PROVIDERS: &[ProviderSpec] = &[
         base_url: Some("https://api.stripe.com"),
         auth_method: ClientAuthMethod::ClientSecretPost,
         scope_separator: " ",
+        probe: Some(ProbeSpec {
+            method: "GET",
+            path: "/v1/balance",
+            check: ProbeCheck::Status,
+        }),
     },
     ProviderSpec {
         name: "generic",
@@ -84,6 +123,7 @@ const PROVIDERS: &[ProviderSpec] = &[
         base_url: None,
         auth_method: ClientAuthMethod::ClientSecretBasic,
         scope_separator: " ",
+        probe: None,
     },
 ];
 

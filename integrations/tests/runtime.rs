@@ -146,6 +146,7 @@ fn policy(threshold: u32, cool_down: Duration, max_attempts: u32) -> Integration
             window: Duration::from_secs(60),
             cool_down,
         },
+        tls_min: None,
     }
 }
 

@@ -18,6 +18,7 @@ mod m20261203_000002_dashboard_sessions;
 mod m20261203_000003_runs_by_trigger;
 mod m20261203_000004_retention;
 mod m20261204_000001_workflow_enabled;
+mod m20261204_000002_connection_settings;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000003_runs_by_trigger::Migration),
             Box::new(m20261203_000004_retention::Migration),
             Box::new(m20261204_000001_workflow_enabled::Migration),
+            Box::new(m20261204_000002_connection_settings::Migration),
         ]
     }
 }

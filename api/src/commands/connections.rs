@@ -1,4 +1,4 @@
-//! `oauth-apps create|list|delete` and `connections create|list|delete`.
+//! `oauth-apps create|list|delete` and `connections create|list|delete|test`.
 
 use std::process::ExitCode;
 
@@ -8,8 +8,8 @@ use stepwise_engine::store::connections::{ConnectionKind, NewConnection};
 use stepwise_engine::store::oauth_apps::NewOAuthApp;
 use stepwise_integrations::SecretValue;
 
-use super::secrets::{open, read_stdin, tenant};
-use crate::cli::{ConnectionsCommand, OauthAppsCommand};
+use super::secrets::{open, open_reaching, read_stdin, tenant};
+use crate::cli::{ConnectionsCommand, CreateOauthApp, OauthAppsCommand};
 
 /// Errors a person can fix are shown as they are; others get context.
 fn user_error<T>(result: Result<T, EngineError>, what: &str) -> anyhow::Result<T> {
@@ -26,20 +26,23 @@ fn user_error<T>(result: Result<T, EngineError>, what: &str) -> anyhow::Result<T
 
 pub async fn oauth_apps(command: OauthAppsCommand) -> anyhow::Result<ExitCode> {
     match command {
-        OauthAppsCommand::Create {
-            integration,
-            client_id,
-            name,
-            scopes,
-            auth_method,
-            authorize_url,
-            token_url,
-            revoke_url,
-            base_url,
-            public_client,
-            tenant: tenant_arg,
-            database,
-        } => {
+        OauthAppsCommand::Create(arguments) => {
+            let CreateOauthApp {
+                integration,
+                client_id,
+                name,
+                scopes,
+                auth_method,
+                authorize_url,
+                token_url,
+                revoke_url,
+                base_url,
+                issuer,
+                discovery_url,
+                public_client,
+                tenant: tenant_arg,
+                database,
+            } = *arguments;
             let client_secret = if public_client {
                 None
             } else {
@@ -61,6 +64,8 @@ pub async fn oauth_apps(command: OauthAppsCommand) -> anyhow::Result<ExitCode> {
                         token_url,
                         revoke_url,
                         base_url,
+                        issuer,
+                        discovery_url,
                     },
                 )
                 .await;
@@ -119,6 +124,7 @@ pub async fn connections(command: ConnectionsCommand) -> anyhow::Result<ExitCode
             oauth_app,
             api_key_header,
             username,
+            probe_url,
             tenant: tenant_arg,
             database,
         } => {
@@ -136,6 +142,10 @@ pub async fn connections(command: ConnectionsCommand) -> anyhow::Result<ExitCode
                 token: None,
                 username,
                 password: None,
+                probe_url,
+                client_cert: None,
+                client_key: None,
+                tls_min: None,
             };
             match kind {
                 ConnectionKind::Oauth2 => {}
@@ -215,6 +225,33 @@ pub async fn connections(command: ConnectionsCommand) -> anyhow::Result<ExitCode
                 "Deleted connection `{name}` of tenant `{}`{revoked}.",
                 tenant.name
             );
+        }
+        ConnectionsCommand::Test {
+            name,
+            allow_private_networks,
+            tenant: tenant_arg,
+            database,
+        } => {
+            let engine =
+                open_reaching(&database, &database.master_key(), allow_private_networks).await?;
+            let tenant = tenant(&engine, &tenant_arg).await?;
+            let tested = engine.test_connection(&tenant.id, &name).await;
+            engine.database().close().await;
+            let tested = user_error(tested, "test the connection")?;
+            let report = &tested.report;
+            let status = report
+                .status
+                .map_or_else(|| "-".to_owned(), |status| status.to_string());
+            println!(
+                "{}\tHTTP {status}\t{} ms\t{}\nconnection `{name}` is {}",
+                if report.ok { "ok" } else { "FAILED" },
+                report.latency_ms,
+                report.message,
+                tested.connection_status.as_str()
+            );
+            if !report.ok {
+                return Ok(ExitCode::FAILURE);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -20,10 +20,19 @@ pub(super) async fn open(
     database: &DatabaseArgs,
     keys: &MasterKeySettings,
 ) -> anyhow::Result<Engine> {
+    open_reaching(database, keys, false).await
+}
+
+/// [`open`], with outbound requests (connection tests) allowed to private networks or not.
+pub(super) async fn open_reaching(
+    database: &DatabaseArgs,
+    keys: &MasterKeySettings,
+    allow_private_networks: bool,
+) -> anyhow::Result<Engine> {
     let url = database
         .resolve()
         .context("cannot create the data directory")?;
-    open_engine(&url, keys, false, &MetricsRegistry::new())
+    open_engine(&url, keys, allow_private_networks, &MetricsRegistry::new())
         .await
         .with_context(|| format!("cannot open {}", redact_url(&url)))
 }

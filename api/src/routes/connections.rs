@@ -1,10 +1,11 @@
-//! Per-tenant connections: list, create, get, delete (which revokes OAuth tokens). Secrets go
-//! in and never come back; an OAuth 2.0 connection answers with the URL that authorizes it.
+//! Per-tenant connections: list, create, get, delete (which revokes OAuth tokens), test.
+//! Secrets go in and never come back; an OAuth 2.0 connection answers with the URL that
+//! authorizes it.
 
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
-use stepwise_engine::ConnectionDeleted;
 use stepwise_engine::store::connections::{ConnectionInfo, ConnectionKind, NewConnection};
+use stepwise_engine::{ConnectionDeleted, ConnectionTest};
 use utoipa::ToSchema;
 
 use crate::auth::Authenticated;
@@ -134,4 +135,28 @@ pub async fn delete(
         .call(move |engine| async move { engine.delete_connection(&tenant.id, &name).await })
         .await?;
     Ok(web::Json(deleted))
+}
+
+/// `200 OK` with `{"ok", "status", "message", "latency_ms", "connection_status"}` whatever the
+/// verdict (`status` is the probe's HTTP status, `null` when none arrived), or 404.
+#[utoipa::path(
+    post,
+    path = "/api/v1/connections/{name}/test",
+    tag = "connections",
+    params(("name" = String, Path, description = "The connection's name.")),
+    responses(
+        (status = 200, description = "The probe's verdict (testConnection): an authenticated request to the provider through the integration chain. Refused credentials mark the connection `needs_reauth`.", body = ConnectionTest),
+        (status = 404, description = "`not_found`: the tenant has no such connection.", body = ErrorBody),
+    )
+)]
+pub async fn test(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    name: web::Path<String>,
+) -> Result<web::Json<ConnectionTest>, ApiError> {
+    let name = name.into_inner();
+    let tested = state
+        .call(move |engine| async move { engine.test_connection(&tenant.id, &name).await })
+        .await?;
+    Ok(web::Json(tested))
 }

@@ -157,6 +157,7 @@ pub fn configure(config: &mut web::ServiceConfig, webhook_max_bytes: usize) -> V
             "/api/v1/connections/{name}",
             [get(connections::get), delete(connections::delete)],
         )
+        .resource("/api/v1/connections/{name}/test", [post(connections::test)])
         .resource(
             "/api/v1/sources",
             [get(sources::list), post(sources::create)],

@@ -1,11 +1,12 @@
 //! OAuth 2.0 for connections: the authorization-code flow with `state` and PKCE S256
-//! ([`authorize`], [`complete`]), RFC 7009 revocation ([`revoke`]) and the token manager
-//! ([`tokens`]).
+//! ([`authorize`], [`complete`]), RFC 7009 revocation ([`revoke`]), the token manager
+//! ([`tokens`]) and authorization server metadata discovery ([`discovery`]).
 //!
 //! A `state` is 128 random bits, single use, bound to its tenant and connection and valid for
 //! [`STATE_TTL_MS`]; only its SHA-256 is stored, next to the sealed PKCE verifier.
 
 pub mod client;
+pub mod discovery;
 pub mod tokens;
 
 use oauth2::{AuthorizationCode, CsrfToken, PkceCodeChallenge, PkceCodeVerifier, TokenResponse};

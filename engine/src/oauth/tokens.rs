@@ -18,7 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use oauth2::RefreshToken;
 use sea_orm::DatabaseConnection;
-use stepwise_integrations::http::HttpClient;
+use stepwise_integrations::http::{ClientIdentity, HttpClient, TlsOptions, TlsVersion};
 use stepwise_integrations::{ActionError, ConnectionAuth, ConnectionProvider, SecretValue};
 
 use super::client::{TokenEndpoint, TokenFailure, app_client, classify};
@@ -137,6 +137,35 @@ impl TokenManager {
             Err(EngineError::NotFound(_)) => Ok(None),
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// The connection's TLS settings: its client certificate (the key opened from the vault)
+    /// and its lowest TLS version.
+    pub async fn tls(&self, tenant_id: &str, name: &str) -> Result<TlsOptions, TokenError> {
+        let row = connections::find(&self.db, tenant_id, name)
+            .await?
+            .ok_or_else(|| connections::not_found(name))?;
+        let min_version = row.tls_min.as_deref().and_then(TlsVersion::parse);
+        let Some(certificate) = &row.client_cert else {
+            return Ok(TlsOptions {
+                min_version,
+                identity: None,
+            });
+        };
+        let failed = |message: String| TokenError::Failed {
+            connection: name.to_owned(),
+            message,
+        };
+        let connection = connections::connection(&self.vault, &row).await?;
+        let key = connection
+            .credentials
+            .client_key
+            .ok_or_else(|| failed("its client key is missing".into()))?;
+        let identity = ClientIdentity::new(&row.id, certificate, &key).map_err(failed)?;
+        Ok(TlsOptions {
+            min_version,
+            identity: Some(identity),
+        })
     }
 
     /// After a 401 for `rejected`: a refreshed token, unless a sibling already replaced it.
@@ -388,5 +417,9 @@ impl ConnectionProvider for TokenManager {
         connection: &str,
     ) -> Result<Option<String>, ActionError> {
         Ok(TokenManager::base_url(self, tenant_id, connection).await?)
+    }
+
+    async fn tls(&self, tenant_id: &str, connection: &str) -> Result<TlsOptions, ActionError> {
+        Ok(TokenManager::tls(self, tenant_id, connection).await?)
     }
 }

@@ -15,6 +15,7 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 use stepwise_integrations::SecretValue;
+use stepwise_integrations::http::{ClientIdentity, TlsVersion};
 use zeroize::Zeroize;
 
 use super::entities::connection;
@@ -106,6 +107,20 @@ pub struct NewConnection {
     /// For `basic`.
     #[serde(default)]
     pub password: Option<SecretValue>,
+    /// What a connection test requests (GET, with the connection's credentials) instead of
+    /// the integration's built-in probe; the only way to test a `generic` one at the provider.
+    #[serde(default)]
+    pub probe_url: Option<String>,
+    /// Client certificate (PEM, chain first) presented for mutual TLS; with `client_key`.
+    /// Not for `oauth2` connections.
+    #[serde(default)]
+    pub client_cert: Option<String>,
+    /// The client certificate's private key (PEM); sealed with the other secret fields.
+    #[serde(default)]
+    pub client_key: Option<SecretValue>,
+    /// The lowest TLS version the provider may use: `"1.2"` or `"1.3"` (the default).
+    #[serde(default)]
+    pub tls_min: Option<String>,
 }
 
 /// A connection as listed: never a secret.
@@ -123,6 +138,9 @@ pub struct ConnectionInfo {
     pub expires_at: Option<i64>,
     pub username: Option<String>,
     pub api_key_header: Option<String>,
+    pub probe_url: Option<String>,
+    pub has_client_cert: bool,
+    pub tls_min: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -134,6 +152,8 @@ pub struct Credentials {
     pub refresh_token: Option<SecretValue>,
     pub api_key: Option<SecretValue>,
     pub password: Option<SecretValue>,
+    /// The private key of the connection's client certificate (PEM).
+    pub client_key: Option<SecretValue>,
 }
 
 /// The sealed plaintext: JSON of the present fields. Wiped on drop.
@@ -147,6 +167,8 @@ struct StoredCredentials {
     api_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_key: Option<String>,
 }
 
 impl Drop for StoredCredentials {
@@ -156,6 +178,7 @@ impl Drop for StoredCredentials {
             &mut self.refresh_token,
             &mut self.api_key,
             &mut self.password,
+            &mut self.client_key,
         ]
         .into_iter()
         .flatten()
@@ -205,6 +228,9 @@ fn info(row: &connection::Model) -> Result<ConnectionInfo, EngineError> {
         expires_at: row.expires_at,
         username: row.username.clone(),
         api_key_header: row.api_key_header.clone(),
+        probe_url: row.probe_url.clone(),
+        has_client_cert: row.client_cert.is_some(),
+        tls_min: row.tls_min.clone(),
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
@@ -222,6 +248,7 @@ async fn seal(
         refresh_token: expose(&credentials.refresh_token),
         api_key: expose(&credentials.api_key),
         password: expose(&credentials.password),
+        client_key: expose(&credentials.client_key),
     };
     let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(&stored)?);
     Ok(Sealed::from(
@@ -256,6 +283,7 @@ async fn open(vault: &Vault, row: &connection::Model) -> Result<Credentials, Eng
         refresh_token: reveal(&stored.refresh_token),
         api_key: reveal(&stored.api_key),
         password: reveal(&stored.password),
+        client_key: reveal(&stored.client_key),
     })
 }
 
@@ -309,6 +337,15 @@ fn refuse(present: bool, field: &str, kind: ConnectionKind) -> Result<(), Engine
         )));
     }
     Ok(())
+}
+
+fn check_probe_url(url: &str) -> Result<(), EngineError> {
+    match oauth2::url::Url::parse(url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => Ok(()),
+        _ => Err(EngineError::InvalidInput(
+            "`probe_url` must be an absolute http(s) URL".into(),
+        )),
+    }
 }
 
 /// Creates a connection. An `oauth2` one starts as `needs_reauth` until it is authorized; the
@@ -381,6 +418,31 @@ pub async fn create(
     if kind != ConnectionKind::Oauth2 {
         refuse(new.oauth_app.is_some(), "oauth_app", kind)?;
     }
+    if let Some(url) = &new.probe_url {
+        check_probe_url(url)?;
+    }
+    if let Some(text) = &new.tls_min
+        && TlsVersion::parse(text).is_none()
+    {
+        return Err(EngineError::InvalidInput(
+            "`tls_min` must be \"1.2\" or \"1.3\"".into(),
+        ));
+    }
+    match (&new.client_cert, new.client_key) {
+        (None, None) => {}
+        (Some(certificate), Some(key)) => {
+            // OAuth tokens are rewritten on every refresh, which would drop the key.
+            refuse(kind == ConnectionKind::Oauth2, "client_cert", kind)?;
+            let key = required(Some(key), "client_key", kind)?;
+            ClientIdentity::validate(certificate, &key).map_err(EngineError::InvalidInput)?;
+            credentials.client_key = Some(key);
+        }
+        _ => {
+            return Err(EngineError::InvalidInput(
+                "`client_cert` and `client_key` go together".into(),
+            ));
+        }
+    }
     let id = uuid::Uuid::now_v7().to_string();
     let (status, reason, sealed) = if kind == ConnectionKind::Oauth2 {
         (
@@ -425,6 +487,9 @@ pub async fn create(
         refresh_lease_until: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        probe_url: Set(new.probe_url),
+        client_cert: Set(new.client_cert),
+        tls_min: Set(new.tls_min),
     }
     .insert(&tx)
     .await?;
@@ -551,6 +616,25 @@ pub async fn store_tokens(
     let result = update.exec(&tx).await?;
     tx.commit().await?;
     Ok(result.rows_affected > 0)
+}
+
+/// Sets the connection's status and its reason (a connection test's verdict).
+pub async fn set_status(
+    db: &DatabaseConnection,
+    connection_id: &str,
+    status: ConnectionStatus,
+    reason: Option<&str>,
+) -> Result<(), EngineError> {
+    let tx = begin_write(db).await?;
+    connection::Entity::update_many()
+        .col_expr(connection::Column::Status, Expr::value(status.as_str()))
+        .col_expr(connection::Column::StatusReason, Expr::value(reason))
+        .col_expr(connection::Column::UpdatedAt, Expr::value(now_ms()))
+        .filter(connection::Column::Id.eq(connection_id))
+        .exec(&tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Takes the refresh lease of the connection until `until` (epoch ms) when nobody holds an

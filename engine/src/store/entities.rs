@@ -352,6 +352,7 @@ pub mod oauth_app {
         pub ciphertext: Option<Vec<u8>>,
         pub created_at: i64,
         pub updated_at: i64,
+        pub issuer: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -393,6 +394,11 @@ pub mod connection {
         pub refresh_lease_until: Option<i64>,
         pub created_at: i64,
         pub updated_at: i64,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub probe_url: Option<String>,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub client_cert: Option<String>,
+        pub tls_min: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -49,6 +49,13 @@ pub struct NewOAuthApp {
     pub revoke_url: Option<String>,
     #[serde(default)]
     pub base_url: Option<String>,
+    /// The authorization server's issuer identifier: endpoints not given are discovered from
+    /// its RFC 8414 / OpenID metadata when the app is created.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// The metadata document's URL, when it is not at the issuer's well-known locations.
+    #[serde(default)]
+    pub discovery_url: Option<String>,
 }
 
 /// An app as listed: effective endpoints (overrides, else the provider's), never the secret.
@@ -65,6 +72,8 @@ pub struct OAuthAppInfo {
     pub token_url: Option<String>,
     pub revoke_url: Option<String>,
     pub base_url: Option<String>,
+    /// Set when the endpoints were discovered from the issuer's metadata.
+    pub issuer: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -118,6 +127,7 @@ fn info(row: &oauth_app::Model) -> Result<OAuthAppInfo, EngineError> {
         token_url: row.token_url.clone().or_else(|| default(|s| s.token_url)),
         revoke_url: row.revoke_url.clone().or_else(|| default(|s| s.revoke_url)),
         base_url: row.base_url.clone().or_else(|| default(|s| s.base_url)),
+        issuer: row.issuer.clone(),
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
@@ -139,7 +149,9 @@ fn not_found(name: &str) -> EngineError {
     EngineError::NotFound(format!("OAuth app `{name}` not found"))
 }
 
-/// Creates an app; [`EngineError::Conflict`] when the tenant has one of that name.
+/// Creates an app; [`EngineError::Conflict`] when the tenant has one of that name. Endpoints
+/// are stored as given: `Engine::create_oauth_app` fills them from the issuer's metadata
+/// first (`discovery_url` is read only there).
 pub async fn create(
     db: &DatabaseConnection,
     vault: &Vault,
@@ -157,6 +169,7 @@ pub async fn create(
     })?;
     let name = new.name.clone().unwrap_or_else(|| new.integration.clone());
     validate_slug("OAuth app", &name).map_err(EngineError::InvalidInput)?;
+
     if new.client_id.trim().is_empty() {
         return Err(EngineError::InvalidInput(
             "`client_id` must not be empty".into(),
@@ -231,6 +244,7 @@ pub async fn create(
         ciphertext: Set(sealed.ciphertext),
         created_at: Set(now),
         updated_at: Set(now),
+        issuer: Set(new.issuer),
     }
     .insert(&tx)
     .await?;

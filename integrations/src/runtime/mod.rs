@@ -44,8 +44,8 @@ use crate::connections::ConnectionAuth;
 use crate::context::ActionContext;
 use crate::error::ActionError;
 use crate::http::{
-    HttpClient, SendFailure, build_request, classify_transport_error, display_url,
-    error_for_status, is_retryable_status, retry_after,
+    HttpClient, SendFailure, TlsOptions, TlsVersion, build_request, classify_transport_error,
+    display_url, error_for_status, is_retryable_status, retry_after,
 };
 use crate::ratelimit::{ProviderProfile, parse_with_body};
 use circuit::{Admission, Circuit, CircuitConfig, CircuitState, Verdict};
@@ -64,6 +64,9 @@ pub struct IntegrationPolicy {
     pub rate_limit: RateLimitMode,
     pub retry: RetryPolicy,
     pub circuit: CircuitConfig,
+    /// The lowest TLS version this integration's servers may use; `None` keeps the client's
+    /// (TLS 1.3). A connection's own `tls_min` wins.
+    pub tls_min: Option<TlsVersion>,
 }
 
 impl IntegrationPolicy {
@@ -81,6 +84,7 @@ impl IntegrationPolicy {
             rate_limit,
             retry: RetryPolicy::default(),
             circuit: CircuitConfig::default(),
+            tls_min: None,
         }
     }
 }
@@ -262,6 +266,10 @@ impl Inner {
         let request = build_request(request)?;
         let state = self.call_state(ctx, integration, action, connection, &request);
         let mut auth: Option<ConnectionAuth> = None;
+        let mut tls = TlsOptions {
+            min_version: state.policy.tls_min,
+            identity: None,
+        };
         let mut refreshed = false;
         let mut attempt = 0;
         let mut retries = 0;
@@ -274,6 +282,11 @@ impl Inner {
             }
             if let (Some(name), None) = (&state.connection, &auth) {
                 auth = Some(ctx.connection_auth(name).await?);
+                let own = ctx.connection_tls(name).await?;
+                tls = TlsOptions {
+                    min_version: own.min_version.or(state.policy.tls_min),
+                    identity: own.identity,
+                };
             }
             let mut sent = request.try_clone().ok_or_else(|| {
                 ActionError::Permanent("a streamed request body cannot be sent again".into())
@@ -283,7 +296,7 @@ impl Inner {
                 sent.headers_mut().insert(name, value);
             }
 
-            let result = self.exchange(&state, attempt, sent).await;
+            let result = self.exchange(&state, attempt, sent, &tls).await;
             let now = Utc::now();
             let (failure, last) = match result {
                 Ok(response) => {
@@ -521,12 +534,13 @@ impl Inner {
         state: &CallState<'_>,
         attempt: u32,
         request: Request,
+        tls: &TlsOptions,
     ) -> Result<IntegrationResponse, SendFailure> {
         let invocation = state.ctx.invocation();
         let method = request.method().clone();
         let target = display_url(request.url());
         let started = Instant::now();
-        let result = match self.http.execute(request).await {
+        let result = match self.http.execute_with(request, tls).await {
             Ok(response) => self.read(response).await,
             Err(failure) => Err(failure),
         };
