@@ -17,6 +17,7 @@ mod m20261203_000001_run_coordination;
 mod m20261203_000002_dashboard_sessions;
 mod m20261203_000003_runs_by_trigger;
 mod m20261203_000004_retention;
+mod m20261204_000001_rate_limit_buckets;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000002_dashboard_sessions::Migration),
             Box::new(m20261203_000003_runs_by_trigger::Migration),
             Box::new(m20261203_000004_retention::Migration),
+            Box::new(m20261204_000001_rate_limit_buckets::Migration),
         ]
     }
 }
