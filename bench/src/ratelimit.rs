@@ -36,9 +36,14 @@ pub struct Settings {
     pub windows: u64,
     /// The bucket's wait after a stated reset before it assumes the quota refilled.
     pub reset_grace: Duration,
+    /// Requests kept back per window.
+    pub reserve: u64,
     /// Steps each engine executes at once.
     pub concurrency: usize,
 }
+
+/// Windows spent learning the quota (see [`Efficiency::full`]).
+const LEARNING: usize = 2;
 
 /// What the provider saw in one window.
 #[derive(Debug, Default, Clone, Copy)]
@@ -56,12 +61,14 @@ pub struct Efficiency {
 }
 
 impl Efficiency {
-    /// The windows between the first (learning the limit) and the last (cut short by the end
-    /// of the work).
+    /// The windows after learning and before the last (cut short by the end of the work).
+    /// Learning takes two: the first request lands somewhere in a window, and in the next (the
+    /// first full one) the limit arrives with requests already in flight and the reset tells
+    /// the window's length.
     pub fn full(&self) -> &[Window] {
         match self.windows.len() {
-            0..=2 => &[],
-            len => &self.windows[1..len - 1],
+            0..=LEARNING => &[],
+            len => &self.windows[LEARNING..len - 1],
         }
     }
 
@@ -79,11 +86,11 @@ impl Efficiency {
             .fold(f64::INFINITY, f64::min)
     }
 
-    /// 429s in the first window, and in every later one.
+    /// 429s while learning, and after.
     pub fn rejected(&self) -> (u64, u64) {
-        let first = self.windows.first().map_or(0, |w| w.rejected);
-        let later = self.windows.iter().skip(1).map(|w| w.rejected).sum();
-        (first, later)
+        let learning = self.windows.iter().take(LEARNING).map(|w| w.rejected).sum();
+        let later = self.windows.iter().skip(LEARNING).map(|w| w.rejected).sum();
+        (learning, later)
     }
 }
 
@@ -109,7 +116,7 @@ pub async fn bench(
             Engine::open_with_keys(
                 &database.url,
                 Arc::new(Registry::builtin()),
-                services(settings.reset_grace)?,
+                services(settings.reset_grace, settings.reserve)?,
                 keys.clone(),
             )
             .await
@@ -165,6 +172,7 @@ pub async fn bench(
             runs.push(started.map_err(|error| anyhow::anyhow!("starting a run: {error}"))?);
         }
         let mut succeeded = 0;
+        let mut reported = false;
         let deadline = Duration::from_secs(settings.window.as_secs() * settings.windows * 3 + 60);
         for run_id in &runs {
             let run = tokio::time::timeout(deadline, engine.wait_for_run(&tenant.id, run_id))
@@ -173,6 +181,10 @@ pub async fn bench(
                 .map_err(|error| anyhow::anyhow!("waiting for a run: {error}"))?;
             if run.summary.status == RunStatus::Succeeded {
                 succeeded += 1;
+            } else if !reported {
+                reported = true;
+                let errors: Vec<_> = run.steps.iter().filter_map(|s| s.error.clone()).collect();
+                eprintln!("a run ended {:?}: {errors:?}", run.summary.status);
             }
         }
         anyhow::Ok((runs.len(), succeeded))
@@ -195,9 +207,10 @@ pub async fn bench(
 }
 
 /// `http.request` reads the generic headers, with the reset grace scaled to the short windows
-/// (the default second suits windows of a minute or more). On Postgres the engine replaces the
-/// in-memory buckets with its shared store.
-fn services(reset_grace: Duration) -> Result<Arc<ActionServices>> {
+/// (the default second suits windows of a minute or more) and `reserve` requests kept back (at
+/// tens of requests per second a couple are still on their way when a window ends). On
+/// Postgres the engine replaces the in-memory buckets with its shared store.
+fn services(reset_grace: Duration, reserve: u64) -> Result<Arc<ActionServices>> {
     let http = HttpClient::new(HttpConfig {
         allow_private_networks: true,
         ..HttpConfig::default()
@@ -205,6 +218,7 @@ fn services(reset_grace: Duration) -> Result<Arc<ActionServices>> {
     let policy = IntegrationPolicy {
         rate_limit: RateLimitMode::Learned(ProviderProfile {
             reset_grace,
+            min_reserve: reserve,
             ..ProviderProfile::generic()
         }),
         ..IntegrationPolicy::builtin(HTTP_INTEGRATION)
