@@ -12,7 +12,7 @@ use stepwise_workflows::{Workflow, parse_workflow};
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
-use crate::db::Database;
+use crate::db::{Backend, Database};
 use crate::error::EngineError;
 use crate::executor::Applied;
 use crate::ingest_cache::IngestCache;
@@ -21,6 +21,7 @@ use crate::oauth::tokens::TokenManager;
 use crate::starts::{RunRequest, Starts};
 use crate::status::{RunStatus, StepStatus};
 use crate::store::now_ms;
+use crate::store::rate_limits::DatabaseBuckets;
 use crate::store::run_state::{RunState, parse_item_id};
 use crate::store::runs::{NewRun, Page, RunDetail, RunFilter, RunSummary};
 use crate::store::secrets::{RewrapReport, SecretInfo, SecretWritten};
@@ -261,8 +262,16 @@ impl Engine {
             worker_name.clone(),
         ));
         // Actions reach connections through their context; the token manager serves them.
-        let services = Arc::new(ActionServices::clone(&services).with_connections(tokens.clone()));
+        let mut services = ActionServices::clone(&services).with_connections(tokens.clone());
         let backend = db.backend();
+        // Every process on a Postgres database paces one quota per bucket; SQLite has one
+        // process, whose in-memory buckets are exact and cost no write per request.
+        if backend == Backend::Postgres {
+            services.runtime = services
+                .runtime
+                .with_buckets(Arc::new(DatabaseBuckets::new(&db)));
+        }
+        let services = Arc::new(services);
         // The committer tasks hold the engine weakly: they end when it is dropped.
         let inner = Arc::new_cyclic(|weak| EngineInner {
             starts: Starts::spawn(weak.clone(), backend),

@@ -44,6 +44,8 @@ struct FixedWindowProvider {
     /// Accepted requests per window, in order.
     windows: Vec<u64>,
     rejected: u64,
+    /// The index in `windows` of every rejection.
+    rejected_in: Vec<usize>,
 }
 
 impl FixedWindowProvider {
@@ -55,6 +57,7 @@ impl FixedWindowProvider {
             end: None,
             windows: Vec::new(),
             rejected: 0,
+            rejected_in: Vec::new(),
         }
     }
 
@@ -76,6 +79,7 @@ impl FixedWindowProvider {
         let used = *self.windows.last().unwrap();
         let status = if used >= self.n {
             self.rejected += 1;
+            self.rejected_in.push(self.windows.len() - 1);
             StatusCode::TOO_MANY_REQUESTS
         } else {
             *self.windows.last_mut().unwrap() += 1;
@@ -208,6 +212,49 @@ fn scheduled_windows_with_floored_resets_never_429() {
 fn ietf_delta_windows_never_429_and_use_95_percent() {
     fixed_window_case(100, 60, Style::IetfDelta, 0, 8);
     fixed_window_case(1000, 60, Style::IetfDelta, 250, 6);
+}
+
+/// `X-RateLimit-*` without a window length (the generic profile knows none): the bucket refills
+/// at the stated reset, and the next window's responses arrive while the requests granted
+/// since are still in flight. Their count must not hand the window out a second time, a late
+/// 429 from the window before must not empty it, and the window's length is learned from the
+/// resets. This client has no bound on requests in flight, so the first two full windows are
+/// spent learning: in the first, the generic seed (10 per second) has more requests in flight
+/// when the first count arrives than the reserve absorbs; in the second, until its first
+/// response states the reset, the bucket refills continuously at the seed rate.
+#[test]
+fn windows_of_unknown_length_never_429_once_learned_and_use_95_percent() {
+    for (n, window_secs, style, latency_ms) in [
+        (100, 60, Style::ScheduleEpochFloor, 150),
+        (100, 60, Style::GitHubEpoch, 400),
+        (40, 10, Style::ScheduleEpochFloor, 250),
+    ] {
+        let mut provider = FixedWindowProvider::new(n, window_secs, style);
+        drive(
+            &ProviderProfile::generic(),
+            |at| provider.respond(at),
+            TimeDelta::seconds(window_secs) * 8,
+            ms(latency_ms),
+        );
+        let windows = &provider.windows;
+        eprintln!(
+            "{style:?} n={n} window={window_secs}s latency={latency_ms}ms: {windows:?}, 429s in {:?}",
+            provider.rejected_in
+        );
+        assert!(
+            provider.rejected_in.iter().all(|index| *index <= 2),
+            "429s after the second full window: {windows:?}, 429s in {:?}",
+            provider.rejected_in
+        );
+        let later = &windows[3..windows.len() - 1];
+        assert!(later.len() >= 4, "windows {windows:?}");
+        for used in later {
+            assert!(
+                *used as f64 >= 0.95 * n as f64,
+                "used {used} of {n} in windows {windows:?}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -19,6 +19,7 @@ mod m20261203_000003_runs_by_trigger;
 mod m20261203_000004_retention;
 mod m20261204_000001_workflow_enabled;
 mod m20261204_000002_connection_settings;
+mod m20261204_000003_rate_limit_buckets;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000004_retention::Migration),
             Box::new(m20261204_000001_workflow_enabled::Migration),
             Box::new(m20261204_000002_connection_settings::Migration),
+            Box::new(m20261204_000003_rate_limit_buckets::Migration),
         ]
     }
 }

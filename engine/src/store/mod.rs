@@ -4,6 +4,7 @@ pub mod connections;
 pub mod entities;
 pub mod oauth_apps;
 pub mod outbox;
+pub mod rate_limits;
 pub mod run_state;
 pub mod runs;
 pub mod schedules;

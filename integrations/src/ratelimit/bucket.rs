@@ -11,6 +11,8 @@ use super::{ProviderProfile, RateLimitObservation};
 /// A reset stated within this of the one we hold is the same window (delta-seconds resets
 /// jitter by a second from one response to the next).
 const SAME_WINDOW_TOLERANCE: TimeDelta = TimeDelta::seconds(2);
+/// Resets stated closer together than this teach no window length (a provider moving its reset).
+const MIN_LEARNED_WINDOW: Duration = Duration::from_secs(1);
 /// Float slack when comparing token counts.
 const EPSILON: f64 = 1e-9;
 
@@ -22,7 +24,8 @@ const EPSILON: f64 = 1e-9;
 ///   length is known (policy `w`, profile default), requests are paced on a straight line that
 ///   spends the quota minus the reserve evenly over the window, at most `burst_fraction` of the
 ///   capacity ahead of it. After a reset the next one is projected one
-///   window later until a response says otherwise.
+///   window later until a response says otherwise. A window length no profile or policy gives
+///   is learned from the distance between the resets stated for consecutive windows.
 /// - **leaky** (no reset: Shopify, HubSpot, the profile seed for Slack/Stripe): tokens refill
 ///   continuously at `capacity / window` (or the seed rate) up to `capacity`.
 ///
@@ -36,7 +39,9 @@ const EPSILON: f64 = 1e-9;
 /// Observations may lag requests already granted (in flight): within one window the bucket keeps
 /// the smaller of its own count and the provider's `remaining`; a new window (a reset more than
 /// 2 s later than the one held) adopts the provider's count; a response about a window already
-/// refilled is ignored. The reserve absorbs requests in flight when a count is adopted.
+/// refilled is ignored. A window the bucket refilled itself without knowing its length counts
+/// from the refill, so the first reset stated in it starts no new window. The reserve absorbs
+/// requests in flight when a count is adopted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Bucket {
     capacity: f64,
@@ -52,6 +57,13 @@ pub struct Bucket {
     /// When a fixed window was last refilled; responses about earlier resets are stale.
     #[serde(default)]
     refilled_at: Option<DateTime<Utc>>,
+    /// The first reset stated for the latest window, to learn the window's length from the next.
+    #[serde(default)]
+    stated_reset: Option<DateTime<Utc>>,
+    /// Whether `window` was learned from stated resets (not given by the profile or a policy),
+    /// so a shorter distance between resets may still correct it.
+    #[serde(default)]
+    window_learned: bool,
     /// Whether a provider count has been seen (before that, the seed is a guess).
     synced: bool,
     reserve_fraction: f64,
@@ -74,6 +86,8 @@ impl Bucket {
             clock: now,
             tat: now,
             refilled_at: None,
+            stated_reset: None,
+            window_learned: false,
             synced: false,
             reserve_fraction: if profile.reserve_fraction.is_finite() {
                 profile.reserve_fraction.clamp(0.0, 1.0)
@@ -196,22 +210,33 @@ impl Bucket {
             .filter(|w| !w.is_zero())
         {
             self.window = Some(window);
+            self.window_learned = false;
             self.refill_per_sec = sane_rate(self.capacity / window.as_secs_f64(), self.capacity);
         }
+        // A response from a window this bucket has already refilled (it was in flight across
+        // the reset): its count, reset and rejection are stale.
+        let grace = self.reset_grace.as_secs_f64();
+        let stale = observation.reset_at.is_some_and(|reset| {
+            plus_seconds(reset, grace) <= self.clock
+                || self.refilled_at.is_some_and(|refilled| reset < refilled)
+        });
         if let Some(remaining) = observation.remaining {
             let remaining = remaining as f64;
-            let grace = self.reset_grace.as_secs_f64();
             match observation.reset_at {
-                // A response from a window this bucket has already refilled (it was in flight
-                // across the reset): its count and reset are stale.
-                Some(reset)
-                    if plus_seconds(reset, grace) <= self.clock
-                        || self.refilled_at.is_some_and(|refilled| reset < refilled) => {}
+                Some(_) if stale => {}
                 Some(reset) if reset > now => {
+                    // A window of unknown length that this bucket refilled itself has no
+                    // reset yet; the first one stated is that window's, and the requests
+                    // granted since the refill (some not yet counted) are its own count.
+                    let refilled_unstated = self.reset_at.is_none() && self.refilled_at.is_some();
                     let new_window = !self.synced
-                        || self
-                            .reset_at
-                            .is_none_or(|held| reset > held + SAME_WINDOW_TOLERANCE);
+                        || (!refilled_unstated
+                            && self
+                                .reset_at
+                                .is_none_or(|held| reset > held + SAME_WINDOW_TOLERANCE));
+                    if new_window || refilled_unstated {
+                        self.learn_window(reset);
+                    }
                     // Stated resets are rounded up and measured from when the response
                     // arrived, so within one window the earliest is the closest to the truth.
                     if new_window {
@@ -219,7 +244,7 @@ impl Bucket {
                         self.reset_at = Some(reset);
                     } else {
                         self.tokens = self.tokens.min(remaining);
-                        self.reset_at = self.reset_at.map(|held| held.min(reset));
+                        self.reset_at = Some(self.reset_at.map_or(reset, |held| held.min(reset)));
                     }
                     self.synced = true;
                 }
@@ -236,9 +261,29 @@ impl Bucket {
             }
             self.capacity = self.capacity.max(remaining).max(1.0);
         }
-        if observation.rejected {
+        if observation.rejected && !stale {
             self.tokens = self.tokens.min(0.0);
         }
+    }
+
+    /// Learns the window's length as the distance between the first resets stated for two
+    /// consecutive windows, unless the profile or a policy gave it. Windows that start with the
+    /// first request after an idle gap (GitHub) make that distance longer than the window, so
+    /// the shortest one seen wins; a projected reset is only used until a response states one.
+    fn learn_window(&mut self, reset: DateTime<Utc>) {
+        let distance = self
+            .stated_reset
+            .and_then(|previous| (reset - previous).to_std().ok())
+            .filter(|distance| *distance >= MIN_LEARNED_WINDOW);
+        if let Some(distance) = distance
+            && (self.window.is_none() || self.window_learned)
+        {
+            let window = self.window.map_or(distance, |held| held.min(distance));
+            self.window = Some(window);
+            self.window_learned = true;
+            self.refill_per_sec = sane_rate(self.capacity / window.as_secs_f64(), self.capacity);
+        }
+        self.stated_reset = Some(reset);
     }
 
     /// Moves the state forward to `t`: refills, and starts the next fixed window once the reset

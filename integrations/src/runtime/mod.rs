@@ -21,8 +21,9 @@
 //!
 //! Retried attempts go through the circuit and the scheduler again, so retries spend (and are
 //! paced by) the same quota, and a circuit that opens mid-call stops the retries. Every
-//! response's rate-limit headers are fed back to the scheduler. Circuits and (with
-//! [`InMemoryBuckets`]) buckets live in this process's memory: each process keeps its own.
+//! response's rate-limit headers are fed back to the scheduler. Circuits live in this process's
+//! memory; buckets live where the [`BucketStore`] keeps them: [`InMemoryBuckets`] per process,
+//! the engine's store in Postgres, shared by every process.
 
 pub mod circuit;
 pub mod metrics;
@@ -173,7 +174,7 @@ struct Inner {
     http: HttpClient,
     config: RuntimeConfig,
     buckets: Arc<dyn BucketStore>,
-    circuits: Mutex<HashMap<CircuitKey, Circuit>>,
+    circuits: Arc<Mutex<HashMap<CircuitKey, Circuit>>>,
     metrics: RuntimeMetrics,
 }
 
@@ -208,10 +209,25 @@ impl IntegrationRuntime {
                 http,
                 config,
                 buckets,
-                circuits: Mutex::default(),
+                circuits: Arc::default(),
                 metrics: RuntimeMetrics::register(metrics)?,
             }),
         })
+    }
+
+    /// The same runtime (client, settings, circuits, metrics) keeping its buckets in `buckets`:
+    /// on Postgres the engine installs its shared store this way.
+    pub fn with_buckets(&self, buckets: Arc<dyn BucketStore>) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                http: inner.http.clone(),
+                config: inner.config.clone(),
+                buckets,
+                circuits: inner.circuits.clone(),
+                metrics: inner.metrics.clone(),
+            }),
+        }
     }
 
     /// The HTTP client underneath, for building requests (and for the engine's own OAuth

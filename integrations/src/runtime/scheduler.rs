@@ -1,6 +1,8 @@
 //! The rate-limit scheduler's storage: one [`Bucket`] per connection (or per tenant and
 //! integration, or per tenant and host for plain `http`), behind the async [`BucketStore`] so
-//! the engine can share buckets across processes. [`InMemoryBuckets`] keeps them per process.
+//! the engine can share buckets across processes (its Postgres store). [`InMemoryBuckets`]
+//! keeps them per process. Every store applies the same pure rules, [`acquire_in`] and
+//! [`observe_in`], to the slot it loads and writes back atomically.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -85,10 +87,18 @@ impl InMemoryBuckets {
         Self::default()
     }
 
-    fn buckets(&self) -> std::sync::MutexGuard<'_, HashMap<BucketKey, Bucket>> {
-        self.buckets
+    /// Runs `change` on `key`'s slot under the lock.
+    fn with_slot<T>(&self, key: &BucketKey, change: impl FnOnce(&mut Option<Bucket>) -> T) -> T {
+        let mut buckets = self
+            .buckets
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut slot = buckets.remove(key);
+        let result = change(&mut slot);
+        if let Some(bucket) = slot {
+            buckets.insert(key.clone(), bucket);
+        }
+        result
     }
 }
 
@@ -101,15 +111,7 @@ impl BucketStore for InMemoryBuckets {
         now: DateTime<Utc>,
         max_wait: Duration,
     ) -> Result<Acquisition, ActionError> {
-        let mut buckets = self.buckets();
-        let bucket = match (buckets.get_mut(key), mode) {
-            (Some(bucket), _) => bucket,
-            (None, RateLimitMode::Learned(_)) => return Ok(Acquisition::SendAt(now)),
-            (None, RateLimitMode::Seeded(profile)) => buckets
-                .entry(key.clone())
-                .or_insert_with(|| Bucket::new(profile, now)),
-        };
-        Ok(book(bucket, now, max_wait))
+        Ok(self.with_slot(key, |slot| acquire_in(slot, mode, now, max_wait)))
     }
 
     async fn observe(
@@ -119,15 +121,43 @@ impl BucketStore for InMemoryBuckets {
         observation: &RateLimitObservation,
         now: DateTime<Utc>,
     ) -> Result<(), ActionError> {
-        let mut buckets = self.buckets();
-        if let Some(bucket) = buckets.get_mut(key) {
-            bucket.observe(observation, now);
-        } else if matches!(mode, RateLimitMode::Seeded(_)) || carries_limits(observation) {
-            let mut bucket = Bucket::new(mode.profile(), now);
-            bucket.observe(observation, now);
-            buckets.insert(key.clone(), bucket);
-        }
+        self.with_slot(key, |slot| observe_in(slot, mode, observation, now));
         Ok(())
+    }
+}
+
+/// Books the next request on `key`'s bucket (`None`: the key has none yet, and gets one when
+/// `mode` is seeded). The one booking rule of every [`BucketStore`]: a store loads the slot,
+/// calls this and writes the slot back atomically.
+pub fn acquire_in(
+    slot: &mut Option<Bucket>,
+    mode: &RateLimitMode,
+    now: DateTime<Utc>,
+    max_wait: Duration,
+) -> Acquisition {
+    let bucket = match (slot, mode) {
+        (Some(bucket), _) => bucket,
+        (slot @ None, RateLimitMode::Seeded(profile)) => slot.insert(Bucket::new(profile, now)),
+        (None, RateLimitMode::Learned(_)) => return Acquisition::SendAt(now),
+    };
+    book(bucket, now, max_wait)
+}
+
+/// Folds a response into `key`'s bucket; a learned key gets one when the response first
+/// states a limit. The observing counterpart of [`acquire_in`].
+pub fn observe_in(
+    slot: &mut Option<Bucket>,
+    mode: &RateLimitMode,
+    observation: &RateLimitObservation,
+    now: DateTime<Utc>,
+) {
+    match slot {
+        Some(bucket) => bucket.observe(observation, now),
+        None if matches!(mode, RateLimitMode::Seeded(_)) || carries_limits(observation) => {
+            slot.insert(Bucket::new(mode.profile(), now))
+                .observe(observation, now);
+        }
+        None => {}
     }
 }
 
