@@ -114,6 +114,15 @@ pub struct RunFilter {
 
 /// The smallest UUIDv7 text with timestamp `ms`: run ids are UUIDv7, so a creation-time range
 /// is an id range, served by the same (tenant, …, id) indexes as the keyset pagination.
+/// The Unix millisecond a UUIDv7 carries.
+fn id_millis(id: &uuid::Uuid) -> Option<i64> {
+    let (seconds, nanos) = id.get_timestamp()?.to_unix();
+    i64::try_from(seconds)
+        .ok()?
+        .checked_mul(1000)?
+        .checked_add(i64::from(nanos / 1_000_000))
+}
+
 fn id_floor(ms: i64) -> String {
     let ms = ms.clamp(0, (1 << 48) - 1) as u64;
     format!(
@@ -152,8 +161,11 @@ fn summary(row: &run::Model) -> Result<RunSummary, EngineError> {
 /// flushes it), with the tasks of its root steps, due now.
 pub fn create(new: NewRun<'_>) -> (RunState, Vec<(StepTask, i64)>) {
     let definition = &new.workflow.definition;
-    let now = now_ms();
-    let run_id = uuid::Uuid::now_v7().to_string();
+    let id = uuid::Uuid::now_v7();
+    // The run's creation time is its id's own millisecond, so the time-range filters (which
+    // bound the id) agree with `created_at` even when the clock ticks between the two reads.
+    let now = id_millis(&id).unwrap_or_else(now_ms);
+    let run_id = id.to_string();
     let run = run::Model {
         id: run_id.clone(),
         tenant_id: new.tenant_id.to_owned(),
@@ -485,7 +497,17 @@ pub async fn active_children(
 
 #[cfg(test)]
 mod id_floor_tests {
-    use super::id_floor;
+    use super::{id_floor, id_millis};
+
+    #[test]
+    fn a_run_is_created_in_its_ids_millisecond() {
+        for _ in 0..1000 {
+            let id = uuid::Uuid::now_v7();
+            let ms = id_millis(&id).expect("a v7 id has a timestamp");
+            assert!(id_floor(ms) <= id.to_string());
+            assert!(id.to_string() < id_floor(ms + 1));
+        }
+    }
 
     #[test]
     fn id_floors_order_like_uuidv7_ids() {
