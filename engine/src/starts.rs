@@ -16,8 +16,9 @@ use crate::db::Backend;
 use crate::engine::EngineInner;
 use crate::error::EngineError;
 use crate::executor::Applied;
+use crate::ingest_cache::VerifyingSource;
 use crate::store::runs::NewRun;
-use crate::store::webhooks::{self as webhook_store, NewDelivery, Source};
+use crate::store::webhooks::{self as webhook_store, NewDelivery};
 use crate::store::workflows::VersionRef;
 use crate::webhooks::TRIGGER_KIND as WEBHOOK_TRIGGER;
 
@@ -36,7 +37,7 @@ pub(crate) struct RunRequest {
 
 /// A verified webhook delivery and the workflow versions it starts (with their inputs).
 pub(crate) struct DeliveryRequest {
-    pub source: Source,
+    pub source: Arc<VerifyingSource>,
     pub delivery_id: Option<String>,
     pub event: Option<String>,
     pub trigger: Value,
@@ -338,7 +339,7 @@ impl EngineInner {
         let Some(row_id) = webhook_store::insert_delivery(
             tx,
             NewDelivery {
-                source: &request.source,
+                source: &request.source.source,
                 delivery_id: request.delivery_id.as_deref(),
                 event_type: request.event.as_deref(),
             },
@@ -346,7 +347,8 @@ impl EngineInner {
         .await?
         else {
             let id = request.delivery_id.as_deref().unwrap_or_default();
-            let run_ids = webhook_store::delivery_runs(tx, &request.source.info.id, id).await?;
+            let run_ids =
+                webhook_store::delivery_runs(tx, &request.source.source.info.id, id).await?;
             return Ok((
                 Started {
                     run_ids,
@@ -362,7 +364,7 @@ impl EngineInner {
                 .start_in(
                     tx,
                     NewRun {
-                        tenant_id: &request.source.tenant_id,
+                        tenant_id: &request.source.source.tenant_id,
                         workflow: version,
                         input: input.clone(),
                         trigger_kind: WEBHOOK_TRIGGER,
@@ -380,8 +382,8 @@ impl EngineInner {
         let woken = self
             .resume_webhook_waits(
                 tx,
-                &request.source.tenant_id,
-                &request.source.info.name,
+                &request.source.source.tenant_id,
+                &request.source.source.info.name,
                 request.event.as_deref(),
                 &request.trigger,
                 &mut resumed,
@@ -390,7 +392,7 @@ impl EngineInner {
         if woken > 0 {
             tracing::debug!(
                 message = "Webhook delivery resumed waiting steps.",
-                source = request.source.info.name,
+                source = request.source.source.info.name,
                 steps = woken,
             );
         }
@@ -412,7 +414,7 @@ impl EngineInner {
 fn delivery_key(work: &Work) -> Option<(&str, &str)> {
     match work {
         Work::Delivery(request) => Some((
-            request.source.info.id.as_str(),
+            request.source.source.info.id.as_str(),
             request.delivery_id.as_deref().unwrap_or_default(),
         )),
         Work::Run(_) => None,

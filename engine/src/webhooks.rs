@@ -252,7 +252,7 @@ impl Engine {
             .inner
             .starts
             .delivery(DeliveryRequest {
-                source: source.clone(),
+                source: verifying.clone(),
                 delivery_id: delivery_id.clone(),
                 event: event.clone(),
                 trigger,
