@@ -44,6 +44,13 @@ pub(crate) struct Awaiting {
     pub(crate) logs: Option<Value>,
 }
 
+/// What a delivery did to the steps waiting on its source.
+pub(crate) struct Resumed {
+    /// Steps that were waiting on the source, matching the delivery or not.
+    pub waiting: usize,
+    pub resumed: usize,
+}
+
 /// A run that ended in the current transaction, with what its end affects.
 pub(crate) struct EndedRun {
     id: String,
@@ -53,6 +60,8 @@ pub(crate) struct EndedRun {
     parent: Option<(String, String)>,
     /// The run was created in the same transaction, by a parent that reads its result itself.
     created_here: bool,
+    /// Nothing names the run (see [`RunState::stands_alone`]): it has no wait and no child.
+    stands_alone: bool,
     result: Result<Value, ActionError>,
 }
 
@@ -65,7 +74,15 @@ impl EndedRun {
             concurrency_key: run.concurrency_key.clone(),
             parent: run.parent_run_id.clone().zip(run.parent_step_id.clone()),
             created_here,
+            stands_alone: false,
             result: child_result(run),
+        }
+    }
+
+    pub(crate) fn standing_alone(self, stands_alone: bool) -> Self {
+        Self {
+            stands_alone,
+            ..self
         }
     }
 }
@@ -116,6 +133,7 @@ impl EngineInner {
             until_ms,
             logs,
         } = awaiting;
+        state.mark_awaits_started();
         match target {
             AwaitTarget::Run {
                 workflow: name,
@@ -251,6 +269,7 @@ impl EngineInner {
         let (child_id, started) = Box::pin(self.start_in(
             tx,
             NewRun {
+                id: &runs::new_run_id().to_string(),
                 tenant_id: &parent.tenant_id,
                 workflow: &version,
                 input,
@@ -264,6 +283,7 @@ impl EngineInner {
                 rerun_of: None,
                 parent: Some((&parent.id, step_row)),
             },
+            None,
         ))
         .await?;
         let ended = started.run_ended.is_some();
@@ -334,7 +354,7 @@ impl EngineInner {
         )?;
         self.follow_up(tx, &mut state, &definition, next, &mut resumed)
             .await?;
-        Box::pin(self.advance(tx, state, &definition, &mut resumed)).await?;
+        Box::pin(self.advance(tx, state, &definition, &mut resumed, None)).await?;
         applied.absorb(resumed);
         Ok(())
     }
@@ -349,9 +369,13 @@ impl EngineInner {
         event: Option<&str>,
         trigger: &Value,
         applied: &mut Applied,
-    ) -> Result<usize, EngineError> {
-        let mut resumed = 0;
-        for wait in waits::on_source(tx, tenant_id, source).await? {
+    ) -> Result<Resumed, EngineError> {
+        let waiting = waits::on_source(tx, tenant_id, source).await?;
+        let mut resumed = Resumed {
+            waiting: waiting.len(),
+            resumed: 0,
+        };
+        for wait in waiting {
             if !crate::webhooks::event_matches(&wait.events, event)
                 || !waits::matches(&wait.matches, trigger)
             {
@@ -366,7 +390,7 @@ impl EngineInner {
                 applied,
             )
             .await?;
-            resumed += 1;
+            resumed.resumed += 1;
         }
         Ok(resumed)
     }
@@ -380,13 +404,15 @@ impl EngineInner {
         ended: EndedRun,
         applied: &mut Applied,
     ) -> Result<(), EngineError> {
-        waits::remove_run(tx, &ended.id).await?;
-        for child in runs::active_children(tx, &ended.id).await? {
-            let message = format!("cancelled: its parent run {} ended", ended.id);
-            if runs::finish(tx, &child, None, RunStatus::Cancelled, Some(message)).await? {
-                applied.cancelled.push(child.clone());
-                let child = runs::find_any(tx, &child).await?;
-                Box::pin(self.after_run_end(tx, EndedRun::of(&child, false), applied)).await?;
+        if !ended.stands_alone {
+            waits::remove_run(tx, &ended.id).await?;
+            for child in runs::active_children(tx, &ended.id).await? {
+                let message = format!("cancelled: its parent run {} ended", ended.id);
+                if runs::finish(tx, &child, None, RunStatus::Cancelled, Some(message)).await? {
+                    applied.cancelled.push(child.clone());
+                    let child = runs::find_any(tx, &child).await?;
+                    Box::pin(self.after_run_end(tx, EndedRun::of(&child, false), applied)).await?;
+                }
             }
         }
         if let Some(key) = &ended.concurrency_key {

@@ -140,7 +140,7 @@ impl EngineInner {
                 run_id: next.id.clone(),
                 status: RunStatus::Running,
             });
-            Box::pin(self.advance(tx, state, &definition, &mut promoted)).await?;
+            Box::pin(self.advance(tx, state, &definition, &mut promoted, None)).await?;
             applied.absorb(promoted);
         }
     }

@@ -22,7 +22,7 @@ use crate::starts::{RunRequest, Starts};
 use crate::status::{RunStatus, StepStatus};
 use crate::store::now_ms;
 use crate::store::rate_limits::DatabaseBuckets;
-use crate::store::run_state::{RunState, parse_item_id};
+use crate::store::run_state::{NewRows, RunState, parse_item_id};
 use crate::store::runs::{NewRun, Page, RunDetail, RunFilter, RunSummary};
 use crate::store::secrets::{RewrapReport, SecretInfo, SecretWritten};
 use crate::store::tenants::Tenant;
@@ -178,6 +178,7 @@ impl EngineInner {
         self: &Arc<Self>,
         tx: &DatabaseTransaction,
         new: NewRun<'_>,
+        new_rows: Option<&mut NewRows>,
     ) -> Result<(String, Applied), EngineError> {
         let definition = new.workflow.definition.clone();
         let trigger_kind = new.trigger_kind.to_owned();
@@ -194,7 +195,8 @@ impl EngineInner {
         };
         // Pure root steps (and the pure steps they make ready) execute right here, in the
         // transaction that creates the run: a run of pure steps never waits for the queue.
-        self.advance(tx, state, &definition, &mut applied).await?;
+        self.advance(tx, state, &definition, &mut applied, new_rows)
+            .await?;
         Ok((run_id, applied))
     }
 
@@ -606,7 +608,7 @@ impl Engine {
             ..Applied::default()
         };
         self.inner
-            .advance(&tx, state, &definition, &mut applied)
+            .advance(&tx, state, &definition, &mut applied, None)
             .await?;
         tx.commit().await?;
         self.inner.emit(RunEvent::Run {

@@ -20,7 +20,7 @@ use crate::machine::{self, StepEvent, StepOutcome};
 use crate::status::{RunStatus, StepStatus};
 use crate::store::entities::{run, step};
 use crate::store::outbox::{self, StepTask};
-use crate::store::run_state::{AttemptEnd, RunState, item_id, parse_item_id};
+use crate::store::run_state::{AttemptEnd, NewRows, RunState, item_id, parse_item_id};
 use crate::store::{now_ms, runs, steps};
 
 /// How often a long-running action checks whether its run was ended elsewhere.
@@ -578,7 +578,8 @@ impl EngineInner {
             tx.rollback().await?;
             return Ok(());
         }
-        self.advance(&tx, state, workflow, &mut applied).await?;
+        self.advance(&tx, state, workflow, &mut applied, None)
+            .await?;
         tx.commit().await?;
         crate::crash_point("step.after_commit");
         if applied.has_queue_work() {
@@ -601,35 +602,41 @@ impl EngineInner {
     ///
     /// A run this transaction creates first goes through `concurrency` admission; a run that
     /// ends here has what follows from its end done here too (see
-    /// [`EngineInner::after_run_end`]).
+    /// [`EngineInner::after_run_end`]). Given `new_rows`, a new run's rows may wait there for
+    /// the batch's one insert instead of being written now (see [`NewRows`]).
     pub(crate) async fn advance(
         self: &Arc<Self>,
         tx: &DatabaseTransaction,
         mut state: RunState,
         workflow: &Workflow,
         applied: &mut Applied,
+        new_rows: Option<&mut NewRows>,
     ) -> Result<(), EngineError> {
         let created_here = state.is_new();
         if created_here && let Some(concurrency) = &workflow.concurrency {
             self.admit(tx, &mut state, workflow, concurrency, applied)
                 .await?;
         }
-        if let Some(ended) = self.advance_chain(tx, state, workflow, applied).await? {
-            self.after_run_end(tx, EndedRun::of(&ended, created_here), applied)
-                .await?;
+        if let Some(ended) = self
+            .advance_chain(tx, state, workflow, applied, new_rows)
+            .await?
+        {
+            self.after_run_end(tx, ended, applied).await?;
         }
         Ok(())
     }
 
     /// [`Self::advance`] without admission and without the consequences of the run's end;
-    /// returns the run's row when it ended.
+    /// returns the run when it ended.
     async fn advance_chain(
         self: &Arc<Self>,
         tx: &DatabaseTransaction,
         mut state: RunState,
         workflow: &Workflow,
         applied: &mut Applied,
-    ) -> Result<Option<run::Model>, EngineError> {
+        new_rows: Option<&mut NewRows>,
+    ) -> Result<Option<EndedRun>, EngineError> {
+        let created_here = state.is_new();
         let mut budget = INLINE_STEP_LIMIT;
         while applied.run_ended.is_none() && budget > 0 {
             let now = now_ms();
@@ -678,9 +685,18 @@ impl EngineInner {
             self.follow_up(tx, &mut state, workflow, next, applied)
                 .await?;
         }
-        let ended = applied.run_ended.is_some().then(|| state.run.clone());
-        state.flush(tx).await?;
-        outbox::insert(tx, &applied.tasks).await?;
+        let ended = applied
+            .run_ended
+            .is_some()
+            .then(|| EndedRun::of(&state.run, created_here).standing_alone(state.stands_alone()));
+        let state = match new_rows {
+            Some(new_rows) => new_rows.take(state, &applied.tasks).err(),
+            None => Some(state),
+        };
+        if let Some(state) = state {
+            state.flush(tx).await?;
+            outbox::insert(tx, &applied.tasks).await?;
+        }
         Ok(ended)
     }
 

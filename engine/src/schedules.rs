@@ -13,7 +13,7 @@ use crate::engine::{Engine, EngineInner};
 use crate::error::EngineError;
 use crate::executor::Applied;
 use crate::store::now_ms;
-use crate::store::runs::NewRun;
+use crate::store::runs::{self, NewRun};
 use crate::store::schedules::{self as store, Due, FireOutcome, ScheduleInfo};
 use crate::store::workflows::VersionRef;
 
@@ -260,6 +260,7 @@ impl EngineInner {
             .start_in(
                 claim.tx,
                 NewRun {
+                    id: &runs::new_run_id().to_string(),
                     tenant_id: &claim.due.row.tenant_id,
                     workflow: version,
                     input,
@@ -268,6 +269,7 @@ impl EngineInner {
                     rerun_of: None,
                     parent: None,
                 },
+                None,
             )
             .await?;
         store::settle_fire(

@@ -1,11 +1,15 @@
 //! Group commit of run starts. `Engine::start_run`, `rerun` and webhook `ingest` hand their
 //! request to a committer task, which applies every request waiting at that moment in one
-//! write transaction, commits once, then answers each caller. A failing request does not fail
-//! its neighbours: the batch is then rolled back and applied again with a savepoint each. The requests that arrive during a commit share
-//! the next one, so run starts per second no longer depend on commit latency; a caller still
-//! gets its run ids only after the commit that holds its runs.
+//! write transaction, commits once, then answers each caller. The requests that arrive during a
+//! commit share the next one, so run starts per second no longer depend on commit latency; a
+//! caller still gets its run ids only after the commit that holds its runs.
+//!
+//! A batch's new runs are inserted together just before the commit, one multi-row statement
+//! per table (see [`NewRows`]). A failing request does not fail its neighbours: the batch is
+//! then rolled back and applied again with a savepoint per request and every row written at
+//! once, so only the failing request is refused.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
 
 use sea_orm::{DatabaseTransaction, TransactionTrait};
@@ -17,7 +21,8 @@ use crate::engine::EngineInner;
 use crate::error::EngineError;
 use crate::executor::Applied;
 use crate::ingest_cache::VerifyingSource;
-use crate::store::runs::NewRun;
+use crate::store::run_state::NewRows;
+use crate::store::runs::{self, NewRun};
 use crate::store::webhooks::{self as webhook_store, NewDelivery};
 use crate::store::workflows::VersionRef;
 use crate::webhooks::TRIGGER_KIND as WEBHOOK_TRIGGER;
@@ -142,8 +147,30 @@ async fn committer(
     }
 }
 
-/// Latest versions read by one transaction, by (tenant, workflow name).
-type Versions = HashMap<(String, String), VersionRef>;
+/// What one transaction of run starts carries from request to request.
+struct Batch {
+    /// Latest versions read, by (tenant, workflow name).
+    versions: HashMap<(String, String), VersionRef>,
+    /// The new runs' rows, inserted together just before the commit. `None` when each request
+    /// has its own savepoint: a request rolled back must take its rows with it.
+    new_rows: Option<NewRows>,
+    /// Sources, by (tenant, name), on which no step was waiting when this transaction looked.
+    sources_without_waits: HashSet<(String, String)>,
+}
+
+impl Batch {
+    fn new(new_rows: Option<NewRows>) -> Self {
+        Self {
+            versions: HashMap::new(),
+            new_rows,
+            sources_without_waits: HashSet::new(),
+        }
+    }
+
+    fn deferred_runs(&self) -> usize {
+        self.new_rows.as_ref().map_or(0, NewRows::runs)
+    }
+}
 
 fn fail_all(batch: Vec<Request>, error: &impl std::fmt::Display) {
     for request in batch {
@@ -169,10 +196,10 @@ impl EngineInner {
             Ok(tx) => tx,
             Err(error) => return fail_all(batch, &error),
         };
-        let mut versions = Versions::new();
+        let mut state = Batch::new(Some(NewRows::default()));
         let mut applied_requests = Vec::with_capacity(batch.len());
         for request in &batch {
-            match self.apply_work(&tx, &mut versions, &request.work).await {
+            match self.apply_work(&tx, &mut state, &request.work).await {
                 Ok(applied) => applied_requests.push(applied),
                 Err(error) if batch.len() == 1 => {
                     // Dropping the transaction rolls it back.
@@ -187,6 +214,12 @@ impl EngineInner {
                     return self.commit_isolated(batch).await;
                 }
             }
+        }
+        if let Some(new_rows) = state.new_rows
+            && new_rows.insert(&tx).await.is_err()
+        {
+            drop(tx);
+            return self.commit_isolated(batch).await;
         }
         let replies = batch.into_iter().map(|request| request.reply);
         if let Err(error) = tx.commit().await {
@@ -210,7 +243,7 @@ impl EngineInner {
             Ok(tx) => tx,
             Err(error) => return fail_all(batch, &error),
         };
-        let mut versions = Versions::new();
+        let mut state = Batch::new(None);
         let mut applied_requests = Vec::with_capacity(batch.len());
         let mut broken = None;
         for request in batch {
@@ -219,7 +252,7 @@ impl EngineInner {
                 continue;
             }
             match self
-                .apply_in_savepoint(&tx, &mut versions, &request.work)
+                .apply_in_savepoint(&tx, &mut state, &request.work)
                 .await
             {
                 Ok(outcome) => applied_requests.push((request.reply, outcome)),
@@ -251,11 +284,11 @@ impl EngineInner {
     async fn apply_in_savepoint(
         self: &Arc<Self>,
         tx: &DatabaseTransaction,
-        versions: &mut Versions,
+        state: &mut Batch,
         work: &Work,
     ) -> Result<Result<(Started, Vec<Applied>), EngineError>, sea_orm::DbErr> {
         let savepoint = tx.begin().await?;
-        let outcome = self.apply_work(&savepoint, versions, work).await;
+        let outcome = self.apply_work(&savepoint, state, work).await;
         match outcome {
             Ok(_) => savepoint.commit().await?,
             Err(_) => savepoint.rollback().await?,
@@ -266,12 +299,12 @@ impl EngineInner {
     async fn apply_work(
         self: &Arc<Self>,
         tx: &DatabaseTransaction,
-        versions: &mut Versions,
+        state: &mut Batch,
         work: &Work,
     ) -> Result<(Started, Vec<Applied>), EngineError> {
         match work {
             Work::Run(request) => {
-                let (run_id, applied) = self.start_run_in(tx, versions, request).await?;
+                let (run_id, applied) = self.start_run_in(tx, state, request).await?;
                 Ok((
                     Started {
                         run_ids: vec![run_id],
@@ -280,18 +313,35 @@ impl EngineInner {
                     vec![applied],
                 ))
             }
-            Work::Delivery(request) => self.accept_delivery(tx, request).await,
+            Work::Delivery(request) => self.accept_delivery(tx, state, request).await,
         }
+    }
+
+    /// [`EngineInner::start_in`] within a batch: the run's rows may wait for the batch's
+    /// insert.
+    async fn start_in_batch(
+        self: &Arc<Self>,
+        tx: &DatabaseTransaction,
+        state: &mut Batch,
+        new: NewRun<'_>,
+    ) -> Result<(String, Applied), EngineError> {
+        let deferred = state.deferred_runs();
+        let started = self.start_in(tx, new, state.new_rows.as_mut()).await?;
+        if state.deferred_runs() == deferred {
+            // A run written at once may have started waiting on a source.
+            state.sources_without_waits.clear();
+        }
+        Ok(started)
     }
 
     async fn start_run_in(
         self: &Arc<Self>,
         tx: &DatabaseTransaction,
-        versions: &mut Versions,
+        state: &mut Batch,
         request: &RunRequest,
     ) -> Result<(String, Applied), EngineError> {
         let key = (request.tenant_id.clone(), request.workflow.clone());
-        let version = match versions.get(&key) {
+        let version = match state.versions.get(&key) {
             Some(version) => version.clone(),
             None => {
                 let version = self
@@ -300,7 +350,7 @@ impl EngineInner {
                     .ok_or_else(|| {
                         EngineError::NotFound(format!("workflow `{}` not found", request.workflow))
                     })?;
-                versions.insert(key, version.clone());
+                state.versions.insert(key, version.clone());
                 version
             }
         };
@@ -314,9 +364,11 @@ impl EngineInner {
             .definition
             .prepare_input(request.input.clone())
             .map_err(|error| EngineError::InvalidInput(error.to_string()))?;
-        self.start_in(
+        self.start_in_batch(
             tx,
+            state,
             NewRun {
+                id: &runs::new_run_id().to_string(),
                 tenant_id: &request.tenant_id,
                 workflow: &version,
                 input,
@@ -334,18 +386,27 @@ impl EngineInner {
     async fn accept_delivery(
         self: &Arc<Self>,
         tx: &DatabaseTransaction,
+        state: &mut Batch,
         request: &DeliveryRequest,
     ) -> Result<(Started, Vec<Applied>), EngineError> {
-        let Some(row_id) = webhook_store::insert_delivery(
+        // The runs' ids are recorded with the delivery, so a copy racing this one answers
+        // with them; they are taken now and the runs created with them below.
+        let run_ids: Vec<String> = request
+            .subscribed
+            .iter()
+            .map(|_| runs::new_run_id().to_string())
+            .collect();
+        let inserted = webhook_store::insert_delivery(
             tx,
             NewDelivery {
                 source: &request.source.source,
                 delivery_id: request.delivery_id.as_deref(),
                 event_type: request.event.as_deref(),
+                run_ids: &run_ids,
             },
         )
-        .await?
-        else {
+        .await?;
+        if !inserted {
             let id = request.delivery_id.as_deref().unwrap_or_default();
             let run_ids =
                 webhook_store::delivery_runs(tx, &request.source.source.info.id, id).await?;
@@ -356,14 +417,15 @@ impl EngineInner {
                 },
                 Vec::new(),
             ));
-        };
-        let mut run_ids = Vec::with_capacity(request.subscribed.len());
+        }
         let mut published = Vec::with_capacity(request.subscribed.len());
-        for (version, input) in &request.subscribed {
-            let (run_id, applied) = self
-                .start_in(
+        for ((version, input), run_id) in request.subscribed.iter().zip(&run_ids) {
+            let (_, applied) = self
+                .start_in_batch(
                     tx,
+                    state,
                     NewRun {
+                        id: run_id,
                         tenant_id: &request.source.source.tenant_id,
                         workflow: version,
                         input: input.clone(),
@@ -374,32 +436,39 @@ impl EngineInner {
                     },
                 )
                 .await?;
-            run_ids.push(run_id);
             published.push(applied);
         }
         // Steps parked in `core.wait_for_webhook` on this source resume in this transaction.
+        // A source seen without waiting steps is not looked at again in this transaction
+        // unless a run written since may have started waiting.
         let mut resumed = Applied::default();
-        let woken = self
-            .resume_webhook_waits(
-                tx,
-                &request.source.source.tenant_id,
-                &request.source.source.info.name,
-                request.event.as_deref(),
-                &request.trigger,
-                &mut resumed,
-            )
-            .await?;
-        if woken > 0 {
-            tracing::debug!(
-                message = "Webhook delivery resumed waiting steps.",
-                source = request.source.source.info.name,
-                steps = woken,
-            );
+        let source = &request.source.source;
+        let source_key = (source.tenant_id.clone(), source.info.name.clone());
+        if !state.sources_without_waits.contains(&source_key) {
+            let waits = self
+                .resume_webhook_waits(
+                    tx,
+                    &source.tenant_id,
+                    &source.info.name,
+                    request.event.as_deref(),
+                    &request.trigger,
+                    &mut resumed,
+                )
+                .await?;
+            if waits.waiting == 0 {
+                state.sources_without_waits.insert(source_key);
+            }
+            if waits.resumed > 0 {
+                // A resumed run may have gone on to wait on another source.
+                state.sources_without_waits.clear();
+                tracing::debug!(
+                    message = "Webhook delivery resumed waiting steps.",
+                    source = source.info.name,
+                    steps = waits.resumed,
+                );
+            }
         }
         published.push(resumed);
-        if !run_ids.is_empty() {
-            webhook_store::set_delivery_runs(tx, &row_id, &run_ids).await?;
-        }
         Ok((
             Started {
                 run_ids,

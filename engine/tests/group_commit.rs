@@ -105,3 +105,86 @@ async fn concurrent_starts_commit_together_and_failures_stay_isolated() {
         database.drop().await;
     }
 }
+
+const PARENT: &str = r#"
+name: parent
+inputs:
+  n: { type: integer }
+steps:
+  - { id: call, uses: workflow.run, with: { workflow: doubled, input: { n: "${{ inputs.n }}" } } }
+outputs:
+  n: ${{ steps.call.output.output.n }}
+"#;
+
+const SLEEPER: &str = r#"
+name: sleeper
+inputs:
+  n: { type: integer }
+steps:
+  - { id: nap, uses: core.sleep, with: { duration: "50ms" } }
+  - { id: double, uses: core.set, with: { n: "${{ inputs.n * 2 }}" } }
+outputs:
+  n: ${{ steps.double.output.n }}
+"#;
+
+/// A batch inserts the rows of its stand-alone runs together at its end, while a run that
+/// starts a child (whose row names it) is written at once: mixed in one batch, every run
+/// still has its run, step and attempt rows, and the sleeping runs their queued timer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_inserted_at_the_batch_end_and_runs_written_at_once_mix() {
+    for database in databases().await {
+        let harness = Harness::start(&database).await;
+        let label = harness.label;
+        for source in [WORKFLOW, PARENT, SLEEPER] {
+            harness.deploy(source).await;
+        }
+        let workflows = ["doubled", "parent", "sleeper"];
+        let starts = (0..60)
+            .map(|i| {
+                let engine = harness.engine.clone();
+                let tenant = harness.tenant_id.clone();
+                tokio::spawn(async move {
+                    let workflow = workflows[i % 3];
+                    let run_id = engine
+                        .start_run(&tenant, workflow, json!({ "n": i }), "manual", Value::Null)
+                        .await
+                        .unwrap_or_else(|error| panic!("start {i} ({workflow}): {error}"));
+                    (i, workflow, run_id)
+                })
+            })
+            .collect::<Vec<_>>();
+        for start in starts {
+            let (i, workflow, run_id) = start.await.expect("start task");
+            let run = harness.finish(&run_id).await;
+            assert_eq!(
+                run.summary.status,
+                RunStatus::Succeeded,
+                "[{label}] run {i} of {workflow}: {run:?}"
+            );
+            assert_eq!(
+                run.output,
+                Some(json!({"n": i * 2})),
+                "[{label}] {workflow}"
+            );
+            let expected_steps = match workflow {
+                "doubled" => vec!["double"],
+                "parent" => vec!["call"],
+                _ => vec!["nap", "double"],
+            };
+            let steps: Vec<&str> = run.steps.iter().map(|step| step.id.as_str()).collect();
+            assert_eq!(steps, expected_steps, "[{label}] {workflow}");
+            for step in &run.steps {
+                assert_eq!(
+                    step.attempt_history.len(),
+                    1,
+                    "[{label}] {workflow} step {} has one attempt row: {:?}",
+                    step.id,
+                    step.attempt_history
+                );
+                assert_eq!(step.attempt_history[0].status, "succeeded", "[{label}]");
+            }
+        }
+        harness.stop().await;
+        database.drop().await;
+    }
+}

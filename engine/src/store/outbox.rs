@@ -41,17 +41,22 @@ pub async fn insert(
         return Ok(());
     }
     let now = now_ms();
-    let rows = tasks
-        .iter()
-        .map(|(task, available_at)| step_outbox::ActiveModel {
-            run_id: Set(task.run_id.clone()),
-            step_id: Set(task.step_id.clone()),
-            dispatch: Set(task.dispatch),
-            available_at: Set(*available_at),
-            created_at: Set(now),
-            ..Default::default()
-        });
-    step_outbox::Entity::insert_many(rows).exec(db).await?;
+    // Well under SQLite's limit of bound parameters per statement.
+    for chunk in tasks.chunks(1000) {
+        let rows = chunk
+            .iter()
+            .map(|(task, available_at)| step_outbox::ActiveModel {
+                run_id: Set(task.run_id.clone()),
+                step_id: Set(task.step_id.clone()),
+                dispatch: Set(task.dispatch),
+                available_at: Set(*available_at),
+                created_at: Set(now),
+                ..Default::default()
+            });
+        step_outbox::Entity::insert_many(rows)
+            .exec_without_returning(db)
+            .await?;
+    }
     Ok(())
 }
 

@@ -62,6 +62,8 @@ pub struct RunState {
     /// Rows whose JSON columns were set here: written whole, since a brief row's stored copy
     /// does not know them.
     json_written: HashSet<String>,
+    /// This transaction made the run wait on a webhook or start a child run.
+    awaits_started: bool,
 }
 
 impl RunState {
@@ -76,6 +78,7 @@ impl RunState {
             items_loaded: HashSet::new(),
             brief: HashSet::new(),
             json_written: HashSet::new(),
+            awaits_started: false,
         }
     }
 
@@ -102,6 +105,7 @@ impl RunState {
             items_loaded: HashSet::new(),
             brief: HashSet::new(),
             json_written: HashSet::new(),
+            awaits_started: false,
         };
         if let Some(task_row) = task_row {
             let step_id = parse_item_id(task_row).map_or(task_row, |(step_id, _)| step_id);
@@ -358,6 +362,18 @@ impl RunState {
         self.stored.is_none()
     }
 
+    /// Records that this transaction made the run wait on a webhook or start a child: rows
+    /// that name the run (a wait, a child's parent) now exist.
+    pub fn mark_awaits_started(&mut self) {
+        self.awaits_started = true;
+    }
+
+    /// Whether nothing but this state's own rows refers to the run: created in this
+    /// transaction, waiting on nothing, parent of no child.
+    pub fn stands_alone(&self) -> bool {
+        self.is_new() && !self.awaits_started
+    }
+
     /// Puts the steps [`Self::queue_pending`] queued back to pending, for a run this
     /// transaction creates that must not start yet.
     pub fn unqueue(&mut self, tasks: &[StepTask]) {
@@ -523,6 +539,76 @@ impl RunState {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// The rows of runs created in one transaction, inserted together just before it commits: one
+/// multi-row statement per table for the whole batch instead of one per run.
+///
+/// Only a run that [stands alone](RunState::stands_alone) and has no concurrency key may wait
+/// here: until the insert, no statement of the transaction can see its rows, and no statement
+/// looks for such a run (admission and queue promotion read only runs with a concurrency
+/// key; waits and children are the runs that started them).
+#[derive(Default)]
+pub struct NewRows {
+    runs: Vec<run::Model>,
+    steps: Vec<step::Model>,
+    attempts: Vec<step_attempt::Model>,
+    tasks: Vec<(StepTask, i64)>,
+}
+
+impl NewRows {
+    /// Takes `state`'s rows and the outbox rows of `tasks`; gives `state` back when its run
+    /// may not wait (see the type's documentation).
+    pub fn take(&mut self, state: RunState, tasks: &[(StepTask, i64)]) -> Result<(), RunState> {
+        if !state.stands_alone()
+            || state.run.concurrency_key.is_some()
+            || !state.lost_attempts.is_empty()
+        {
+            return Err(state);
+        }
+        self.runs.push(state.run);
+        self.steps.extend(state.steps);
+        self.attempts.extend(state.attempts.into_values());
+        self.tasks.extend_from_slice(tasks);
+        Ok(())
+    }
+
+    /// How many runs wait here.
+    pub fn runs(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// Inserts every row taken, runs before their steps.
+    pub async fn insert(self, db: &impl ConnectionTrait) -> Result<(), EngineError> {
+        for chunk in self.runs.chunks(INSERT_CHUNK) {
+            run::Entity::insert_many(
+                chunk
+                    .iter()
+                    .map(|row| row.clone().into_active_model().reset_all()),
+            )
+            .exec_without_returning(db)
+            .await?;
+        }
+        for chunk in self.steps.chunks(INSERT_CHUNK) {
+            step::Entity::insert_many(
+                chunk
+                    .iter()
+                    .map(|row| row.clone().into_active_model().reset_all()),
+            )
+            .exec_without_returning(db)
+            .await?;
+        }
+        for chunk in self.attempts.chunks(INSERT_CHUNK) {
+            step_attempt::Entity::insert_many(chunk.iter().map(|row| {
+                let mut active = row.clone().into_active_model().reset_all();
+                active.id = NotSet;
+                active
+            }))
+            .exec_without_returning(db)
+            .await?;
+        }
+        super::outbox::insert(db, &self.tasks).await
     }
 }
 

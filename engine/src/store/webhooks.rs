@@ -538,23 +538,24 @@ pub struct NewDelivery<'a> {
     pub source: &'a Source,
     pub delivery_id: Option<&'a str>,
     pub event_type: Option<&'a str>,
+    /// The runs the delivery starts.
+    pub run_ids: &'a [String],
 }
 
-/// Inserts the delivery; `Ok(None)` when a delivery with the same id already exists for the
-/// source (the unique index decides, also between racing transactions), else the row id.
+/// Inserts the delivery; false when a delivery with the same id already exists for the source
+/// (the unique index decides, also between racing transactions).
 pub async fn insert_delivery(
     tx: &DatabaseTransaction,
     new: NewDelivery<'_>,
-) -> Result<Option<String>, EngineError> {
-    let id = uuid::Uuid::now_v7().to_string();
+) -> Result<bool, EngineError> {
     let inserted = webhook_delivery::Entity::insert(webhook_delivery::ActiveModel {
-        id: Set(id.clone()),
+        id: Set(uuid::Uuid::now_v7().to_string()),
         tenant_id: Set(new.source.tenant_id.clone()),
         source_id: Set(new.source.info.id.clone()),
         delivery_id: Set(new.delivery_id.map(str::to_owned)),
         event_type: Set(new.event_type.map(str::to_owned)),
         received_at: Set(now_ms()),
-        run_ids: Set(Value::Array(Vec::new())),
+        run_ids: Set(serde_json::to_value(new.run_ids)?),
     })
     .on_conflict(
         OnConflict::columns([
@@ -566,7 +567,7 @@ pub async fn insert_delivery(
     )
     .exec_without_returning(tx)
     .await?;
-    Ok((inserted > 0).then_some(id))
+    Ok(inserted > 0)
 }
 
 /// The runs an earlier delivery with this id started.
@@ -586,23 +587,6 @@ pub async fn delivery_runs(
             ))
         })?;
     Ok(serde_json::from_value(row.run_ids)?)
-}
-
-/// Stores the runs a delivery started.
-pub async fn set_delivery_runs(
-    tx: &DatabaseTransaction,
-    id: &str,
-    run_ids: &[String],
-) -> Result<(), EngineError> {
-    webhook_delivery::Entity::update_many()
-        .col_expr(
-            webhook_delivery::Column::RunIds,
-            Expr::value(serde_json::to_value(run_ids)?),
-        )
-        .filter(webhook_delivery::Column::Id.eq(id))
-        .exec(tx)
-        .await?;
-    Ok(())
 }
 
 /// Deletes up to `limit` accepted deliveries received before `before` (epoch ms); returns how
