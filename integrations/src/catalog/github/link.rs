@@ -4,11 +4,14 @@
 //! space and splits on commas before parsing, so a URI with a comma, a quoted parameter with a
 //! comma or space, or `rel="next last"` comes out wrong.
 
-/// One link-value: its URI reference as written and its parameters (names lower-cased).
+/// A link parameter: its name (lower-cased) and value.
+type Param = (String, String);
+
+/// One link-value: its URI reference as written and its parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Link {
     pub(crate) target: String,
-    pub(crate) params: Vec<(String, String)>,
+    pub(crate) params: Vec<Param>,
 }
 
 impl Link {
@@ -62,7 +65,7 @@ pub(crate) fn parse(value: &str) -> Result<Vec<Link>, String> {
 
 /// `name [= token | quoted-string]` at the start of `input`, and what follows it. An empty
 /// parameter (`;;`) yields nothing.
-fn parameter(input: &str) -> Result<(Option<(String, String)>, &str), String> {
+fn parameter(input: &str) -> Result<(Option<Param>, &str), String> {
     let name_end = input
         .find(|c: char| !is_token_char(c))
         .unwrap_or(input.len());
