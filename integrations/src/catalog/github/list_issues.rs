@@ -1,5 +1,7 @@
 //! `github.list_issues`: `GET /repos/{owner}/{repo}/issues`, following the `Link` header's
-//! `rel="next"` across pages, never to another origin than the connection's base URL.
+//! `rel="next"` across pages, never to another origin than the connection's base URL (the
+//! connection's token goes with every page). A step parked between pages starts again from
+//! the first page when it wakes.
 
 use async_trait::async_trait;
 use reqwest::Method;

@@ -1,4 +1,6 @@
 //! `slack.list_channels`: `conversations.list`, following `response_metadata.next_cursor`.
+//! A step parked by the rate-limit scheduler between pages starts again from the first page
+//! when it wakes: reads are safe to repeat, and the listing stays one consistent pass.
 
 use async_trait::async_trait;
 use reqwest::Method;
