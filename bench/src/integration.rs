@@ -51,6 +51,7 @@ pub async fn measure(requests: usize) -> Result<ChainOverhead> {
             idempotency_key: "bench:ping".into(),
             wake_at: None,
             connection: None,
+            http_retry: None,
         },
         Arc::new(ActionServices::new(runtime)),
         CancellationToken::new(),

@@ -177,6 +177,7 @@ impl Engine {
                 idempotency_key: uuid::Uuid::new_v4().to_string(),
                 wake_at: None,
                 connection: Some(name.to_owned()),
+                http_retry: None,
             },
             Arc::new(services),
             CancellationToken::new(),

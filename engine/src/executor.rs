@@ -493,6 +493,7 @@ impl EngineInner {
             idempotency_key: format!("{}:{row_id}", run.id),
             wake_at: wake_at.and_then(chrono::DateTime::from_timestamp_millis),
             connection: step.connection.clone(),
+            http_retry: step.http_retry,
         };
         let step_cancellation = cancellation.child_token();
         let ctx = ActionContext::new(invocation, self.services.clone(), step_cancellation.clone());

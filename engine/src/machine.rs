@@ -420,6 +420,7 @@ mod tests {
             condition: None,
             connection: None,
             retry: RetryPolicy::default(),
+            http_retry: None,
             timeout: None,
             on_error: OnError::Fail,
         }

@@ -215,3 +215,44 @@ steps:
         h.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_retry_sets_the_in_request_attempts_of_a_step() {
+    for database in databases().await {
+        let h = Harness::start(&database).await;
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(503))
+            .mount(&server)
+            .await;
+        h.deploy(&format!(
+            r#"
+name: flaky
+steps:
+  - id: by_default
+    uses: http.request
+    retry: {{ max_attempts: 1 }}
+    on_error: continue
+    with: {{ url: "{uri}/by-default" }}
+  - id: once
+    uses: http.request
+    retry: {{ max_attempts: 1 }}
+    http_retry: {{ max_attempts: 1 }}
+    with: {{ url: "{uri}/once" }}
+"#,
+            uri = server.uri()
+        ))
+        .await;
+        let run_id = h.start_run("flaky", json!({})).await;
+        let run = h.finish(&run_id).await;
+        assert_eq!(run.summary.status, RunStatus::Failed, "[{}]", h.label);
+        assert_eq!(requests_to(&server, "/once").await, 1, "[{}]", h.label);
+        assert_eq!(
+            requests_to(&server, "/by-default").await,
+            3,
+            "[{}] the integration's policy",
+            h.label
+        );
+        h.stop().await;
+    }
+}

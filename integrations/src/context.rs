@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use stepwise_workflows::HttpRetry;
 use tokio_util::sync::CancellationToken;
 
 use crate::action::ActionOutcome;
@@ -57,6 +58,8 @@ pub struct StepInvocation {
     pub wake_at: Option<DateTime<Utc>>,
     /// The step's `connection:`.
     pub connection: Option<String>,
+    /// The step's `http_retry:`, applied over its integrations' retry policy.
+    pub http_retry: Option<HttpRetry>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

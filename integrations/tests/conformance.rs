@@ -38,8 +38,36 @@ fn fixtures() -> BTreeMap<&'static str, Value> {
             }),
         ),
         (
+            "github.comment",
+            json!({"owner": "acme", "repo": "web", "issue_number": 1347, "body": "Fixed in run 42"}),
+        ),
+        (
+            "github.list_issues",
+            json!({
+                "owner": "acme",
+                "repo": "web",
+                "state": "all",
+                "labels": ["bug", "ui"],
+                "per_page": 50,
+                "max_pages": 3,
+            }),
+        ),
+        (
+            "slack.list_channels",
+            json!({
+                "types": ["public_channel", "private_channel"],
+                "exclude_archived": true,
+                "limit": 100,
+                "max_pages": 5,
+            }),
+        ),
+        (
             "slack.post_message",
             json!({"channel": "#sales", "text": "Paid: 42 EUR", "thread_ts": "1700000000.000100"}),
+        ),
+        (
+            "slack.update_message",
+            json!({"channel": "C024BE91L", "ts": "1700000000.000100", "text": "Refunded: 42 EUR"}),
         ),
         (
             "stripe.create_customer",
@@ -48,6 +76,19 @@ fn fixtures() -> BTreeMap<&'static str, Value> {
                 "name": "Ada Lovelace",
                 "metadata": {"plan": "pro"},
             }),
+        ),
+        (
+            "stripe.create_refund",
+            json!({
+                "payment_intent": "pi_3MtwBwLkdIwHu7ix28a3tqPa",
+                "amount": 1500,
+                "reason": "requested_by_customer",
+                "metadata": {"order": "42"},
+            }),
+        ),
+        (
+            "stripe.get_payment_intent",
+            json!({"id": "pi_3MtwBwLkdIwHu7ix28a3tqPa"}),
         ),
         (
             "http.request",

@@ -82,7 +82,7 @@ codes! {
     INVALID_INPUT = "WF0011": "`with` does not match the action's input schema.";
     EXPRESSION_SYNTAX = "WF0012": "A `${{ }}` expression does not parse.";
     INVALID_DURATION = "WF0013": "A duration (timeout, retry delay) is not like `30s`, `5m`, `1h 30m`.";
-    INVALID_RETRY = "WF0014": "A retry policy is invalid (`max_attempts` < 1, unknown `backoff`, delays out of order).";
+    INVALID_RETRY = "WF0014": "A retry policy (`retry`, `http_retry`) is invalid (`max_attempts` out of range, unknown `backoff`, delays out of order, `http_retry.budget` over 1m).";
     INVALID_ON_ERROR = "WF0015": "`on_error` is not `fail` or `continue`.";
     INVALID_CRON = "WF0016": "A cron schedule is not a valid 5- or 6-field expression.";
     INVALID_TIMEZONE = "WF0017": "A cron time zone is not an IANA time zone name.";

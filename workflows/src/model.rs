@@ -223,6 +223,9 @@ pub struct Step {
     pub connection: Option<String>,
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// Overrides the integration's in-request retry for this step's outbound calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_retry: Option<HttpRetry>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -309,6 +312,45 @@ impl RetryPolicy {
     }
 }
 
+/// A step's `http_retry:`: the short retry of each outbound request inside one attempt (the
+/// integration runtime's), as opposed to `retry:`, which runs the whole step again later. An
+/// unset field keeps the integration's policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpRetry {
+    /// Attempts per request, the first included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// Upper bound of the first backoff, doubled per retry up to `max_delay`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
+    pub initial_delay: Option<Duration>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
+    pub max_delay: Option<Duration>,
+    /// Total waiting between the attempts of one request.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
+    pub budget: Option<Duration>,
+}
+
+impl HttpRetry {
+    /// The most attempts `http_retry.max_attempts` may ask for.
+    pub const MAX_ATTEMPTS: u32 = 10;
+    /// The longest `http_retry.budget`: a worker waits through it, so longer waits belong to
+    /// the durable `retry:`.
+    pub const MAX_BUDGET: Duration = Duration::from_secs(60);
+}
+
 mod humantime_serde_compat {
     use std::time::Duration;
 
@@ -373,6 +415,11 @@ mod tests {
             condition: Some("inputs.x > 1".into()),
             connection: None,
             retry: RetryPolicy::default(),
+            http_retry: Some(HttpRetry {
+                max_attempts: Some(1),
+                budget: Some(Duration::from_secs(2)),
+                ..HttpRetry::default()
+            }),
             timeout: Some(Duration::from_secs(30)),
             on_error: OnError::Continue,
         };

@@ -9,8 +9,8 @@ use serde_json::{Map, Value};
 use crate::diagnostics::{Diagnostic, Pos, code, did_you_mean};
 use crate::expr::{Evaluator, OPEN};
 use crate::model::{
-    Backoff, CatchUp, Concurrency, CronTrigger, MAX_CATCH_UP_LIMIT, ManualTrigger, OnError,
-    OnLimit, Overlap, RetryPolicy, Triggers, WebhookTrigger, Workflow,
+    Backoff, CatchUp, Concurrency, CronTrigger, HttpRetry, MAX_CATCH_UP_LIMIT, ManualTrigger,
+    OnError, OnLimit, Overlap, RetryPolicy, Triggers, WebhookTrigger, Workflow,
 };
 use crate::tree::{Item, Key, Node};
 use crate::{ActionCatalog, Step, tree, validate};
@@ -104,10 +104,12 @@ const STEP_KEYS: &[&str] = &[
     "max_parallel",
     "connection",
     "retry",
+    "http_retry",
     "timeout",
     "on_error",
 ];
 const RETRY_KEYS: &[&str] = &["max_attempts", "backoff", "initial_delay", "max_delay"];
+const HTTP_RETRY_KEYS: &[&str] = &["max_attempts", "initial_delay", "max_delay", "budget"];
 
 /// Where an expression is evaluated, which decides the names it may read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +180,7 @@ pub(crate) struct StepDraft<'n> {
     pub condition: Option<String>,
     pub connection: Option<String>,
     pub retry: RetryPolicy,
+    pub http_retry: Option<HttpRetry>,
     pub timeout: Option<Duration>,
     pub on_error: OnError,
 }
@@ -240,6 +243,7 @@ impl Draft<'_> {
                 condition: draft.condition.clone(),
                 connection: draft.connection.clone(),
                 retry: draft.retry,
+                http_retry: draft.http_retry,
                 timeout: draft.timeout,
                 on_error: draft.on_error,
             });
@@ -861,6 +865,7 @@ impl<'n> Builder<'n> {
             .get("retry")
             .map(|item| self.retry(item))
             .unwrap_or_default();
+        let http_retry = fields.get("http_retry").map(|item| self.http_retry(item));
         let timeout = fields
             .get("timeout")
             .and_then(|item| self.duration(item, "`timeout`"));
@@ -888,6 +893,7 @@ impl<'n> Builder<'n> {
             condition,
             connection,
             retry,
+            http_retry,
             timeout,
             on_error,
         })
@@ -982,6 +988,65 @@ impl<'n> Builder<'n> {
                 ),
             );
         }
+        policy
+    }
+
+    fn http_retry(&mut self, item: &'n Item) -> HttpRetry {
+        let mut policy = HttpRetry::default();
+        let Some(fields) = self.mapping(item, "`http_retry`", HTTP_RETRY_KEYS) else {
+            return policy;
+        };
+        policy.max_attempts = fields.get("max_attempts").and_then(|item| {
+            let value = self.positive(item, "`http_retry.max_attempts`", code::INVALID_RETRY)?;
+            if value > HttpRetry::MAX_ATTEMPTS {
+                self.report(
+                    code::INVALID_RETRY,
+                    item.pos,
+                    format!(
+                        "`http_retry.max_attempts` must be at most {}, found {value}",
+                        HttpRetry::MAX_ATTEMPTS
+                    ),
+                );
+                return None;
+            }
+            Some(value)
+        });
+        policy.initial_delay = fields
+            .get("initial_delay")
+            .and_then(|item| self.duration(item, "`http_retry.initial_delay`"));
+        policy.max_delay = fields
+            .get("max_delay")
+            .and_then(|item| self.duration(item, "`http_retry.max_delay`"));
+        if let (Some(initial), Some(max)) = (policy.initial_delay, policy.max_delay)
+            && initial > max
+        {
+            self.report(
+                code::INVALID_RETRY,
+                fields.pos,
+                format!(
+                    "`http_retry.initial_delay` ({}) is longer than `http_retry.max_delay` ({})",
+                    humantime::format_duration(initial),
+                    humantime::format_duration(max)
+                ),
+            );
+        }
+        policy.budget = fields.get("budget").and_then(|item| {
+            let budget = self.duration(item, "`http_retry.budget`")?;
+            if budget > HttpRetry::MAX_BUDGET {
+                self.report(
+                    code::INVALID_RETRY,
+                    item.pos,
+                    format!(
+                        "`http_retry.budget` must be at most {}, found {}: longer waits belong \
+                         in the step's `retry:`",
+                        humantime::format_duration(HttpRetry::MAX_BUDGET),
+                        humantime::format_duration(budget)
+                    ),
+                );
+                return None;
+            }
+            Some(budget)
+        });
         policy
     }
 }

@@ -150,6 +150,31 @@ pub fn json_schema() -> Value {
                     "max_delay": { "$ref": "#/$defs/duration", "default": "1m" }
                 }
             },
+            "http_retry": {
+                "description": "The in-request retry of this step's outbound calls (each request of one attempt), over the integration's policy; `retry` runs the whole step again later.",
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "max_attempts": {
+                        "description": "Attempts per request, the first included.",
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 10,
+                        "default": 3
+                    },
+                    "initial_delay": {
+                        "$ref": "#/$defs/duration",
+                        "description": "Upper bound of the first backoff (full jitter), doubled per retry.",
+                        "default": "200ms"
+                    },
+                    "max_delay": { "$ref": "#/$defs/duration", "default": "2s" },
+                    "budget": {
+                        "$ref": "#/$defs/duration",
+                        "description": "Total waiting between the attempts of one request; at most 1m.",
+                        "default": "5s"
+                    }
+                }
+            },
             "step": {
                 "type": "object",
                 "additionalProperties": false,
@@ -176,6 +201,7 @@ pub fn json_schema() -> Value {
                     "max_parallel": { "type": "integer", "minimum": 1 },
                     "connection": { "type": "string" },
                     "retry": { "$ref": "#/$defs/retry" },
+                    "http_retry": { "$ref": "#/$defs/http_retry" },
                     "timeout": { "$ref": "#/$defs/duration" },
                     "on_error": { "enum": ["fail", "continue"], "default": "fail" }
                 }

@@ -1,5 +1,6 @@
 //! The built-in actions: one folder per provider, one file per action. Adding an action is one
-//! file, one line in its provider's `register`, and one fixture in `tests/conformance.rs`.
+//! file, one line in its provider's `register`, one fixture in `tests/conformance.rs` and, for
+//! a Slack, GitHub or Stripe action, a contract fixture in `tests/fixtures/contract/`.
 
 pub mod core;
 pub mod github;
@@ -33,6 +34,21 @@ pub(crate) fn parse_duration(field: &str, value: &str) -> Result<Duration, Actio
             "`{field}`: `{value}` is not a duration like `30s` or `1h 30m`: {error}"
         ))
     })
+}
+
+/// Input `field`'s `value` (else `default`) when it lies in `1..=max`.
+pub(crate) fn bounded(
+    field: &str,
+    value: Option<u32>,
+    default: u32,
+    max: u32,
+) -> Result<u32, ActionError> {
+    match value.unwrap_or(default) {
+        value @ 1.. if value <= max => Ok(value),
+        value => Err(ActionError::InvalidInput(format!(
+            "`{field}` must be between 1 and {max}, not {value}"
+        ))),
+    }
 }
 
 /// `now` plus the humantime duration in input `field`.

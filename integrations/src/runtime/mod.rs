@@ -390,13 +390,17 @@ impl Inner {
             (None, true) => format!("host:{host}"),
             (None, false) => String::new(),
         };
+        let mut policy = self
+            .config
+            .policies
+            .get(&integration)
+            .cloned()
+            .unwrap_or_else(|| IntegrationPolicy::builtin(&integration));
+        if let Some(step) = &ctx.invocation().http_retry {
+            policy.retry = policy.retry.overridden_by(step);
+        }
         CallState {
-            policy: self
-                .config
-                .policies
-                .get(&integration)
-                .cloned()
-                .unwrap_or_else(|| IntegrationPolicy::builtin(&integration)),
+            policy,
             circuit: CircuitKey {
                 tenant_id: tenant_id.clone(),
                 integration: integration.clone(),

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use reqwest::Method;
+use stepwise_workflows::HttpRetry;
 
 /// How hard one call tries before handing the failure to the engine's durable step retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,16 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// This policy with the fields a step's `http_retry:` sets replaced.
+    pub fn overridden_by(self, step: &HttpRetry) -> Self {
+        Self {
+            max_attempts: step.max_attempts.unwrap_or(self.max_attempts),
+            base_delay: step.initial_delay.unwrap_or(self.base_delay),
+            max_delay: step.max_delay.unwrap_or(self.max_delay),
+            budget: step.budget.unwrap_or(self.budget),
+        }
+    }
+
     /// Full jitter: uniform in `[0, min(max_delay, base_delay * 2^(retry - 1)))`; `retry` is 1
     /// for the first retry and `unit` a draw from `[0, 1)`.
     pub fn backoff(&self, retry: u32, unit: f64) -> Duration {
@@ -159,6 +170,35 @@ mod tests {
             policy.next_wait(1, &asked(60), true, Duration::ZERO, 0.5),
             None
         );
+    }
+
+    #[test]
+    fn a_step_override_replaces_only_the_fields_it_sets() {
+        let policy = RetryPolicy::default().overridden_by(&HttpRetry {
+            max_attempts: Some(1),
+            budget: Some(Duration::from_secs(1)),
+            ..HttpRetry::default()
+        });
+        assert_eq!(
+            policy,
+            RetryPolicy {
+                max_attempts: 1,
+                budget: Duration::from_secs(1),
+                ..RetryPolicy::default()
+            }
+        );
+        assert_eq!(
+            policy.next_wait(1, &TRANSIENT, true, Duration::ZERO, 0.5),
+            None,
+            "one attempt: no retry"
+        );
+        let delays = RetryPolicy::default().overridden_by(&HttpRetry {
+            initial_delay: Some(Duration::from_millis(50)),
+            max_delay: Some(Duration::from_millis(80)),
+            ..HttpRetry::default()
+        });
+        assert_eq!(delays.backoff(1, 0.5), Duration::from_millis(25));
+        assert_eq!(delays.backoff(3, 0.5), Duration::from_millis(40), "capped");
     }
 
     #[test]

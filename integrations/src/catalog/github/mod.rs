@@ -1,12 +1,17 @@
 //! `github.*`: the GitHub REST API through a connection.
 
+mod comment;
 mod create_issue;
+mod link;
+mod list_issues;
 
+pub use comment::{Comment, CommentInput, CommentOutput};
 pub use create_issue::{CreateIssue, CreateIssueInput, CreateIssueOutput};
+pub use list_issues::{Issue, ListIssues, ListIssuesInput, ListIssuesOutput};
 
 use chrono::Utc;
 use reqwest::header::{ACCEPT, HeaderValue};
-use reqwest::{Method, RequestBuilder};
+use reqwest::{Method, RequestBuilder, Url};
 use serde::Deserialize;
 
 use crate::context::ActionContext;
@@ -17,6 +22,8 @@ use crate::runtime::IntegrationResponse;
 
 pub(crate) fn register(registry: &mut Registry) {
     registry.register(CreateIssue);
+    registry.register(Comment);
+    registry.register(ListIssues);
 }
 
 /// The REST API version every request pins.
@@ -30,13 +37,28 @@ async fn request(
     method: Method,
     segments: &[&str],
 ) -> Result<RequestBuilder, ActionError> {
+    let url = url(ctx, connection, segments).await?;
+    request_to(ctx, method, &url)
+}
+
+/// The connection's base URL + the path `segments` (each percent-encoded).
+async fn url(ctx: &ActionContext, connection: &str, segments: &[&str]) -> Result<Url, ActionError> {
     let base = ctx.base_url("github", connection).await?;
-    let mut url = reqwest::Url::parse(&base)
+    let mut url = Url::parse(&base)
         .map_err(|error| ActionError::Permanent(format!("invalid GitHub base URL: {error}")))?;
     url.path_segments_mut()
         .map_err(|()| ActionError::Permanent("invalid GitHub base URL".into()))?
         .pop_if_empty()
         .extend(segments);
+    Ok(url)
+}
+
+/// A request to `url` with GitHub's media type and API version.
+fn request_to(
+    ctx: &ActionContext,
+    method: Method,
+    url: &Url,
+) -> Result<RequestBuilder, ActionError> {
     Ok(ctx
         .http()
         .request(method, url.as_str())?

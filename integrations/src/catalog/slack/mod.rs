@@ -1,8 +1,12 @@
 //! `slack.*`: the Slack Web API through a connection (bot or user token).
 
+mod list_channels;
 mod post_message;
+mod update_message;
 
+pub use list_channels::{Channel, ListChannels, ListChannelsInput, ListChannelsOutput};
 pub use post_message::{PostMessage, PostMessageInput, PostMessageOutput};
+pub use update_message::{UpdateMessage, UpdateMessageInput, UpdateMessageOutput};
 
 use serde::Deserialize;
 
@@ -12,6 +16,8 @@ use crate::runtime::IntegrationResponse;
 
 pub(crate) fn register(registry: &mut Registry) {
     registry.register(PostMessage);
+    registry.register(UpdateMessage);
+    registry.register(ListChannels);
 }
 
 /// The envelope of every Web API answer: HTTP 200 with `ok: false` and an error code when the

@@ -3,17 +3,37 @@
 //! key, so Stripe performs a retried request once.
 
 mod create_customer;
+mod create_refund;
+mod get_payment_intent;
 
 pub use create_customer::{CreateCustomer, CreateCustomerInput, CreateCustomerOutput};
+pub use create_refund::{CreateRefund, CreateRefundInput, CreateRefundOutput, RefundReason};
+pub use get_payment_intent::{GetPaymentIntent, GetPaymentIntentInput, GetPaymentIntentOutput};
 
+use reqwest::Url;
 use serde::Deserialize;
 
+use crate::context::ActionContext;
 use crate::error::ActionError;
 use crate::registry::Registry;
 use crate::runtime::IntegrationResponse;
 
 pub(crate) fn register(registry: &mut Registry) {
     registry.register(CreateCustomer);
+    registry.register(CreateRefund);
+    registry.register(GetPaymentIntent);
+}
+
+/// The connection's base URL + the path `segments` (each percent-encoded).
+async fn url(ctx: &ActionContext, connection: &str, segments: &[&str]) -> Result<Url, ActionError> {
+    let base = ctx.base_url("stripe", connection).await?;
+    let mut url = Url::parse(&base)
+        .map_err(|error| ActionError::Permanent(format!("invalid Stripe base URL: {error}")))?;
+    url.path_segments_mut()
+        .map_err(|()| ActionError::Permanent("invalid Stripe base URL".into()))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
 }
 
 /// Stripe's error object: `{"error": {"type", "code", "message", "param"}}`.
