@@ -1,7 +1,5 @@
 //! The built-in actions: one folder per provider, one file per action. Adding an action is one
-//! file, one line in its provider's `register`, and one fixture in `tests/conformance.rs`; a
-//! Slack, GitHub or Stripe action also needs its operation in `contract/refresh.mjs` and a
-//! fixture in `tests/fixtures/contract/` (`tests/contract.rs`).
+//! file, one line in its provider's `register`, and one fixture in `tests/conformance.rs`.
 
 pub mod core;
 pub mod github;

@@ -11,13 +11,17 @@
 //! to the schema's type before validation (`"true"` to a boolean, `"10"` to an integer where
 //! the schema wants one; anything else stays a string and fails the type check). Bracketed
 //! keys (`metadata[plan]`, `expand[]`, `items[0][price]`) are decoded into objects and arrays,
-//! as Stripe's `deepObject` style encodes them; an array or object given for a field the form
+//! as Stripe's `deepObject` style encodes them (a fixture may give them decoded already, and an
+//! object keyed `0`, `1`... where the schema wants an array is that array); an array or object given for a field the form
 //! schema types as a string is its JSON text (Slack's `blocks` travel as JSON in a form field,
 //! or as JSON in a JSON body, which Slack also accepts).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use jsonschema::Validator;
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -33,6 +37,9 @@ pub struct Spec {
     pub components: Map<String, Value>,
     #[serde(skip)]
     converted_schemas: Value,
+    /// Compiled validators by schema text: a schema compiles once however many fixtures use it.
+    #[serde(skip)]
+    validators: Mutex<HashMap<String, Arc<Validator>>>,
 }
 
 /// A fixture file, in the format both the contract test and the actions' wiremock test read.
@@ -146,18 +153,7 @@ impl Spec {
 
     /// Validates `instance` against the OpenAPI `schema`; violations point below `pointer`.
     pub fn validate(&self, schema: &Value, instance: &Value, pointer: &str) -> Vec<Violation> {
-        let mut root = match to_json_schema(schema) {
-            Value::Object(root) => root,
-            other => Map::from_iter([("allOf".to_owned(), json!([other]))]),
-        };
-        root.insert(
-            "components".to_owned(),
-            json!({ "schemas": self.converted_schemas }),
-        );
-        let validator = jsonschema::draft202012::options()
-            .should_validate_formats(true)
-            .build(&Value::Object(root))
-            .unwrap_or_else(|error| panic!("{}: schema does not compile: {error}", self.provider));
+        let validator = self.validator(schema);
         validator
             .iter_errors(instance)
             .map(|error| {
@@ -167,6 +163,33 @@ impl Spec {
                 )
             })
             .collect()
+    }
+
+    fn validator(&self, schema: &Value) -> Arc<Validator> {
+        let key = schema.to_string();
+        let mut validators = self
+            .validators
+            .lock()
+            .expect("no test panics holding the lock");
+        let validator = validators.entry(key).or_insert_with(|| {
+            let mut root = match to_json_schema(schema) {
+                Value::Object(root) => root,
+                other => Map::from_iter([("allOf".to_owned(), json!([other]))]),
+            };
+            // Converted components under their original pointer, so `$ref`s resolve unchanged.
+            root.insert(
+                "components".to_owned(),
+                json!({ "schemas": self.converted_schemas }),
+            );
+            let validator = jsonschema::draft202012::options()
+                .should_validate_formats(true)
+                .build(&Value::Object(root))
+                .unwrap_or_else(|error| {
+                    panic!("{}: schema does not compile: {error}", self.provider)
+                });
+            Arc::new(validator)
+        });
+        Arc::clone(validator)
     }
 
     /// Every violation of `fixture` against its operation in this spec; empty when it conforms.
@@ -188,7 +211,10 @@ impl Spec {
         if !fixture.request.method.eq_ignore_ascii_case(method) {
             violations.push(violation(
                 "/request/method",
-                format!("`{}`, but the operation is {method}", fixture.request.method),
+                format!(
+                    "`{}`, but the operation is {method}",
+                    fixture.request.method
+                ),
             ));
         }
         let parameters: Vec<&Value> = operation["parameters"]
@@ -253,7 +279,11 @@ impl Spec {
         violations
     }
 
-    fn check_query(&self, query: Option<&Map<String, Value>>, parameters: &[&Value]) -> Vec<Violation> {
+    fn check_query(
+        &self,
+        query: Option<&Map<String, Value>>,
+        parameters: &[&Value],
+    ) -> Vec<Violation> {
         let empty = Map::new();
         let query = query.unwrap_or(&empty);
         let mut violations = Vec::new();
@@ -306,7 +336,10 @@ impl Spec {
             )];
         };
         let Value::Object(fields) = body else {
-            return vec![violation(POINTER, "a form body must be an object of fields")];
+            return vec![violation(
+                POINTER,
+                "a form body must be an object of fields",
+            )];
         };
         let decoded = Value::Object(decode_brackets(fields));
         let coerced = self.coerce(&decoded, &form["schema"]);
@@ -352,29 +385,43 @@ impl Spec {
         let wants = |kind: &str| types.contains(kind);
         match value {
             Value::String(text) if !types.is_empty() && !wants("string") => {
-                if wants("boolean") && (text == "true" || text == "false") {
-                    Value::Bool(text == "true")
-                } else if let Some(number) = (wants("integer") || wants("number"))
-                    .then(|| text.parse::<i64>().map(Value::from).ok())
-                    .flatten()
-                    .or_else(|| {
-                        wants("number")
-                            .then(|| text.parse::<f64>().ok().map(Value::from))
-                            .flatten()
-                    })
-                {
-                    number
-                } else {
-                    value.clone()
-                }
+                let boolean = match text.as_str() {
+                    "true" | "false" if wants("boolean") => Some(Value::Bool(text == "true")),
+                    _ => None,
+                };
+                let integer = (wants("integer") || wants("number"))
+                    .then(|| text.parse::<i64>().ok().map(Value::from))
+                    .flatten();
+                let number = wants("number")
+                    .then(|| text.parse::<f64>().ok().map(Value::from))
+                    .flatten();
+                let parsed = boolean.or(integer).or(number);
+                parsed.unwrap_or_else(|| value.clone())
+            }
+            // `items[0][price]` decoded as an object keyed by index.
+            Value::Object(fields)
+                if wants("array")
+                    && !wants("object")
+                    && !fields.is_empty()
+                    && fields.keys().all(|key| key.parse::<usize>().is_ok()) =>
+            {
+                let mut indexed: Vec<(usize, &Value)> = fields
+                    .iter()
+                    .map(|(key, item)| (key.parse().expect("checked numeric above"), item))
+                    .collect();
+                indexed.sort_by_key(|(index, _)| *index);
+                let items = indexed.into_iter().map(|(_, item)| item.clone()).collect();
+                self.coerce(&Value::Array(items), schema)
             }
             Value::Array(items) if wants("array") || !wants("string") => Value::Array(
                 items
                     .iter()
-                    .map(|item| match self.subschemas(schema, &|s| s.get("items")).first() {
-                        Some(items) => self.coerce(item, items),
-                        None => item.clone(),
-                    })
+                    .map(
+                        |item| match self.subschemas(schema, &|s| s.get("items")).first() {
+                            Some(items) => self.coerce(item, items),
+                            None => item.clone(),
+                        },
+                    )
                     .collect(),
             ),
             Value::Object(fields) if wants("object") || !wants("string") => Value::Object(
@@ -388,7 +435,8 @@ impl Spec {
                                 s.get("additionalProperties").filter(|a| a.is_object())
                             }))
                             .next();
-                        let coerced = property.map_or_else(|| field.clone(), |p| self.coerce(field, p));
+                        let coerced =
+                            property.map_or_else(|| field.clone(), |p| self.coerce(field, p));
                         (name.clone(), coerced)
                     })
                     .collect(),
@@ -405,7 +453,9 @@ impl Spec {
             Value::String(kind) => {
                 types.insert(kind.clone());
             }
-            Value::Array(kinds) => types.extend(kinds.iter().filter_map(Value::as_str).map(str::to_owned)),
+            Value::Array(kinds) => {
+                types.extend(kinds.iter().filter_map(Value::as_str).map(str::to_owned))
+            }
             _ => {}
         });
         types
@@ -477,7 +527,10 @@ pub fn to_json_schema(schema: &Value) -> Value {
         };
         converted.insert(keyword.clone(), value);
     }
-    for (flag, bound) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
+    for (flag, bound) in [
+        ("exclusiveMinimum", "minimum"),
+        ("exclusiveMaximum", "maximum"),
+    ] {
         if let Some(Value::Bool(exclusive)) = converted.get(flag).cloned() {
             converted.remove(flag);
             if exclusive && let Some(limit) = converted.remove(bound) {
@@ -552,7 +605,11 @@ fn insert_at(slot: &mut Value, path: &[String], value: Value) {
             *slot = Value::Object(Map::new());
         }
         let fields = slot.as_object_mut().expect("made an object above");
-        insert_at(fields.entry(segment.clone()).or_insert(Value::Null), rest, value);
+        insert_at(
+            fields.entry(segment.clone()).or_insert(Value::Null),
+            rest,
+            value,
+        );
     }
 }
 
