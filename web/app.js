@@ -355,9 +355,11 @@ function attemptTimeline(steps) {
   const start = Math.min(...spans.map((a) => a.start));
   const end = Math.max(...spans.map((a) => a.end || now));
   const total = Math.max(end - start, 1);
+  // A bar is at least 0.6% wide (a pure step takes 0 ms) and never overflows the track.
   const place = (node, from, to) => {
-    node.style.left = `${((from - start) / total) * 100}%`;
-    node.style.width = `${Math.max(((to - from) / total) * 100, 0.6)}%`;
+    const width = Math.max(((to - from) / total) * 100, 0.6);
+    node.style.left = `${Math.min(((from - start) / total) * 100, 100 - width)}%`;
+    node.style.width = `${width}%`;
     return node;
   };
   const rows = lanes.map(({ step, attempts }) => {
@@ -543,8 +545,11 @@ function inputField(name, schema) {
 
 // The form that starts a run: one typed field per declared input, or a JSON object when the
 // workflow declares none. Checked here first; the server's refusal shows next to the button.
+// The API lists inputs by name (the declaration order is not kept): required ones come first.
 function runForm(workflow, inputs) {
-  const fields = inputs ? Object.entries(inputs).map(([name, schema]) => inputField(name, schema)) : [];
+  const declared = Object.entries(inputs || {});
+  const ordered = [...declared.filter(([, s]) => !("default" in s)), ...declared.filter(([, s]) => "default" in s)];
+  const fields = ordered.map(([name, schema]) => inputField(name, schema));
   const raw = inputs ? null : el("textarea", { id: "run-input", rows: "4" }, "{}");
   const status = el("div", { id: "run-form-status" });
   const form = el("form", { id: "run-form", class: "form", hidden: true, novalidate: true },

@@ -165,7 +165,7 @@ async function connectionsPage(params) {
 
 function newConnectionForm(apps) {
   const status = el("div");
-  const name = el("input", { required: true, pattern: "[a-z0-9-]+", autocomplete: "off" });
+  const name = el("input", { required: true, pattern: "[a-z0-9\\-]+", autocomplete: "off" });
   const integration = el("input", { required: true, placeholder: "github, slack, stripe, generic", autocomplete: "off" });
   const kind = el("select", {}, ["oauth2", "bearer", "api_key", "basic"].map((k) => el("option", { value: k }, k)));
   const app = el("select", {}, el("option", { value: "" }, "(the integration's name)"),
@@ -210,7 +210,7 @@ function newConnectionForm(apps) {
 
 function newOAuthAppForm(apps) {
   const status = el("div");
-  const name = el("input", { pattern: "[a-z0-9-]+", autocomplete: "off" });
+  const name = el("input", { pattern: "[a-z0-9\\-]+", autocomplete: "off" });
   const integration = el("input", { required: true, placeholder: "github, slack, stripe, generic", autocomplete: "off" });
   const clientId = el("input", { required: true, autocomplete: "off" });
   const clientSecret = el("input", { type: "password", autocomplete: "off" });
@@ -286,7 +286,7 @@ async function sourcesPage() {
 
 function newSourceForm() {
   const status = el("div");
-  const name = el("input", { required: true, pattern: "[a-z0-9-]+", autocomplete: "off" });
+  const name = el("input", { required: true, pattern: "[a-z0-9\\-]+", autocomplete: "off" });
   const provider = el("select", {}, PROVIDERS.map((p) => el("option", { value: p }, p)));
   const secret = el("input", { type: "password", required: true, autocomplete: "off" });
   const form = el("form", { class: "panel form", id: "new-source" },

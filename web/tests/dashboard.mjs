@@ -211,7 +211,12 @@ await step("Connect via OAuth goes through the OAuth server and back to a connec
   assert.equal(landed.origin, base);
   assert.equal(landed.hash, "#/connections?oauth=connected&connection=idp");
   assert.equal(await page.getAttribute("[data-connection=idp] [data-status]", "data-status"), "connected");
-  assert.match(await page.textContent("[data-connection=idp]"), /openid profile/);
+  // The granted scopes and the expiry, as the API stores them.
+  const stored = JSON.parse((await call("GET", "/api/v1/connections/idp")).body);
+  assert.ok(stored.scopes.length && stored.expires_at, JSON.stringify(stored));
+  const row = await page.textContent("[data-connection=idp]");
+  assert.ok(row.includes(stored.scopes.join(" ")), row);
+  assert.ok(row.includes(new Date(stored.expires_at).toLocaleString()), row);
   assert.equal(await page.textContent("[data-connect=idp]"), "Reconnect");
   // The return marker was spent by the callback.
   assert.equal((await context.cookies()).some((c) => c.name === "stepwise_oauth_return"), false);
@@ -366,10 +371,10 @@ await step("the attempt timeline shows the retried step's attempts and the wait 
 
 await step("the new pages fit a phone screen and keep a visible focus", async () => {
   await page.setViewportSize({ width: 390, height: 844 });
-  for (const path of ["#/connections", "#/sources/gh", "#/workflows/greet", `#/runs/${typedRun}`]) {
+  const pages = [["#/connections", "#new-oauth-app"], ["#/sources/gh", "#rotate-secret"], ["#/workflows/greet", "#source"], [`#/runs/${typedRun}`, "#timeline"]];
+  for (const [path, content] of pages) {
     await page.goto(`${base}/ui/${path}`);
-    await page.waitForSelector("main h1");
-    await page.waitForLoadState("networkidle");
+    await page.waitForSelector(content);
     const overflow = await page.evaluate(() => document.body.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 1, `${path} is ${overflow}px wider than the screen`);
   }
