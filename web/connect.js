@@ -248,24 +248,36 @@ function newOAuthAppForm(apps) {
 
 const PROVIDERS = ["github", "stripe", "slack", "shopify", "standard"];
 
-// A read-only copy of `text` with a button that puts it on the clipboard.
-function copyable(id, label, text) {
-  const input = el("input", { readonly: true, value: text, class: "copy-text" });
-  const said = el("span", { class: "muted", role: "status" });
-  const button = el("button", {
-    type: "button", "data-copy": id,
+// A button that puts `text` on the clipboard and says so in `said`; where the clipboard is not
+// available, it selects `fallback` (an input holding the text) for Ctrl+C.
+function copyButton(id, text, said, fallback) {
+  return el("button", {
+    type: "button", "data-copy": id, "aria-label": `Copy ${text}`,
     onclick: async () => {
       try {
         await navigator.clipboard.writeText(text);
         said.textContent = "Copied.";
       } catch {
-        input.select();
-        said.textContent = "Selected: press Ctrl+C to copy.";
+        if (fallback) fallback.select();
+        said.textContent = fallback ? "Selected: press Ctrl+C to copy." : "Copy it by hand: the clipboard is not available.";
       }
     },
   }, "Copy");
+}
+
+// A read-only copy of `text` with a button that puts it on the clipboard.
+function copyable(id, label, text) {
+  const input = el("input", { id, readonly: true, value: text, class: "copy-text" });
+  const said = el("span", { class: "muted", role: "status" });
   return el("div", { class: "field" }, el("label", { for: id }, label),
-    el("div", { class: "copy" }, Object.assign(input, { id }), button), said);
+    el("div", { class: "copy" }, input, copyButton(id, text, said, input)), said);
+}
+
+// A source's ingest URL in the list, with its copy button.
+function sourceUrl(source) {
+  const url = location.origin + source.url;
+  const said = el("span", { class: "muted small", role: "status" });
+  return [el("span", { class: "mono" }, url), " ", copyButton(`url-${source.name}`, url, said), " ", said];
 }
 
 async function sourcesPage() {
@@ -279,7 +291,7 @@ async function sourcesPage() {
         el("tbody", {}, sources.items.map((source) => el("tr", { "data-source": source.name },
           el("td", {}, el("a", { href: `#/sources/${encodeURIComponent(source.name)}` }, source.name)),
           el("td", {}, source.provider),
-          el("td", { class: "hide-narrow url" }, location.origin + source.url),
+          el("td", { class: "hide-narrow url" }, sourceUrl(source)),
           el("td", { class: "hide-narrow" }, time(source.created_at))))))),
     newSourceForm());
 }

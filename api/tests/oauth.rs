@@ -331,16 +331,21 @@ async fn a_flow_started_from_the_dashboard_returns_to_its_connections_page() {
         )
         .await;
         let client = no_redirects();
-        let elsewhere = client
-            .get(app.url(
-                "/oauth/github/authorize?connection=gh&return_to=https%3A%2F%2Fevil.example",
-            ))
-            .bearer_auth(&app.api_key)
-            .send()
-            .await
-            .expect("send");
+        let elsewhere =
+            client
+                .get(app.url(
+                    "/oauth/github/authorize?connection=gh&return_to=https%3A%2F%2Fevil.example",
+                ))
+                .bearer_auth(&app.api_key)
+                .send()
+                .await
+                .expect("send");
         let elsewhere = app.expect_json(elsewhere, StatusCode::BAD_REQUEST).await;
-        assert!(elsewhere["error"]["message"].as_str().is_some_and(|m| m.contains("return_to")));
+        assert!(
+            elsewhere["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("return_to"))
+        );
 
         let authorize = client
             .get(app.url("/oauth/github/authorize?connection=gh&return_to=dashboard"))
@@ -393,7 +398,12 @@ async fn a_flow_started_from_the_dashboard_returns_to_its_connections_page() {
             .await
             .expect("send");
         assert_eq!(page.status(), StatusCode::BAD_REQUEST);
-        assert!(page.text().await.expect("body").contains("unknown or was already used"));
+        assert!(
+            page.text()
+                .await
+                .expect("body")
+                .contains("unknown or was already used")
+        );
         app
     })
     .await;

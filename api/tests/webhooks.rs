@@ -296,7 +296,10 @@ async fn a_github_delivery_starts_the_subscribed_workflows_once() {
         assert_eq!(first["items"][2]["event_type"], "issues");
         assert_eq!(second["items"][1]["duplicates"], 1, "{second:#}");
         assert_eq!(second["items"][0]["duplicates"], 0);
-        assert_eq!(first["items"][0]["run_ids"].as_array().map(Vec::len), Some(1));
+        assert_eq!(
+            first["items"][0]["run_ids"].as_array().map(Vec::len),
+            Some(1)
+        );
         app
     })
     .await;

@@ -273,6 +273,7 @@ await step("the sources page shows the URL, an accepted delivery with its run, a
 
   await page.click("nav >> text=Webhook sources");
   await page.waitForSelector("#sources [data-source=gh]");
+  assert.match(await page.textContent("#sources [data-source=gh]"), new RegExp(`github${base}/webhooks/github/${source.id} Copy`));
   await page.click("#sources >> text=gh");
   await page.waitForSelector("#source-url");
   assert.equal(await page.inputValue("#source-url"), `${base}/webhooks/github/${source.id}`);
