@@ -365,6 +365,9 @@ await step("the attempt timeline shows the retried step's attempts and the wait 
   assert.deepEqual(bars, [["1", "failed"], ["2", "succeeded"]]);
   assert.match(await page.getAttribute("#timeline [data-step=flaky] [data-gap='2']", "aria-label"), /^waited .+ before attempt 2$/);
   assert.equal(await page.$$eval("#timeline [data-step=greet] .tl-bar", (nodes) => nodes.length), 1);
+  // Coloured by status: red for the failed attempt, green for the one that succeeded.
+  const colours = await page.$$eval("#timeline [data-step=flaky] .tl-bar", (nodes) => nodes.map((n) => getComputedStyle(n).backgroundColor));
+  assert.deepEqual(colours, ["rgb(201, 42, 42)", "rgb(43, 138, 62)"]);
   // Bars are placed in order along the axis.
   const lefts = await page.$$eval("#timeline [data-step=flaky] .tl-bar", (nodes) => nodes.map((n) => n.getBoundingClientRect().left));
   assert.ok(lefts[0] < lefts[1], JSON.stringify(lefts));
