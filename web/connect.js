@@ -161,6 +161,8 @@ async function connectionsPage(params) {
         el("tbody", {}, rows))),
     newConnectionForm(apps.items),
     newOAuthAppForm(apps.items));
+  // The outcome is shown once: a reload or a later visit should not announce it again.
+  if (params.has("oauth")) history.replaceState(null, "", "#/connections");
 }
 
 function newConnectionForm(apps) {
