@@ -328,6 +328,7 @@ async function runPage(id) {
     run.error ? el("div", { class: "error-box", id: "run-error", role: "alert" }, run.error) : [],
     actions, notice,
     dag(run.steps),
+    attemptTimeline(run.steps),
     el("table", { id: "steps" },
       el("thead", {}, el("tr", {}, el("th", {}, "Step"), el("th", { class: "hide-narrow" }, "Action"), el("th", {}, "Status"),
         el("th", {}, "Attempts"), el("th", {}, "Took"), el("th", {}, "Error"))),
@@ -335,6 +336,52 @@ async function runPage(id) {
     el("h2", {}, "Input"), json(run.input),
     run.output ? [el("h2", {}, "Outputs"), el("div", { id: "run-output" }, json(run.output))] : []);
   scheduleRefresh(ACTIVE.has(run.status), () => runPage(id).catch(showError));
+}
+
+// ---- attempt timeline ----
+
+// Each step's attempts on one time axis: a bar per attempt (status colour) and the wait before
+// the next attempt. Positions are percentages of the run's span, so it fits any width.
+function attemptTimeline(steps) {
+  const now = Date.now();
+  const lanes = steps.map((step) => ({
+    step,
+    attempts: step.attempt_history.length
+      ? step.attempt_history.map((a) => ({ attempt: a.attempt, status: a.status, start: a.started_at, end: a.finished_at, error: a.error }))
+      : step.started_at ? [{ attempt: 1, status: step.status, start: step.started_at, end: step.finished_at }] : [],
+  })).filter((lane) => lane.attempts.length);
+  if (!lanes.length) return null;
+  const spans = lanes.flatMap((lane) => lane.attempts);
+  const start = Math.min(...spans.map((a) => a.start));
+  const end = Math.max(...spans.map((a) => a.end || now));
+  const total = Math.max(end - start, 1);
+  // A bar is at least 0.6% wide (a pure step takes 0 ms) and never overflows the track.
+  const place = (node, from, to) => {
+    const width = Math.max(((to - from) / total) * 100, 0.6);
+    node.style.left = `${Math.min(((from - start) / total) * 100, 100 - width)}%`;
+    node.style.width = `${width}%`;
+    return node;
+  };
+  const rows = lanes.map(({ step, attempts }) => {
+    const track = el("div", { class: "tl-track" });
+    attempts.forEach((a, index) => {
+      const previous = attempts[index - 1];
+      if (previous && previous.end && a.start > previous.end) {
+        const wait = `waited ${duration(previous.end, a.start)} before attempt ${a.attempt}`;
+        track.append(place(el("div", { class: "tl-gap", "data-gap": a.attempt, title: wait, role: "img", "aria-label": wait }), previous.end, a.start));
+      }
+      const label = `attempt ${a.attempt}: ${a.status}, ${time(a.start)}, took ${duration(a.start, a.end)}${a.error ? `: ${a.error}` : ""}`;
+      track.append(place(el("div", {
+        class: `tl-bar s-${a.status}`, "data-attempt": a.attempt, "data-status": a.status,
+        title: label, role: "img", "aria-label": label,
+      }, `#${a.attempt}`), a.start, a.end || now));
+    });
+    return el("div", { class: "tl-row", "data-step": step.id }, el("div", { class: "tl-label" }, step.id), track);
+  });
+  return el("section", { class: "timeline panel", id: "timeline", "aria-label": "attempt timeline" },
+    el("h2", {}, "Attempts over time"),
+    rows,
+    el("div", { class: "tl-axis muted" }, el("span", {}, time(start)), el("span", {}, `+${duration(start, end)}`)));
 }
 
 // ---- workflows ----
@@ -359,17 +406,14 @@ async function workflowPage(name, params) {
   const versions = [...detail.versions].sort((a, b) => b.version - a.version);
   const shown = Number(params.get("version")) || versions[0].version;
   const version = versions.find((v) => v.version === shown) || versions[0];
-  const input = el("textarea", { id: "run-input", rows: "4", "aria-label": "run input (JSON)" }, "{}");
   const status = el("div", { role: "status" });
+  const form = runForm(name, versions[0].inputs);
   const run = el("button", {
-    type: "button", class: "primary", id: "run-workflow",
-    onclick: async () => {
-      try {
-        const started = await api("POST", `/api/v1/workflows/${encodeURIComponent(name)}/runs`, input.value || "{}");
-        location.hash = `#/runs/${started.run_id}`;
-      } catch (error) {
-        status.replaceChildren(el("div", { class: "error-box", role: "alert" }, error.message));
-      }
+    type: "button", class: "primary", id: "run-workflow", "aria-expanded": "false", "aria-controls": "run-form",
+    onclick: () => {
+      form.hidden = !form.hidden;
+      run.setAttribute("aria-expanded", String(!form.hidden));
+      if (!form.hidden) form.querySelector("input, select, textarea, button").focus();
     },
   }, "Run");
   // A disabled workflow starts no run (manual, webhook or cron) until it is enabled again.
@@ -405,12 +449,147 @@ async function workflowPage(name, params) {
     el("h1", {}, name, detail.enabled ? [] : [" ", badge("disabled")]),
     el("div", { class: "actions" }, toggle),
     el("div", { class: "panel" }, el("h2", {}, "Run it"),
-      el("p", { class: "muted" }, "Input (JSON object, checked against the workflow's inputs):"), input,
-      el("div", { class: "actions" }, run, el("a", { href: `#/runs?workflow=${encodeURIComponent(name)}` }, "Runs of this workflow")), status),
+      el("div", { class: "actions" }, run, el("a", { href: `#/runs?workflow=${encodeURIComponent(name)}` }, "Runs of this workflow")), form, status),
     el("h2", {}, "Versions"),
     el("div", { class: "filters" }, versions.map((v) => el("a", { href: `#/workflows/${encodeURIComponent(name)}?version=${v.version}`, "aria-current": v.version === version.version ? "page" : null }, `v${v.version}`))),
     el("pre", { id: "source" }, version.source),
     diffView);
+}
+
+// ---- run form ----
+
+// The first type a schema names (`["string", "null"]` is a string).
+function schemaType(schema) {
+  const type = Array.isArray(schema.type) ? schema.type.find((t) => t !== "null") : schema.type;
+  return schema.enum ? "enum" : type || "json";
+}
+
+// One declared input (its JSON Schema, workflows/src/inputs.rs): the control and how to read
+// it back. `read` returns { value } or { omit: true } or { error: "message" }.
+function inputField(name, schema) {
+  const id = `input-${name}`;
+  const type = schemaType(schema);
+  const required = !("default" in schema);
+  const has = schema.default !== undefined;
+  let control;
+  let read;
+  if (type === "enum") {
+    control = el("select", {},
+      required ? el("option", { value: "" }, "Choose...") : [],
+      schema.enum.map((option) => el("option", { value: JSON.stringify(option), selected: has && JSON.stringify(option) === JSON.stringify(schema.default) }, String(option))));
+    read = () => control.value === "" ? { error: "Choose one." } : { value: JSON.parse(control.value) };
+  } else if (type === "boolean") {
+    control = el("input", { type: "checkbox", checked: has && schema.default === true });
+    read = () => ({ value: control.checked });
+  } else if (type === "integer" || type === "number") {
+    control = el("input", { type: "number", step: type === "integer" ? "1" : "any", min: schema.minimum, max: schema.maximum, value: has ? schema.default : undefined, inputmode: type === "integer" ? "numeric" : "decimal" });
+    read = () => {
+      const text = control.value.trim();
+      if (text === "") return required ? { error: "Required." } : { omit: true };
+      const value = Number(text);
+      if (!Number.isFinite(value)) return { error: "Enter a number." };
+      if (type === "integer" && !Number.isInteger(value)) return { error: "Enter a whole number." };
+      if (schema.minimum !== undefined && value < schema.minimum) return { error: `Must be at least ${schema.minimum}.` };
+      if (schema.maximum !== undefined && value > schema.maximum) return { error: `Must be at most ${schema.maximum}.` };
+      if (schema.exclusiveMinimum !== undefined && value <= schema.exclusiveMinimum) return { error: `Must be more than ${schema.exclusiveMinimum}.` };
+      if (schema.exclusiveMaximum !== undefined && value >= schema.exclusiveMaximum) return { error: `Must be less than ${schema.exclusiveMaximum}.` };
+      return { value };
+    };
+  } else if (type === "string") {
+    control = el("input", { type: "text", value: has ? schema.default : undefined, autocomplete: "off" });
+    read = () => {
+      const value = control.value;
+      if (value === "") return required ? { error: "Required." } : { omit: true };
+      if (schema.minLength !== undefined && value.length < schema.minLength) return { error: `At least ${schema.minLength} characters.` };
+      if (schema.maxLength !== undefined && value.length > schema.maxLength) return { error: `At most ${schema.maxLength} characters.` };
+      if (schema.pattern && !new RegExp(schema.pattern, "u").test(value)) return { error: `Must match ${schema.pattern}.` };
+      return { value };
+    };
+  } else {
+    // Objects, arrays and untyped inputs are typed as JSON.
+    control = el("textarea", { rows: "3" }, has ? JSON.stringify(schema.default, null, 2) : "");
+    read = () => {
+      const text = control.value.trim();
+      if (text === "") return required ? { error: "Required." } : { omit: true };
+      let value;
+      try {
+        value = JSON.parse(text);
+      } catch (error) {
+        return { error: `Not valid JSON: ${error.message}` };
+      }
+      if (type === "object" && (value === null || typeof value !== "object" || Array.isArray(value))) return { error: "Enter a JSON object, e.g. {\"key\": \"value\"}." };
+      if (type === "array" && !Array.isArray(value)) return { error: "Enter a JSON array, e.g. [1, 2]." };
+      return { value };
+    };
+  }
+  control.id = id;
+  control.name = name;
+  if (required) control.setAttribute("aria-required", "true");
+  const problem = el("p", { class: "field-error error", id: `${id}-error`, hidden: true });
+  const hint = [schema.description, type === "json" || type === "object" || type === "array" ? `JSON ${type === "json" ? "value" : type}` : null].filter(Boolean).join(" · ");
+  control.setAttribute("aria-describedby", `${id}-hint ${id}-error`);
+  const label = el("label", { for: id }, name, required ? el("span", { class: "muted" }, " (required)") : []);
+  const node = el("div", { class: type === "boolean" ? "field check" : "field", "data-input": name },
+    type === "boolean" ? [control, label] : [label, control],
+    el("p", { class: "hint muted", id: `${id}-hint` }, hint),
+    problem);
+  const check = () => {
+    const result = read();
+    problem.hidden = !result.error;
+    problem.textContent = result.error || "";
+    control.setAttribute("aria-invalid", String(Boolean(result.error)));
+    return result;
+  };
+  return { name, node, control, check };
+}
+
+// The form that starts a run: one typed field per declared input, or a JSON object when the
+// workflow declares none. Checked here first; the server's refusal shows next to the button.
+// The API lists inputs by name (the declaration order is not kept): required ones come first.
+function runForm(workflow, inputs) {
+  const declared = Object.entries(inputs || {});
+  const ordered = [...declared.filter(([, s]) => !("default" in s)), ...declared.filter(([, s]) => "default" in s)];
+  const fields = ordered.map(([name, schema]) => inputField(name, schema));
+  const raw = inputs ? null : el("textarea", { id: "run-input", rows: "4" }, "{}");
+  const status = el("div", { id: "run-form-status" });
+  const form = el("form", { id: "run-form", class: "form", hidden: true, novalidate: true },
+    fields.length ? fields.map((f) => f.node)
+      : inputs ? el("p", { class: "muted" }, "This workflow takes no input.")
+        : el("div", { class: "field" }, el("label", { for: "run-input" }, "Input (JSON object)"), raw),
+    el("div", { class: "actions" }, el("button", { type: "submit", class: "primary", id: "run-submit" }, "Start run")),
+    status);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    status.replaceChildren();
+    let body;
+    if (raw) {
+      body = raw.value.trim() || "{}";
+    } else {
+      const input = {};
+      const invalid = [];
+      for (const f of fields) {
+        const result = f.check();
+        if (result.error) invalid.push(f);
+        else if (!result.omit) input[f.name] = result.value;
+      }
+      if (invalid.length) {
+        status.replaceChildren(el("div", { class: "error-box", role: "alert" }, `Fix ${invalid.length === 1 ? "this input" : "these inputs"}: ${invalid.map((f) => f.name).join(", ")}.`));
+        invalid[0].control.focus();
+        return;
+      }
+      body = input;
+    }
+    const submit = form.querySelector("#run-submit");
+    submit.disabled = true;
+    try {
+      const started = await api("POST", `/api/v1/workflows/${encodeURIComponent(workflow)}/runs`, body);
+      location.hash = `#/runs/${started.run_id}`;
+    } catch (error) {
+      status.replaceChildren(el("div", { class: "error-box", role: "alert", id: "run-refused" }, error.message));
+      submit.disabled = false;
+    }
+  });
+  return form;
 }
 
 // ---- router ----
@@ -434,6 +613,9 @@ async function route() {
     if (section === "runs" && parts[1]) await runPage(parts[1]);
     else if (section === "workflows" && parts[1]) await workflowPage(decodeURIComponent(parts[1]), params);
     else if (section === "workflows") await workflowsPage();
+    else if (section === "connections") await connectionsPage(params);
+    else if (section === "sources" && parts[1]) await sourcePage(decodeURIComponent(parts[1]));
+    else if (section === "sources") await sourcesPage();
     else await runsPage(params);
   } catch (error) {
     if (error.status === 401) return loginPage("Your session ended; log in again.");

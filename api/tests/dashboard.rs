@@ -1,10 +1,12 @@
 //! The dashboard in a real headless browser: `web/tests/dashboard.mjs` drives Debian's
-//! `chromium` through `playwright-core` against the real binary, on SQLite and Postgres. Without
-//! Chromium or the npm packages (`.ci/run` installs both) the test is skipped with a message;
-//! with `CI=true` it fails instead.
+//! `chromium` through `playwright-core` against the real binary, on SQLite and Postgres; its
+//! OAuth connection is authorized at oauth2-mock-server (`.ci/oauth-mock`). Without Chromium or
+//! the npm packages (`.ci/run` installs them) the test is skipped with a message; with
+//! `CI=true` it fails instead.
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,6 +18,10 @@ fn web_tests() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/tests")
 }
 
+fn oauth_mock() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/oauth-mock")
+}
+
 /// Why the browser test cannot run here, if it cannot.
 fn missing_prerequisite() -> Option<String> {
     if !Path::new(CHROMIUM).exists() {
@@ -25,6 +31,12 @@ fn missing_prerequisite() -> Option<String> {
     }
     if !web_tests().join("node_modules/playwright-core").exists() {
         return Some("playwright-core is not installed (npm ci in web/tests)".into());
+    }
+    if !oauth_mock()
+        .join("node_modules/oauth2-mock-server/package.json")
+        .exists()
+    {
+        return Some("oauth2-mock-server is not installed (npm ci in .ci/oauth-mock)".into());
     }
     if Command::new("node").arg("--version").output().is_err() {
         return Some("node is not installed".into());
@@ -39,6 +51,30 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// oauth2-mock-server on a free port (it stops when its stdin closes, or is killed on drop).
+/// Returns the process and its URL.
+fn start_oauth_mock() -> (KillOnDrop, String) {
+    let mut child = Command::new("node")
+        .arg("server.mjs")
+        .current_dir(oauth_mock())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start oauth2-mock-server");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let listening: serde_json::Value = serde_json::from_str(
+        &lines
+            .next()
+            .expect("a listening line")
+            .expect("read the mock's stdout"),
+    )
+    .expect("json");
+    let url = listening["url"].as_str().expect("url").to_owned();
+    // Its later lines (one per token request) are drained so the pipe never fills.
+    std::thread::spawn(move || lines.for_each(drop));
+    (KillOnDrop(child), url)
 }
 
 fn stepwise() -> Command {
@@ -62,6 +98,7 @@ async fn the_dashboard_takes_a_failed_run_to_success_in_a_browser() {
         eprintln!("skipping the browser test: {missing}");
         return;
     }
+    let (_oauth_mock, oauth_url) = start_oauth_mock();
     for database in common::databases().await {
         let label = format!("[{}]", database.backend);
         let created = stepwise()
@@ -90,6 +127,8 @@ async fn the_dashboard_takes_a_failed_run_to_success_in_a_browser() {
         let _server = KillOnDrop(
             stepwise()
                 .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+                // The OAuth server and the flaky endpoint of the retried step are on loopback.
+                .arg("--allow-private-networks")
                 .args(["--database-url", &database.url])
                 .arg("--workflows")
                 .arg(workflows.path())
@@ -113,12 +152,14 @@ async fn the_dashboard_takes_a_failed_run_to_success_in_a_browser() {
         }
         let output = tokio::task::spawn_blocking({
             let base = base.clone();
+            let oauth_url = oauth_url.clone();
             move || {
                 Command::new("node")
                     .arg("dashboard.mjs")
                     .current_dir(web_tests())
                     .env("STEPWISE_URL", base)
                     .env("STEPWISE_KEY", key)
+                    .env("OAUTH_URL", oauth_url)
                     .env("CHROMIUM", CHROMIUM)
                     .output()
                     .expect("run node")

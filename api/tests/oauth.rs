@@ -303,6 +303,112 @@ impl MockProvider {
     }
 }
 
+/// The `Set-Cookie` header of a response that sets `name`.
+fn set_cookie(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_flow_started_from_the_dashboard_returns_to_its_connections_page() {
+    for_each_backend(|app| async move {
+        create(
+            &app,
+            "/api/v1/oauth-apps",
+            json!({"integration": "github", "client_id": "id", "client_secret": CLIENT_SECRET}),
+        )
+        .await;
+        create(
+            &app,
+            "/api/v1/connections",
+            json!({"name": "gh", "integration": "github", "kind": "oauth2"}),
+        )
+        .await;
+        let client = no_redirects();
+        let elsewhere =
+            client
+                .get(app.url(
+                    "/oauth/github/authorize?connection=gh&return_to=https%3A%2F%2Fevil.example",
+                ))
+                .bearer_auth(&app.api_key)
+                .send()
+                .await
+                .expect("send");
+        let elsewhere = app.expect_json(elsewhere, StatusCode::BAD_REQUEST).await;
+        assert!(
+            elsewhere["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("return_to"))
+        );
+
+        let authorize = client
+            .get(app.url("/oauth/github/authorize?connection=gh&return_to=dashboard"))
+            .bearer_auth(&app.api_key)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(authorize.status(), StatusCode::FOUND);
+        let cookie = set_cookie(&authorize, "stepwise_oauth_return");
+        for attribute in ["HttpOnly", "SameSite=Lax", "Path=/oauth/callback"] {
+            assert!(cookie.contains(attribute), "{cookie}");
+        }
+        let to_github = reqwest::Url::parse(&location(&authorize)).expect("url");
+        let state = to_github
+            .query_pairs()
+            .find(|(key, _)| key == "state")
+            .map(|(_, value)| value.into_owned())
+            .expect("state");
+
+        // The user refused at the provider: back on the dashboard with the provider's code only.
+        let refused = client
+            .get(app.url(&format!(
+                "/oauth/callback?state={state}&error=access_denied&error_description=Call+us"
+            )))
+            .header("cookie", "stepwise_oauth_return=dashboard")
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(refused.status(), StatusCode::SEE_OTHER, "[{}]", app.backend);
+        assert_eq!(
+            location(&refused),
+            "/ui/#/connections?oauth=failed&reason=provider_error&error=access_denied"
+        );
+        assert!(set_cookie(&refused, "stepwise_oauth_return").contains("Max-Age=0"));
+        // The state was spent: the same link again is unknown.
+        let replayed = client
+            .get(app.url(&format!("/oauth/callback?state={state}&code=c")))
+            .header("cookie", "stepwise_oauth_return=dashboard")
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(
+            location(&replayed),
+            "/ui/#/connections?oauth=failed&reason=unknown_state"
+        );
+        // Without the cookie the callback answers with its own page, as before.
+        let page = client
+            .get(app.url(&format!("/oauth/callback?state={state}&code=c")))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(page.status(), StatusCode::BAD_REQUEST);
+        assert!(
+            page.text()
+                .await
+                .expect("body")
+                .contains("unknown or was already used")
+        );
+        app
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn full_flow_against_oauth2_mock_server() {
     let Some(provider) = MockProvider::start().await else {

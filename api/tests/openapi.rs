@@ -306,6 +306,35 @@ async fn responses_match_their_documented_schemas() {
         )
         .await;
         assert_eq!(accepted["run_ids"].as_array().map(Vec::len), Some(1));
+        let redelivered = app
+            .client
+            .post(app.url(url))
+            .header("content-type", "application/json")
+            .header("x-github-event", "push")
+            .header("x-github-delivery", "openapi-1")
+            .header("x-hub-signature-256", github_signature(&delivery))
+            .body(delivery.clone())
+            .send()
+            .await
+            .expect("send");
+        let redelivered = app.expect_json(redelivered, StatusCode::OK).await;
+        assert_eq!(redelivered["duplicate"], true);
+        let deliveries = app.get("/api/v1/sources/gh/deliveries?limit=5").await;
+        let deliveries = check(
+            &app,
+            doc,
+            ("get", "/api/v1/sources/{name}/deliveries"),
+            deliveries,
+            StatusCode::OK,
+        )
+        .await;
+        let listed = &deliveries["items"][0];
+        assert_eq!(listed["delivery_id"], "openapi-1", "{deliveries:#}");
+        assert_eq!(listed["event_type"], "push");
+        assert_eq!(listed["run_ids"], accepted["run_ids"]);
+        assert_eq!(listed["duplicates"], 1);
+        assert!(listed["last_duplicate_at"].is_i64());
+        assert!(deliveries["next_cursor"].is_null());
         let forged = app
             .client
             .post(app.url(url))

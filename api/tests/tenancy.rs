@@ -252,6 +252,13 @@ fn cases() -> Vec<Case> {
             None,
             NotFound,
         ),
+        case(
+            get(),
+            "/api/v1/sources/{name}/deliveries",
+            "/api/v1/sources/gh/deliveries",
+            None,
+            NotFound,
+        ),
         case(get(), "/ui/session", "/ui/session", None, OwnData),
         case(
             get(),
@@ -309,6 +316,7 @@ async fn stored(app: &TestApp, run_id: &str) -> Value {
         "/api/v1/secrets".to_owned(),
         "/api/v1/sources".to_owned(),
         "/api/v1/sources/gh/rejections".to_owned(),
+        "/api/v1/sources/gh/deliveries".to_owned(),
         "/api/v1/oauth-apps".to_owned(),
         "/api/v1/connections".to_owned(),
     ] {

@@ -256,6 +256,50 @@ async fn a_github_delivery_starts_the_subscribed_workflows_once() {
         }
         assert_eq!(app.count_rows("runs").await, 4, "[{}]", app.backend);
         assert_eq!(app.count_rows("webhook_deliveries").await, 6);
+
+        // The deliveries page newest first, in keyset pages.
+        let first = app
+            .expect_json(
+                app.get("/api/v1/sources/gh/deliveries?limit=4").await,
+                StatusCode::OK,
+            )
+            .await;
+        let cursor = first["next_cursor"].as_str().expect("a second page");
+        let second = app
+            .expect_json(
+                app.get(&format!(
+                    "/api/v1/sources/gh/deliveries?limit=4&cursor={cursor}"
+                ))
+                .await,
+                StatusCode::OK,
+            )
+            .await;
+        assert!(second["next_cursor"].is_null(), "{second:#}");
+        let ids: Vec<Value> = [&first, &second]
+            .iter()
+            .flat_map(|page| page["items"].as_array().expect("items").clone())
+            .map(|item| item["delivery_id"].clone())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                Value::Null,
+                Value::Null,
+                json!("d-4"),
+                json!("d-3"),
+                json!("d-2"),
+                json!("d-1")
+            ],
+            "[{}]",
+            app.backend
+        );
+        assert_eq!(first["items"][2]["event_type"], "issues");
+        assert_eq!(second["items"][1]["duplicates"], 1, "{second:#}");
+        assert_eq!(second["items"][0]["duplicates"], 0);
+        assert_eq!(
+            first["items"][0]["run_ids"].as_array().map(Vec::len),
+            Some(1)
+        );
         app
     })
     .await;
@@ -394,6 +438,15 @@ async fn a_hundred_concurrent_copies_of_a_delivery_start_exactly_one_run() {
         }
         assert_eq!(app.count_rows("runs").await, 1, "[{}]", app.backend);
         assert_eq!(app.count_rows("webhook_deliveries").await, 1);
+        // Every copy but the first is counted on the one delivery row.
+        let listed = app
+            .expect_json(
+                app.get("/api/v1/sources/gh/deliveries").await,
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(listed["items"][0]["duplicates"], 99, "[{}]", app.backend);
+        assert_eq!(listed["items"][0]["run_ids"], json!(runs));
         app
     })
     .await;

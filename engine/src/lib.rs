@@ -43,7 +43,7 @@ pub use store::runs::{AttemptView, Page, RunDetail, RunFilter, RunSummary, StepV
 pub use store::schedules::{FireInfo, FireOutcome, ScheduleInfo};
 pub use store::secrets::{RewrapReport, SecretInfo, SecretWritten};
 pub use store::tenants::Tenant;
-pub use store::webhooks::{RejectionInfo, SourceInfo};
+pub use store::webhooks::{DeliveryInfo, RejectionInfo, SourceInfo};
 pub use store::workflows::{Deployed, VersionInfo, WorkflowSummary};
 pub use vault::{KeyProvider, MasterKeySettings, Vault, VaultError};
 pub use webhooks::{IngestError, Ingested};

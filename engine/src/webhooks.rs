@@ -21,7 +21,8 @@ use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::ingest_cache::VerifyingSource;
 use crate::starts::DeliveryRequest;
-use crate::store::webhooks::{RejectionInfo, Source, SourceInfo};
+use crate::store::runs::Page;
+use crate::store::webhooks::{DeliveryInfo, RejectionInfo, Source, SourceInfo};
 use crate::store::workflows::VersionRef;
 use crate::store::{now_ms, webhooks as store, workflows};
 
@@ -198,6 +199,18 @@ impl Engine {
         store::rejections(&self.inner.db.conn, tenant_id, name).await
     }
 
+    /// The source's accepted deliveries, newest first, in keyset pages (`cursor` is the
+    /// previous page's `next_cursor`).
+    pub async fn recent_deliveries(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        cursor: Option<&str>,
+        limit: u64,
+    ) -> Result<Page<DeliveryInfo>, EngineError> {
+        store::deliveries(&self.inner.db.conn, tenant_id, name, cursor, limit).await
+    }
+
     /// Verifies and accepts one delivery to `POST /webhooks/{provider}/{source_id}`. Returns
     /// only once the delivery and its runs are committed.
     pub async fn ingest(
@@ -261,6 +274,12 @@ impl Engine {
             .await?;
         let run_ids = started.run_ids;
         if started.duplicate {
+            if let Some(id) = &delivery_id
+                && let Err(error) =
+                    store::count_duplicate(&self.inner.db.conn, &source.info.id, id).await
+            {
+                tracing::warn!(message = "Could not count a duplicate webhook delivery.", %error);
+            }
             return Ok(Ingested {
                 tenant_id: source.tenant_id.clone(),
                 delivery_id,

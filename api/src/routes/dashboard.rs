@@ -22,6 +22,7 @@ const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
 const INDEX_HTML: &str = include_str!("../../../web/index.html");
 const APP_JS: &str = include_str!("../../../web/app.js");
+const CONNECT_JS: &str = include_str!("../../../web/connect.js");
 const APP_CSS: &str = include_str!("../../../web/app.css");
 
 /// Everything the page loads comes from this server; nothing may frame it.
@@ -35,6 +36,7 @@ pub fn configure(routes: &mut Routes) {
         .resource("/ui", [get(ui_to_dashboard)])
         .resource("/ui/", [get(index)])
         .resource("/ui/app.js", [get(app_js)])
+        .resource("/ui/connect.js", [get(connect_js)])
         .resource("/ui/app.css", [get(app_css)])
         .resource("/ui/session", [get(session)])
         .resource("/ui/login", [post(login)])
@@ -98,6 +100,16 @@ pub async fn index() -> HttpResponse {
 )]
 pub async fn app_js() -> HttpResponse {
     asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+#[utoipa::path(
+    get,
+    path = "/ui/connect.js",
+    tag = "dashboard",
+    responses((status = 200, description = "The dashboard's connections and webhook sources pages.", content_type = "text/javascript", body = String))
+)]
+pub async fn connect_js() -> HttpResponse {
+    asset("text/javascript; charset=utf-8", CONNECT_JS)
 }
 
 #[utoipa::path(

@@ -167,6 +167,10 @@ pub fn configure(config: &mut web::ServiceConfig, webhook_max_bytes: usize) -> V
         .resource(
             "/api/v1/sources/{name}/rejections",
             [get(sources::rejections)],
+        )
+        .resource(
+            "/api/v1/sources/{name}/deliveries",
+            [get(sources::deliveries)],
         );
     routes.endpoints
 }

@@ -1,12 +1,12 @@
-//! Webhook sources: list, create, rotate the signing secret, delete, and read the rejection
-//! log. Signing secrets go in and never come back.
+//! Webhook sources: list, create, rotate the signing secret, delete, and read the recent
+//! deliveries and the rejection log. Signing secrets go in and never come back.
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
-use stepwise_engine::{RejectionInfo, SourceInfo};
+use stepwise_engine::{DeliveryInfo, Page, RejectionInfo, SourceInfo};
 use stepwise_integrations::SecretValue;
 use stepwise_integrations::webhooks::{GenericScheme, WebhookScheme};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authenticated;
 use crate::error::{ApiError, ErrorBody};
@@ -87,6 +87,9 @@ pub struct RotateSecret {
     #[schema(example = "24h")]
     pub previous_valid_for: Option<String>,
 }
+
+/// Deliveries per page unless `limit` says otherwise.
+const DEFAULT_DELIVERY_PAGE: u64 = 20;
 
 fn scheme(provider: &str, generic: Option<GenericScheme>) -> Result<WebhookScheme, ApiError> {
     let scheme = match (provider, generic) {
@@ -273,4 +276,51 @@ pub async fn rejections(
         .call(move |engine| async move { engine.recent_rejections(&tenant.id, &name).await })
         .await?;
     Ok(web::Json(RejectionList { items }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveriesQuery {
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 100; default 20.
+    pub limit: Option<u64>,
+}
+
+/// The source's accepted deliveries, newest first, with the runs each started and how many
+/// redelivered copies were answered as duplicates.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sources/{name}/deliveries",
+    tag = "sources",
+    params(("name" = String, Path, description = "The source's name."), DeliveriesQuery),
+    responses(
+        (status = 200, description = "One page of deliveries (kept for the delivery retention, 7 days by default).", body = Page<DeliveryInfo>),
+        (status = 400, description = "`invalid_input`: not a valid source name.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the tenant has no such source.", body = ErrorBody),
+    )
+)]
+pub async fn deliveries(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    name: web::Path<String>,
+    query: web::Query<DeliveriesQuery>,
+) -> Result<web::Json<Page<DeliveryInfo>>, ApiError> {
+    let name = name.into_inner();
+    check_name(&name)?;
+    let DeliveriesQuery { cursor, limit } = query.into_inner();
+    let cursor = cursor.filter(|cursor| !cursor.is_empty());
+    let page = state
+        .call(move |engine| async move {
+            engine
+                .recent_deliveries(
+                    &tenant.id,
+                    &name,
+                    cursor.as_deref(),
+                    limit.unwrap_or(DEFAULT_DELIVERY_PAGE),
+                )
+                .await
+        })
+        .await?;
+    Ok(web::Json(page))
 }

@@ -291,6 +291,8 @@ pub mod webhook_delivery {
         pub received_at: i64,
         #[sea_orm(column_type = "JsonBinary")]
         pub run_ids: Json,
+        pub duplicates: i32,
+        pub last_duplicate_at: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

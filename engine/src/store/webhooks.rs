@@ -6,7 +6,7 @@
 //! of a rotation keeps the same binding, so rotating moves the current envelope to the
 //! `previous_*` columns without decrypting it.
 
-use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
@@ -18,6 +18,7 @@ use stepwise_integrations::webhooks::{SigningSecret, WebhookScheme};
 
 use super::entities::{webhook_delivery, webhook_rejection, webhook_source};
 use super::now_ms;
+use super::runs::Page;
 use crate::db::begin_write;
 use crate::error::EngineError;
 use crate::vault::{AadContext, Envelope, Vault};
@@ -59,6 +60,24 @@ pub struct RejectionInfo {
     /// The request headers without signature, authorization or cookie headers.
     pub headers: Value,
 }
+
+/// An accepted delivery, as the dashboard lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct DeliveryInfo {
+    pub id: String,
+    /// The provider's (or the `Idempotency-Key`) delivery id, when the delivery had one.
+    pub delivery_id: Option<String>,
+    pub event_type: Option<String>,
+    pub received_at: i64,
+    /// The runs it started.
+    pub run_ids: Vec<String>,
+    /// Redelivered copies answered as duplicates (they started nothing).
+    pub duplicates: i32,
+    pub last_duplicate_at: Option<i64>,
+}
+
+/// Most deliveries one page lists.
+pub const MAX_DELIVERY_PAGE: u64 = 100;
 
 /// A stored source with its sealed secrets, for verification.
 #[derive(Debug, Clone)]
@@ -556,6 +575,8 @@ pub async fn insert_delivery(
         event_type: Set(new.event_type.map(str::to_owned)),
         received_at: Set(now_ms()),
         run_ids: Set(serde_json::to_value(new.run_ids)?),
+        duplicates: Set(0),
+        last_duplicate_at: Set(None),
     })
     .on_conflict(
         OnConflict::columns([
@@ -587,6 +608,78 @@ pub async fn delivery_runs(
             ))
         })?;
     Ok(serde_json::from_value(row.run_ids)?)
+}
+
+/// Counts a redelivered copy on the delivery's row. A transaction of its own, after the
+/// copy was answered: taking the row lock inside the shared start transaction could make two
+/// batches with copies of the same deliveries wait for each other.
+pub async fn count_duplicate(
+    db: &DatabaseConnection,
+    source_id: &str,
+    delivery_id: &str,
+) -> Result<(), EngineError> {
+    let tx = begin_write(db).await?;
+    webhook_delivery::Entity::update_many()
+        .col_expr(
+            webhook_delivery::Column::Duplicates,
+            Expr::col(webhook_delivery::Column::Duplicates).add(1),
+        )
+        .col_expr(
+            webhook_delivery::Column::LastDuplicateAt,
+            Expr::value(now_ms()),
+        )
+        .filter(webhook_delivery::Column::SourceId.eq(source_id))
+        .filter(webhook_delivery::Column::DeliveryId.eq(delivery_id))
+        .exec(&tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The source's accepted deliveries, newest first, in pages of `limit` (1 to
+/// [`MAX_DELIVERY_PAGE`]); `cursor` is the previous page's `next_cursor` (a delivery row id:
+/// UUIDv7, so id order is arrival order).
+pub async fn deliveries(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    name: &str,
+    cursor: Option<&str>,
+    limit: u64,
+) -> Result<Page<DeliveryInfo>, EngineError> {
+    let source = find_by_name(db, tenant_id, name)
+        .await?
+        .ok_or_else(|| not_found(name))?;
+    let limit = limit.clamp(1, MAX_DELIVERY_PAGE);
+    let mut query =
+        webhook_delivery::Entity::find().filter(webhook_delivery::Column::SourceId.eq(source.id));
+    if let Some(cursor) = cursor {
+        query = query.filter(webhook_delivery::Column::Id.lt(cursor));
+    }
+    let rows = query
+        .order_by_desc(webhook_delivery::Column::Id)
+        .limit(limit + 1)
+        .all(db)
+        .await?;
+    let has_more = rows.len() as u64 > limit;
+    let items = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(|row| {
+            Ok(DeliveryInfo {
+                run_ids: serde_json::from_value(row.run_ids)?,
+                id: row.id,
+                delivery_id: row.delivery_id,
+                event_type: row.event_type,
+                received_at: row.received_at,
+                duplicates: row.duplicates,
+                last_duplicate_at: row.last_duplicate_at,
+            })
+        })
+        .collect::<Result<Vec<_>, EngineError>>()?;
+    let next_cursor = has_more
+        .then(|| items.last().map(|item| item.id.clone()))
+        .flatten();
+    Ok(Page { items, next_cursor })
 }
 
 /// Deletes up to `limit` accepted deliveries received before `before` (epoch ms); returns how

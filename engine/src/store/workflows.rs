@@ -35,6 +35,10 @@ pub struct VersionInfo {
     pub content_hash: String,
     pub created_at: i64,
     pub source: String,
+    /// The version's `inputs:` (one JSON Schema per input name), when it declares any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub inputs: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -306,6 +310,11 @@ pub async fn get(
     let versions = versions
         .into_iter()
         .map(|version| VersionInfo {
+            inputs: version
+                .definition
+                .get("inputs")
+                .filter(|inputs| inputs.is_object())
+                .cloned(),
             id: version.id,
             version: version.version,
             content_hash: version.content_hash,
