@@ -434,6 +434,7 @@ async function route() {
     if (section === "runs" && parts[1]) await runPage(parts[1]);
     else if (section === "workflows" && parts[1]) await workflowPage(decodeURIComponent(parts[1]), params);
     else if (section === "workflows") await workflowsPage();
+    else if (section === "health") await healthPage(params);
     else await runsPage(params);
   } catch (error) {
     if (error.status === 401) return loginPage("Your session ended; log in again.");

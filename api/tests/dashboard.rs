@@ -1,5 +1,5 @@
-//! The dashboard in a real headless browser: `web/tests/dashboard.mjs` drives Debian's
-//! `chromium` through `playwright-core` against the real binary, on SQLite and Postgres. Without
+//! The dashboard in a real headless browser: `web/tests/dashboard.mjs` and `health.mjs` drive
+//! Debian's `chromium` through `playwright-core` against the real binary, on SQLite and Postgres. Without
 //! Chromium or the npm packages (`.ci/run` installs both) the test is skipped with a message;
 //! with `CI=true` it fails instead.
 
@@ -90,6 +90,8 @@ async fn the_dashboard_takes_a_failed_run_to_success_in_a_browser() {
         let _server = KillOnDrop(
             stepwise()
                 .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+                // The health scenario's workflow calls this server.
+                .env("STEPWISE_ALLOW_PRIVATE_NETWORKS", "true")
                 .args(["--database-url", &database.url])
                 .arg("--workflows")
                 .arg(workflows.path())
@@ -111,31 +113,34 @@ async fn the_dashboard_takes_a_failed_run_to_success_in_a_browser() {
             assert!(Instant::now() < deadline, "{label} stepwise did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let output = tokio::task::spawn_blocking({
-            let base = base.clone();
-            move || {
-                Command::new("node")
-                    .arg("dashboard.mjs")
-                    .current_dir(web_tests())
-                    .env("STEPWISE_URL", base)
-                    .env("STEPWISE_KEY", key)
-                    .env("CHROMIUM", CHROMIUM)
-                    .output()
-                    .expect("run node")
-            }
-        })
-        .await
-        .expect("browser test task");
-        let report = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(
-            output.status.success(),
-            "{label} browser test failed:\n{report}"
-        );
-        eprintln!("{label}\n{report}");
+        for scenario in ["dashboard.mjs", "health.mjs"] {
+            let output = tokio::task::spawn_blocking({
+                let base = base.clone();
+                let key = key.clone();
+                move || {
+                    Command::new("node")
+                        .arg(scenario)
+                        .current_dir(web_tests())
+                        .env("STEPWISE_URL", base)
+                        .env("STEPWISE_KEY", key)
+                        .env("CHROMIUM", CHROMIUM)
+                        .output()
+                        .expect("run node")
+                }
+            })
+            .await
+            .expect("browser test task");
+            let report = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert!(
+                output.status.success(),
+                "{label} {scenario} failed:\n{report}"
+            );
+            eprintln!("{label} {scenario}\n{report}");
+        }
         database.drop_database().await;
     }
 }

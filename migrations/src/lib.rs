@@ -20,6 +20,7 @@ mod m20261203_000004_retention;
 mod m20261204_000001_workflow_enabled;
 mod m20261204_000002_connection_settings;
 mod m20261204_000003_rate_limit_buckets;
+mod m20261205_000030_integration_health;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_workflow_enabled::Migration),
             Box::new(m20261204_000002_connection_settings::Migration),
             Box::new(m20261204_000003_rate_limit_buckets::Migration),
+            Box::new(m20261205_000030_integration_health::Migration),
         ]
     }
 }
