@@ -200,10 +200,11 @@ pub async fn prune(db: &DatabaseConnection, before: i64) -> Result<u64, EngineEr
         let Some(oldest): Option<i64> = row.try_get_by_index(0)? else {
             break;
         };
+        let until = std::cmp::min(before, oldest.saturating_add(HOUR_MS));
         let tx = begin_write(db).await?;
         let delete = Query::delete()
             .from_table(Alias::new(TABLE))
-            .and_where(minute().lt(before.min(oldest.saturating_add(HOUR_MS))))
+            .and_where(minute().lt(until))
             .to_owned();
         deleted += tx.execute(&delete).await?.rows_affected();
         tx.commit().await?;
