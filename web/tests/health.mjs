@@ -87,7 +87,8 @@ await step("a workflow calls the server once successfully and once for a missing
 });
 
 await step("the Health page shows the http integration with its rates and charts", async () => {
-  await page.goto(`${base}/ui/#/health`);
+  // Still on the Health page from before: load it again.
+  await page.reload();
   const card = "[data-integration=http]";
   await page.waitForSelector(card);
   assert.equal(await page.textContent(`${card} [data-stat=requests]`), "2");
@@ -107,8 +108,8 @@ await step("the Health page shows the http integration with its rates and charts
 });
 
 await step("the 24-hour window shows the same calls in quarter hours", async () => {
-  await page.click("[data-window=24h]");
-  await page.waitForSelector("[data-window=24h][aria-current]");
+  await page.click("[data-window='24h']");
+  await page.waitForSelector("[data-window='24h'][aria-current]");
   await page.waitForSelector("text=one point per 15 min");
   const card = "[data-integration=http]";
   assert.equal(await page.textContent(`${card} [data-stat=success-rate]`), "50.0 %");
