@@ -24,7 +24,9 @@ steps:
 }
 
 async fn run(app: &TestApp, path: &str) -> Value {
-    let run_id = app.trigger("call", &json!({ "path": path }).to_string()).await;
+    let run_id = app
+        .trigger("call", &json!({ "path": path }).to_string())
+        .await;
     app.wait_for_run(&run_id).await
 }
 
@@ -70,8 +72,11 @@ async fn the_report_counts_what_the_provider_received() {
             .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
             .mount(&server)
             .await;
-        app.expect_json(app.deploy(&workflow(&server.uri())).await, StatusCode::CREATED)
-            .await;
+        app.expect_json(
+            app.deploy(&workflow(&server.uri())).await,
+            StatusCode::CREATED,
+        )
+        .await;
 
         assert_eq!(run(&app, "ok").await["status"], "succeeded");
         // Three attempts per call (the runtime's retries): the second run's fifth transient
@@ -87,8 +92,11 @@ async fn the_report_counts_what_the_provider_received() {
         // Plain `http` has a circuit per host: the 429s go to the same server under another
         // name, past the open circuit.
         let limited_uri = server.uri().replace("127.0.0.1", "localhost");
-        app.expect_json(app.deploy(&workflow(&limited_uri)).await, StatusCode::CREATED)
-            .await;
+        app.expect_json(
+            app.deploy(&workflow(&limited_uri)).await,
+            StatusCode::CREATED,
+        )
+        .await;
         assert_eq!(run(&app, "limited").await["status"], "failed");
 
         let ok = received(&server, "/ok").await;
@@ -118,7 +126,10 @@ async fn the_report_counts_what_the_provider_received() {
                 "{what}"
             );
             let success = totals["success_rate"].as_f64().expect("success rate");
-            assert!((success - ok as f64 / requests as f64).abs() < 1e-9, "{what}");
+            assert!(
+                (success - ok as f64 / requests as f64).abs() < 1e-9,
+                "{what}"
+            );
             let errors = totals["error_rate"].as_f64().expect("error rate");
             assert!((errors + success - 1.0).abs() < 1e-9, "{what}");
             let p95 = totals["p95_latency_ms"].as_f64().expect("p95");

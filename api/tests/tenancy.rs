@@ -277,7 +277,12 @@ fn cases() -> Vec<Case> {
 /// `gh`, OAuth app `github`, connection `gh` and a `github` call in its integration health.
 /// Returns the run id.
 async fn seed(app: &TestApp) -> String {
-    let tenant = app.engine.tenant("test").await.expect("read").expect("tenant");
+    let tenant = app
+        .engine
+        .tenant("test")
+        .await
+        .expect("read")
+        .expect("tenant");
     app.engine.health_recorder().request(
         &tenant.id,
         "github",

@@ -311,7 +311,10 @@ mod tests {
         let names: Vec<_> = report.integrations.iter().map(|i| &i.integration).collect();
         assert_eq!(names, ["github", "slack"]);
         let github = &report.integrations[0];
-        assert_eq!((github.circuit.as_str(), github.totals.requests), ("open", 0));
+        assert_eq!(
+            (github.circuit.as_str(), github.totals.requests),
+            ("open", 0)
+        );
         assert_eq!(github.totals.success_rate, None);
         let slack = &report.integrations[1];
         assert_eq!(slack.circuit, "closed");
@@ -332,7 +335,10 @@ mod tests {
         let report = report(
             HealthWindow::Hour,
             now,
-            vec![row("http", minute, 1, 1), row("http", minute - 59 * MINUTE_MS, 4, 0)],
+            vec![
+                row("http", minute, 1, 1),
+                row("http", minute - 59 * MINUTE_MS, 4, 0),
+            ],
             &BTreeMap::new(),
         );
         let http = &report.integrations[0];

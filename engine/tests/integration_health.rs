@@ -57,19 +57,41 @@ async fn counts_of_several_processes_add_up_per_minute_and_expire() {
             Outcome::ServerError,
             Some(Duration::from_millis(400)),
         );
-        a.request(tenant, "slack", at(minute + MINUTE_MS), Outcome::Timeout, None);
+        a.request(
+            tenant,
+            "slack",
+            at(minute + MINUTE_MS),
+            Outcome::Timeout,
+            None,
+        );
         a.request(&other.id, "slack", at(minute), Outcome::Success, fast);
-        assert_eq!(first.flush_integration_health().await.expect("flush"), 3, "[{label}]");
-        assert_eq!(first.flush_integration_health().await.expect("flush"), 0, "[{label}]");
+        assert_eq!(
+            first.flush_integration_health().await.expect("flush"),
+            3,
+            "[{label}]"
+        );
+        assert_eq!(
+            first.flush_integration_health().await.expect("flush"),
+            0,
+            "[{label}]"
+        );
 
         // The second process counts the same minute; its runtime writes at shutdown.
         let b = second.health_recorder();
         b.request(tenant, "slack", at(minute + 30_000), Outcome::Success, fast);
         b.request(tenant, "slack", at(minute + 31_000), Outcome::Success, fast);
         b.token_refresh(tenant, "slack", at(minute + 32_000), true);
-        b.rate_limit_wait(tenant, "slack", at(minute + 33_000), Duration::from_millis(500));
+        b.rate_limit_wait(
+            tenant,
+            "slack",
+            at(minute + 33_000),
+            Duration::from_millis(500),
+        );
         second.start(Default::default()).shutdown().await;
-        assert!(second.health_recorder().pending(tenant).is_empty(), "[{label}]");
+        assert!(
+            second.health_recorder().pending(tenant).is_empty(),
+            "[{label}]"
+        );
 
         // Both flush the same rows at the same moment: the upserts add, neither is lost.
         for engine in [&first, &second] {
@@ -92,21 +114,36 @@ async fn counts_of_several_processes_add_up_per_minute_and_expire() {
             first.flush_integration_health(),
             second.flush_integration_health()
         );
-        assert_eq!((one.expect("flush"), two.expect("flush")), (2, 2), "[{label}]");
+        assert_eq!(
+            (one.expect("flush"), two.expect("flush")),
+            (2, 2),
+            "[{label}]"
+        );
 
         let report = first
             .integration_health(tenant, HealthWindow::Hour, now)
             .await
             .expect("report");
-        let names: Vec<_> = report.integrations.iter().map(|i| i.integration.as_str()).collect();
+        let names: Vec<_> = report
+            .integrations
+            .iter()
+            .map(|i| i.integration.as_str())
+            .collect();
         assert_eq!(names, ["github", "slack"], "[{label}]");
-        assert_eq!(report.integrations[0].totals.outcomes.client_error, 2, "[{label}]");
+        assert_eq!(
+            report.integrations[0].totals.outcomes.client_error, 2,
+            "[{label}]"
+        );
         let slack = &report.integrations[1];
         let index = usize::try_from((minute - report.from_ms) / MINUTE_MS).expect("index");
         let point = &slack.points[index];
         assert_eq!(point.at_ms, minute, "[{label}]");
         assert_eq!(
-            (point.outcomes.ok, point.outcomes.server_error, point.outcomes.rate_limited),
+            (
+                point.outcomes.ok,
+                point.outcomes.server_error,
+                point.outcomes.rate_limited
+            ),
             (5, 1, 2),
             "[{label}]"
         );
@@ -116,7 +153,11 @@ async fn counts_of_several_processes_add_up_per_minute_and_expire() {
         assert_eq!(totals.requests, 9, "[{label}]");
         assert_eq!(totals.success_rate, Some(5.0 / 9.0), "[{label}]");
         assert_eq!(totals.token_refreshes_ok, 1, "[{label}]");
-        assert_eq!((totals.rate_limit_waits, totals.rate_limit_wait_ms), (1, 500), "[{label}]");
+        assert_eq!(
+            (totals.rate_limit_waits, totals.rate_limit_wait_ms),
+            (1, 500),
+            "[{label}]"
+        );
         // Seven of the eight measured requests took 20 ms, one 400 ms: the 95th percentile
         // lies in the 250-500 ms bucket.
         let p95 = totals.p95_latency_ms.expect("p95");

@@ -158,7 +158,12 @@ pub async fn read(
     to_ms: i64,
 ) -> Result<Vec<HealthRow>, EngineError> {
     let query = Query::select()
-        .columns(KEY_COLUMNS[1..].iter().chain(&COUNT_COLUMNS).map(|c| Alias::new(*c)))
+        .columns(
+            KEY_COLUMNS[1..]
+                .iter()
+                .chain(&COUNT_COLUMNS)
+                .map(|c| Alias::new(*c)),
+        )
         .from(Alias::new(TABLE))
         .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant_id))
         .and_where(Expr::col(Alias::new("minute_ms")).gte(from_ms))

@@ -362,7 +362,10 @@ mod tests {
         let first = drained[0].1;
         assert_eq!((first.ok, first.server_error, first.requests()), (1, 1, 2));
         assert_eq!(first.latency[2], 2, "40 ms falls in the 25-50 ms bucket");
-        assert_eq!((first.rate_limit_waits, first.rate_limit_wait_ms), (1, 1500));
+        assert_eq!(
+            (first.rate_limit_waits, first.rate_limit_wait_ms),
+            (1, 1500)
+        );
         assert_eq!(first.refreshes_failed, 1);
         assert_eq!(drained[1].1.circuit_open, 1);
         assert_eq!(drained[1].1.latency.iter().sum::<u64>(), 0);
