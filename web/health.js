@@ -51,7 +51,7 @@
     const id = `health-chart-${++healthChartIds}`;
     return svgEl("svg", {
       viewBox: `0 0 ${width} ${height}`, class: "health-chart", role: "img", "data-chart": kind,
-      "aria-labelledby": `${id}-title ${id}-desc`, preserveAspectRatio: "none",
+      "aria-labelledby": `${id}-title ${id}-desc`
     },
     svgEl("title", { id: `${id}-title` }, title),
     svgEl("desc", { id: `${id}-desc` }, description));
@@ -117,6 +117,10 @@
     return svg;
   }
 
+  function stepLabel(span) {
+    return span === "24h" ? "15 minutes" : "minute";
+  }
+
   function healthCard(health, span) {
     const t = health.totals;
     const stat = (name, label, value) => [el("dt", {}, label), el("dd", { "data-stat": name }, value)];
@@ -136,9 +140,11 @@
         stat("circuit-changes", "Circuit", `opened ${t.circuit_opened} times, closed ${t.circuit_closed} times`)),
       el("h3", {}, "Requests by outcome"),
       requestsChart(health, span),
+      el("p", { class: "muted chart-scale" }, `Top of the chart: ${Math.max(1, ...health.points.map((p) => p.requests))} requests per ${stepLabel(span)}.`),
       legend,
       el("h3", {}, "p95 latency"),
-      latencyChart(health, span));
+      latencyChart(health, span),
+      el("p", { class: "muted chart-scale" }, `Top of the chart: ${millis(Math.max(1, ...health.points.map((p) => p.p95_latency_ms || 0)))}.`));
   }
 
   async function healthPage(params) {
