@@ -616,6 +616,7 @@ async function route() {
     else if (section === "connections") await connectionsPage(params);
     else if (section === "sources" && parts[1]) await sourcePage(decodeURIComponent(parts[1]));
     else if (section === "sources") await sourcesPage();
+    else if (section === "health") await healthPage(params);
     else await runsPage(params);
   } catch (error) {
     if (error.status === 401) return loginPage("Your session ended; log in again.");

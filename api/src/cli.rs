@@ -325,6 +325,9 @@ pub struct RuntimeArgs {
     /// How long cron fire history is kept, e.g. `30d`.
     #[arg(long, env = "STEPWISE_CRON_FIRE_RETENTION", default_value = "30d", value_parser = humantime::parse_duration)]
     pub cron_fire_retention: std::time::Duration,
+    /// How long integration health minutes (the dashboard's Health page) are kept, e.g. `8d`.
+    #[arg(long, env = "STEPWISE_INTEGRATION_HEALTH_RETENTION", default_value = "8d", value_parser = humantime::parse_duration)]
+    pub integration_health_retention: std::time::Duration,
 }
 
 impl RuntimeArgs {
@@ -332,6 +335,7 @@ impl RuntimeArgs {
         stepwise_engine::retention::Retention {
             deliveries: self.webhook_delivery_retention,
             fires: self.cron_fire_retention,
+            integration_health: self.integration_health_retention,
         }
     }
 }

@@ -22,7 +22,7 @@ use crate::routes;
     info(
         title = "Stepwise",
         description = "Durable YAML workflows: deploy, trigger and inspect runs, manage secrets, \
-            webhook sources, OAuth apps and connections. Every `/api/v1` route needs \
+            webhook sources, OAuth apps and connections, and read integration health. Every `/api/v1` route needs \
             `Authorization: Bearer <api key>` (or the dashboard's session cookie) and sees only \
             its tenant's data. Errors are `{\"error\": {\"code\", \"message\"}}`; clients switch \
             on `code`."
@@ -40,6 +40,7 @@ use crate::routes;
         routes::dashboard::index,
         routes::dashboard::app_js,
         routes::dashboard::connect_js,
+        routes::dashboard::health_js,
         routes::dashboard::app_css,
         routes::dashboard::session,
         routes::dashboard::login,
@@ -75,6 +76,7 @@ use crate::routes;
         routes::sources::rotate,
         routes::sources::rejections,
         routes::sources::deliveries,
+        routes::integration_health::get,
     ),
     components(schemas(ErrorBody)),
     modifiers(&SharedResponses),
@@ -85,6 +87,7 @@ use crate::routes;
         (name = "sources", description = "Webhook sources: where senders deliver and how deliveries are verified."),
         (name = "oauth-apps", description = "Per-tenant OAuth 2.0 client registrations."),
         (name = "connections", description = "Credentials actions use: OAuth 2.0, API key, bearer or basic."),
+        (name = "integrations", description = "Integration health: request outcomes, latency, token refreshes, rate-limit waits and circuits over time."),
         (name = "webhooks", description = "Signed deliveries from providers; the signature authenticates them."),
         (name = "oauth", description = "The browser side of the OAuth 2.0 authorization-code flow."),
         (name = "dashboard", description = "The web dashboard's assets and its cookie session."),

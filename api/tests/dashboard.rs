@@ -1,8 +1,8 @@
-//! The dashboard in a real headless browser: `web/tests/dashboard.mjs` drives Debian's
-//! `chromium` through `playwright-core` against the real binary, on SQLite and Postgres; its
-//! OAuth connection is authorized at oauth2-mock-server (`.ci/oauth-mock`). Without Chromium or
-//! the npm packages (`.ci/run` installs them) the test is skipped with a message; with
-//! `CI=true` it fails instead.
+//! The dashboard in a real headless browser: `web/tests/dashboard.mjs` and `health.mjs` drive
+//! Debian's `chromium` through `playwright-core` against the real binary, on SQLite and
+//! Postgres; the OAuth connection is authorized at oauth2-mock-server (`.ci/oauth-mock`).
+//! Without Chromium or the npm packages (`.ci/run` installs them) the test is skipped with a
+//! message; with `CI=true` it fails instead.
 
 mod common;
 
@@ -127,7 +127,8 @@ async fn the_dashboard_takes_a_failed_run_to_success_in_a_browser() {
         let _server = KillOnDrop(
             stepwise()
                 .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-                // The OAuth server and the flaky endpoint of the retried step are on loopback.
+                // The OAuth server, the flaky endpoint of the retried step and the health
+                // scenario's provider are on loopback.
                 .arg("--allow-private-networks")
                 .args(["--database-url", &database.url])
                 .arg("--workflows")
@@ -150,33 +151,36 @@ async fn the_dashboard_takes_a_failed_run_to_success_in_a_browser() {
             assert!(Instant::now() < deadline, "{label} stepwise did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let output = tokio::task::spawn_blocking({
-            let base = base.clone();
-            let oauth_url = oauth_url.clone();
-            move || {
-                Command::new("node")
-                    .arg("dashboard.mjs")
-                    .current_dir(web_tests())
-                    .env("STEPWISE_URL", base)
-                    .env("STEPWISE_KEY", key)
-                    .env("OAUTH_URL", oauth_url)
-                    .env("CHROMIUM", CHROMIUM)
-                    .output()
-                    .expect("run node")
-            }
-        })
-        .await
-        .expect("browser test task");
-        let report = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(
-            output.status.success(),
-            "{label} browser test failed:\n{report}"
-        );
-        eprintln!("{label}\n{report}");
+        for scenario in ["dashboard.mjs", "health.mjs"] {
+            let output = tokio::task::spawn_blocking({
+                let base = base.clone();
+                let key = key.clone();
+                let oauth_url = oauth_url.clone();
+                move || {
+                    Command::new("node")
+                        .arg(scenario)
+                        .current_dir(web_tests())
+                        .env("STEPWISE_URL", base)
+                        .env("STEPWISE_KEY", key)
+                        .env("OAUTH_URL", oauth_url)
+                        .env("CHROMIUM", CHROMIUM)
+                        .output()
+                        .expect("run node")
+                }
+            })
+            .await
+            .expect("browser test task");
+            let report = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert!(
+                output.status.success(),
+                "{label} {scenario} failed:\n{report}"
+            );
+            eprintln!("{label} {scenario}\n{report}");
+        }
         database.drop_database().await;
     }
 }

@@ -3,11 +3,14 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{HELLO, NAPPER, TestApp, for_each_backend};
 use hmac::{Hmac, KeyInit, Mac};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use sha2::Sha256;
+use stepwise_integrations::runtime::metrics::Outcome;
 
 const GITHUB_SECRET: &str = "gh-openapi-secret";
 
@@ -374,6 +377,43 @@ async fn responses_match_their_documented_schemas() {
             ("post", "/api/v1/sources/{name}/secret"),
             rotated,
             StatusCode::OK,
+        )
+        .await;
+
+        // Integration health, with calls of every kind counted.
+        let tenant = app.engine.tenant("test").await.expect("read").expect("tenant");
+        let recorder = app.engine.health_recorder();
+        let now = chrono::Utc::now();
+        for (outcome, latency) in [
+            (Outcome::Success, Some(Duration::from_millis(30))),
+            (Outcome::ServerError, Some(Duration::from_millis(300))),
+            (Outcome::CircuitOpen, None),
+        ] {
+            recorder.request(&tenant.id, "slack", now, outcome, latency);
+        }
+        recorder.rate_limit_wait(&tenant.id, "slack", now, Duration::from_millis(800));
+        recorder.token_refresh(&tenant.id, "slack", now, true);
+        for window in ["1h", "24h"] {
+            let health = app
+                .get(&format!("/api/v1/integrations/health?window={window}"))
+                .await;
+            let body = check(
+                &app,
+                doc,
+                ("get", "/api/v1/integrations/health"),
+                health,
+                StatusCode::OK,
+            )
+            .await;
+            assert_eq!(body["integrations"][0]["totals"]["requests"], 3, "{window}");
+        }
+        let unknown = app.get("/api/v1/integrations/health?window=7d").await;
+        check(
+            &app,
+            doc,
+            ("get", "/api/v1/integrations/health"),
+            unknown,
+            StatusCode::BAD_REQUEST,
         )
         .await;
 

@@ -12,6 +12,7 @@ use common::{HELLO, TestApp, for_each_backend};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use stepwise_api::openapi::ApiDoc;
+use stepwise_integrations::runtime::metrics::Outcome;
 use utoipa::OpenApi;
 
 /// What another tenant's key gets from a route.
@@ -21,6 +22,8 @@ enum AsOtherTenant {
     NotFound,
     /// 200 with `{"items": []}`: nothing of the first tenant is listed.
     EmptyList,
+    /// 200 with `{"integrations": []}`: none of the first tenant's integration health.
+    NoIntegrations,
     /// Answers with the caller's own data (a create route, its own session): not a leak.
     OwnData,
 }
@@ -53,7 +56,7 @@ fn case(
 }
 
 fn cases() -> Vec<Case> {
-    use AsOtherTenant::{EmptyList, NotFound, OwnData};
+    use AsOtherTenant::{EmptyList, NoIntegrations, NotFound, OwnData};
     let get = || Method::GET;
     let post = || Method::POST;
     let delete = || Method::DELETE;
@@ -259,6 +262,13 @@ fn cases() -> Vec<Case> {
             None,
             NotFound,
         ),
+        case(
+            get(),
+            "/api/v1/integrations/health",
+            "/api/v1/integrations/health?window=24h",
+            None,
+            NoIntegrations,
+        ),
         case(get(), "/ui/session", "/ui/session", None, OwnData),
         case(
             get(),
@@ -271,8 +281,26 @@ fn cases() -> Vec<Case> {
 }
 
 /// The first tenant's data: workflow `hello` with a finished run, secret `API_TOKEN`, source
-/// `gh`, OAuth app `github` and connection `gh`. Returns the run id.
+/// `gh`, OAuth app `github`, connection `gh` and a `github` call in its integration health.
+/// Returns the run id.
 async fn seed(app: &TestApp) -> String {
+    let tenant = app
+        .engine
+        .tenant("test")
+        .await
+        .expect("read")
+        .expect("tenant");
+    app.engine.health_recorder().request(
+        &tenant.id,
+        "github",
+        chrono::Utc::now(),
+        Outcome::Success,
+        Some(std::time::Duration::from_millis(20)),
+    );
+    let health = app
+        .expect_json(app.get("/api/v1/integrations/health").await, StatusCode::OK)
+        .await;
+    assert_eq!(health["integrations"][0]["integration"], "github");
     app.expect_json(app.deploy(HELLO).await, StatusCode::CREATED)
         .await;
     let run_id = app.trigger("hello", r#"{"name": "Ada"}"#).await;
@@ -425,6 +453,11 @@ async fn every_route_refuses_missing_wrong_and_foreign_credentials() {
                     let foreign = send(&app, &case, &path, Some(&other_key)).await;
                     let body = app.expect_json(foreign, StatusCode::OK).await;
                     assert_eq!(body["items"], json!([]), "{what} as another tenant");
+                }
+                AsOtherTenant::NoIntegrations => {
+                    let foreign = send(&app, &case, &path, Some(&other_key)).await;
+                    let body = app.expect_json(foreign, StatusCode::OK).await;
+                    assert_eq!(body["integrations"], json!([]), "{what} as another tenant");
                 }
                 AsOtherTenant::OwnData => {}
             }

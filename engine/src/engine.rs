@@ -262,6 +262,7 @@ impl Engine {
             vault.clone(),
             services.http().clone(),
             worker_name.clone(),
+            services.runtime.health().clone(),
         ));
         // Actions reach connections through their context; the token manager serves them.
         let mut services = ActionServices::clone(&services).with_connections(tokens.clone());

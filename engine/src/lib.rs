@@ -11,6 +11,7 @@ pub mod db;
 mod engine;
 pub mod error;
 mod executor;
+pub mod health;
 mod ingest_cache;
 pub mod machine;
 pub mod oauth;

@@ -1,6 +1,7 @@
 //! Retention of history that would otherwise grow without bound: accepted webhook deliveries
 //! (their rows are what deduplicates redeliveries, so they must outlive every provider's
-//! redelivery window: 7 days by default) and cron fire rows (30 days). Rejected deliveries are
+//! redelivery window: 7 days by default), cron fire rows (30 days) and integration health
+//! minutes (8 days: the dashboard shows at most a day). Rejected deliveries are
 //! bounded on write instead (the newest 100 per source). A pass deletes in batches, one short
 //! write transaction each, so it never holds SQLite's write lock for long; the runtime's
 //! sweeper runs one a minute after start and then hourly.
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use crate::engine::{Engine, EngineInner};
 use crate::error::EngineError;
-use crate::store::{schedules, webhooks};
+use crate::store::{health, schedules, webhooks};
 
 /// Rows deleted per transaction.
 const BATCH: u64 = 1000;
@@ -21,6 +22,8 @@ pub struct Retention {
     pub deliveries: Duration,
     /// Cron fire rows (fired, skipped or failed slots; queued ones are kept).
     pub fires: Duration,
+    /// Integration health minutes.
+    pub integration_health: Duration,
 }
 
 impl Default for Retention {
@@ -28,6 +31,7 @@ impl Default for Retention {
         Self {
             deliveries: Duration::from_secs(7 * 24 * 3600),
             fires: Duration::from_secs(30 * 24 * 3600),
+            integration_health: Duration::from_secs(8 * 24 * 3600),
         }
     }
 }
@@ -37,6 +41,7 @@ impl Default for Retention {
 pub struct Pruned {
     pub deliveries: u64,
     pub fires: u64,
+    pub health_minutes: u64,
 }
 
 fn cutoff(now_ms: i64, keep: Duration) -> i64 {
@@ -78,6 +83,8 @@ impl EngineInner {
                 break;
             }
         }
+        let before = cutoff(now_ms, retention.integration_health);
+        pruned.health_minutes = health::prune(&self.db.conn, before).await?;
         Ok(pruned)
     }
 }

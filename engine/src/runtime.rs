@@ -1,5 +1,6 @@
 //! The background machinery of a process: apalis workers that execute step tasks, the outbox
-//! relay that feeds them, the sweeper that enforces run deadlines, and the cron scheduler.
+//! relay that feeds them, the sweeper that enforces run deadlines, the cron scheduler, and the
+//! flusher that writes integration health counts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::db::Pool;
 use crate::engine::{Engine, EngineInner};
+use crate::health::FLUSH_INTERVAL;
 use crate::retention::Retention;
 use crate::status::RunStatus;
 use crate::store::outbox::{self, QUEUE, StepTask};
@@ -70,7 +72,8 @@ async fn handle_step(task: StepTask, engine: Data<Arc<EngineInner>>) -> Result<(
 }
 
 impl Engine {
-    /// Starts workers, the outbox relay, the deadline sweeper and the cron scheduler.
+    /// Starts workers, the outbox relay, the deadline sweeper, the cron scheduler and the
+    /// integration health flusher.
     pub fn start(&self, options: RuntimeOptions) -> Runtime {
         let shutdown = CancellationToken::new();
         let mut tasks = vec![
@@ -81,6 +84,7 @@ impl Engine {
                 shutdown.clone(),
             )),
             spawn_worker(self.inner.clone(), &options, shutdown.clone()),
+            tokio::spawn(health_flush_loop(self.inner.clone(), shutdown.clone())),
         ];
         if let Some(interval) = options.scheduler_interval {
             tasks.push(tokio::spawn(scheduler_loop(
@@ -200,6 +204,7 @@ async fn sweeper_loop(inner: Arc<EngineInner>, retention: Retention, shutdown: C
                     message = "Retention pass.",
                     deliveries = pruned.deliveries,
                     fires = pruned.fires,
+                    health_minutes = pruned.health_minutes,
                 ),
                 Err(error) => tracing::warn!(message = "Retention pass failed.", %error),
             }
@@ -233,6 +238,23 @@ async fn scheduler_loop(inner: Arc<EngineInner>, interval: Duration, shutdown: C
         }
         if let Err(error) = inner.scheduler_pass(crate::store::now_ms()).await {
             tracing::warn!(message = "Cron scheduler pass failed; retrying next tick.", %error);
+        }
+    }
+}
+
+/// Writes this process' integration health counts every [`FLUSH_INTERVAL`], and once more at
+/// shutdown so the last seconds are not lost. A failed write keeps the counts for the next.
+async fn health_flush_loop(inner: Arc<EngineInner>, shutdown: CancellationToken) {
+    loop {
+        let stopping = tokio::select! {
+            () = tokio::time::sleep(FLUSH_INTERVAL) => false,
+            () = shutdown.cancelled() => true,
+        };
+        if let Err(error) = inner.flush_integration_health().await {
+            tracing::warn!(message = "Writing integration health counts failed; retrying next flush.", %error);
+        }
+        if stopping {
+            return;
         }
     }
 }

@@ -21,6 +21,7 @@ mod m20261204_000001_workflow_enabled;
 mod m20261204_000002_connection_settings;
 mod m20261204_000003_rate_limit_buckets;
 mod m20261205_000020_webhook_delivery_history;
+mod m20261205_000030_integration_health;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000002_connection_settings::Migration),
             Box::new(m20261204_000003_rate_limit_buckets::Migration),
             Box::new(m20261205_000020_webhook_delivery_history::Migration),
+            Box::new(m20261205_000030_integration_health::Migration),
         ]
     }
 }

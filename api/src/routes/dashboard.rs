@@ -23,6 +23,7 @@ const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 const INDEX_HTML: &str = include_str!("../../../web/index.html");
 const APP_JS: &str = include_str!("../../../web/app.js");
 const CONNECT_JS: &str = include_str!("../../../web/connect.js");
+const HEALTH_JS: &str = include_str!("../../../web/health.js");
 const APP_CSS: &str = include_str!("../../../web/app.css");
 
 /// Everything the page loads comes from this server; nothing may frame it.
@@ -37,6 +38,7 @@ pub fn configure(routes: &mut Routes) {
         .resource("/ui/", [get(index)])
         .resource("/ui/app.js", [get(app_js)])
         .resource("/ui/connect.js", [get(connect_js)])
+        .resource("/ui/health.js", [get(health_js)])
         .resource("/ui/app.css", [get(app_css)])
         .resource("/ui/session", [get(session)])
         .resource("/ui/login", [post(login)])
@@ -100,6 +102,17 @@ pub async fn index() -> HttpResponse {
 )]
 pub async fn app_js() -> HttpResponse {
     asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+/// The integration health page's script (its own file, so pages can grow apart).
+#[utoipa::path(
+    get,
+    path = "/ui/health.js",
+    tag = "dashboard",
+    responses((status = 200, description = "The integration health page's script.", content_type = "text/javascript", body = String))
+)]
+pub async fn health_js() -> HttpResponse {
+    asset("text/javascript; charset=utf-8", HEALTH_JS)
 }
 
 #[utoipa::path(

@@ -8,6 +8,7 @@
 pub mod connections;
 pub mod dashboard;
 pub mod health;
+pub mod integration_health;
 pub mod metrics;
 pub mod oauth;
 pub mod oauth_apps;
@@ -171,6 +172,10 @@ pub fn configure(config: &mut web::ServiceConfig, webhook_max_bytes: usize) -> V
         .resource(
             "/api/v1/sources/{name}/deliveries",
             [get(sources::deliveries)],
+        )
+        .resource(
+            "/api/v1/integrations/health",
+            [get(integration_health::get)],
         );
     routes.endpoints
 }

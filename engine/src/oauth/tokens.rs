@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use oauth2::RefreshToken;
 use sea_orm::DatabaseConnection;
 use stepwise_integrations::http::{ClientIdentity, HttpClient, TlsOptions, TlsVersion};
+use stepwise_integrations::runtime::health::HealthRecorder;
 use stepwise_integrations::{ActionError, ConnectionAuth, ConnectionProvider, SecretValue};
 
 use super::client::{TokenEndpoint, TokenFailure, app_client, classify};
@@ -80,6 +81,8 @@ pub struct TokenManager {
     owner: String,
     refresh_margin_ms: AtomicI64,
     flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Counts each refresh sent to a provider, by integration (the integration health page).
+    health: Arc<HealthRecorder>,
 }
 
 impl std::fmt::Debug for TokenManager {
@@ -91,7 +94,13 @@ impl std::fmt::Debug for TokenManager {
 }
 
 impl TokenManager {
-    pub fn new(db: DatabaseConnection, vault: Vault, http: HttpClient, owner: String) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        vault: Vault,
+        http: HttpClient,
+        owner: String,
+        health: Arc<HealthRecorder>,
+    ) -> Self {
         Self {
             db,
             vault,
@@ -99,6 +108,7 @@ impl TokenManager {
             owner,
             refresh_margin_ms: AtomicI64::new(DEFAULT_REFRESH_MARGIN.as_millis() as i64),
             flights: Mutex::default(),
+            health,
         }
     }
 
@@ -313,6 +323,12 @@ impl TokenManager {
             .exchange_refresh_token(&RefreshToken::new(refresh_token.expose().to_owned()))
             .request_async(&TokenEndpoint(&self.http))
             .await;
+        self.health.token_refresh(
+            &connection.tenant_id,
+            &connection.info.integration,
+            chrono::Utc::now(),
+            response.is_ok(),
+        );
         let token = match response.map_err(classify) {
             Ok(token) => token,
             Err(TokenFailure::InvalidGrant(message)) => {

@@ -2,6 +2,7 @@
 
 pub mod connections;
 pub mod entities;
+pub mod health;
 pub mod oauth_apps;
 pub mod outbox;
 pub mod rate_limits;

@@ -16,7 +16,9 @@
 //!    retryable error hands the wait to the engine's durable step retry;
 //! 5. **logging**: one tracing line per request: integration, action, method, URL without
 //!    query or credentials, status, latency, attempt; never a header or body;
-//! 6. **metrics** ([`metrics`]) into the registry given at build time;
+//! 6. **metrics** ([`metrics`]) into the registry given at build time, and the same
+//!    observations per tenant and minute into the runtime's [`HealthRecorder`] (memory only;
+//!    the engine flushes it to its database);
 //! 7. **HTTP**: [`HttpClient`] (rustls, SSRF guard).
 //!
 //! Retried attempts go through the circuit and the scheduler again, so retries spend (and are
@@ -26,6 +28,7 @@
 //! the engine's store in Postgres, shared by every process.
 
 pub mod circuit;
+pub mod health;
 pub mod metrics;
 pub mod retry;
 pub mod scheduler;
@@ -50,6 +53,7 @@ use crate::http::{
 };
 use crate::ratelimit::{ProviderProfile, parse_with_body};
 use circuit::{Admission, Circuit, CircuitConfig, CircuitState, Verdict};
+use health::HealthRecorder;
 use metrics::{Outcome, RuntimeMetrics, WaitKind};
 use retry::{Failure, RetryPolicy, is_idempotent};
 use scheduler::{Acquisition, BucketKey, BucketStore, InMemoryBuckets, RateLimitMode};
@@ -176,6 +180,7 @@ struct Inner {
     buckets: Arc<dyn BucketStore>,
     circuits: Arc<Mutex<HashMap<CircuitKey, Circuit>>>,
     metrics: RuntimeMetrics,
+    health: Arc<HealthRecorder>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -211,6 +216,7 @@ impl IntegrationRuntime {
                 buckets,
                 circuits: Arc::default(),
                 metrics: RuntimeMetrics::register(metrics)?,
+                health: Arc::default(),
             }),
         })
     }
@@ -226,6 +232,7 @@ impl IntegrationRuntime {
                 buckets,
                 circuits: inner.circuits.clone(),
                 metrics: inner.metrics.clone(),
+                health: inner.health.clone(),
             }),
         }
     }
@@ -234,6 +241,38 @@ impl IntegrationRuntime {
     /// calls, which are not integration calls).
     pub fn http(&self) -> &HttpClient {
         &self.inner.http
+    }
+
+    /// The per-tenant, per-minute health counts of this process' calls, until the engine
+    /// drains them.
+    pub fn health(&self) -> &Arc<HealthRecorder> {
+        &self.inner.health
+    }
+
+    /// The state of each of the tenant's circuits in this process, the worst per integration
+    /// (plain `http` has one circuit per host). Integrations without a circuit yet are absent.
+    pub fn circuit_states(&self, tenant_id: &str) -> HashMap<String, CircuitState> {
+        let circuits = self
+            .inner
+            .circuits
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut states: HashMap<String, CircuitState> = HashMap::new();
+        for (key, circuit) in circuits.iter() {
+            if key.tenant_id != tenant_id {
+                continue;
+            }
+            let state = circuit.state();
+            states
+                .entry(key.integration.clone())
+                .and_modify(|worst| {
+                    if state.gauge() > worst.gauge() {
+                        *worst = state;
+                    }
+                })
+                .or_insert(state);
+        }
+        states
     }
 
     /// Sends `call` through the chain for the step of `ctx`. Any status comes back as a
@@ -434,8 +473,7 @@ impl Inner {
                 settled: false,
             });
         };
-        self.metrics
-            .request(&state.integration, &state.action, Outcome::CircuitOpen);
+        self.count(state, now, Outcome::CircuitOpen, None);
         let name = match state.circuit.scope.as_str() {
             "" => format!("`{}`", state.integration),
             host => format!("`{}` ({host})", state.integration),
@@ -472,6 +510,8 @@ impl Inner {
             let key = &state.circuit;
             self.metrics
                 .circuit_changed(&key.integration, &key.tenant_id, &key.scope, after);
+            self.health
+                .circuit_changed(&key.tenant_id, &key.integration, Utc::now(), after);
             if after == CircuitState::Open {
                 tracing::warn!(
                     message = "Integration circuit opened.",
@@ -506,6 +546,8 @@ impl Inner {
                 if !wait.is_zero() {
                     self.metrics
                         .rate_limit_wait(integration, WaitKind::Sleep, wait.as_secs_f64());
+                    self.health
+                        .rate_limit_wait(&state.circuit.tenant_id, integration, now, wait);
                     tokio::time::sleep(wait).await;
                 }
                 Ok(None)
@@ -514,8 +556,9 @@ impl Inner {
                 let wait = (until - now).to_std().unwrap_or_default();
                 self.metrics
                     .rate_limit_wait(integration, WaitKind::Park, wait.as_secs_f64());
-                self.metrics
-                    .request(integration, &state.action, Outcome::RateLimited);
+                self.health
+                    .rate_limit_wait(&state.circuit.tenant_id, integration, now, wait);
+                self.count(state, now, Outcome::RateLimited, None);
                 tracing::info!(
                     message = "Integration request parked by the rate-limit scheduler.",
                     integration = %integration,
@@ -568,11 +611,11 @@ impl Inner {
         self.metrics
             .latency(&state.integration, &state.action, latency.as_secs_f64());
         let latency_ms = latency.as_millis() as u64;
+        let now = Utc::now();
         match &result {
             Ok(response) => {
                 let outcome = status_outcome(response.status);
-                self.metrics
-                    .request(&state.integration, &state.action, outcome);
+                self.count(state, now, outcome, Some(latency));
                 tracing::info!(
                     message = "Integration request.",
                     integration = %state.integration,
@@ -593,8 +636,7 @@ impl Inner {
                 } else {
                     Outcome::ConnectionError
                 };
-                self.metrics
-                    .request(&state.integration, &state.action, outcome);
+                self.count(state, now, outcome, Some(latency));
                 tracing::warn!(
                     message = "Integration request failed.",
                     integration = %state.integration,
@@ -611,6 +653,26 @@ impl Inner {
             }
         }
         result
+    }
+
+    /// Counts one request (or a call stopped before sending, without `latency`) in the
+    /// metrics and the health counts.
+    fn count(
+        &self,
+        state: &CallState<'_>,
+        now: DateTime<Utc>,
+        outcome: Outcome,
+        latency: Option<Duration>,
+    ) {
+        self.metrics
+            .request(&state.integration, &state.action, outcome);
+        self.health.request(
+            &state.circuit.tenant_id,
+            &state.integration,
+            now,
+            outcome,
+            latency,
+        );
     }
 
     /// Reads the body up to the limit; a connection lost mid-body is transient, but the
