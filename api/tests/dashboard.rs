@@ -77,6 +77,22 @@ fn start_oauth_mock() -> (KillOnDrop, String) {
     (KillOnDrop(child), url)
 }
 
+/// Creates a tenant with the CLI; returns its API key.
+fn create_tenant(database_url: &str, name: &str, label: &str) -> String {
+    let created = stepwise()
+        .args(["tenants", "create", name, "--database-url", database_url])
+        .output()
+        .expect("run tenants create");
+    let stdout = String::from_utf8_lossy(&created.stdout).into_owned();
+    assert!(created.status.success(), "{label} tenants create: {stdout}");
+    stdout
+        .split("API key (shown once): ")
+        .nth(1)
+        .expect("key in output")
+        .trim()
+        .to_owned()
+}
+
 fn stepwise() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_stepwise"));
     command
@@ -101,24 +117,6 @@ async fn the_dashboard_takes_a_failed_run_to_success_in_a_browser() {
     let (_oauth_mock, oauth_url) = start_oauth_mock();
     for database in common::databases().await {
         let label = format!("[{}]", database.backend);
-        let created = stepwise()
-            .args([
-                "tenants",
-                "create",
-                "dashboard",
-                "--database-url",
-                &database.url,
-            ])
-            .output()
-            .expect("run tenants create");
-        let stdout = String::from_utf8_lossy(&created.stdout).into_owned();
-        assert!(created.status.success(), "{label} tenants create: {stdout}");
-        let key = stdout
-            .split("API key (shown once): ")
-            .nth(1)
-            .expect("key in output")
-            .trim()
-            .to_owned();
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("free port")
@@ -151,10 +149,11 @@ async fn the_dashboard_takes_a_failed_run_to_success_in_a_browser() {
             assert!(Instant::now() < deadline, "{label} stepwise did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        for scenario in ["dashboard.mjs", "health.mjs"] {
+        // Each scenario has a tenant of its own: the health page of a fresh tenant is empty.
+        for (scenario, tenant) in [("dashboard.mjs", "dashboard"), ("health.mjs", "health")] {
+            let key = create_tenant(&database.url, tenant, &label);
             let output = tokio::task::spawn_blocking({
                 let base = base.clone();
-                let key = key.clone();
                 let oauth_url = oauth_url.clone();
                 move || {
                     Command::new("node")

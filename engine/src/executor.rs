@@ -691,7 +691,7 @@ impl EngineInner {
             .is_some()
             .then(|| EndedRun::of(&state.run, created_here).standing_alone(state.stands_alone()));
         let state = match new_rows {
-            Some(new_rows) => new_rows.take(state, &applied.tasks).err(),
+            Some(new_rows) => new_rows.take(state, &applied.tasks),
             None => Some(state),
         };
         if let Some(state) = state {

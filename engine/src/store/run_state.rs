@@ -560,18 +560,18 @@ pub struct NewRows {
 impl NewRows {
     /// Takes `state`'s rows and the outbox rows of `tasks`; gives `state` back when its run
     /// may not wait (see the type's documentation).
-    pub fn take(&mut self, state: RunState, tasks: &[(StepTask, i64)]) -> Result<(), RunState> {
+    pub fn take(&mut self, state: RunState, tasks: &[(StepTask, i64)]) -> Option<RunState> {
         if !state.stands_alone()
             || state.run.concurrency_key.is_some()
             || !state.lost_attempts.is_empty()
         {
-            return Err(state);
+            return Some(state);
         }
         self.runs.push(state.run);
         self.steps.extend(state.steps);
         self.attempts.extend(state.attempts.into_values());
         self.tasks.extend_from_slice(tasks);
-        Ok(())
+        None
     }
 
     /// How many runs wait here.
