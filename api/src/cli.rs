@@ -218,33 +218,7 @@ pub enum ConnectionsCommand {
     /// Create a connection. For `api_key`, `bearer` and `basic` the secret (key, token or
     /// password) is read from standard input; an `oauth2` connection is authorized in the
     /// browser afterwards (the command prints where).
-    Create {
-        /// Connection name: lower-case letters, digits and `-`.
-        name: String,
-        /// Integration: github, slack, stripe or generic.
-        #[arg(long)]
-        integration: String,
-        /// oauth2, api_key, bearer or basic.
-        #[arg(long)]
-        kind: String,
-        /// For oauth2: the OAuth app (default: the integration's name).
-        #[arg(long)]
-        oauth_app: Option<String>,
-        /// For api_key: the header the key is sent in (default X-API-Key).
-        #[arg(long)]
-        api_key_header: Option<String>,
-        /// For basic.
-        #[arg(long)]
-        username: Option<String>,
-        /// URL a connection test GETs with the connection's credentials instead of the
-        /// integration's built-in probe (the only way to test a generic connection).
-        #[arg(long)]
-        probe_url: Option<String>,
-        #[command(flatten)]
-        tenant: TenantArg,
-        #[command(flatten)]
-        database: DatabaseArgs,
-    },
+    Create(Box<CreateConnection>),
     /// List connections with their status, scopes and expiry.
     List {
         #[command(flatten)]
@@ -273,6 +247,47 @@ pub enum ConnectionsCommand {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+}
+
+/// The arguments of `connections create` (boxed: far larger than the other commands').
+#[derive(Debug, Args)]
+pub struct CreateConnection {
+    /// Connection name: lower-case letters, digits and `-`.
+    pub name: String,
+    /// Integration: github, slack, stripe or generic.
+    #[arg(long)]
+    pub integration: String,
+    /// oauth2, api_key, bearer or basic.
+    #[arg(long)]
+    pub kind: String,
+    /// For oauth2: the OAuth app (default: the integration's name).
+    #[arg(long)]
+    pub oauth_app: Option<String>,
+    /// For api_key: the header the key is sent in (default X-API-Key).
+    #[arg(long)]
+    pub api_key_header: Option<String>,
+    /// For basic.
+    #[arg(long)]
+    pub username: Option<String>,
+    /// URL a connection test GETs with the connection's credentials instead of the
+    /// integration's built-in probe (the only way to test a generic connection).
+    #[arg(long)]
+    pub probe_url: Option<String>,
+    /// Client certificate for mutual TLS: a PEM file (chain first), presented to the
+    /// provider's API and, for oauth2, to its token endpoint. Needs --client-key.
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key: a PEM file (PKCS#8, PKCS#1 or SEC1), sealed
+    /// in the vault. Needs --client-cert.
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+    /// The lowest TLS version the provider may use (default 1.3).
+    #[arg(long, value_name = "VERSION", value_parser = ["1.2", "1.3"])]
+    pub tls_min: Option<String>,
+    #[command(flatten)]
+    pub tenant: TenantArg,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -548,3 +548,129 @@ async fn connections_test_probes_and_exits_1_on_refused_credentials() {
         assert!(!contains(&output.stdout, "canary") && !contains(&output.stderr, "canary"));
     }
 }
+
+#[test]
+fn connections_create_reads_the_client_certificate_and_key_from_pem_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let data = root.join("data");
+    let data_arg = data.to_str().expect("utf-8 path");
+    let run = |args: &[&str], stdin: &str| stepwise_in(root, args, stdin);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let certificate = rcgen::CertificateParams::new(vec!["client.example".to_owned()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("certificate");
+    let key_pem = key.serialize_pem();
+    std::fs::write(root.join("client.crt"), certificate.pem()).expect("write certificate");
+    std::fs::write(root.join("client.key"), &key_pem).expect("write key");
+    std::fs::write(root.join("junk.pem"), "not a certificate\n").expect("write junk");
+    let created = run(
+        &["tenants", "create", "default", "--data-dir", data_arg],
+        "",
+    );
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let app = run(
+        &[
+            "oauth-apps",
+            "create",
+            "--integration",
+            "github",
+            "--client-id",
+            "client-1",
+            "--data-dir",
+            data_arg,
+        ],
+        "app-secret",
+    );
+    assert!(app.status.success(), "{}", text(&app.stderr));
+    let create = |name: &str, extra: &[&str]| {
+        let mut args = vec![
+            "connections",
+            "create",
+            name,
+            "--integration",
+            "github",
+            "--kind",
+            "oauth2",
+            "--data-dir",
+            data_arg,
+        ];
+        args.extend_from_slice(extra);
+        run(&args, "")
+    };
+
+    let accepted = create(
+        "gh",
+        &[
+            "--client-cert",
+            "client.crt",
+            "--client-key",
+            "client.key",
+            "--tls-min",
+            "1.2",
+        ],
+    );
+    assert!(accepted.status.success(), "{}", text(&accepted.stderr));
+    let listed = run(&["connections", "list", "--data-dir", data_arg], "");
+    let list = text(&listed.stdout);
+    assert!(
+        list.lines().any(
+            |line| line.starts_with("gh\tgithub\toauth2\tneeds_reauth\t")
+                && line.ends_with("\tclient certificate\tTLS 1.2+")
+        ),
+        "{list}"
+    );
+
+    let refusals = [
+        (
+            create(
+                "a",
+                &["--client-cert", "client.crt", "--client-key", "missing.key"],
+            ),
+            "cannot read the client key file `missing.key`",
+        ),
+        (
+            create(
+                "b",
+                &["--client-cert", "junk.pem", "--client-key", "client.key"],
+            ),
+            "the client certificate file `junk.pem` is not a PEM file with a `CERTIFICATE` block",
+        ),
+        (
+            create(
+                "c",
+                &["--client-cert", "client.crt", "--client-key", "client.crt"],
+            ),
+            "the client key file `client.crt` is not a PEM file with a `PRIVATE KEY` block",
+        ),
+        (
+            create("d", &["--client-cert", "client.crt"]),
+            "--client-key",
+        ),
+        (create("e", &["--tls-min", "1.1"]), "1.1"),
+    ];
+    for (refused, message) in &refusals {
+        assert!(!refused.status.success());
+        assert!(
+            text(&refused.stderr).contains(message),
+            "{}",
+            text(&refused.stderr)
+        );
+    }
+    let listed = run(&["connections", "list", "--data-dir", data_arg], "");
+    assert_eq!(
+        text(&listed.stdout).lines().count(),
+        1,
+        "{}",
+        text(&listed.stdout)
+    );
+    let key_body = key_pem.lines().nth(1).expect("a line of the key");
+    for output in refusals
+        .iter()
+        .map(|(output, _)| output)
+        .chain([&accepted, &listed])
+    {
+        assert!(!contains(&output.stdout, key_body) && !contains(&output.stderr, key_body));
+    }
+}

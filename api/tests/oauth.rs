@@ -646,7 +646,10 @@ async fn connection_tests_probe_each_provider_through_the_chain() {
                     .to_string(),
                 )
                 .await;
-            app.expect_error(oauth_cert, StatusCode::BAD_REQUEST, "invalid_input").await;
+            // Allowed on oauth2 connections too, and checked the same way.
+            let refused = app.expect_error(oauth_cert, StatusCode::BAD_REQUEST, "invalid_input").await;
+            let message = refused["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("PEM") && !message.contains("does not apply"), "{message}");
             create(
                 &app,
                 "/api/v1/connections",

@@ -132,9 +132,7 @@ impl Engine {
                 .unwrap_or_else(|| connection.info.integration.clone());
             match oauth_apps::load(db, &self.inner.vault, tenant_id, &app_name).await {
                 Ok(app) => {
-                    match oauth::revoke(self.inner.services.http(), &app, &connection.credentials)
-                        .await
-                    {
+                    match oauth::revoke(self.inner.services.http(), &app, &connection).await {
                         Ok(done) => revoked = done,
                         Err(error) => tracing::warn!(
                             message = "Token revocation failed; deleting the connection anyway.",

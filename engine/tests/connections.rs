@@ -1,14 +1,14 @@
 //! OAuth apps, connections, the authorization-code flow and the token manager against wiremock
 //! providers, on every backend: sealed secrets, state handling, client authentication,
-//! refresh-token rotation, `invalid_grant`, transient failures, and single-flight refreshes in
-//! one engine and across three.
+//! refresh-token rotation, `invalid_grant`, transient failures, single-flight refreshes in
+//! one engine and across three, and a client certificate (mutual TLS) on an OAuth connection.
 
 mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Harness, databases, services};
+use common::{Harness, databases, services, services_with};
 use oauth2::url::Url;
 use serde_json::{Value, json};
 use stepwise_engine::Engine;
@@ -16,6 +16,7 @@ use stepwise_engine::oauth::tokens::TokenError;
 use stepwise_engine::oauth::{CallbackError, CallbackOutcome};
 use stepwise_engine::store::connections::ConnectionStatus;
 use stepwise_engine::vault::{KeyRing, LocalKeyProvider, MasterKey};
+use stepwise_integrations::http::{HttpConfig, install_crypto_provider};
 use stepwise_integrations::{ConnectionAuth, Registry, SecretValue};
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -771,6 +772,270 @@ async fn key_rotation_keeps_apps_and_connections_usable() {
             .await
             .expect("refresh with the re-wrapped client secret");
         assert_eq!(bearer(&refreshed), "A2");
+        rotated.database().close().await;
+        database.drop().await;
+    }
+}
+
+type Ca = rcgen::CertifiedIssuer<'static, rcgen::KeyPair>;
+
+fn ca(name: &str) -> Ca {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().expect("key"))
+        .expect("CA")
+}
+
+/// A certificate for `name` issued by `ca` for `usage`: (certificate PEM, key PEM, the pair).
+fn leaf(
+    ca: &Ca,
+    name: &str,
+    usage: rcgen::ExtendedKeyUsagePurpose,
+) -> (String, String, rcgen::Certificate, rcgen::KeyPair) {
+    let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).expect("params");
+    params.extended_key_usages = vec![usage];
+    let key = rcgen::KeyPair::generate().expect("key");
+    let certificate = params.signed_by(&key, ca).expect("sign");
+    (certificate.pem(), key.serialize_pem(), certificate, key)
+}
+
+/// An HTTPS resource server on localhost (certificate issued by `server_ca`) that completes a
+/// handshake only with a client certificate issued by `client_ca`, answers `200 {}` and
+/// records each request's `Authorization` header. Returns its URL and the headers.
+async fn mtls_resource_server(
+    server_ca: &Ca,
+    client_ca: &Ca,
+) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    install_crypto_provider();
+    let (_, _, certificate, key) = leaf(
+        server_ca,
+        "localhost",
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(client_ca.der().clone()).expect("client CA");
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .expect("verifier");
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![certificate.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorded = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, recorded) = (acceptor.clone(), recorded.clone());
+            tokio::spawn(async move {
+                // A client without an accepted certificate fails here.
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut request = Vec::new();
+                let mut buffer = [0_u8; 1024];
+                while !request.windows(4).any(|window| window == b"\r\n\r\n") {
+                    match tls.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => request.extend_from_slice(&buffer[..read]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&request).into_owned();
+                let authorization = head
+                    .lines()
+                    .find_map(|line| {
+                        line.to_ascii_lowercase()
+                            .starts_with("authorization:")
+                            .then(|| line["authorization:".len()..].trim().to_owned())
+                    })
+                    .unwrap_or_default();
+                recorded.lock().expect("lock").push(authorization);
+                let _ = tls
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+                    )
+                    .await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (format!("https://localhost:{port}"), seen)
+}
+
+#[tokio::test]
+async fn a_client_certificate_on_an_oauth_connection_survives_refresh_and_key_rotation() {
+    let (server_ca, client_ca) = (ca("resource server CA"), ca("client CA"));
+    let (resource, seen) = mtls_resource_server(&server_ca, &client_ca).await;
+    let (client_cert, client_key, _, _) = leaf(
+        &client_ca,
+        "stepwise-client",
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    );
+    let services = services_with(HttpConfig {
+        allow_private_networks: true,
+        extra_ca_pem: Some(server_ca.pem().into_bytes()),
+        ..HttpConfig::default()
+    });
+    for database in databases().await {
+        let open = |keys: Vec<MasterKey>| {
+            let (url, services) = (database.url.clone(), services.clone());
+            async move {
+                Engine::open_with_keys(
+                    &url,
+                    Arc::new(Registry::builtin()),
+                    services,
+                    Arc::new(LocalKeyProvider::new(KeyRing::new(keys))),
+                )
+                .await
+                .expect("open engine")
+            }
+        };
+        // Each probe must pass the mutual-TLS handshake and send the expected token.
+        let probe = |engine: Engine, tenant: String| {
+            let seen = seen.clone();
+            async move {
+                let tested = engine
+                    .test_connection(&tenant, "conn")
+                    .await
+                    .expect("test connection");
+                assert!(tested.report.ok, "{:?}", tested.report);
+                let last = seen.lock().expect("lock").last().cloned();
+                (engine, last.unwrap_or_default())
+            }
+        };
+        let (old, new) = (MasterKey::generate(), MasterKey::generate());
+        let engine = open(vec![old.clone()]).await;
+        let (tenant, _) = engine.create_tenant("mtls").await.expect("tenant");
+        let tenant = tenant.id;
+        let provider = MockServer::start().await;
+        engine
+            .create_oauth_app(
+                &tenant,
+                from_json(json!({
+                    "name": "app", "integration": "generic", "client_id": "client-1",
+                    "client_secret": "app-secret", "scopes": ["read"],
+                    "authorize_url": format!("{}/authorize", provider.uri()),
+                    "token_url": format!("{}/token", provider.uri()),
+                })),
+            )
+            .await
+            .expect("create app");
+        engine
+            .create_connection(
+                &tenant,
+                from_json(json!({
+                    "name": "conn", "integration": "generic", "kind": "oauth2", "oauth_app": "app",
+                    "probe_url": format!("{resource}/me"),
+                    "client_cert": client_cert, "client_key": client_key,
+                })),
+            )
+            .await
+            .expect("an oauth2 connection takes a client certificate");
+        // Without a certificate the server refuses the handshake.
+        engine
+            .create_connection(
+                &tenant,
+                from_json(json!({
+                    "name": "no-cert", "integration": "generic", "kind": "bearer",
+                    "token": "t", "probe_url": format!("{resource}/me"),
+                })),
+            )
+            .await
+            .expect("create");
+        let refused = engine
+            .test_connection(&tenant, "no-cert")
+            .await
+            .expect("test connection");
+        assert!(!refused.report.ok, "[{}] {refused:?}", database.label);
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .and(body_string_contains("grant_type=authorization_code"))
+            .respond_with(token_response("mtls-access-1", "mtls-refresh-1", 3600))
+            .expect(1)
+            .mount(&provider)
+            .await;
+        let (state, _) = start(&engine, &tenant).await;
+        engine
+            .complete_authorization(None, &state, code("the-code"), REDIRECT)
+            .await
+            .expect("complete");
+        let (engine, sent) = probe(engine, tenant.clone()).await;
+        assert_eq!(sent, "Bearer mtls-access-1", "[{}]", database.label);
+
+        // The access token counts as expired: the refresh rotates the refresh token and
+        // re-seals the credentials, client key included.
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .and(body_string_contains("refresh_token=mtls-refresh-1"))
+            .respond_with(token_response("mtls-access-2", "mtls-refresh-2", 3600))
+            .expect(1)
+            .mount(&provider)
+            .await;
+        engine.set_token_refresh_margin(Duration::from_secs(7200));
+        let (engine, sent) = probe(engine, tenant.clone()).await;
+        assert_eq!(sent, "Bearer mtls-access-2", "[{}]", database.label);
+        engine.set_token_refresh_margin(Duration::from_secs(60));
+        let (engine, sent) = probe(engine, tenant.clone()).await;
+        assert_eq!(sent, "Bearer mtls-access-2", "[{}]", database.label);
+        let dump = database.dump().await;
+        for line in client_key.lines().filter(|line| !line.starts_with("-----")) {
+            assert!(
+                !dump.contains(line),
+                "[{}] the client key is stored in plaintext",
+                database.label
+            );
+        }
+        assert!(!dump.contains("mtls-refresh-2"), "[{}]", database.label);
+        engine.database().close().await;
+
+        let rotating = open(vec![new.clone(), old]).await;
+        let report = rotating.rewrap_secrets(100).await.expect("rotate");
+        // The client secret and both connections' credentials.
+        assert_eq!(
+            (report.rewrapped, report.remaining),
+            (3, 0),
+            "[{}]",
+            database.label
+        );
+        rotating.database().close().await;
+
+        let rotated = open(vec![new]).await;
+        let (rotated, sent) = probe(rotated, tenant.clone()).await;
+        assert_eq!(sent, "Bearer mtls-access-2", "[{}]", database.label);
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .and(body_string_contains("refresh_token=mtls-refresh-2"))
+            .respond_with(token_response("mtls-access-3", "mtls-refresh-3", 3600))
+            .expect(1)
+            .mount(&provider)
+            .await;
+        rotated.set_token_refresh_margin(Duration::from_secs(7200));
+        let (rotated, sent) = probe(rotated, tenant.clone()).await;
+        assert_eq!(sent, "Bearer mtls-access-3", "[{}]", database.label);
+        provider.verify().await;
         rotated.database().close().await;
         database.drop().await;
     }

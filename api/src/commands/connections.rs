@@ -1,5 +1,6 @@
 //! `oauth-apps create|list|delete` and `connections create|list|delete|test`.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -9,7 +10,7 @@ use stepwise_engine::store::oauth_apps::NewOAuthApp;
 use stepwise_integrations::SecretValue;
 
 use super::secrets::{open, open_reaching, read_stdin, tenant};
-use crate::cli::{ConnectionsCommand, CreateOauthApp, OauthAppsCommand};
+use crate::cli::{ConnectionsCommand, CreateConnection, CreateOauthApp, OauthAppsCommand};
 
 /// Errors a person can fix are shown as they are; others get context.
 fn user_error<T>(result: Result<T, EngineError>, what: &str) -> anyhow::Result<T> {
@@ -22,6 +23,28 @@ fn user_error<T>(result: Result<T, EngineError>, what: &str) -> anyhow::Result<T
         ) => bail!(message),
         Err(error) => Err(error).context(format!("cannot {what}")),
     }
+}
+
+/// Reads a PEM file that must hold a `-----BEGIN ...{label}-----` block. The text is wiped on
+/// drop (it may be a private key) and errors never quote it.
+fn read_pem(path: &Path, what: &str, label: &str) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    let text = std::fs::read(path)
+        .with_context(|| format!("cannot read the {what} file `{}`", path.display()))?;
+    let text = zeroize::Zeroizing::new(String::from_utf8(text).map_err(|error| {
+        // The bytes may be a key in another encoding (DER): wipe them too.
+        drop(zeroize::Zeroizing::new(error.into_bytes()));
+        anyhow::anyhow!("the {what} file `{}` is not a PEM file", path.display())
+    })?);
+    let begins = text.lines().any(|line| {
+        line.starts_with("-----BEGIN ") && line.trim_end().ends_with(&format!("{label}-----"))
+    });
+    if !begins {
+        bail!(
+            "the {what} file `{}` is not a PEM file with a `{label}` block",
+            path.display()
+        );
+    }
+    Ok(text)
 }
 
 pub async fn oauth_apps(command: OauthAppsCommand) -> anyhow::Result<ExitCode> {
@@ -117,17 +140,28 @@ pub async fn oauth_apps(command: OauthAppsCommand) -> anyhow::Result<ExitCode> {
 
 pub async fn connections(command: ConnectionsCommand) -> anyhow::Result<ExitCode> {
     match command {
-        ConnectionsCommand::Create {
-            name,
-            integration,
-            kind,
-            oauth_app,
-            api_key_header,
-            username,
-            probe_url,
-            tenant: tenant_arg,
-            database,
-        } => {
+        ConnectionsCommand::Create(arguments) => {
+            let CreateConnection {
+                name,
+                integration,
+                kind,
+                oauth_app,
+                api_key_header,
+                username,
+                probe_url,
+                client_cert,
+                client_key,
+                tls_min,
+                tenant: tenant_arg,
+                database,
+            } = *arguments;
+            let client_cert = client_cert
+                .map(|path| read_pem(&path, "client certificate", "CERTIFICATE"))
+                .transpose()?;
+            let client_key = client_key
+                .map(|path| read_pem(&path, "client key", "PRIVATE KEY"))
+                .transpose()?
+                .map(|key| SecretValue::new(key.as_str()));
             let kind: ConnectionKind =
                 serde_json::from_value(serde_json::Value::String(kind.clone())).map_err(|_| {
                     anyhow::anyhow!("unknown kind `{kind}`: use oauth2, api_key, bearer or basic")
@@ -143,9 +177,9 @@ pub async fn connections(command: ConnectionsCommand) -> anyhow::Result<ExitCode
                 username,
                 password: None,
                 probe_url,
-                client_cert: None,
-                client_key: None,
-                tls_min: None,
+                client_cert: client_cert.map(|pem| pem.as_str().to_owned()),
+                client_key,
+                tls_min,
             };
             match kind {
                 ConnectionKind::Oauth2 => {}
@@ -196,8 +230,17 @@ pub async fn connections(command: ConnectionsCommand) -> anyhow::Result<ExitCode
                     .and_then(chrono::DateTime::from_timestamp_millis)
                     .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                     .unwrap_or_else(|| "-".into());
+                let client_cert = if connection.has_client_cert {
+                    "\tclient certificate"
+                } else {
+                    ""
+                };
+                let tls_min = connection
+                    .tls_min
+                    .map(|version| format!("\tTLS {version}+"))
+                    .unwrap_or_default();
                 println!(
-                    "{}\t{}\t{}\t{}\texpires {}",
+                    "{}\t{}\t{}\t{}\texpires {}{client_cert}{tls_min}",
                     connection.name,
                     connection.integration,
                     connection.kind.as_str(),

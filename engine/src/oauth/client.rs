@@ -16,7 +16,7 @@ use oauth2::{
     HttpResponse, RedirectUrl, RequestTokenError, StandardErrorResponse, TokenUrl,
 };
 use stepwise_integrations::ActionError;
-use stepwise_integrations::http::HttpClient;
+use stepwise_integrations::http::{HttpClient, TlsOptions, build_request};
 use stepwise_integrations::providers::{ClientAuthMethod, provider};
 
 use crate::store::oauth_apps::OAuthApp;
@@ -40,8 +40,13 @@ pub enum TokenHttpError {
     Transport(ActionError),
 }
 
-/// `oauth2::AsyncHttpClient` over [`HttpClient`].
-pub struct TokenEndpoint<'a>(pub &'a HttpClient);
+/// `oauth2::AsyncHttpClient` over [`HttpClient`], with the connection's TLS options: its client
+/// certificate is presented to the token endpoint too (RFC 8705 mutual-TLS client
+/// authentication and certificate-bound tokens; a server that asks for none never sees it).
+pub struct TokenEndpoint<'a> {
+    pub http: &'a HttpClient,
+    pub tls: &'a TlsOptions,
+}
 
 impl<'c> oauth2::AsyncHttpClient<'c> for TokenEndpoint<'_> {
     type Error = TokenHttpError;
@@ -51,17 +56,20 @@ impl<'c> oauth2::AsyncHttpClient<'c> for TokenEndpoint<'_> {
         Box::pin(async move {
             let (parts, body) = request.into_parts();
             let builder = self
-                .0
+                .http
                 .request(parts.method, &parts.uri.to_string())
                 .map_err(TokenHttpError::Transport)?
                 .headers(parts.headers)
                 .timeout(TOKEN_REQUEST_TIMEOUT)
                 .body(body);
             let response = self
-                .0
-                .send(builder)
+                .http
+                .execute_with(
+                    build_request(builder).map_err(TokenHttpError::Transport)?,
+                    self.tls,
+                )
                 .await
-                .map_err(TokenHttpError::Transport)?;
+                .map_err(|failure| TokenHttpError::Transport(failure.error))?;
             let status = response.status();
             if status.as_u16() == 429 || status.is_server_error() {
                 return Err(TokenHttpError::Status(status.as_u16()));

@@ -13,12 +13,14 @@ use oauth2::{AuthorizationCode, CsrfToken, PkceCodeChallenge, PkceCodeVerifier, 
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use sha2::{Digest, Sha256};
 use stepwise_integrations::SecretValue;
-use stepwise_integrations::http::HttpClient;
+use stepwise_integrations::http::{HttpClient, build_request};
 use stepwise_integrations::providers::ClientAuthMethod;
 
 use crate::db::begin_write;
 use crate::error::EngineError;
-use crate::store::connections::{self, ConnectionInfo, ConnectionKind, Credentials, NewTokens};
+use crate::store::connections::{
+    self, Connection, ConnectionInfo, ConnectionKind, Credentials, NewTokens,
+};
 use crate::store::entities::oauth_state;
 use crate::store::now_ms;
 use crate::store::oauth_apps::{self, OAuthApp};
@@ -216,29 +218,33 @@ pub async fn complete(
     let connection_row = connections::find_by_id(db, &row.connection_id)
         .await?
         .ok_or(CallbackError::UnknownState)?;
+    let connection = connections::connection(vault, &connection_row).await?;
     let app_name = connection_row
         .oauth_app
         .clone()
         .unwrap_or_else(|| connection_row.integration.clone());
     let app = oauth_apps::load(db, vault, &row.tenant_id, &app_name).await?;
     let client = app_client(&app, Some(redirect_uri)).map_err(CallbackError::Exchange)?;
+    let tls = connection.tls_options().map_err(CallbackError::Exchange)?;
     let token = client
         .exchange_code(AuthorizationCode::new(code.expose().to_owned()))
         .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose().to_owned()))
-        .request_async(&TokenEndpoint(http))
+        .request_async(&TokenEndpoint { http, tls: &tls })
         .await
         .map_err(|error| CallbackError::Exchange(classify(error).message().to_owned()))?;
-    let tokens = new_tokens(&token, None, &app.info.scopes);
+    let tokens = new_tokens(&token, None, &connection.credentials, &app.info.scopes);
     connections::store_tokens(db, vault, &row.tenant_id, &row.connection_id, &tokens, None).await?;
     Ok(connections::get(db, &row.tenant_id, &connection_row.name).await?)
 }
 
-/// The tokens of a token response. A response without a refresh token keeps `previous` (RFC
-/// 6749 6: the server may keep the old one); without `scope`, the requested scopes were
-/// granted (RFC 6749 5.1).
+/// The tokens of a token response. A response without a refresh token keeps `previous_refresh`
+/// (RFC 6749 6: the server may keep the old one); without `scope`, the requested scopes were
+/// granted (RFC 6749 5.1). The client key of `stored` (the connection's current credentials)
+/// is carried over: the tokens replace the whole sealed envelope.
 pub(crate) fn new_tokens(
     token: &oauth2::basic::BasicTokenResponse,
     previous_refresh: Option<SecretValue>,
+    stored: &Credentials,
     requested: &[String],
 ) -> NewTokens {
     let scopes = match token.scopes() {
@@ -252,6 +258,7 @@ pub(crate) fn new_tokens(
                 .refresh_token()
                 .map(|refresh| SecretValue::new(refresh.secret().as_str()))
                 .or(previous_refresh),
+            client_key: stored.client_key.clone(),
             ..Credentials::default()
         },
         scopes,
@@ -262,7 +269,8 @@ pub(crate) fn new_tokens(
 }
 
 /// Revokes the connection's tokens at the app's RFC 7009 endpoint: the refresh token first
-/// (which revokes its access tokens at most providers), then the access token.
+/// (which revokes its access tokens at most providers), then the access token; with the
+/// connection's TLS options, so its client certificate is presented there too.
 ///
 /// Hand-written rather than oauth2's `revoke_token`, which refuses `http://` endpoints: local
 /// and self-hosted providers (and our tests) are often plain HTTP, and the token endpoint,
@@ -270,8 +278,9 @@ pub(crate) fn new_tokens(
 pub async fn revoke(
     http: &HttpClient,
     app: &OAuthApp,
-    credentials: &Credentials,
+    connection: &Connection,
 ) -> Result<bool, String> {
+    let credentials = &connection.credentials;
     let Some(revoke_url) = &app.info.revoke_url else {
         return Ok(false);
     };
@@ -279,6 +288,7 @@ pub async fn revoke(
         (&credentials.refresh_token, "refresh_token"),
         (&credentials.access_token, "access_token"),
     ];
+    let tls = connection.tls_options()?;
     let mut revoked = false;
     for (token, hint) in tokens {
         let Some(token) = token else { continue };
@@ -311,10 +321,12 @@ pub async fn revoke(
             }
             zeroize::Zeroizing::new(form.finish())
         };
-        let response = http
-            .send(request.body(body.as_str().to_owned()))
-            .await
+        let request = build_request(request.body(body.as_str().to_owned()))
             .map_err(|error| error.to_string())?;
+        let response = http
+            .execute_with(request, &tls)
+            .await
+            .map_err(|failure| failure.error.to_string())?;
         // RFC 7009 2.2: 200 also for a token that was already invalid.
         if !response.status().is_success() {
             return Err(format!(

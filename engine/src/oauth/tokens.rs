@@ -18,7 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use oauth2::RefreshToken;
 use sea_orm::DatabaseConnection;
-use stepwise_integrations::http::{ClientIdentity, HttpClient, TlsOptions, TlsVersion};
+use stepwise_integrations::http::{HttpClient, TlsOptions, TlsVersion};
 use stepwise_integrations::runtime::health::HealthRecorder;
 use stepwise_integrations::{ActionError, ConnectionAuth, ConnectionProvider, SecretValue};
 
@@ -155,27 +155,20 @@ impl TokenManager {
         let row = connections::find(&self.db, tenant_id, name)
             .await?
             .ok_or_else(|| connections::not_found(name))?;
-        let min_version = row.tls_min.as_deref().and_then(TlsVersion::parse);
-        let Some(certificate) = &row.client_cert else {
+        if row.client_cert.is_none() {
+            // Nothing sealed is needed: skip opening the envelope.
             return Ok(TlsOptions {
-                min_version,
+                min_version: row.tls_min.as_deref().and_then(TlsVersion::parse),
                 identity: None,
             });
-        };
-        let failed = |message: String| TokenError::Failed {
-            connection: name.to_owned(),
-            message,
-        };
+        }
         let connection = connections::connection(&self.vault, &row).await?;
-        let key = connection
-            .credentials
-            .client_key
-            .ok_or_else(|| failed("its client key is missing".into()))?;
-        let identity = ClientIdentity::new(&row.id, certificate, &key).map_err(failed)?;
-        Ok(TlsOptions {
-            min_version,
-            identity: Some(identity),
-        })
+        connection
+            .tls_options()
+            .map_err(|message| TokenError::Failed {
+                connection: name.to_owned(),
+                message,
+            })
     }
 
     /// After a 401 for `rejected`: a refreshed token, unless a sibling already replaced it.
@@ -315,13 +308,18 @@ impl TokenManager {
             .clone()
             .unwrap_or_else(|| connection.info.integration.clone());
         let app = oauth_apps::load(&self.db, &self.vault, &connection.tenant_id, &app_name).await?;
-        let client = app_client(&app, None).map_err(|message| TokenError::Failed {
+        let failed = |message: String| TokenError::Failed {
             connection: connection.info.name.clone(),
             message,
-        })?;
+        };
+        let client = app_client(&app, None).map_err(failed)?;
+        let tls = connection.tls_options().map_err(failed)?;
         let response = client
             .exchange_refresh_token(&RefreshToken::new(refresh_token.expose().to_owned()))
-            .request_async(&TokenEndpoint(&self.http))
+            .request_async(&TokenEndpoint {
+                http: &self.http,
+                tls: &tls,
+            })
             .await;
         self.health.token_refresh(
             &connection.tenant_id,
@@ -347,7 +345,12 @@ impl TokenManager {
                 });
             }
         };
-        let tokens = new_tokens(&token, Some(refresh_token), &connection.info.scopes);
+        let tokens = new_tokens(
+            &token,
+            Some(refresh_token),
+            &connection.credentials,
+            &connection.info.scopes,
+        );
         let access_token = tokens
             .credentials
             .access_token

@@ -2,11 +2,13 @@
 //! their tokens from the authorization-code flow; API-key, bearer and basic ones are created
 //! with their secret.
 //!
-//! Every secret field of a connection (access token, refresh token, API key, password) is in
-//! one envelope per connection, whose associated data binds its tenant, the kind `connection`,
-//! the connection's id and the field `credentials`: one data key per record, and a rotated
-//! refresh token is written in the same update as its access token. The rest (status, scopes,
-//! expiry, user name) stays queryable.
+//! Every secret field of a connection (access token, refresh token, API key, password, client
+//! certificate key) is in one envelope per connection, whose associated data binds its tenant,
+//! the kind `connection`, the connection's id and the field `credentials`: one data key per
+//! record, and a rotated refresh token is written in the same update as its access token. Token
+//! writes re-seal the whole envelope, so they carry the client key over ([`NewTokens`]); it
+//! never changes after creation. The rest (status, scopes, expiry, user name, the client
+//! certificate itself) stays queryable.
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -15,7 +17,7 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 use stepwise_integrations::SecretValue;
-use stepwise_integrations::http::{ClientIdentity, TlsVersion};
+use stepwise_integrations::http::{ClientIdentity, TlsOptions, TlsVersion};
 use zeroize::Zeroize;
 
 use super::entities::connection;
@@ -111,8 +113,8 @@ pub struct NewConnection {
     /// the integration's built-in probe; the only way to test a `generic` one at the provider.
     #[serde(default)]
     pub probe_url: Option<String>,
-    /// Client certificate (PEM, chain first) presented for mutual TLS; with `client_key`.
-    /// Not for `oauth2` connections.
+    /// Client certificate (PEM, chain first) presented for mutual TLS, to the provider's API
+    /// and, on an `oauth2` connection, to its token and revocation endpoints; with `client_key`.
     #[serde(default)]
     pub client_cert: Option<String>,
     /// The client certificate's private key (PEM); sealed with the other secret fields.
@@ -194,11 +196,36 @@ pub struct Connection {
     pub info: ConnectionInfo,
     pub tenant_id: String,
     pub credentials: Credentials,
+    /// The client certificate (PEM) presented with `credentials.client_key`.
+    pub client_cert: Option<String>,
     /// Who holds the refresh lease, until when (epoch ms).
     pub refresh_lease: Option<(String, i64)>,
 }
 
-/// Tokens to store after an authorization or a refresh.
+impl Connection {
+    /// The TLS options of every request made for this connection: its client certificate and
+    /// its lowest TLS version. Errors name no key material.
+    pub fn tls_options(&self) -> Result<TlsOptions, String> {
+        let identity = match &self.client_cert {
+            None => None,
+            Some(certificate) => {
+                let key = self
+                    .credentials
+                    .client_key
+                    .as_ref()
+                    .ok_or("its client key is missing")?;
+                Some(ClientIdentity::new(&self.info.id, certificate, key)?)
+            }
+        };
+        Ok(TlsOptions {
+            min_version: self.info.tls_min.as_deref().and_then(TlsVersion::parse),
+            identity,
+        })
+    }
+}
+
+/// Tokens to store after an authorization or a refresh. `credentials` replaces the sealed
+/// envelope whole, so it carries the connection's client key too.
 #[derive(Debug)]
 pub struct NewTokens {
     pub credentials: Credentials,
@@ -431,8 +458,6 @@ pub async fn create(
     match (&new.client_cert, new.client_key) {
         (None, None) => {}
         (Some(certificate), Some(key)) => {
-            // OAuth tokens are rewritten on every refresh, which would drop the key.
-            refuse(kind == ConnectionKind::Oauth2, "client_cert", kind)?;
             let key = required(Some(key), "client_key", kind)?;
             ClientIdentity::validate(certificate, &key).map_err(EngineError::InvalidInput)?;
             credentials.client_key = Some(key);
@@ -444,18 +469,19 @@ pub async fn create(
         }
     }
     let id = uuid::Uuid::now_v7().to_string();
-    let (status, reason, sealed) = if kind == ConnectionKind::Oauth2 {
+    let (status, reason) = if kind == ConnectionKind::Oauth2 {
         (
             ConnectionStatus::NeedsReauth,
             Some("not authorized yet".to_owned()),
-            Sealed::default(),
         )
     } else {
-        (
-            ConnectionStatus::Connected,
-            None,
-            seal(vault, tenant_id, &id, &credentials).await?,
-        )
+        (ConnectionStatus::Connected, None)
+    };
+    // An `oauth2` connection has no secret before its authorization unless a client key.
+    let sealed = if credentials == Credentials::default() {
+        Sealed::default()
+    } else {
+        seal(vault, tenant_id, &id, &credentials).await?
     };
     let now = now_ms();
     let tx = begin_write(db).await?;
@@ -544,6 +570,7 @@ pub(crate) async fn connection(
         info: info(row)?,
         tenant_id: row.tenant_id.clone(),
         credentials: open(vault, row).await?,
+        client_cert: row.client_cert.clone(),
         refresh_lease: row.refresh_lease_owner.clone().zip(row.refresh_lease_until),
     })
 }

@@ -78,6 +78,11 @@ impl TestDatabase {
         self._dir.as_ref().map(|dir| dir.path().join("test.db"))
     }
 
+    /// Every stored byte of the database as text (see [`Harness::dump_database`]).
+    pub async fn dump(&self) -> String {
+        dump(&self.url, self.postgres_name.as_deref()).await
+    }
+
     /// Drops the Postgres database (for tests that do not use [`Harness`]).
     pub async fn drop(self) {
         if let Some(name) = &self.postgres_name {
@@ -107,11 +112,15 @@ pub async fn databases() -> Vec<TestDatabase> {
 }
 
 pub fn services() -> Arc<ActionServices> {
-    let http = HttpClient::new(HttpConfig {
+    services_with(HttpConfig {
         allow_private_networks: true,
         ..HttpConfig::default()
     })
-    .expect("http client");
+}
+
+/// [`services`] over an HTTP client configured by `config`.
+pub fn services_with(config: HttpConfig) -> Arc<ActionServices> {
+    let http = HttpClient::new(config).expect("http client");
     Arc::new(ActionServices::new(
         IntegrationRuntime::new(http, &MetricsRegistry::new()).expect("integration runtime"),
     ))
@@ -193,51 +202,7 @@ impl Harness {
     /// Every stored byte of the database as text, to search for values that must never be
     /// stored: the SQLite files (WAL included), or every row of every Postgres table.
     pub async fn dump_database(&self) -> String {
-        if let Some(name) = &self.postgres_name {
-            let base = admin_url();
-            let base = base
-                .rsplit_once('/')
-                .map_or(base.as_str(), |(base, _)| base);
-            let pool = sqlx::PgPool::connect(&format!("{base}/{name}"))
-                .await
-                .expect("connect for dump");
-            let tables: Vec<(String, String)> = sqlx::query_as(
-                "SELECT table_schema, table_name FROM information_schema.tables \
-                 WHERE table_schema NOT IN ('pg_catalog', 'information_schema')",
-            )
-            .fetch_all(&pool)
-            .await
-            .expect("list tables");
-            let mut dump = String::new();
-            for (schema, table) in tables {
-                let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT t::text FROM \"{schema}\".\"{table}\" t"
-                )))
-                .fetch_all(&pool)
-                .await
-                .expect("dump table");
-                for (row,) in rows {
-                    dump.push_str(&row);
-                    dump.push('\n');
-                }
-            }
-            pool.close().await;
-            return dump;
-        }
-        let path = self
-            .url
-            .trim_start_matches("sqlite://")
-            .split('?')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        let mut dump = String::new();
-        for suffix in ["", "-wal"] {
-            if let Ok(bytes) = std::fs::read(format!("{path}{suffix}")) {
-                dump.push_str(&String::from_utf8_lossy(&bytes));
-            }
-        }
-        dump
+        dump(&self.url, self.postgres_name.as_deref()).await
     }
 
     pub async fn stop(mut self) {
@@ -249,4 +214,53 @@ impl Harness {
             drop_postgres(name).await;
         }
     }
+}
+
+/// Every stored byte of the database at `url` as text: the SQLite files (WAL included), or every
+/// row of every table of the Postgres database `postgres_name`.
+async fn dump(url: &str, postgres_name: Option<&str>) -> String {
+    if let Some(name) = postgres_name {
+        let base = admin_url();
+        let base = base
+            .rsplit_once('/')
+            .map_or(base.as_str(), |(base, _)| base);
+        let pool = sqlx::PgPool::connect(&format!("{base}/{name}"))
+            .await
+            .expect("connect for dump");
+        let tables: Vec<(String, String)> = sqlx::query_as(
+            "SELECT table_schema, table_name FROM information_schema.tables \
+             WHERE table_schema NOT IN ('pg_catalog', 'information_schema')",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("list tables");
+        let mut dump = String::new();
+        for (schema, table) in tables {
+            let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT t::text FROM \"{schema}\".\"{table}\" t"
+            )))
+            .fetch_all(&pool)
+            .await
+            .expect("dump table");
+            for (row,) in rows {
+                dump.push_str(&row);
+                dump.push('\n');
+            }
+        }
+        pool.close().await;
+        return dump;
+    }
+    let path = url
+        .trim_start_matches("sqlite://")
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let mut dump = String::new();
+    for suffix in ["", "-wal"] {
+        if let Ok(bytes) = std::fs::read(format!("{path}{suffix}")) {
+            dump.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    dump
 }
