@@ -32,6 +32,7 @@ pub async fn run(command: RunsCommand) -> anyhow::Result<ExitCode> {
             EngineError::NotFound(message)
             | EngineError::Conflict(message)
             | EngineError::WorkflowDisabled(message)
+            | EngineError::ConcurrencyLimit(message)
             | EngineError::InvalidInput(message),
         ) => {
             eprintln!("error: {message}");

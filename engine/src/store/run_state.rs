@@ -64,6 +64,9 @@ pub struct RunState {
     json_written: HashSet<String>,
     /// This transaction made the run wait on a webhook or start a child run.
     awaits_started: bool,
+    /// Step rows whose wait for a child run ended here without the child's result (timed
+    /// out): their children are cancelled before the transaction commits.
+    abandoned_children: Vec<String>,
 }
 
 impl RunState {
@@ -79,6 +82,7 @@ impl RunState {
             brief: HashSet::new(),
             json_written: HashSet::new(),
             awaits_started: false,
+            abandoned_children: Vec::new(),
         }
     }
 
@@ -106,6 +110,7 @@ impl RunState {
             brief: HashSet::new(),
             json_written: HashSet::new(),
             awaits_started: false,
+            abandoned_children: Vec::new(),
         };
         if let Some(task_row) = task_row {
             let step_id = parse_item_id(task_row).map_or(task_row, |(step_id, _)| step_id);
@@ -366,6 +371,16 @@ impl RunState {
     /// that name the run (a wait, a child's parent) now exist.
     pub fn mark_awaits_started(&mut self) {
         self.awaits_started = true;
+    }
+
+    /// Notes that step row `row_id` stopped waiting for its child run without its result.
+    pub fn abandon_children(&mut self, row_id: &str) {
+        self.abandoned_children.push(row_id.to_owned());
+    }
+
+    /// The step rows noted by [`Self::abandon_children`] since the last call.
+    pub fn take_abandoned_children(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.abandoned_children)
     }
 
     /// Whether nothing but this state's own rows refers to the run: created in this

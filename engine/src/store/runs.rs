@@ -492,17 +492,19 @@ fn with_key(workflow_id: &str, key: &str, status: RunStatus) -> Select<run::Enti
 pub async fn active_children(
     db: &impl ConnectionTrait,
     run_id: &str,
+    step_row: Option<&str>,
 ) -> Result<Vec<String>, EngineError> {
-    Ok(run::Entity::find()
+    let mut query = run::Entity::find()
         .select_only()
         .column(run::Column::Id)
         .filter(run::Column::ParentRunId.eq(run_id))
         .filter(
             run::Column::Status.is_in([RunStatus::Running.as_str(), RunStatus::Queued.as_str()]),
-        )
-        .into_tuple()
-        .all(db)
-        .await?)
+        );
+    if let Some(step_row) = step_row {
+        query = query.filter(run::Column::ParentStepId.eq(step_row));
+    }
+    Ok(query.into_tuple().all(db).await?)
 }
 
 #[cfg(test)]
