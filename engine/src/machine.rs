@@ -63,6 +63,15 @@ pub fn initial(workflow: &Workflow) -> Vec<String> {
         .collect()
 }
 
+/// The pending steps that can start now: a new run's root steps, or the steps a retried run
+/// goes on from (for a run that waited `queued` for a concurrency slot).
+pub fn startable(workflow: &Workflow, statuses: &BTreeMap<String, StepStatus>) -> Vec<String> {
+    let mut after = statuses.clone();
+    let mut transition = Transition::default();
+    propagate(workflow, &mut after, &mut transition);
+    transition.enqueue
+}
+
 /// Applies `event` of `step_id` (currently running, attempt number `attempt`) to a run whose
 /// steps have `statuses`. `jitter` is a uniform sample in `[0, 1)` for retry backoff.
 pub fn on_step_event(

@@ -242,10 +242,13 @@ async fn a_retried_run_goes_through_admission() {
             .await
             .expect("retry");
         assert_eq!(status(&h, &failed).await, RunStatus::Queued, "[{label}]");
+        eprintln!("DEBUG0 {:?}", h.engine.get_run(&h.tenant_id, &failed).await.unwrap().unwrap().steps.iter().map(|s| (s.id.clone(), s.status, s.finished_at)).collect::<Vec<_>>());
         h.engine
             .cancel_run(&h.tenant_id, &holder)
             .await
             .expect("cancel holder");
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        eprintln!("DEBUG {:?}", h.engine.get_run(&h.tenant_id, &failed).await.unwrap().unwrap());
         let run = h.finish(&failed).await;
         assert_eq!(run.summary.status, RunStatus::Succeeded, "[{label}] {run:?}");
         assert_eq!(step_attempts(&run, "wait"), 1, "[{label}] kept: {run:?}");

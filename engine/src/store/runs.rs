@@ -387,19 +387,17 @@ pub async fn finish(
     Ok(true)
 }
 
-/// Puts a finished run back to `running` for a retry, optionally moving it to another version
-/// of its workflow.
+/// Puts a finished run back to `status` (`running`, or `queued` for a concurrency slot) for a
+/// retry, optionally moving it to another version of its workflow.
 pub async fn reopen(
     db: &impl ConnectionTrait,
     run_id: &str,
+    status: RunStatus,
     version: Option<(&str, i32)>,
     deadline_at: Option<i64>,
 ) -> Result<(), EngineError> {
     let mut update = run::Entity::update_many()
-        .col_expr(
-            run::Column::Status,
-            Expr::value(RunStatus::Running.as_str()),
-        )
+        .col_expr(run::Column::Status, Expr::value(status.as_str()))
         .col_expr(run::Column::Error, Expr::cust("NULL"))
         .col_expr(run::Column::Output, Expr::cust("NULL"))
         .col_expr(run::Column::FinishedAt, Expr::cust("NULL"))
