@@ -413,9 +413,8 @@ impl EngineInner {
         row_id: &str,
         applied: &mut Applied,
     ) -> Result<(), EngineError> {
-        let message = format!(
-            "cancelled: step `{row_id}` of its parent run {run_id} stopped waiting for it"
-        );
+        let message =
+            format!("cancelled: step `{row_id}` of its parent run {run_id} stopped waiting for it");
         self.cancel_children(tx, run_id, Some(row_id), &message, applied)
             .await
     }

@@ -58,7 +58,11 @@ impl EngineInner {
             }
             Admission::Refuse(reason) => {
                 applied.tasks.clear();
-                state.finish(RunStatus::Cancelled, Some(format!("cancelled: {reason}")), None);
+                state.finish(
+                    RunStatus::Cancelled,
+                    Some(format!("cancelled: {reason}")),
+                    None,
+                );
                 applied.run_ended = Some((state.run.id.clone(), RunStatus::Cancelled));
             }
             Admission::Replace { excess } => {
@@ -268,7 +272,9 @@ enum Admission {
     /// `cancel_new`, with the reason.
     Refuse(String),
     /// `cancel_running`: so many of the oldest running runs make room.
-    Replace { excess: u64 },
+    Replace {
+        excess: u64,
+    },
 }
 
 /// [`EngineInner::admit_retry`]'s decision.

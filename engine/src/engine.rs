@@ -531,12 +531,13 @@ impl Engine {
     /// workflow version unless `latest_version` asks for the current one. The retried run goes
     /// through the workflow's `concurrency` admission like a new run: it may wait `queued`,
     /// be refused ([`EngineError::ConcurrencyLimit`], nothing changed) or cancel running runs.
+    /// Returns the run's new status: `running` or `queued`.
     pub async fn retry_run(
         &self,
         tenant_id: &str,
         run_id: &str,
         latest_version: bool,
-    ) -> Result<(), EngineError> {
+    ) -> Result<RunStatus, EngineError> {
         let not_found = || EngineError::NotFound(format!("run {run_id} not found"));
         // Definitions are read before the write transaction: on SQLite it holds the only
         // connection.
@@ -633,7 +634,7 @@ impl Engine {
             status,
         });
         self.inner.committed(applied);
-        Ok(())
+        Ok(status)
     }
 
     async fn start_run_of(

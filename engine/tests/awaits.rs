@@ -460,9 +460,12 @@ steps:
             RunStatus::Cancelled,
             "[{label}]"
         );
-        eventually(&h, &second.summary.id, "the new child is cancelled", |run| {
-            run.summary.status == RunStatus::Cancelled
-        })
+        eventually(
+            &h,
+            &second.summary.id,
+            "the new child is cancelled",
+            |run| run.summary.status == RunStatus::Cancelled,
+        )
         .await;
         h.engine
             .cancel_run(&h.tenant_id, &parent)

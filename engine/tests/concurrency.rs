@@ -214,10 +214,20 @@ async fn failed_and_holder(h: &Harness, on_limit: &str) -> (String, String) {
     h.deploy(&retried(on_limit, true)).await;
     let failed = h.start_run("sync", json!({ "nap": "10ms" })).await;
     let run = h.finish(&failed).await;
-    assert_eq!(run.summary.status, RunStatus::Failed, "[{}] {run:?}", h.label);
+    assert_eq!(
+        run.summary.status,
+        RunStatus::Failed,
+        "[{}] {run:?}",
+        h.label
+    );
     h.deploy(&retried(on_limit, false)).await;
     let holder = h.start_run("sync", json!({ "nap": "1h" })).await;
-    assert_eq!(status(h, &holder).await, RunStatus::Running, "[{}]", h.label);
+    assert_eq!(
+        status(h, &holder).await,
+        RunStatus::Running,
+        "[{}]",
+        h.label
+    );
     (failed, holder)
 }
 
@@ -237,20 +247,40 @@ async fn a_retried_run_goes_through_admission() {
 
         // queue: the retry waits for the slot, then runs only its failed step.
         let (failed, holder) = failed_and_holder(&h, "queue").await;
-        h.engine
-            .retry_run(&h.tenant_id, &failed, true)
-            .await
-            .expect("retry");
+        let retried = h.engine.retry_run(&h.tenant_id, &failed, true).await;
+        assert_eq!(retried.expect("retry"), RunStatus::Queued, "[{label}]");
         assert_eq!(status(&h, &failed).await, RunStatus::Queued, "[{label}]");
-        eprintln!("DEBUG0 {:?}", h.engine.get_run(&h.tenant_id, &failed).await.unwrap().unwrap().steps.iter().map(|s| (s.id.clone(), s.status, s.finished_at)).collect::<Vec<_>>());
+        eprintln!(
+            "DEBUG0 {:?}",
+            h.engine
+                .get_run(&h.tenant_id, &failed)
+                .await
+                .unwrap()
+                .unwrap()
+                .steps
+                .iter()
+                .map(|s| (s.id.clone(), s.status, s.finished_at))
+                .collect::<Vec<_>>()
+        );
         h.engine
             .cancel_run(&h.tenant_id, &holder)
             .await
             .expect("cancel holder");
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-        eprintln!("DEBUG {:?}", h.engine.get_run(&h.tenant_id, &failed).await.unwrap().unwrap());
+        eprintln!(
+            "DEBUG {:?}",
+            h.engine
+                .get_run(&h.tenant_id, &failed)
+                .await
+                .unwrap()
+                .unwrap()
+        );
         let run = h.finish(&failed).await;
-        assert_eq!(run.summary.status, RunStatus::Succeeded, "[{label}] {run:?}");
+        assert_eq!(
+            run.summary.status,
+            RunStatus::Succeeded,
+            "[{label}] {run:?}"
+        );
         assert_eq!(step_attempts(&run, "wait"), 1, "[{label}] kept: {run:?}");
         assert_eq!(step_attempts(&run, "done"), 2, "[{label}] {run:?}");
 
@@ -282,10 +312,8 @@ async fn a_retried_run_goes_through_admission() {
 
         // cancel_running: the retry takes the slot of the running run.
         let (failed, holder) = failed_and_holder(&h, "cancel_running").await;
-        h.engine
-            .retry_run(&h.tenant_id, &failed, true)
-            .await
-            .expect("retry");
+        let retried = h.engine.retry_run(&h.tenant_id, &failed, true).await;
+        assert_eq!(retried.expect("retry"), RunStatus::Running, "[{label}]");
         let replaced = h.finish(&holder).await;
         assert_eq!(replaced.summary.status, RunStatus::Cancelled, "[{label}]");
         assert!(
@@ -297,7 +325,11 @@ async fn a_retried_run_goes_through_admission() {
             "[{label}] names the retried run: {replaced:?}"
         );
         let run = h.finish(&failed).await;
-        assert_eq!(run.summary.status, RunStatus::Succeeded, "[{label}] {run:?}");
+        assert_eq!(
+            run.summary.status,
+            RunStatus::Succeeded,
+            "[{label}] {run:?}"
+        );
         h.stop().await;
     }
 }
