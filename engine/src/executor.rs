@@ -693,7 +693,7 @@ impl EngineInner {
             .is_some()
             .then(|| EndedRun::of(&state.run, created_here).standing_alone(state.stands_alone()));
         let state = match new_rows {
-            Some(new_rows) => new_rows.take(state, &applied.tasks).err(),
+            Some(new_rows) => new_rows.take(state, &applied.tasks),
             None => Some(state),
         };
         if let Some(state) = state {
@@ -756,8 +756,8 @@ impl EngineInner {
         applied: &mut Applied,
     ) -> Result<bool, EngineError> {
         loop {
-            for row_id in state.take_abandoned_children() {
-                self.cancel_children_of(tx, &state.run.id, &row_id, applied)
+            for (run_id, row_id) in std::mem::take(&mut applied.abandoned_children) {
+                self.cancel_children_of(tx, &run_id, &row_id, applied)
                     .await?;
             }
             match next {
@@ -838,7 +838,9 @@ impl EngineInner {
         // A `workflow.run` step executed after its wake-up timed out waiting (its child's
         // result resumes it without executing it): the child it started must not run on.
         if this.wake_at.is_some() && step.uses == RunWorkflow::NAME {
-            state.abandon_children(&task.step_id);
+            applied
+                .abandoned_children
+                .push((task.run_id.clone(), task.step_id.clone()));
         }
         if let Execution::Awaiting {
             input,
@@ -1155,6 +1157,10 @@ pub(crate) struct Applied {
     pub(crate) cancelled: Vec<String>,
     /// Tasks of other runs moved forward in the same transaction, already in the outbox.
     pub(crate) outboxed: usize,
+    /// Step rows (run id, row id) that stopped waiting for their child run without its
+    /// result (timed out): [`EngineInner::follow_up`] cancels the children before the
+    /// transaction commits.
+    pub(crate) abandoned_children: Vec<(String, String)>,
 }
 
 impl Applied {

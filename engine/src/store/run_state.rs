@@ -64,9 +64,6 @@ pub struct RunState {
     json_written: HashSet<String>,
     /// This transaction made the run wait on a webhook or start a child run.
     awaits_started: bool,
-    /// Step rows whose wait for a child run ended here without the child's result (timed
-    /// out): their children are cancelled before the transaction commits.
-    abandoned_children: Vec<String>,
 }
 
 impl RunState {
@@ -82,7 +79,6 @@ impl RunState {
             brief: HashSet::new(),
             json_written: HashSet::new(),
             awaits_started: false,
-            abandoned_children: Vec::new(),
         }
     }
 
@@ -110,7 +106,6 @@ impl RunState {
             brief: HashSet::new(),
             json_written: HashSet::new(),
             awaits_started: false,
-            abandoned_children: Vec::new(),
         };
         if let Some(task_row) = task_row {
             let step_id = parse_item_id(task_row).map_or(task_row, |(step_id, _)| step_id);
@@ -373,16 +368,6 @@ impl RunState {
         self.awaits_started = true;
     }
 
-    /// Notes that step row `row_id` stopped waiting for its child run without its result.
-    pub fn abandon_children(&mut self, row_id: &str) {
-        self.abandoned_children.push(row_id.to_owned());
-    }
-
-    /// The step rows noted by [`Self::abandon_children`] since the last call.
-    pub fn take_abandoned_children(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.abandoned_children)
-    }
-
     /// Whether nothing but this state's own rows refers to the run: created in this
     /// transaction, waiting on nothing, parent of no child.
     pub fn stands_alone(&self) -> bool {
@@ -575,18 +560,18 @@ pub struct NewRows {
 impl NewRows {
     /// Takes `state`'s rows and the outbox rows of `tasks`; gives `state` back when its run
     /// may not wait (see the type's documentation).
-    pub fn take(&mut self, state: RunState, tasks: &[(StepTask, i64)]) -> Result<(), RunState> {
+    pub fn take(&mut self, state: RunState, tasks: &[(StepTask, i64)]) -> Option<RunState> {
         if !state.stands_alone()
             || state.run.concurrency_key.is_some()
             || !state.lost_attempts.is_empty()
         {
-            return Err(state);
+            return Some(state);
         }
         self.runs.push(state.run);
         self.steps.extend(state.steps);
         self.attempts.extend(state.attempts.into_values());
         self.tasks.extend_from_slice(tasks);
-        Ok(())
+        None
     }
 
     /// How many runs wait here.
