@@ -721,6 +721,26 @@ mod tests {
     }
 
     #[test]
+    fn startable_steps_are_the_roots_of_a_new_run_and_the_next_of_a_retried_one() {
+        // a -> b -> d, a -> c -> d.
+        let workflow = diamond();
+        let fresh = statuses(&[
+            ("a", StepStatus::Pending),
+            ("b", StepStatus::Pending),
+            ("c", StepStatus::Pending),
+            ("d", StepStatus::Pending),
+        ]);
+        assert_eq!(startable(&workflow, &fresh), vec!["a".to_owned()]);
+        let retried = statuses(&[
+            ("a", StepStatus::Succeeded),
+            ("b", StepStatus::Pending),
+            ("c", StepStatus::Succeeded),
+            ("d", StepStatus::Pending),
+        ]);
+        assert_eq!(startable(&workflow, &retried), vec!["b".to_owned()]);
+    }
+
+    #[test]
     fn retry_resets_failed_steps_and_their_dependents_only() {
         // a -> b -> d, a -> c -> d; b failed (on_error: continue would not matter here).
         let workflow = diamond();
