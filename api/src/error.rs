@@ -18,6 +18,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     WorkflowDisabled(String),
+    #[error("{0}")]
+    ConcurrencyLimit(String),
     /// Malformed request: bad JSON, bad query parameter, input that is not an object.
     #[error("{0}")]
     InvalidInput(String),
@@ -83,6 +85,7 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::WorkflowDisabled(_) => "workflow_disabled",
+            Self::ConcurrencyLimit(_) => "concurrency_limit",
             Self::InvalidInput(_) => "invalid_input",
             Self::InvalidSecretName(_) => "invalid_secret_name",
             Self::InvalidWorkflow(_) => "invalid_workflow",
@@ -110,6 +113,7 @@ impl From<EngineError> for ApiError {
             EngineError::NotFound(message) => Self::NotFound(message),
             EngineError::Conflict(message) => Self::Conflict(message),
             EngineError::WorkflowDisabled(message) => Self::WorkflowDisabled(message),
+            EngineError::ConcurrencyLimit(message) => Self::ConcurrencyLimit(message),
             EngineError::InvalidInput(message) => Self::InvalidInput(message),
             EngineError::InvalidWorkflow(diagnostics) => Self::InvalidWorkflow(diagnostics),
             // A missing master key is the operator's to fix, not a bug: say what to set.
@@ -125,7 +129,9 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict(_) | Self::WorkflowDisabled(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::WorkflowDisabled(_) | Self::ConcurrencyLimit(_) => {
+                StatusCode::CONFLICT
+            }
             Self::InvalidInput(_) | Self::InvalidSecretName(_) => StatusCode::BAD_REQUEST,
             Self::InvalidWorkflow(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -190,6 +196,10 @@ mod tests {
             (EngineError::Conflict("x".into()), StatusCode::CONFLICT),
             (
                 EngineError::WorkflowDisabled("x".into()),
+                StatusCode::CONFLICT,
+            ),
+            (
+                EngineError::ConcurrencyLimit("x".into()),
                 StatusCode::CONFLICT,
             ),
             (

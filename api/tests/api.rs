@@ -547,6 +547,93 @@ async fn request_bodies_are_limited_and_typed() {
     .await;
 }
 
+fn limited(on_limit: &str) -> String {
+    format!(
+        r#"name: limited
+inputs:
+  nap: {{ type: string }}
+concurrency: {{ key: one, limit: 1, on_limit: {on_limit} }}
+steps:
+  - {{ id: hold, uses: core.sleep, with: {{ duration: "${{{{ inputs.nap }}}}" }} }}
+  - {{ id: check, uses: core.fail, retry: {{ max_attempts: 1 }}, with: {{ message: "broken" }} }}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_beyond_the_concurrency_limit_is_refused_or_queued() {
+    for_each_backend(|app| async move {
+        let backend = app.backend;
+        app.expect_json(
+            app.deploy(&limited("cancel_new")).await,
+            StatusCode::CREATED,
+        )
+        .await;
+        let failed = app.trigger("limited", r#"{"nap": "10ms"}"#).await;
+        assert_eq!(app.wait_for_run(&failed).await["status"], "failed");
+        let holder = app.trigger("limited", r#"{"nap": "1h"}"#).await;
+        let before = app
+            .expect_json(
+                app.get(&format!("/api/v1/runs/{failed}")).await,
+                StatusCode::OK,
+            )
+            .await;
+        let retry_path = format!("/api/v1/runs/{failed}/retry");
+        let refused = app
+            .expect_error(
+                app.post_json(&retry_path, "").await,
+                StatusCode::CONFLICT,
+                "concurrency_limit",
+            )
+            .await;
+        assert!(
+            refused["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("concurrency key `one`") && m.contains("limit 1")),
+            "[{backend}] {refused:#}"
+        );
+        let after = app
+            .expect_json(
+                app.get(&format!("/api/v1/runs/{failed}")).await,
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(
+            before, after,
+            "[{backend}] the refused retry changed nothing"
+        );
+        app.expect_json(
+            app.post_json(&format!("/api/v1/runs/{holder}/cancel"), "")
+                .await,
+            StatusCode::OK,
+        )
+        .await;
+
+        app.expect_json(app.deploy(&limited("queue")).await, StatusCode::CREATED)
+            .await;
+        let holder = app.trigger("limited", r#"{"nap": "1h"}"#).await;
+        let queued = app
+            .expect_json(
+                app.post_json(&retry_path, r#"{"version": "current"}"#)
+                    .await,
+                StatusCode::ACCEPTED,
+            )
+            .await;
+        assert_eq!(queued["status"], "queued", "[{backend}] {queued:#}");
+        app.expect_json(
+            app.post_json(&format!("/api/v1/runs/{holder}/cancel"), "")
+                .await,
+            StatusCode::OK,
+        )
+        .await;
+        let again = app.wait_for_run(&failed).await;
+        assert_eq!(again["status"], "failed", "[{backend}] {again:#}");
+        assert_eq!(again["retries"], 1, "[{backend}]");
+        app
+    })
+    .await;
+}
+
 const BROKEN: &str = r#"name: fragile
 steps:
   - { id: prepare, uses: core.set, with: { n: 1 } }

@@ -91,6 +91,26 @@ async fn check(
     body
 }
 
+/// One request of a table: method, path, JSON body (POST only; empty for none), the
+/// documented path it is an operation of, and the expected status.
+type Case<'a> = (&'a str, String, &'a str, &'a str, StatusCode);
+
+/// Sends every case in order and checks its response against the document; returns the
+/// bodies in the same order.
+async fn check_cases(app: &TestApp, document: &Value, cases: Vec<Case<'_>>) -> Vec<Value> {
+    let mut bodies = Vec::new();
+    for (method, path, body, documented, status) in cases {
+        let response = match method {
+            "get" => app.get(&path).await,
+            "post" => app.post_json(&path, body).await,
+            "delete" => app.delete(&path).await,
+            other => panic!("no such method in the table: {other}"),
+        };
+        bodies.push(check(app, document, (method, documented), response, status).await);
+    }
+    bodies
+}
+
 fn github_signature(body: &str) -> String {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(GITHUB_SECRET.as_bytes()).expect("key");
     mac.update(body.as_bytes());
@@ -141,8 +161,6 @@ async fn responses_match_their_documented_schemas() {
 
         let health = app.client.get(app.url("/healthz")).send().await.expect("send");
         check(&app, doc, ("get", "/healthz"), health, StatusCode::OK).await;
-        let session = app.get("/ui/session").await;
-        check(&app, doc, ("get", "/ui/session"), session, StatusCode::OK).await;
 
         // Workflows.
         let deployed = app.deploy(HELLO).await;
@@ -163,31 +181,20 @@ async fn responses_match_their_documented_schemas() {
         )
         .await;
         assert!(invalid["error"]["diagnostics"].is_array(), "{invalid:#}");
-        let list = app.get("/api/v1/workflows").await;
-        check(&app, doc, ("get", "/api/v1/workflows"), list, StatusCode::OK).await;
-        let detail = app.get("/api/v1/workflows/hello").await;
-        check(&app, doc, ("get", "/api/v1/workflows/{name}"), detail, StatusCode::OK).await;
-        let missing = app.get("/api/v1/workflows/nope").await;
-        check(
+        let bodies = check_cases(
             &app,
             doc,
-            ("get", "/api/v1/workflows/{name}"),
-            missing,
-            StatusCode::NOT_FOUND,
+            vec![
+                ("get", "/ui/session".into(), "", "/ui/session", StatusCode::OK),
+                ("get", "/api/v1/workflows".into(), "", "/api/v1/workflows", StatusCode::OK),
+                ("get", "/api/v1/workflows/hello".into(), "", "/api/v1/workflows/{name}", StatusCode::OK),
+                ("get", "/api/v1/workflows/nope".into(), "", "/api/v1/workflows/{name}", StatusCode::NOT_FOUND),
+                ("get", "/api/v1/workflows/hello/diff".into(), "", "/api/v1/workflows/{name}/diff", StatusCode::OK),
+                ("get", "/api/v1/workflows/hourly/schedules".into(), "", "/api/v1/workflows/{name}/schedules", StatusCode::OK),
+            ],
         )
         .await;
-        let diff = app.get("/api/v1/workflows/hello/diff").await;
-        check(&app, doc, ("get", "/api/v1/workflows/{name}/diff"), diff, StatusCode::OK).await;
-        let schedules = app.get("/api/v1/workflows/hourly/schedules").await;
-        let schedules = check(
-            &app,
-            doc,
-            ("get", "/api/v1/workflows/{name}/schedules"),
-            schedules,
-            StatusCode::OK,
-        )
-        .await;
-        assert_eq!(schedules["items"].as_array().map(Vec::len), Some(1));
+        assert_eq!(bodies[5]["items"].as_array().map(Vec::len), Some(1));
 
         // Runs.
         let triggered = app
@@ -203,43 +210,21 @@ async fn responses_match_their_documented_schemas() {
         .await;
         let run_id = triggered["run_id"].as_str().expect("run_id").to_owned();
         app.wait_for_run(&run_id).await;
-        let run = app.get(&format!("/api/v1/runs/{run_id}")).await;
-        let run = check(&app, doc, ("get", "/api/v1/runs/{id}"), run, StatusCode::OK).await;
-        assert_eq!(run["status"], "succeeded", "{run:#}");
-        let page = app.get("/api/v1/runs?limit=1").await;
-        let page = check(&app, doc, ("get", "/api/v1/runs"), page, StatusCode::OK).await;
-        assert_eq!(page["items"].as_array().map(Vec::len), Some(1), "{page:#}");
-        let bad_status = app.get("/api/v1/runs?status=sleepy").await;
-        check(
+        let bodies = check_cases(
             &app,
             doc,
-            ("get", "/api/v1/runs"),
-            bad_status,
-            StatusCode::BAD_REQUEST,
+            vec![
+                ("get", format!("/api/v1/runs/{run_id}"), "", "/api/v1/runs/{id}", StatusCode::OK),
+                ("get", "/api/v1/runs?limit=1".into(), "", "/api/v1/runs", StatusCode::OK),
+                ("get", "/api/v1/runs?status=sleepy".into(), "", "/api/v1/runs", StatusCode::BAD_REQUEST),
+                ("post", format!("/api/v1/runs/{run_id}/rerun"), "", "/api/v1/runs/{id}/rerun", StatusCode::ACCEPTED),
+                // A run that succeeded has nothing to retry.
+                ("post", format!("/api/v1/runs/{run_id}/retry"), "", "/api/v1/runs/{id}/retry", StatusCode::CONFLICT),
+            ],
         )
         .await;
-        let rerun = app
-            .post_json(&format!("/api/v1/runs/{run_id}/rerun"), "")
-            .await;
-        check(
-            &app,
-            doc,
-            ("post", "/api/v1/runs/{id}/rerun"),
-            rerun,
-            StatusCode::ACCEPTED,
-        )
-        .await;
-        let retry_finished = app
-            .post_json(&format!("/api/v1/runs/{run_id}/retry"), "")
-            .await;
-        check(
-            &app,
-            doc,
-            ("post", "/api/v1/runs/{id}/retry"),
-            retry_finished,
-            StatusCode::CONFLICT,
-        )
-        .await;
+        assert_eq!(bodies[0]["status"], "succeeded", "{:#}", bodies[0]);
+        assert_eq!(bodies[1]["items"].as_array().map(Vec::len), Some(1), "{:#}", bodies[1]);
         let napping = app.trigger("napper", "{}").await;
         let cancel = app
             .post_json(&format!("/api/v1/runs/{napping}/cancel"), "")
@@ -256,21 +241,14 @@ async fn responses_match_their_documented_schemas() {
         check(&app, doc, ("get", "/api/v1/runs/{id}"), napped, StatusCode::OK).await;
 
         // Secrets.
-        let secret = app
-            .post_json("/api/v1/secrets", r#"{"name": "API_TOKEN", "value": "s3cr3t"}"#)
-            .await;
-        check(&app, doc, ("post", "/api/v1/secrets"), secret, StatusCode::CREATED).await;
-        let secrets = app.get("/api/v1/secrets").await;
-        check(&app, doc, ("get", "/api/v1/secrets"), secrets, StatusCode::OK).await;
-        let bad_name = app
-            .post_json("/api/v1/secrets", r#"{"name": "lower", "value": "x"}"#)
-            .await;
-        check(
+        check_cases(
             &app,
             doc,
-            ("post", "/api/v1/secrets"),
-            bad_name,
-            StatusCode::BAD_REQUEST,
+            vec![
+                ("post", "/api/v1/secrets".into(), r#"{"name": "API_TOKEN", "value": "s3cr3t"}"#, "/api/v1/secrets", StatusCode::CREATED),
+                ("get", "/api/v1/secrets".into(), "", "/api/v1/secrets", StatusCode::OK),
+                ("post", "/api/v1/secrets".into(), r#"{"name": "lower", "value": "x"}"#, "/api/v1/secrets", StatusCode::BAD_REQUEST),
+            ],
         )
         .await;
 
@@ -356,27 +334,13 @@ async fn responses_match_their_documented_schemas() {
             StatusCode::UNAUTHORIZED,
         )
         .await;
-        let rejections = app.get("/api/v1/sources/gh/rejections").await;
-        check(
+        check_cases(
             &app,
             doc,
-            ("get", "/api/v1/sources/{name}/rejections"),
-            rejections,
-            StatusCode::OK,
-        )
-        .await;
-        let rotated = app
-            .post_json(
-                "/api/v1/sources/gh/secret",
-                r#"{"secret": "next", "previous_valid_for": "1h"}"#,
-            )
-            .await;
-        check(
-            &app,
-            doc,
-            ("post", "/api/v1/sources/{name}/secret"),
-            rotated,
-            StatusCode::OK,
+            vec![
+                ("get", "/api/v1/sources/gh/rejections".into(), "", "/api/v1/sources/{name}/rejections", StatusCode::OK),
+                ("post", "/api/v1/sources/gh/secret".into(), r#"{"secret": "next", "previous_valid_for": "1h"}"#, "/api/v1/sources/{name}/secret", StatusCode::OK),
+            ],
         )
         .await;
 
@@ -418,54 +382,26 @@ async fn responses_match_their_documented_schemas() {
         .await;
 
         // OAuth apps and connections.
-        let oauth_app = app
-            .post_json(
-                "/api/v1/oauth-apps",
-                r#"{"integration": "github", "client_id": "id", "client_secret": "secret", "scopes": ["repo"]}"#,
-            )
-            .await;
-        check(&app, doc, ("post", "/api/v1/oauth-apps"), oauth_app, StatusCode::CREATED).await;
-        let apps = app.get("/api/v1/oauth-apps").await;
-        check(&app, doc, ("get", "/api/v1/oauth-apps"), apps, StatusCode::OK).await;
-        let one_app = app.get("/api/v1/oauth-apps/github").await;
-        check(&app, doc, ("get", "/api/v1/oauth-apps/{name}"), one_app, StatusCode::OK).await;
-        for connection in [
-            json!({"name": "gh-oauth", "integration": "github", "kind": "oauth2"}),
-            json!({"name": "api", "integration": "generic", "kind": "basic", "username": "u", "password": "p"}),
-        ] {
-            let created = app
-                .post_json("/api/v1/connections", &connection.to_string())
-                .await;
-            check(
-                &app,
-                doc,
-                ("post", "/api/v1/connections"),
-                created,
-                StatusCode::CREATED,
-            )
-            .await;
-        }
-        let connections = app.get("/api/v1/connections").await;
-        check(&app, doc, ("get", "/api/v1/connections"), connections, StatusCode::OK).await;
-        let connection = app.get("/api/v1/connections/gh-oauth").await;
-        let connection = check(
+        let github_app = r#"{"integration": "github", "client_id": "id", "client_secret": "secret", "scopes": ["repo"]}"#;
+        let oauth_connection =
+            json!({"name": "gh-oauth", "integration": "github", "kind": "oauth2"}).to_string();
+        let basic_connection = json!({"name": "api", "integration": "generic", "kind": "basic", "username": "u", "password": "p"}).to_string();
+        let bodies = check_cases(
             &app,
             doc,
-            ("get", "/api/v1/connections/{name}"),
-            connection,
-            StatusCode::OK,
+            vec![
+                ("post", "/api/v1/oauth-apps".into(), github_app, "/api/v1/oauth-apps", StatusCode::CREATED),
+                ("get", "/api/v1/oauth-apps".into(), "", "/api/v1/oauth-apps", StatusCode::OK),
+                ("get", "/api/v1/oauth-apps/github".into(), "", "/api/v1/oauth-apps/{name}", StatusCode::OK),
+                ("post", "/api/v1/connections".into(), &oauth_connection, "/api/v1/connections", StatusCode::CREATED),
+                ("post", "/api/v1/connections".into(), &basic_connection, "/api/v1/connections", StatusCode::CREATED),
+                ("get", "/api/v1/connections".into(), "", "/api/v1/connections", StatusCode::OK),
+                ("get", "/api/v1/connections/gh-oauth".into(), "", "/api/v1/connections/{name}", StatusCode::OK),
+                ("delete", "/api/v1/connections/api".into(), "", "/api/v1/connections/{name}", StatusCode::OK),
+            ],
         )
         .await;
-        assert!(connection["authorize_url"].is_string(), "{connection:#}");
-        let deleted = app.delete("/api/v1/connections/api").await;
-        check(
-            &app,
-            doc,
-            ("delete", "/api/v1/connections/{name}"),
-            deleted,
-            StatusCode::OK,
-        )
-        .await;
+        assert!(bodies[6]["authorize_url"].is_string(), "{:#}", bodies[6]);
 
         // Errors every route shares.
         let unauthenticated = app

@@ -79,6 +79,14 @@ impl EndedRun {
         }
     }
 
+    /// The run's end resumes no parent step (the parent stopped waiting for it).
+    fn without_parent(self) -> Self {
+        Self {
+            parent: None,
+            ..self
+        }
+    }
+
     pub(crate) fn standing_alone(self, stands_alone: bool) -> Self {
         Self {
             stands_alone,
@@ -395,6 +403,45 @@ impl EngineInner {
         Ok(resumed)
     }
 
+    /// Cancels the active child runs of step row `row_id` of run `run_id`, which stopped
+    /// waiting for them in this transaction (the step's row is written by the caller, so the
+    /// children's end does not resume it).
+    pub(crate) async fn cancel_children_of(
+        self: &Arc<Self>,
+        tx: &DatabaseTransaction,
+        run_id: &str,
+        row_id: &str,
+        applied: &mut Applied,
+    ) -> Result<(), EngineError> {
+        let message =
+            format!("cancelled: step `{row_id}` of its parent run {run_id} stopped waiting for it");
+        self.cancel_children(tx, run_id, Some(row_id), &message, applied)
+            .await
+    }
+
+    /// Cancels the active children of `run_id` (of its step row `step_row` only, if given)
+    /// and, through their end, their own children. A child's end resumes no parent step:
+    /// the parent's step is no longer waiting for it.
+    async fn cancel_children(
+        self: &Arc<Self>,
+        tx: &DatabaseTransaction,
+        run_id: &str,
+        step_row: Option<&str>,
+        message: &str,
+        applied: &mut Applied,
+    ) -> Result<(), EngineError> {
+        for child in runs::active_children(tx, run_id, step_row).await? {
+            let error = Some(message.to_owned());
+            if runs::finish(tx, &child, None, RunStatus::Cancelled, error).await? {
+                applied.cancelled.push(child.clone());
+                let child = runs::find_any(tx, &child).await?;
+                let ended = EndedRun::of(&child, false).without_parent();
+                Box::pin(self.after_run_end(tx, ended, applied)).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// What follows from a run's end, in the transaction that ended it: its webhook
     /// subscriptions go, its active children are cancelled, queued runs of its concurrency key
     /// may start, and a parent waiting in `workflow.run` resumes with its result.
@@ -406,14 +453,9 @@ impl EngineInner {
     ) -> Result<(), EngineError> {
         if !ended.stands_alone {
             waits::remove_run(tx, &ended.id).await?;
-            for child in runs::active_children(tx, &ended.id).await? {
-                let message = format!("cancelled: its parent run {} ended", ended.id);
-                if runs::finish(tx, &child, None, RunStatus::Cancelled, Some(message)).await? {
-                    applied.cancelled.push(child.clone());
-                    let child = runs::find_any(tx, &child).await?;
-                    Box::pin(self.after_run_end(tx, EndedRun::of(&child, false), applied)).await?;
-                }
-            }
+            let message = format!("cancelled: its parent run {} ended", ended.id);
+            self.cancel_children(tx, &ended.id, None, &message, applied)
+                .await?;
         }
         if let Some(key) = &ended.concurrency_key {
             let definition = self.definition_via(tx, &ended.workflow_version_id).await?;

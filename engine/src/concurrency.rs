@@ -19,6 +19,7 @@ use crate::error::EngineError;
 use crate::executor::{Applied, expression_context};
 use crate::machine;
 use crate::status::RunStatus;
+use crate::store::entities::run;
 use crate::store::now_ms;
 use crate::store::run_state::RunState;
 use crate::store::runs;
@@ -44,53 +45,123 @@ impl EngineInner {
                 return Ok(());
             }
         };
-        let workflow_id = state.run.workflow_id.clone();
-        runs::lock_concurrency_key(tx, &workflow_id, &key).await?;
         state.run.concurrency_key = Some(key.clone());
-        let running = runs::count_with_key(tx, &workflow_id, &key, RunStatus::Running).await?;
-        let queued = runs::count_with_key(tx, &workflow_id, &key, RunStatus::Queued).await?;
-        let limit = u64::from(concurrency.limit);
-        if running < limit && queued == 0 {
-            return Ok(());
-        }
-        match concurrency.on_limit {
-            OnLimit::Queue => {
+        let workflow_id = state.run.workflow_id.clone();
+        match Self::admission(tx, &workflow_id, &key, concurrency).await? {
+            Admission::Start => {}
+            Admission::Queue => {
                 let tasks: Vec<_> = applied.tasks.drain(..).map(|(task, _)| task).collect();
                 state.unqueue(&tasks);
                 state.run.status = RunStatus::Queued.to_string();
                 state.run.started_at = None;
                 state.run.deadline_at = None;
             }
-            OnLimit::CancelNew => {
+            Admission::Refuse(reason) => {
                 applied.tasks.clear();
                 state.finish(
                     RunStatus::Cancelled,
-                    Some(format!(
-                        "cancelled: {running} run(s) with concurrency key `{key}` already running (limit {limit})"
-                    )),
+                    Some(format!("cancelled: {reason}")),
                     None,
                 );
                 applied.run_ended = Some((state.run.id.clone(), RunStatus::Cancelled));
             }
-            OnLimit::CancelRunning => {
-                let excess = running + 1 - limit;
-                let victims =
-                    runs::oldest_with_key(tx, &workflow_id, &key, RunStatus::Running, excess)
-                        .await?;
-                for victim in victims {
-                    let message = format!(
-                        "cancelled: run {} took its concurrency slot (key `{key}`)",
-                        state.run.id
-                    );
-                    if runs::finish(tx, &victim.id, None, RunStatus::Cancelled, Some(message))
-                        .await?
-                    {
-                        applied.cancelled.push(victim.id.clone());
-                        let victim = runs::find_any(tx, &victim.id).await?;
-                        Box::pin(self.after_run_end(tx, EndedRun::of(&victim, false), applied))
-                            .await?;
-                    }
-                }
+            Admission::Replace { excess } => {
+                let run_id = state.run.id.clone();
+                self.cancel_oldest(tx, &workflow_id, &key, excess, &run_id, applied)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Admission of `run`, a failed or cancelled run that `retry_run` reopens in this
+    /// transaction with `workflow` (before its row says so, so it is not counted on its key),
+    /// like a new run's: returns its key and whether it waits `queued`. Under `cancel_new` the
+    /// retry is refused ([`EngineError::ConcurrencyLimit`]); under `cancel_running` the oldest
+    /// running runs of the key are cancelled.
+    pub(crate) async fn admit_retry(
+        self: &Arc<Self>,
+        tx: &DatabaseTransaction,
+        workflow: &Workflow,
+        run: &run::Model,
+        applied: &mut Applied,
+    ) -> Result<RetryAdmission, EngineError> {
+        let Some(concurrency) = &workflow.concurrency else {
+            return Ok(RetryAdmission {
+                key: None,
+                queued: false,
+            });
+        };
+        let key = self
+            .concurrency_key(workflow, concurrency, run)
+            .map_err(|message| {
+                EngineError::InvalidInput(format!("run {} cannot be retried: {message}", run.id))
+            })?;
+        let queued = match Self::admission(tx, &run.workflow_id, &key, concurrency).await? {
+            Admission::Start => false,
+            Admission::Queue => true,
+            Admission::Refuse(reason) => {
+                return Err(EngineError::ConcurrencyLimit(format!(
+                    "run {} cannot be retried now: {reason}",
+                    run.id
+                )));
+            }
+            Admission::Replace { excess } => {
+                self.cancel_oldest(tx, &run.workflow_id, &key, excess, &run.id, applied)
+                    .await?;
+                false
+            }
+        };
+        Ok(RetryAdmission {
+            key: Some(key),
+            queued,
+        })
+    }
+
+    /// What the limit of `key` says about one more running run, under the key's lock (held
+    /// until the transaction ends).
+    async fn admission(
+        tx: &DatabaseTransaction,
+        workflow_id: &str,
+        key: &str,
+        concurrency: &Concurrency,
+    ) -> Result<Admission, EngineError> {
+        runs::lock_concurrency_key(tx, workflow_id, key).await?;
+        let running = runs::count_with_key(tx, workflow_id, key, RunStatus::Running).await?;
+        let queued = runs::count_with_key(tx, workflow_id, key, RunStatus::Queued).await?;
+        let limit = u64::from(concurrency.limit);
+        if running < limit && queued == 0 {
+            return Ok(Admission::Start);
+        }
+        Ok(match concurrency.on_limit {
+            OnLimit::Queue => Admission::Queue,
+            OnLimit::CancelNew => Admission::Refuse(format!(
+                "{running} run(s) with concurrency key `{key}` already running (limit {limit})"
+            )),
+            OnLimit::CancelRunning => Admission::Replace {
+                excess: (running + 1).saturating_sub(limit),
+            },
+        })
+    }
+
+    /// Cancels the `excess` oldest running runs of `key` to make room for run `by`.
+    async fn cancel_oldest(
+        self: &Arc<Self>,
+        tx: &DatabaseTransaction,
+        workflow_id: &str,
+        key: &str,
+        excess: u64,
+        by: &str,
+        applied: &mut Applied,
+    ) -> Result<(), EngineError> {
+        let victims =
+            runs::oldest_with_key(tx, workflow_id, key, RunStatus::Running, excess).await?;
+        for victim in victims {
+            let message = format!("cancelled: run {by} took its concurrency slot (key `{key}`)");
+            if runs::finish(tx, &victim.id, None, RunStatus::Cancelled, Some(message)).await? {
+                applied.cancelled.push(victim.id.clone());
+                let victim = runs::find_any(tx, &victim.id).await?;
+                Box::pin(self.after_run_end(tx, EndedRun::of(&victim, false), applied)).await?;
             }
         }
         Ok(())
@@ -122,6 +193,7 @@ impl EngineInner {
                 return Ok(());
             }
             let mut state = RunState::load(tx, &next.id, None).await?;
+            let startable = machine::startable(&definition, &state.statuses()?);
             let now = now_ms();
             state.run.status = RunStatus::Running.to_string();
             state.run.started_at = Some(now);
@@ -130,7 +202,7 @@ impl EngineInner {
                 .map(|timeout| now.saturating_add(timeout.as_millis() as i64));
             let mut promoted = Applied {
                 tasks: state
-                    .queue_pending(&machine::initial(&definition))
+                    .queue_pending(&startable)
                     .into_iter()
                     .map(|task| (task, now))
                     .collect(),
@@ -179,7 +251,7 @@ impl EngineInner {
         &self,
         workflow: &Workflow,
         concurrency: &Concurrency,
-        run: &crate::store::entities::run::Model,
+        run: &run::Model,
     ) -> Result<String, String> {
         let context = expression_context(workflow, run, &[], &SecretValues::new());
         match self
@@ -191,6 +263,26 @@ impl EngineInner {
             Err(error) => Err(format!("in `concurrency.key`: {error}")),
         }
     }
+}
+
+/// What the limit of a key says about one more running run.
+enum Admission {
+    Start,
+    Queue,
+    /// `cancel_new`, with the reason.
+    Refuse(String),
+    /// `cancel_running`: so many of the oldest running runs make room.
+    Replace {
+        excess: u64,
+    },
+}
+
+/// [`EngineInner::admit_retry`]'s decision.
+pub(crate) struct RetryAdmission {
+    /// The run's key under the retried version; `None` without `concurrency`.
+    pub key: Option<String>,
+    /// The run waits `queued` for a slot.
+    pub queued: bool,
 }
 
 /// Whether a run that ended makes room for queued runs of its key.

@@ -528,13 +528,16 @@ impl Engine {
 
     /// Retries a failed or cancelled run from its failed steps: those steps and every step
     /// depending on them run again, every other step keeps its output. The run stays on its
-    /// workflow version unless `latest_version` asks for the current one.
+    /// workflow version unless `latest_version` asks for the current one. The retried run goes
+    /// through the workflow's `concurrency` admission like a new run: it may wait `queued`,
+    /// be refused ([`EngineError::ConcurrencyLimit`], nothing changed) or cancel running runs.
+    /// Returns the run's new status: `running` or `queued`.
     pub async fn retry_run(
         &self,
         tenant_id: &str,
         run_id: &str,
         latest_version: bool,
-    ) -> Result<(), EngineError> {
+    ) -> Result<RunStatus, EngineError> {
         let not_found = || EngineError::NotFound(format!("run {run_id} not found"));
         // Definitions are read before the write transaction: on SQLite it holds the only
         // connection.
@@ -581,16 +584,29 @@ impl Engine {
                 "run {run_id} has no failed step to retry"
             )));
         }
+        // Admission before the run's row is reopened, so the run is not counted on its key.
+        let mut applied = Applied::default();
+        let admission = self
+            .inner
+            .admit_retry(&tx, &definition, &locked, &mut applied)
+            .await?;
         if version.is_some() {
             steps::align_with(&tx, run_id, &definition, &rows).await?;
         }
         steps::reset(&tx, run_id, &plan.reset).await?;
-        let deadline = definition
-            .timeout
-            .map(|timeout| now_ms().saturating_add(timeout.as_millis() as i64));
+        // A queued run's deadline starts when it gets its slot (`promote_queued`).
+        let (status, deadline) = if admission.queued {
+            (RunStatus::Queued, None)
+        } else {
+            let deadline = definition
+                .timeout
+                .map(|timeout| now_ms().saturating_add(timeout.as_millis() as i64));
+            (RunStatus::Running, deadline)
+        };
         runs::reopen(
             &tx,
             run_id,
+            status,
             version.as_ref().map(|(id, number)| (id.as_str(), *number)),
             deadline,
         )
@@ -599,25 +615,26 @@ impl Engine {
         // an earlier task's idempotency key.
         let mut state = RunState::load(&tx, run_id, None).await?;
         state.mark(&plan.skip, StepStatus::Skipped);
-        let now = now_ms();
-        let mut applied = Applied {
-            tasks: state
+        state.run.concurrency_key = admission.key;
+        // A queued run's steps stay pending until a slot frees (`promote_queued` starts them).
+        if !admission.queued {
+            let now = now_ms();
+            applied.tasks = state
                 .queue_pending(&plan.enqueue)
                 .into_iter()
                 .map(|task| (task, now))
-                .collect(),
-            ..Applied::default()
-        };
+                .collect();
+        }
         self.inner
             .advance(&tx, state, &definition, &mut applied, None)
             .await?;
         tx.commit().await?;
         self.inner.emit(RunEvent::Run {
             run_id: run_id.to_owned(),
-            status: RunStatus::Running,
+            status,
         });
         self.inner.committed(applied);
-        Ok(())
+        Ok(status)
     }
 
     async fn start_run_of(

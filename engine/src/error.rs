@@ -12,6 +12,10 @@ pub enum EngineError {
     /// The workflow is disabled: it starts no new run until it is enabled.
     #[error("{0}")]
     WorkflowDisabled(String),
+    /// A retried run would exceed its workflow's `concurrency` limit, whose `on_limit` is
+    /// `cancel_new`: the retry is refused and the run left as it was.
+    #[error("{0}")]
+    ConcurrencyLimit(String),
     /// The workflow source has errors; each diagnostic is located.
     #[error("workflow has {} error(s)", .0.len())]
     InvalidWorkflow(Vec<Diagnostic>),

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseTransaction, EntityTrait};
 use serde_json::{Map, Value, json};
+use stepwise_integrations::catalog::workflow::RunWorkflow;
 use stepwise_integrations::{
-    ActionContext, ActionError, ActionOutcome, AwaitTarget, Redactor, SecretValues, StepInvocation,
+    Action, ActionContext, ActionError, ActionOutcome, AwaitTarget, Redactor, SecretValues,
+    StepInvocation,
 };
 use stepwise_workflows::{Step, Workflow};
 use tokio_util::sync::CancellationToken;
@@ -754,6 +756,10 @@ impl EngineInner {
         applied: &mut Applied,
     ) -> Result<bool, EngineError> {
         loop {
+            for (run_id, row_id) in std::mem::take(&mut applied.abandoned_children) {
+                self.cancel_children_of(tx, &run_id, &row_id, applied)
+                    .await?;
+            }
             match next {
                 Next::ClaimLost => return Ok(false),
                 Next::Done => return Ok(true),
@@ -829,6 +835,13 @@ impl EngineInner {
             return Ok(Next::Done);
         }
         let (step, item_index) = step_definition(workflow, &task.step_id)?;
+        // A `workflow.run` step executed after its wake-up timed out waiting (its child's
+        // result resumes it without executing it): the child it started must not run on.
+        if this.wake_at.is_some() && step.uses == RunWorkflow::NAME {
+            applied
+                .abandoned_children
+                .push((task.run_id.clone(), task.step_id.clone()));
+        }
         if let Execution::Awaiting {
             input,
             target,
@@ -1144,6 +1157,10 @@ pub(crate) struct Applied {
     pub(crate) cancelled: Vec<String>,
     /// Tasks of other runs moved forward in the same transaction, already in the outbox.
     pub(crate) outboxed: usize,
+    /// Step rows (run id, row id) that stopped waiting for their child run without its
+    /// result (timed out): [`EngineInner::follow_up`] cancels the children before the
+    /// transaction commits.
+    pub(crate) abandoned_children: Vec<(String, String)>,
 }
 
 impl Applied {

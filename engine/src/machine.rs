@@ -63,6 +63,15 @@ pub fn initial(workflow: &Workflow) -> Vec<String> {
         .collect()
 }
 
+/// The pending steps that can start now: a new run's root steps, or the steps a retried run
+/// goes on from (for a run that waited `queued` for a concurrency slot).
+pub fn startable(workflow: &Workflow, statuses: &BTreeMap<String, StepStatus>) -> Vec<String> {
+    let mut after = statuses.clone();
+    let mut transition = Transition::default();
+    propagate(workflow, &mut after, &mut transition);
+    transition.enqueue
+}
+
 /// Applies `event` of `step_id` (currently running, attempt number `attempt`) to a run whose
 /// steps have `statuses`. `jitter` is a uniform sample in `[0, 1)` for retry backoff.
 pub fn on_step_event(
@@ -709,6 +718,26 @@ mod tests {
             0.5,
         );
         assert_eq!(failed.outcome, Some(StepOutcome::Discarded));
+    }
+
+    #[test]
+    fn startable_steps_are_the_roots_of_a_new_run_and_the_next_of_a_retried_one() {
+        // a -> b -> d, a -> c -> d.
+        let workflow = diamond();
+        let fresh = statuses(&[
+            ("a", StepStatus::Pending),
+            ("b", StepStatus::Pending),
+            ("c", StepStatus::Pending),
+            ("d", StepStatus::Pending),
+        ]);
+        assert_eq!(startable(&workflow, &fresh), vec!["a".to_owned()]);
+        let retried = statuses(&[
+            ("a", StepStatus::Succeeded),
+            ("b", StepStatus::Pending),
+            ("c", StepStatus::Succeeded),
+            ("d", StepStatus::Pending),
+        ]);
+        assert_eq!(startable(&workflow, &retried), vec!["b".to_owned()]);
     }
 
     #[test]

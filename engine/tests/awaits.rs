@@ -380,3 +380,135 @@ steps:
         h.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_stops_waiting_cancels_its_child_and_a_retry_starts_a_new_one() {
+    for database in databases().await {
+        let h = Harness::start(&database).await;
+        h.deploy(
+            r#"
+name: forever
+steps:
+  - { id: nap, uses: core.sleep, with: { duration: "1h" } }
+"#,
+        )
+        .await;
+        h.deploy(
+            r#"
+name: impatient
+steps:
+  - { id: call, uses: workflow.run, on_error: continue, with: { workflow: forever, timeout: "300ms" } }
+  - { id: later, uses: core.sleep, with: { duration: "1h" } }
+"#,
+        )
+        .await;
+        let label = h.label;
+        let parent = h.start_run("impatient", json!({})).await;
+        eventually(&h, &parent, "the call step times out", |run| {
+            step(run, "call").status == StepStatus::Failed
+        })
+        .await;
+        assert_eq!(
+            run(&h, &parent).await.summary.status,
+            RunStatus::Running,
+            "[{label}] the parent goes on"
+        );
+        let kids = children(&h, &parent).await;
+        assert_eq!(kids.len(), 1, "[{label}] {kids:?}");
+        let first = &kids[0];
+        assert_eq!(
+            first.summary.status,
+            RunStatus::Cancelled,
+            "[{label}] the timed-out step's child is cancelled: {first:?}"
+        );
+        assert!(
+            first
+                .summary
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains(&parent) && e.contains("`call`")),
+            "[{label}] {first:?}"
+        );
+        assert_eq!(
+            step(first, "nap").status,
+            StepStatus::Cancelled,
+            "[{label}] {first:?}"
+        );
+
+        // Retrying the parent runs the step again: a new child, the old one stays cancelled.
+        h.engine
+            .cancel_run(&h.tenant_id, &parent)
+            .await
+            .expect("cancel");
+        h.engine
+            .retry_run(&h.tenant_id, &parent, false)
+            .await
+            .expect("retry");
+        eventually(&h, &parent, "the call step waits again", |run| {
+            step(run, "call").status == StepStatus::Waiting
+        })
+        .await;
+        let kids = children(&h, &parent).await;
+        assert_eq!(kids.len(), 2, "[{label}] {kids:?}");
+        let second = kids
+            .iter()
+            .find(|kid| kid.summary.id != first.summary.id)
+            .expect("a new child");
+        assert_eq!(second.summary.status, RunStatus::Running, "[{label}]");
+        assert_eq!(
+            run(&h, &first.summary.id).await.summary.status,
+            RunStatus::Cancelled,
+            "[{label}]"
+        );
+        eventually(
+            &h,
+            &second.summary.id,
+            "the new child is cancelled",
+            |run| run.summary.status == RunStatus::Cancelled,
+        )
+        .await;
+        h.engine
+            .cancel_run(&h.tenant_id, &parent)
+            .await
+            .expect("cancel");
+        h.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_that_fails_while_its_step_waits_cancels_the_child() {
+    for database in databases().await {
+        let h = Harness::start(&database).await;
+        h.deploy(
+            r#"
+name: forever
+steps:
+  - { id: nap, uses: core.sleep, with: { duration: "1h" } }
+"#,
+        )
+        .await;
+        h.deploy(
+            r#"
+name: doomed
+steps:
+  - { id: call, uses: workflow.run, with: { workflow: forever } }
+  - { id: nap, needs: [], uses: core.sleep, with: { duration: "300ms" } }
+  - { id: boom, needs: [nap], uses: core.fail, with: { message: "gave up" } }
+"#,
+        )
+        .await;
+        let label = h.label;
+        let parent = h.start_run("doomed", json!({})).await;
+        let failed = h.finish(&parent).await;
+        assert_eq!(failed.summary.status, RunStatus::Failed, "[{label}]");
+        let kids = children(&h, &parent).await;
+        assert_eq!(kids.len(), 1, "[{label}] {kids:?}");
+        assert_eq!(
+            kids[0].summary.status,
+            RunStatus::Cancelled,
+            "[{label}] {:?}",
+            kids[0]
+        );
+        h.stop().await;
+    }
+}

@@ -185,3 +185,151 @@ async fn cancel_new_refuses_and_cancel_running_replaces() {
         h.stop().await;
     }
 }
+
+/// `sync` with a `nap` input; version 1 fails after the nap, version 2 succeeds.
+fn retried(on_limit: &str, fails: bool) -> String {
+    let last = if fails {
+        r#"core.fail, retry: { max_attempts: 1 }, with: { message: "broken" }"#
+    } else {
+        r#"core.set, with: { ok: true }"#
+    };
+    format!(
+        r#"
+name: sync
+inputs:
+  nap: {{ type: string }}
+concurrency:
+  key: account-a
+  limit: 1
+  on_limit: {on_limit}
+steps:
+  - {{ id: wait, uses: core.sleep, with: {{ duration: "${{{{ inputs.nap }}}}" }} }}
+  - {{ id: done, uses: {last} }}
+"#
+    )
+}
+
+/// A run of `sync` that failed, and a run of its key that holds the only slot.
+async fn failed_and_holder(h: &Harness, on_limit: &str) -> (String, String) {
+    h.deploy(&retried(on_limit, true)).await;
+    let failed = h.start_run("sync", json!({ "nap": "10ms" })).await;
+    let run = h.finish(&failed).await;
+    assert_eq!(
+        run.summary.status,
+        RunStatus::Failed,
+        "[{}] {run:?}",
+        h.label
+    );
+    h.deploy(&retried(on_limit, false)).await;
+    let holder = h.start_run("sync", json!({ "nap": "1h" })).await;
+    assert_eq!(
+        status(h, &holder).await,
+        RunStatus::Running,
+        "[{}]",
+        h.label
+    );
+    (failed, holder)
+}
+
+fn step_attempts(run: &RunDetail, id: &str) -> i32 {
+    run.steps
+        .iter()
+        .find(|s| s.id == id)
+        .unwrap_or_else(|| panic!("no step {id}"))
+        .attempts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_run_goes_through_admission() {
+    for database in databases().await {
+        let h = Harness::start(&database).await;
+        let label = h.label;
+
+        // queue: the retry waits for the slot, then runs only its failed step.
+        let (failed, holder) = failed_and_holder(&h, "queue").await;
+        let retried = h.engine.retry_run(&h.tenant_id, &failed, true).await;
+        assert_eq!(retried.expect("retry"), RunStatus::Queued, "[{label}]");
+        assert_eq!(status(&h, &failed).await, RunStatus::Queued, "[{label}]");
+        eprintln!(
+            "DEBUG0 {:?}",
+            h.engine
+                .get_run(&h.tenant_id, &failed)
+                .await
+                .unwrap()
+                .unwrap()
+                .steps
+                .iter()
+                .map(|s| (s.id.clone(), s.status, s.finished_at))
+                .collect::<Vec<_>>()
+        );
+        h.engine
+            .cancel_run(&h.tenant_id, &holder)
+            .await
+            .expect("cancel holder");
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        eprintln!(
+            "DEBUG {:?}",
+            h.engine
+                .get_run(&h.tenant_id, &failed)
+                .await
+                .unwrap()
+                .unwrap()
+        );
+        let run = h.finish(&failed).await;
+        assert_eq!(
+            run.summary.status,
+            RunStatus::Succeeded,
+            "[{label}] {run:?}"
+        );
+        assert_eq!(step_attempts(&run, "wait"), 1, "[{label}] kept: {run:?}");
+        assert_eq!(step_attempts(&run, "done"), 2, "[{label}] {run:?}");
+
+        // cancel_new: the retry is refused and nothing changes.
+        let (failed, holder) = failed_and_holder(&h, "cancel_new").await;
+        let before = h.finish(&failed).await;
+        let error = h
+            .engine
+            .retry_run(&h.tenant_id, &failed, true)
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(error, stepwise_engine::EngineError::ConcurrencyLimit(_)),
+            "[{label}] {error:?}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("concurrency key `account-a`") && message.contains("limit 1"),
+            "[{label}] {message}"
+        );
+        let after = h.finish(&failed).await;
+        assert_eq!(
+            format!("{before:?}"),
+            format!("{after:?}"),
+            "[{label}] stored data unchanged"
+        );
+        assert_eq!(status(&h, &holder).await, RunStatus::Running, "[{label}]");
+        h.engine.cancel_run(&h.tenant_id, &holder).await.unwrap();
+
+        // cancel_running: the retry takes the slot of the running run.
+        let (failed, holder) = failed_and_holder(&h, "cancel_running").await;
+        let retried = h.engine.retry_run(&h.tenant_id, &failed, true).await;
+        assert_eq!(retried.expect("retry"), RunStatus::Running, "[{label}]");
+        let replaced = h.finish(&holder).await;
+        assert_eq!(replaced.summary.status, RunStatus::Cancelled, "[{label}]");
+        assert!(
+            replaced
+                .summary
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains(&failed)),
+            "[{label}] names the retried run: {replaced:?}"
+        );
+        let run = h.finish(&failed).await;
+        assert_eq!(
+            run.summary.status,
+            RunStatus::Succeeded,
+            "[{label}] {run:?}"
+        );
+        h.stop().await;
+    }
+}

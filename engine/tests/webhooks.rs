@@ -11,7 +11,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use http::{HeaderMap, HeaderValue};
 use stepwise_engine::retention::Retention;
 use stepwise_engine::vault::{KeyRing, LocalKeyProvider, MasterKey, write_key_file};
-use stepwise_engine::{Engine, IngestError};
+use stepwise_engine::{Engine, IngestError, SourceInfo, Tenant};
 use stepwise_integrations::webhooks::WebhookScheme;
 use stepwise_integrations::{Registry, SecretValue};
 
@@ -20,6 +20,41 @@ async fn open(url: &str, key_file: &std::path::Path) -> Engine {
     Engine::open_with_keys(url, Arc::new(Registry::builtin()), services(), keys)
         .await
         .expect("open engine")
+}
+
+/// An engine on `database` whose master key file holds `master`, with tenant `acme` and its
+/// GitHub webhook source `gh` signed with `secret`.
+struct Setup {
+    engine: Engine,
+    tenant: Tenant,
+    source: SourceInfo,
+    /// The master key file (in a directory removed on drop).
+    keys: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(database: &common::TestDatabase, master: MasterKey, secret: &str) -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("stepwise.key");
+    write_key_file(&keys, &KeyRing::new(vec![master])).expect("write");
+    let engine = open(&database.url, &keys).await;
+    let (tenant, _) = engine.create_tenant("acme").await.expect("tenant");
+    let source = engine
+        .create_source(
+            &tenant.id,
+            "gh",
+            &WebhookScheme::Github,
+            &SecretValue::new(secret),
+        )
+        .await
+        .expect("source");
+    Setup {
+        engine,
+        tenant,
+        source,
+        keys,
+        _dir: dir,
+    }
 }
 
 fn github_headers(secret: &str, body: &[u8], delivery: &str) -> HeaderMap {
@@ -43,21 +78,14 @@ fn github_headers(secret: &str, body: &[u8], delivery: &str) -> HeaderMap {
 async fn signing_secrets_survive_a_master_key_rotation() {
     for database in databases().await {
         let label = database.label;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let keys = dir.path().join("stepwise.key");
         let old = MasterKey::generate();
-        write_key_file(&keys, &KeyRing::new(vec![old.clone()])).expect("write");
-        let engine = open(&database.url, &keys).await;
-        let (tenant, _) = engine.create_tenant("acme").await.expect("tenant");
-        let source = engine
-            .create_source(
-                &tenant.id,
-                "gh",
-                &WebhookScheme::Github,
-                &SecretValue::new("one"),
-            )
-            .await
-            .expect("source");
+        let Setup {
+            engine,
+            tenant,
+            source,
+            keys,
+            _dir,
+        } = setup(&database, old.clone(), "one").await;
         engine
             .rotate_source_secret(
                 &tenant.id,
@@ -98,20 +126,13 @@ async fn signing_secrets_survive_a_master_key_rotation() {
 async fn the_rejection_log_keeps_the_last_hundred() {
     for database in databases().await {
         let label = database.label;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let keys = dir.path().join("stepwise.key");
-        write_key_file(&keys, &KeyRing::new(vec![MasterKey::generate()])).expect("write");
-        let engine = open(&database.url, &keys).await;
-        let (tenant, _) = engine.create_tenant("acme").await.expect("tenant");
-        let source = engine
-            .create_source(
-                &tenant.id,
-                "gh",
-                &WebhookScheme::Github,
-                &SecretValue::new("s"),
-            )
-            .await
-            .expect("source");
+        let Setup {
+            engine,
+            tenant,
+            source,
+            keys: _,
+            _dir,
+        } = setup(&database, MasterKey::generate(), "s").await;
         for i in 0..105 {
             let headers = github_headers("wrong", b"{}", &format!("d-{i}"));
             let error = engine
@@ -140,20 +161,13 @@ async fn the_rejection_log_keeps_the_last_hundred() {
 async fn accepted_deliveries_are_kept_for_the_retention_then_pruned() {
     for database in databases().await {
         let label = database.label;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let keys = dir.path().join("stepwise.key");
-        write_key_file(&keys, &KeyRing::new(vec![MasterKey::generate()])).expect("write");
-        let engine = open(&database.url, &keys).await;
-        let (tenant, _) = engine.create_tenant("acme").await.expect("tenant");
-        let source = engine
-            .create_source(
-                &tenant.id,
-                "gh",
-                &WebhookScheme::Github,
-                &SecretValue::new("s"),
-            )
-            .await
-            .expect("source");
+        let Setup {
+            engine,
+            tenant: _,
+            source,
+            keys: _,
+            _dir,
+        } = setup(&database, MasterKey::generate(), "s").await;
         let deliver = |id: &'static str| {
             let engine = engine.clone();
             let source_id = source.id.clone();
@@ -200,21 +214,14 @@ async fn deliveries_see_source_and_workflow_changes() {
     const NO_LONGER: &str = "name: on-push\non:\n  manual: {}\nsteps:\n  - { id: a, uses: core.log, with: { message: hi } }\n";
     for database in databases().await {
         let label = database.label;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let keys = dir.path().join("stepwise.key");
-        write_key_file(&keys, &KeyRing::new(vec![MasterKey::generate()])).expect("write");
-        let engine = open(&database.url, &keys).await;
+        let Setup {
+            engine,
+            tenant,
+            source,
+            keys,
+            _dir,
+        } = setup(&database, MasterKey::generate(), "one").await;
         let other_process = open(&database.url, &keys).await;
-        let (tenant, _) = engine.create_tenant("acme").await.expect("tenant");
-        let source = engine
-            .create_source(
-                &tenant.id,
-                "gh",
-                &WebhookScheme::Github,
-                &SecretValue::new("one"),
-            )
-            .await
-            .expect("source");
         let body = br#"{"x":1}"#;
         let deliver = |engine: &Engine, secret: &str, delivery: &str| {
             let headers = github_headers(secret, body, delivery);

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use stepwise_engine::{Engine, EngineError};
+use stepwise_engine::{Engine, EngineError, RunStatus};
 use stepwise_integrations::runtime::MetricsRegistry;
 
 use crate::cli::{DatabaseArgs, RunsCommand};
@@ -32,6 +32,7 @@ pub async fn run(command: RunsCommand) -> anyhow::Result<ExitCode> {
             EngineError::NotFound(message)
             | EngineError::Conflict(message)
             | EngineError::WorkflowDisabled(message)
+            | EngineError::ConcurrencyLimit(message)
             | EngineError::InvalidInput(message),
         ) => {
             eprintln!("error: {message}");
@@ -65,10 +66,15 @@ async fn execute(
             current_version,
             ..
         } => {
-            engine
+            let status = engine
                 .retry_run(&tenant.id, run_id, *current_version)
                 .await?;
-            Ok(format!("Run {run_id} is retrying from its failed steps."))
+            Ok(match status {
+                RunStatus::Queued => format!(
+                    "Run {run_id} will retry from its failed steps; it is queued for a concurrency slot."
+                ),
+                _ => format!("Run {run_id} is retrying from its failed steps."),
+            })
         }
         RunsCommand::Rerun { run_id, .. } => {
             let new_run = engine.rerun(&tenant.id, run_id).await?;

@@ -246,8 +246,9 @@ pub struct RetryRequest {
     pub version: RetryVersion,
 }
 
-/// Retries a failed or cancelled run from its failed steps: 202 once it is running again,
-/// 409 when the run is still running or has nothing to retry.
+/// Retries a failed or cancelled run from its failed steps: 202 once it is running again (or
+/// queued for a concurrency slot), 409 when the run is still running, has nothing to retry,
+/// or its concurrency limit refuses it.
 #[utoipa::path(
     post,
     path = "/api/v1/runs/{id}/retry",
@@ -258,10 +259,10 @@ pub struct RetryRequest {
         content((RetryRequest = "application/json")),
     ),
     responses(
-        (status = 202, description = "The failed steps and their dependents run again.", body = RunStatusChange),
-        (status = 400, description = "`invalid_input`: the body is not a retry request.", body = ErrorBody),
+        (status = 202, description = "The failed steps and their dependents run again (`running`), or will once the workflow's `concurrency` limit frees a slot (`queued`).", body = RunStatusChange),
+        (status = 400, description = "`invalid_input`: the body is not a retry request, or the workflow's `concurrency.key` does not render for the run.", body = ErrorBody),
         (status = 404, description = "`not_found`: the tenant has no such run.", body = ErrorBody),
-        (status = 409, description = "`conflict`: the run is still active or has nothing to retry.", body = ErrorBody),
+        (status = 409, description = "`conflict`: the run is still active or has nothing to retry. `concurrency_limit`: the workflow's `concurrency` limit for the run's key is reached and its `on_limit` is `cancel_new`; nothing changed.", body = ErrorBody),
     )
 )]
 pub async fn retry(
@@ -282,13 +283,10 @@ pub async fn retry(
     let run_id = id.into_inner();
     let target = run_id.clone();
     let latest = request.version == RetryVersion::Current;
-    state
+    let status = state
         .call(move |engine| async move { engine.retry_run(&tenant.id, &target, latest).await })
         .await?;
-    Ok(HttpResponse::Accepted().json(RunStatusChange {
-        run_id,
-        status: RunStatus::Running,
-    }))
+    Ok(HttpResponse::Accepted().json(RunStatusChange { run_id, status }))
 }
 
 /// Starts a new run of the same workflow with the same input: 202 with the new run's id.

@@ -387,19 +387,17 @@ pub async fn finish(
     Ok(true)
 }
 
-/// Puts a finished run back to `running` for a retry, optionally moving it to another version
-/// of its workflow.
+/// Puts a finished run back to `status` (`running`, or `queued` for a concurrency slot) for a
+/// retry, optionally moving it to another version of its workflow.
 pub async fn reopen(
     db: &impl ConnectionTrait,
     run_id: &str,
+    status: RunStatus,
     version: Option<(&str, i32)>,
     deadline_at: Option<i64>,
 ) -> Result<(), EngineError> {
     let mut update = run::Entity::update_many()
-        .col_expr(
-            run::Column::Status,
-            Expr::value(RunStatus::Running.as_str()),
-        )
+        .col_expr(run::Column::Status, Expr::value(status.as_str()))
         .col_expr(run::Column::Error, Expr::cust("NULL"))
         .col_expr(run::Column::Output, Expr::cust("NULL"))
         .col_expr(run::Column::FinishedAt, Expr::cust("NULL"))
@@ -492,17 +490,19 @@ fn with_key(workflow_id: &str, key: &str, status: RunStatus) -> Select<run::Enti
 pub async fn active_children(
     db: &impl ConnectionTrait,
     run_id: &str,
+    step_row: Option<&str>,
 ) -> Result<Vec<String>, EngineError> {
-    Ok(run::Entity::find()
+    let mut query = run::Entity::find()
         .select_only()
         .column(run::Column::Id)
         .filter(run::Column::ParentRunId.eq(run_id))
         .filter(
             run::Column::Status.is_in([RunStatus::Running.as_str(), RunStatus::Queued.as_str()]),
-        )
-        .into_tuple()
-        .all(db)
-        .await?)
+        );
+    if let Some(step_row) = step_row {
+        query = query.filter(run::Column::ParentStepId.eq(step_row));
+    }
+    Ok(query.into_tuple().all(db).await?)
 }
 
 #[cfg(test)]

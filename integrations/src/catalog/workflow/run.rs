@@ -24,7 +24,7 @@ pub struct RunWorkflowInput {
     #[serde(default)]
     pub input: Map<String, Value>,
     /// How long to wait for the child, e.g. `10m`; without it the step waits as long as the
-    /// child runs. A child still running at the timeout keeps running.
+    /// child runs. A child still running at the timeout is cancelled.
     #[serde(default)]
     pub timeout: Option<String>,
 }
