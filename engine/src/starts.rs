@@ -216,8 +216,12 @@ impl EngineInner {
             }
         }
         if let Some(new_rows) = state.new_rows
-            && new_rows.insert(&tx).await.is_err()
+            && let Err(error) = new_rows.insert(&tx).await
         {
+            tracing::warn!(
+                message = "Inserting a batch's new runs failed; applying its requests one by one.",
+                %error,
+            );
             drop(tx);
             return self.commit_isolated(batch).await;
         }
