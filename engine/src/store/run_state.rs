@@ -421,15 +421,7 @@ impl RunState {
                 run::Entity::insert(self.run.into_active_model().reset_all())
                     .exec_without_returning(db)
                     .await?;
-                for chunk in self.steps.chunks(INSERT_CHUNK) {
-                    step::Entity::insert_many(
-                        chunk
-                            .iter()
-                            .map(|row| row.clone().into_active_model().reset_all()),
-                    )
-                    .exec_without_returning(db)
-                    .await?;
-                }
+                insert_steps(db, &self.steps).await?;
             }
             Some((stored_run, stored_steps)) => {
                 if let Some(changes) = changed_columns(&stored_run, &self.run) {
@@ -450,7 +442,7 @@ impl RunState {
                     let json_unknown = self.brief.contains(&row.step_id)
                         && self.json_written.contains(&row.step_id);
                     match stored.remove(row.step_id.as_str()) {
-                        None => added.push(row.clone().into_active_model().reset_all()),
+                        None => added.push(row.clone()),
                         // Comparing whole rows first is cheap; most rows did not change.
                         Some(before) if before == row && !json_unknown => {}
                         Some(before) => {
@@ -480,11 +472,7 @@ impl RunState {
                         .exec(db)
                         .await?;
                 }
-                for chunk in added.chunks(INSERT_CHUNK) {
-                    step::Entity::insert_many(chunk.to_vec())
-                        .exec_without_returning(db)
-                        .await?;
-                }
+                insert_steps(db, &added).await?;
                 if stored_run.status == RunStatus::Running.as_str()
                     && self.run.status != RunStatus::Running.as_str()
                 {
@@ -590,15 +578,7 @@ impl NewRows {
             .exec_without_returning(db)
             .await?;
         }
-        for chunk in self.steps.chunks(INSERT_CHUNK) {
-            step::Entity::insert_many(
-                chunk
-                    .iter()
-                    .map(|row| row.clone().into_active_model().reset_all()),
-            )
-            .exec_without_returning(db)
-            .await?;
-        }
+        insert_steps(db, &self.steps).await?;
         for chunk in self.attempts.chunks(INSERT_CHUNK) {
             step_attempt::Entity::insert_many(chunk.iter().map(|row| {
                 let mut active = row.clone().into_active_model().reset_all();
@@ -610,6 +590,20 @@ impl NewRows {
         }
         super::outbox::insert(db, &self.tasks).await
     }
+}
+
+/// Inserts step rows, a multi-row statement per [`INSERT_CHUNK`] rows.
+async fn insert_steps(db: &impl ConnectionTrait, steps: &[step::Model]) -> Result<(), EngineError> {
+    for chunk in steps.chunks(INSERT_CHUNK) {
+        step::Entity::insert_many(
+            chunk
+                .iter()
+                .map(|row| row.clone().into_active_model().reset_all()),
+        )
+        .exec_without_returning(db)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Cancels every step (and item) row of the run that has not started.
