@@ -277,7 +277,7 @@ impl EngineInner {
         let (child_id, started) = Box::pin(self.start_in(
             tx,
             NewRun {
-                id: &runs::new_run_id().to_string(),
+                id: runs::new_run_id(),
                 tenant_id: &parent.tenant_id,
                 workflow: &version,
                 input,

@@ -260,7 +260,7 @@ impl EngineInner {
             .start_in(
                 claim.tx,
                 NewRun {
-                    id: &runs::new_run_id().to_string(),
+                    id: runs::new_run_id(),
                     tenant_id: &claim.due.row.tenant_id,
                     workflow: version,
                     input,

@@ -372,7 +372,7 @@ impl EngineInner {
             tx,
             state,
             NewRun {
-                id: &runs::new_run_id().to_string(),
+                id: runs::new_run_id(),
                 tenant_id: &request.tenant_id,
                 workflow: &version,
                 input,
@@ -395,11 +395,12 @@ impl EngineInner {
     ) -> Result<(Started, Vec<Applied>), EngineError> {
         // The runs' ids are recorded with the delivery, so a copy racing this one answers
         // with them; they are taken now and the runs created with them below.
-        let run_ids: Vec<String> = request
+        let ids: Vec<uuid::Uuid> = request
             .subscribed
             .iter()
-            .map(|_| runs::new_run_id().to_string())
+            .map(|_| runs::new_run_id())
             .collect();
+        let run_ids: Vec<String> = ids.iter().map(uuid::Uuid::to_string).collect();
         let inserted = webhook_store::insert_delivery(
             tx,
             NewDelivery {
@@ -423,13 +424,13 @@ impl EngineInner {
             ));
         }
         let mut published = Vec::with_capacity(request.subscribed.len());
-        for ((version, input), run_id) in request.subscribed.iter().zip(&run_ids) {
+        for ((version, input), id) in request.subscribed.iter().zip(ids) {
             let (_, applied) = self
                 .start_in_batch(
                     tx,
                     state,
                     NewRun {
-                        id: run_id,
+                        id,
                         tenant_id: &request.source.source.tenant_id,
                         workflow: version,
                         input: input.clone(),

@@ -22,7 +22,7 @@ use crate::status::{RunStatus, StepStatus};
 pub struct NewRun<'a> {
     /// From [`new_run_id`]; taken before the run is created where it is recorded first (by
     /// the webhook delivery that starts the run).
-    pub id: &'a str,
+    pub id: uuid::Uuid,
     pub tenant_id: &'a str,
     pub workflow: &'a VersionRef,
     pub input: Value,
@@ -160,22 +160,19 @@ fn summary(row: &run::Model) -> Result<RunSummary, EngineError> {
     })
 }
 
-/// A new run and its steps, in memory (written when the transaction that moves it forward
-/// flushes it), with the tasks of its root steps, due now.
 /// A new run's id: a UUIDv7, so ids sort by creation time.
 pub fn new_run_id() -> uuid::Uuid {
     uuid::Uuid::now_v7()
 }
 
+/// A new run and its steps, in memory (written when the transaction that moves it forward
+/// flushes it), with the tasks of its root steps, due now.
 pub fn create(new: NewRun<'_>) -> (RunState, Vec<(StepTask, i64)>) {
     let definition = &new.workflow.definition;
     // The run's creation time is its id's own millisecond, so the time-range filters (which
     // bound the id) agree with `created_at` even when the clock ticks between the two reads.
-    let now = uuid::Uuid::parse_str(new.id)
-        .ok()
-        .and_then(|id| id_millis(&id))
-        .unwrap_or_else(now_ms);
-    let run_id = new.id.to_owned();
+    let now = id_millis(&new.id).unwrap_or_else(now_ms);
+    let run_id = new.id.to_string();
     let run = run::Model {
         id: run_id.clone(),
         tenant_id: new.tenant_id.to_owned(),
