@@ -1,4 +1,4 @@
-// oauth2-mock-server (npm) on a free port of 127.0.0.1, for api/tests/oauth_flow.rs.
+// oauth2-mock-server (npm) on a free port of 127.0.0.1, for api/tests/oauth.rs and api/tests/dashboard.rs.
 // Prints one JSON line per event on stdout: first {"event":"listening","url":...}, then one line
 // per token or revocation request with the fields the test checks.
 import { OAuth2Server } from "oauth2-mock-server";

@@ -53,7 +53,7 @@ pub enum StartupError {
     },
 }
 
-/// PEM certificates outbound TLS trusts on top of the platform's roots (DESIGN 7).
+/// PEM certificates outbound TLS trusts on top of the platform's roots (ARCHITECTURE.md, `integrations/`).
 pub const EXTRA_CA_FILE_ENV: &str = "STEPWISE_EXTRA_CA_FILE";
 
 /// The shared services actions use, built from the operator's settings (and the extra CA

@@ -204,3 +204,75 @@ fn the_api_never_reads_secret_values() {
         );
     }
 }
+
+/// Top-level folders whose files code and docs may name.
+const TREE_ROOTS: &[&str] = &[
+    ".ci/",
+    "api/",
+    "bench/",
+    "engine/",
+    "fuzz/",
+    "integrations/",
+    "migrations/",
+    "web/",
+    "workflows/",
+];
+
+/// Extensions of the files a reference may name (a token without one is prose, not a path).
+const CITED_EXTENSIONS: &[&str] = &[
+    "css", "html", "js", "json", "md", "mjs", "rs", "sh", "toml", "txt", "yaml", "yml",
+];
+
+/// The repository stands on its own: every file a tracked file names exists, and nothing
+/// names a document kept outside the tree.
+#[test]
+fn the_repository_cites_only_files_it_contains() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let listed = Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(root)
+        .output()
+        .expect("run git ls-files");
+    assert!(listed.status.success(), "git ls-files failed");
+    let mut broken = Vec::new();
+    for name in listed.stdout.split(|byte| *byte == 0) {
+        let name = String::from_utf8_lossy(name);
+        // This file spells the outside documents; the contract extractor names files inside
+        // npm packages; lock files and extracted specs are generated.
+        if name.is_empty()
+            || name == "api/tests/architecture.rs"
+            || name.starts_with("integrations/contract/")
+            || name.ends_with("package-lock.json")
+        {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(root.join(name.as_ref())) else {
+            continue;
+        };
+        for (index, line) in text.lines().enumerate() {
+            for token in line.split(|c: char| {
+                c.is_whitespace()
+                    || matches!(c, '`' | '(' | ')' | '"' | '\'' | ',' | ';' | '[' | ']')
+            }) {
+                let token = token.trim_start_matches("./").trim_end_matches([':', '.']);
+                let outside = ["DESIGN.md", "STYLE.md", "shared/"]
+                    .iter()
+                    .any(|document| token.contains(document));
+                let names_a_tree_file = TREE_ROOTS.iter().any(|dir| token.starts_with(dir))
+                    && !token.contains(['<', '>', '*', '{', '}', '$', '#'])
+                    && !token.contains("node_modules/")
+                    && Path::new(token)
+                        .extension()
+                        .is_some_and(|ext| CITED_EXTENSIONS.iter().any(|known| ext == *known));
+                if outside || (names_a_tree_file && !root.join(token).exists()) {
+                    broken.push(format!("{name}:{}: {token}", index + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "files name documents the repository does not contain:\n{}",
+        broken.join("\n")
+    );
+}

@@ -1,4 +1,4 @@
-//! Crash safety (guarantees 2-4 of DESIGN.md), against the real binary on SQLite and Postgres.
+//! Crash safety (guarantees 2-4 of ARCHITECTURE.md), against the real binary on SQLite and Postgres.
 //! At a named crash point (`FAILPOINTS=<point>=return`) the process aborts itself: no cleanup,
 //! nothing more written, the same as SIGKILL at that instant. Another test sends SIGKILL from
 //! outside while runs are in flight. After a restart every run must finish, no completed step

@@ -1,4 +1,4 @@
-//! Scale-out (guarantee 5 of DESIGN.md): two `stepwise worker` processes share one Postgres
+//! Scale-out (guarantee 5 of ARCHITECTURE.md): two `stepwise worker` processes share one Postgres
 //! and 200 runs. Every run completes, every step runs exactly once, and both workers take part.
 
 mod common;

@@ -11,7 +11,7 @@ use crate::expr::{Evaluator, OPEN, STATUS_FUNCTIONS};
 use crate::parse::{Scope, Site, StepDraft, StepList};
 use crate::tree::{Item, Key, Node};
 
-/// Context names every expression may read (see DESIGN.md §6).
+/// Context names every expression may read (README.md, "Write a workflow").
 const RUN_ROOTS: &[&str] = &["trigger", "inputs", "run", "workflow", "secrets"];
 
 /// Schema keywords that judge a value as a whole: when the value holds a template anywhere, the

@@ -1,6 +1,6 @@
 //! The step outbox: rows written in the same transaction as the state change that makes a step
 //! ready, then relayed into the apalis queue. The relay pushes the tasks and deletes the rows in
-//! one sqlx transaction, so each row becomes exactly one task (guarantee 2 of DESIGN.md); the
+//! one sqlx transaction, so each row becomes exactly one task (guarantee 2 of ARCHITECTURE.md); the
 //! task's idempotency key `{run}:{step}:{dispatch}` makes a re-push after a lost commit a no-op.
 
 use sea_orm::{ConnectionTrait, EntityTrait, Set};

@@ -1,4 +1,4 @@
-//! The SSRF guard (DESIGN 7): workflow authors choose the URLs `http.request` calls, so without
+//! The SSRF guard (ARCHITECTURE.md, `integrations/`): workflow authors choose the URLs `http.request` calls, so without
 //! it any workflow could reach the cloud metadata endpoint, the database or an admin port next
 //! to the worker. Every target is checked three times: the URL before sending (IP literals and
 //! `localhost`), every address DNS returns (so a rebinding hostname cannot sneak through), and

@@ -199,7 +199,7 @@ impl std::fmt::Debug for HttpClient {
 impl HttpClient {
     /// Builds the client. TLS is rustls with the ring provider (installed process-wide on first
     /// use), the platform's trusted roots plus the extra CAs, and TLS 1.3 minimum by default
-    /// (DESIGN 7).
+    /// (ARCHITECTURE.md, `integrations/`).
     pub fn new(config: HttpConfig) -> Result<HttpClient, HttpClientError> {
         install_crypto_provider();
         let guard = Guard {

@@ -1,5 +1,5 @@
 //! Turning HTTP status codes and `Retry-After` into [`ActionError`] classes, shared by every
-//! action that calls an HTTP API (DESIGN 7: 429/5xx are transient, other 4xx are permanent).
+//! action that calls an HTTP API (429/5xx are transient, other 4xx are permanent; ARCHITECTURE.md, `integrations/`).
 
 use std::time::Duration;
 

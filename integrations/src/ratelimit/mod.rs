@@ -4,7 +4,7 @@
 //! Nothing here does I/O, reads a clock or sleeps: the engine passes `now`, sleeps until the
 //! instant [`Bucket::acquire_at`] returns, sends, and feeds the response back through [`parse`]
 //! and [`Bucket::observe`]. [`Bucket`] is serde data so the engine can keep one per connection
-//! in the database and share it across workers (DESIGN 7).
+//! in the database and share it across workers (ARCHITECTURE.md, `integrations/`).
 //!
 //! # Header formats
 //!

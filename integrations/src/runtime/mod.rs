@@ -1,5 +1,5 @@
 //! The integration runtime: the one middleware chain every outbound integration call goes
-//! through (DESIGN 7), in this order:
+//! through (ARCHITECTURE.md, `integrations/`), in this order:
 //!
 //! 1. **circuit breaker** per (tenant, integration), and per host for plain `http`
 //!    ([`circuit`]): an open circuit fails fast with a retryable error naming the integration

@@ -1,5 +1,5 @@
 //! `http.request`: one HTTP call, with the step's idempotency key, the SSRF guard and the
-//! status classes of DESIGN 7.
+//! status classes of ARCHITECTURE.md (`integrations/`, retry).
 
 use std::collections::BTreeMap;
 
