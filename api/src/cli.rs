@@ -450,7 +450,10 @@ mod tests {
         let Command::Worker(args) = cli.command else {
             panic!("not worker")
         };
-        assert_eq!(args.runtime.heartbeat_interval, std::time::Duration::from_secs(2));
+        assert_eq!(
+            args.runtime.heartbeat_interval,
+            std::time::Duration::from_secs(2)
+        );
         for bad in ["500ms", "1500ms", "0s", "soon"] {
             let error = Cli::try_parse_from(["stepwise", "serve", "--heartbeat-interval", bad])
                 .expect_err(bad)

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use stepwise_engine::{MasterKeySettings, RuntimeOptions};
 use stepwise_engine::retention::Retention;
+use stepwise_engine::{MasterKeySettings, RuntimeOptions};
 use stepwise_integrations::SecretValue;
 
 use crate::cli::DatabaseArgs;

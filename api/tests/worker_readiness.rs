@@ -72,14 +72,23 @@ async fn readiness_and_metric_follow_the_step_worker() {
         let app = common::spawn_app(database).await;
 
         let down = wait_for_readiness(&app, StatusCode::SERVICE_UNAVAILABLE).await;
-        assert_eq!(down["error"]["code"], "unavailable", "[{}] {down}", app.backend);
+        assert_eq!(
+            down["error"]["code"], "unavailable",
+            "[{}] {down}",
+            app.backend
+        );
         let message = down["error"]["message"].as_str().unwrap_or_default();
         assert!(
             message.contains("step worker is down"),
             "[{}] {message}",
             app.backend
         );
-        assert_eq!(worker_up(&app).await, "stepwise_worker_up 0", "[{}]", app.backend);
+        assert_eq!(
+            worker_up(&app).await,
+            "stepwise_worker_up 0",
+            "[{}]",
+            app.backend
+        );
         let deployed = app.deploy(SLEEPER).await;
         assert!(deployed.status().is_success(), "[{}] deploy", app.backend);
         let run_id = app.trigger("sleeper", "{}").await;
@@ -99,7 +108,12 @@ async fn readiness_and_metric_follow_the_step_worker() {
         fail::remove("worker.start");
         let up = wait_for_readiness(&app, StatusCode::OK).await;
         assert_eq!(up["status"], "ok", "[{}]", app.backend);
-        assert_eq!(worker_up(&app).await, "stepwise_worker_up 1", "[{}]", app.backend);
+        assert_eq!(
+            worker_up(&app).await,
+            "stepwise_worker_up 1",
+            "[{}]",
+            app.backend
+        );
         let run = app.wait_for_run(&run_id).await;
         assert_eq!(run["status"], "succeeded", "[{}] {run}", app.backend);
         let status = app.engine.worker_status();

@@ -391,7 +391,9 @@ async fn sweeper_loop(
                 tracing::info!(message = "Took over the tasks of a dead worker.", tasks);
                 inner.wake_workers();
             }
-            Err(error) => tracing::warn!(message = "Taking over dead workers' tasks failed.", %error),
+            Err(error) => {
+                tracing::warn!(message = "Taking over dead workers' tasks failed.", %error)
+            }
         }
         if ticks.is_multiple_of(60)
             && let Err(error) =
@@ -400,10 +402,7 @@ async fn sweeper_loop(
             tracing::warn!(message = "Purging finished queue tasks failed.", %error);
         }
         if ticks % RETENTION_PERIOD_SECS == 60 {
-            match inner
-                .prune_history(now_ms(), &retention)
-                .await
-            {
+            match inner.prune_history(now_ms(), &retention).await {
                 Ok(pruned) => tracing::debug!(
                     message = "Retention pass.",
                     deliveries = pruned.deliveries,

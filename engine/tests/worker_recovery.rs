@@ -63,7 +63,10 @@ async fn postgres_outage(database: &TestDatabase, outage: Duration) {
     .fetch_all(&mut admin)
     .await
     .expect("terminate backends");
-    assert!(!terminated.is_empty(), "the engine had no connection to kill");
+    assert!(
+        !terminated.is_empty(),
+        "the engine had no connection to kill"
+    );
     tokio::time::sleep(outage).await;
     let allow = format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true");
     sqlx::query(sqlx::AssertSqlSafe(allow))
