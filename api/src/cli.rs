@@ -343,6 +343,22 @@ pub struct RuntimeArgs {
     /// How long integration health minutes (the dashboard's Health page) are kept, e.g. `8d`.
     #[arg(long, env = "STEPWISE_INTEGRATION_HEALTH_RETENTION", default_value = "8d", value_parser = humantime::parse_duration)]
     pub integration_health_retention: std::time::Duration,
+    /// How often step workers report liveness, in whole seconds. A process silent for two
+    /// intervals counts as dead and its steps are taken over by another one; give every
+    /// process sharing a database the same value.
+    #[arg(long, env = "STEPWISE_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = parse_heartbeat_interval)]
+    pub heartbeat_interval: std::time::Duration,
+}
+
+/// A whole number of seconds, at least one: the queue compares heartbeats in seconds.
+fn parse_heartbeat_interval(text: &str) -> Result<std::time::Duration, String> {
+    let interval = humantime::parse_duration(text).map_err(|error| error.to_string())?;
+    if interval < std::time::Duration::from_secs(1) || interval.subsec_nanos() != 0 {
+        return Err(format!(
+            "`{text}` is not a whole number of seconds of at least 1s (e.g. `5s`)"
+        ));
+    }
+    Ok(interval)
 }
 
 impl RuntimeArgs {
@@ -425,6 +441,25 @@ mod tests {
         };
         assert_eq!(args.bind.to_string(), "127.0.0.1:8080");
         assert!(args.runtime.workers >= 1);
+    }
+
+    #[test]
+    fn heartbeat_interval_is_whole_seconds() {
+        let cli = Cli::try_parse_from(["stepwise", "worker", "--heartbeat-interval", "2s"])
+            .expect("parse");
+        let Command::Worker(args) = cli.command else {
+            panic!("not worker")
+        };
+        assert_eq!(
+            args.runtime.heartbeat_interval,
+            std::time::Duration::from_secs(2)
+        );
+        for bad in ["500ms", "1500ms", "0s", "soon"] {
+            let error = Cli::try_parse_from(["stepwise", "serve", "--heartbeat-interval", bad])
+                .expect_err(bad)
+                .to_string();
+            assert!(error.contains("--heartbeat-interval"), "{bad}: {error}");
+        }
     }
 
     #[test]

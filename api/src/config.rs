@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use stepwise_engine::MasterKeySettings;
 use stepwise_engine::retention::Retention;
+use stepwise_engine::{MasterKeySettings, RuntimeOptions};
 use stepwise_integrations::SecretValue;
 
 use crate::cli::DatabaseArgs;
@@ -28,6 +28,8 @@ pub struct AppConfig {
     pub allow_private_networks: bool,
     /// Fallback poll interval of the step queue.
     pub poll_interval: Duration,
+    /// How often step workers report liveness (see [`stepwise_engine::RuntimeOptions`]).
+    pub heartbeat_interval: Duration,
     /// Where the master keys of the vault come from.
     pub master_key: MasterKeySettings,
     /// Largest webhook delivery body in bytes; larger ones get 413.
@@ -48,6 +50,7 @@ impl AppConfig {
             workers: 8,
             allow_private_networks: true,
             poll_interval: Duration::from_millis(100),
+            heartbeat_interval: RuntimeOptions::default().heartbeat_interval,
             master_key: MasterKeySettings::default(),
             webhook_max_bytes: crate::startup::DEFAULT_WEBHOOK_MAX_BYTES,
             public_url: None,

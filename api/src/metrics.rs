@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use prometheus::{IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use stepwise_engine::{Engine, RunEvent, RunObserver};
 
 /// Providers with a label of their own; anything else in the URL counts as `unknown`.
@@ -43,6 +45,7 @@ impl Metrics {
         registry.register(Box::new(webhook_deliveries.clone()))?;
         let runs = RunCounters::register(registry)?;
         engine.observe(Arc::new(runs));
+        registry.register(Box::new(WorkerUp::new(engine.clone())?))?;
         Ok(Self {
             registry: registry.clone(),
             webhook_deliveries,
@@ -107,5 +110,35 @@ impl RunObserver for RunCounters {
             }
             RunEvent::Run { .. } | RunEvent::Step { .. } => {}
         }
+    }
+}
+
+/// `stepwise_worker_up`: 1 while this process' step worker fetches tasks, 0 while it is down
+/// (restarting after an error) or not running; read from the engine at each scrape.
+struct WorkerUp {
+    engine: Engine,
+    gauge: IntGauge,
+}
+
+impl WorkerUp {
+    fn new(engine: Engine) -> Result<Self, prometheus::Error> {
+        let gauge = IntGauge::new(
+            "stepwise_worker_up",
+            "1 while this process' step worker is fetching tasks, 0 while it is down \
+             (restarting after an error) or not started.",
+        )?;
+        Ok(Self { engine, gauge })
+    }
+}
+
+impl Collector for WorkerUp {
+    fn desc(&self) -> Vec<&Desc> {
+        self.gauge.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.gauge
+            .set(i64::from(self.engine.worker_status().is_up()));
+        self.gauge.collect()
     }
 }

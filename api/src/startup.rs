@@ -194,6 +194,7 @@ impl Application {
         let runtime = engine.start(RuntimeOptions {
             concurrency: config.workers.max(1),
             poll_interval: config.poll_interval,
+            heartbeat_interval: config.heartbeat_interval,
             retention: config.retention,
             ..RuntimeOptions::default()
         });

@@ -769,3 +769,83 @@ async fn parked_runs_survive_sigkill_and_hold_no_worker() {
         database.drop_database().await;
     }
 }
+
+/// Heartbeat interval of the takeover test's processes.
+const TAKEOVER_HEARTBEAT: Duration = Duration::from_secs(3);
+
+/// SIGKILL of the process holding a step in flight (its HTTP call unanswered), then another
+/// process starts: it takes the step over once the dead one has missed two heartbeats, so
+/// within two intervals of the kill plus the sweeper's second (asserted with one more interval
+/// and 3 s of slack for start-up and scheduling), and runs it again with the same key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_process_step_is_taken_over_after_two_missed_heartbeats() {
+    for database in common::databases().await {
+        let label = format!("[{} takeover]", database.backend);
+        let server = MockServer::start().await;
+        // The first call never answers in time: the step is in flight when the process dies.
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(120)))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"ok": true})))
+            .mount(&server)
+            .await;
+        let workflows = tempfile::tempdir().expect("tempdir");
+        let key = create_tenant(&database.url);
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        stepwise_integrations::http::install_crypto_provider();
+        let client = reqwest::Client::new();
+        let heartbeat = format!("{}s", TAKEOVER_HEARTBEAT.as_secs());
+        let serve_with_heartbeat = || {
+            serve_command(&database.url, port, workflows.path())
+                .args(["--heartbeat-interval", &heartbeat])
+                .spawn()
+                .expect("spawn stepwise serve")
+        };
+
+        let mut doomed = serve_with_heartbeat();
+        wait_until_healthy(&client, &base).await;
+        let source = format!(
+            "name: slow\nsteps:\n  - id: call\n    uses: http.request\n    with: {{ method: POST, url: \"{}/slow\", timeout: 300s }}\n",
+            server.uri()
+        );
+        let run_id = deploy_and_start(&client, &base, &key, "slow", source).await;
+        let in_flight = Instant::now() + Duration::from_secs(30);
+        while calls(&server).await.get("slow").map_or(0, Vec::len) == 0 {
+            assert!(Instant::now() < in_flight, "{label} the step never started");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        doomed.kill().expect("SIGKILL");
+        doomed.wait().expect("reap");
+        let killed_at = Instant::now();
+
+        let mut survivor = serve_with_heartbeat();
+        let bound = TAKEOVER_HEARTBEAT * 3 + Duration::from_secs(3);
+        let taken_over = loop {
+            if calls(&server).await.get("slow").map_or(0, Vec::len) == 2 {
+                break killed_at.elapsed();
+            }
+            if killed_at.elapsed() > bound * 4 {
+                break killed_at.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        eprintln!("{label} step taken over {taken_over:?} after the kill");
+        wait_until_healthy(&client, &base).await;
+        let run = wait_for_run(&client, &base, &key, &run_id).await;
+        survivor.kill().ok();
+        survivor.wait().ok();
+        assert!(
+            taken_over < bound,
+            "{label} taken over after {taken_over:?}; promised two heartbeats of {TAKEOVER_HEARTBEAT:?}"
+        );
+        assert_eq!(run["status"], "succeeded", "{label} {run}");
+        let keys = calls(&server).await.remove("slow").unwrap_or_default();
+        assert_eq!(keys.len(), 2, "{label} {keys:?}");
+        assert_eq!(keys[0], keys[1], "{label} the same idempotency key");
+        database.drop_database().await;
+    }
+}

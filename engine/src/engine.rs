@@ -18,6 +18,7 @@ use crate::executor::Applied;
 use crate::ingest_cache::IngestCache;
 use crate::machine;
 use crate::oauth::tokens::TokenManager;
+use crate::runtime::WorkerStatus;
 use crate::starts::{RunRequest, Starts};
 use crate::status::{RunStatus, StepStatus};
 use crate::store::now_ms;
@@ -72,6 +73,7 @@ pub(crate) struct EngineInner {
     events: broadcast::Sender<RunEvent>,
     pub(crate) relay_wakeup: Notify,
     pub(crate) worker_wakeups: Mutex<Vec<futures::channel::mpsc::Sender<()>>>,
+    pub(crate) worker_status: Mutex<WorkerStatus>,
     observers: RwLock<Vec<Arc<dyn RunObserver>>>,
     pub(crate) starts: Starts,
     pub(crate) ingest_cache: IngestCache,
@@ -290,6 +292,7 @@ impl Engine {
             events,
             relay_wakeup: Notify::new(),
             worker_wakeups: Mutex::default(),
+            worker_status: Mutex::new(WorkerStatus::default()),
             observers: RwLock::default(),
             ingest_cache: IngestCache::new(),
         });

@@ -37,7 +37,7 @@ pub(crate) fn crash_point(name: &str) {
 pub use connections::{ConnectionDeleted, ConnectionTest};
 pub use engine::{Engine, RunEvent, RunObserver};
 pub use error::EngineError;
-pub use runtime::{Runtime, RuntimeOptions};
+pub use runtime::{MISSED_HEARTBEATS, Runtime, RuntimeOptions, WorkerState, WorkerStatus};
 pub use schedules::SchedulerPass;
 pub use status::{RunStatus, StepStatus};
 pub use store::runs::{AttemptView, Page, RunDetail, RunFilter, RunSummary, StepView};

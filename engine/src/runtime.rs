@@ -1,11 +1,18 @@
 //! The background machinery of a process: apalis workers that execute step tasks, the outbox
-//! relay that feeds them, the sweeper that enforces run deadlines, the cron scheduler, and the
-//! flusher that writes integration health counts.
+//! relay that feeds them, the sweeper that enforces run deadlines and hands a dead worker's
+//! tasks on, the cron scheduler, and the flusher that writes integration health counts.
+//!
+//! Every loop survives database errors: the relay, sweeper, scheduler and flusher log and try
+//! again on their next tick; the step worker, which apalis stops on its first backend error,
+//! is restarted by a supervisor with capped exponential backoff, and its state is published
+//! ([`Engine::worker_status`]).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use apalis::prelude::{BoxDynError, Data, WorkerBuilder, WorkerBuilderExt};
+use apalis::prelude::{
+    BoxDynError, Data, Event, EventListenerExt, WorkerBuilder, WorkerBuilderExt, WorkerContext,
+};
 use apalis_core::backend::ext::BackendExt;
 use apalis_core::backend::ext::poll_strategy::Strategy;
 use tokio::task::JoinHandle;
@@ -17,7 +24,17 @@ use crate::health::FLUSH_INTERVAL;
 use crate::retention::Retention;
 use crate::status::RunStatus;
 use crate::store::outbox::{self, QUEUE, StepTask};
-use crate::store::runs;
+use crate::store::{now_ms, runs};
+
+/// Heartbeats a worker may miss before its tasks are handed to another worker.
+pub const MISSED_HEARTBEATS: u32 = 2;
+
+/// First wait before restarting a stopped step worker; doubled per consecutive failure.
+const RESTART_BACKOFF_MIN: Duration = Duration::from_millis(200);
+
+/// Longest wait between restarts. A worker that ran at least this long before failing
+/// starts over from [`RESTART_BACKOFF_MIN`].
+const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
@@ -26,8 +43,10 @@ pub struct RuntimeOptions {
     /// Fallback poll interval of the queue (delayed tasks, work committed by other processes
     /// when no notification arrives).
     pub poll_interval: Duration,
-    /// How often workers report liveness. The queue hands a dead worker's tasks to another
-    /// worker after two missed heartbeats, so this bounds how long a crash delays a step.
+    /// How often workers report liveness (at least 1 s). A worker silent for
+    /// [`MISSED_HEARTBEATS`] intervals counts as dead: the sweeper of any live process hands
+    /// its tasks on within a second, so this bounds how long a crash delays a step. Every
+    /// process sharing a database must use the same value.
     pub heartbeat_interval: Duration,
     /// How often this process fires due cron slots; `None` fires none (tests that drive
     /// [`Engine::fire_due_schedules`] with their own clock).
@@ -45,6 +64,41 @@ impl Default for RuntimeOptions {
             scheduler_interval: Some(Duration::from_millis(250)),
             retention: Retention::default(),
         }
+    }
+}
+
+/// Whether this process' step worker is fetching tasks: [`Engine::worker_status`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerStatus {
+    pub state: WorkerState,
+    /// Times the worker was restarted after an error since the process started.
+    pub restarts: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum WorkerState {
+    /// No runtime was started in this process.
+    #[default]
+    NotStarted,
+    /// Fetching and executing steps.
+    Up,
+    /// Stopped by an error; restarted after a backoff, and up again once it has registered
+    /// with the queue.
+    Down {
+        /// The error that stopped the last attempt (a database driver message).
+        error: String,
+        /// Consecutive failed attempts.
+        failures: u32,
+        /// When the worker went down, epoch milliseconds.
+        since_ms: i64,
+    },
+    /// Stopped by [`Runtime::shutdown`].
+    Stopped,
+}
+
+impl WorkerStatus {
+    pub fn is_up(&self) -> bool {
+        self.state == WorkerState::Up
     }
 }
 
@@ -74,16 +128,24 @@ async fn handle_step(task: StepTask, engine: Data<Arc<EngineInner>>) -> Result<(
 impl Engine {
     /// Starts workers, the outbox relay, the deadline sweeper, the cron scheduler and the
     /// integration health flusher.
-    pub fn start(&self, options: RuntimeOptions) -> Runtime {
+    pub fn start(&self, mut options: RuntimeOptions) -> Runtime {
+        // apalis counts heartbeats in whole seconds; a shorter interval would make every
+        // worker look dead.
+        options.heartbeat_interval = options.heartbeat_interval.max(Duration::from_secs(1));
         let shutdown = CancellationToken::new();
         let mut tasks = vec![
             tokio::spawn(relay_loop(self.inner.clone(), shutdown.clone())),
             tokio::spawn(sweeper_loop(
                 self.inner.clone(),
                 options.retention,
+                options.heartbeat_interval * MISSED_HEARTBEATS,
                 shutdown.clone(),
             )),
-            spawn_worker(self.inner.clone(), &options, shutdown.clone()),
+            tokio::spawn(supervise_worker(
+                self.inner.clone(),
+                options.clone(),
+                shutdown.clone(),
+            )),
             tokio::spawn(health_flush_loop(self.inner.clone(), shutdown.clone())),
         ];
         if let Some(interval) = options.scheduler_interval {
@@ -95,13 +157,129 @@ impl Engine {
         }
         Runtime { shutdown, tasks }
     }
+
+    /// Whether this process' step worker is up; `/readyz` and the `stepwise_worker_up`
+    /// metric report it.
+    pub fn worker_status(&self) -> WorkerStatus {
+        self.inner.worker_status().clone()
+    }
 }
 
-fn spawn_worker(
+impl EngineInner {
+    fn worker_status(&self) -> std::sync::MutexGuard<'_, WorkerStatus> {
+        self.worker_status
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn set_worker_state(&self, state: WorkerState) {
+        self.worker_status().state = state;
+    }
+
+    /// The worker registered or beat: up (again).
+    fn worker_heartbeat(&self) {
+        let mut status = self.worker_status();
+        if status.state != WorkerState::Up {
+            status.state = WorkerState::Up;
+        }
+    }
+
+    fn worker_failed(&self, error: String, failures: u32) {
+        let mut status = self.worker_status();
+        let since_ms = match &status.state {
+            WorkerState::Down { since_ms, .. } => *since_ms,
+            _ => now_ms(),
+        };
+        status.state = WorkerState::Down {
+            error,
+            failures,
+            since_ms,
+        };
+        status.restarts += 1;
+    }
+}
+
+/// Runs the step worker until shutdown, restarting it whenever it stops: apalis ends a worker
+/// on the first error of its backend (a heartbeat, fetch or acknowledgement that fails), and
+/// a process must not stop executing steps over a database hiccup.
+async fn supervise_worker(
     inner: Arc<EngineInner>,
-    options: &RuntimeOptions,
+    options: RuntimeOptions,
     shutdown: CancellationToken,
-) -> JoinHandle<()> {
+) {
+    inner.set_worker_state(WorkerState::Up);
+    let mut failures: u32 = 0;
+    // Stopped generations whose queue tasks are still locked to them.
+    let mut unreleased: Vec<String> = Vec::new();
+    for generation in 1u64.. {
+        // A fresh name per generation: the queue keys registration and task locks by name.
+        let name = format!("{}-{generation}", inner.worker_name);
+        let started = Instant::now();
+        let outcome = match release_tasks(&inner, &unreleased).await {
+            Ok(()) => {
+                unreleased.clear();
+                let outcome = run_worker(&inner, &options, &name, shutdown.clone()).await;
+                unreleased.push(name);
+                outcome
+            }
+            Err(error) => Err(error),
+        };
+        if shutdown.is_cancelled() {
+            break;
+        }
+        let error = match outcome {
+            Ok(()) => "the step worker ended by itself".to_owned(),
+            Err(error) => error,
+        };
+        if started.elapsed() >= RESTART_BACKOFF_MAX {
+            failures = 0;
+        }
+        failures = failures.saturating_add(1);
+        let delay = restart_delay(failures);
+        tracing::error!(
+            message = "Step worker stopped; restarting it.",
+            %error,
+            failures,
+            retry_in_ms = delay.as_millis() as u64,
+        );
+        inner.worker_failed(error, failures);
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.cancelled() => break,
+        }
+    }
+    inner.set_worker_state(WorkerState::Stopped);
+}
+
+/// [`RESTART_BACKOFF_MIN`] doubled per failure after the first, at most [`RESTART_BACKOFF_MAX`].
+fn restart_delay(failures: u32) -> Duration {
+    RESTART_BACKOFF_MIN
+        .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1)))
+        .min(RESTART_BACKOFF_MAX)
+}
+
+/// Hands the tasks still locked to stopped generations back to the queue at once (the sweeper
+/// would, but only after two missed heartbeats); their handlers were dropped with them.
+async fn release_tasks(inner: &EngineInner, workers: &[String]) -> Result<(), String> {
+    for worker in workers {
+        outbox::release_worker_tasks(&inner.db.pool, worker)
+            .await
+            .map_err(|error| error.to_string())?;
+    }
+    Ok(())
+}
+
+/// One generation of the step worker: runs until shutdown (`Ok`) or until apalis stops it
+/// (`Err` with the reason).
+async fn run_worker(
+    inner: &Arc<EngineInner>,
+    options: &RuntimeOptions,
+    name: &str,
+    shutdown: CancellationToken,
+) -> Result<(), String> {
+    fail::fail_point!("worker.start", |_| Err(
+        "failpoint worker.start refused to start the worker".to_owned()
+    ));
     let (wake_sender, wake_receiver) = futures::channel::mpsc::channel::<()>(1);
     inner
         .worker_wakeups
@@ -111,12 +289,17 @@ fn spawn_worker(
     let strategy = Strategy::new()
         .stream(wake_receiver)
         .interval(options.poll_interval);
-    let name = inner.worker_name.clone();
     let concurrency = options.concurrency.max(1);
     let heartbeat_interval = options.heartbeat_interval;
     let stop = async move {
         shutdown.cancelled().await;
         Ok::<(), std::io::Error>(())
+    };
+    let status = inner.clone();
+    let on_event = move |_: &WorkerContext, event: &Event| {
+        if matches!(event, Event::HeartBeat) {
+            status.worker_heartbeat();
+        }
     };
     // The two backends' config and storage types differ but are built the same way; a macro
     // keeps one copy of that shape without naming apalis' deeply generic types.
@@ -126,6 +309,8 @@ fn spawn_worker(
                 .queue(QUEUE)
                 .batch_size(concurrency)
                 .heartbeat_interval(heartbeat_interval)
+                // apalis-postgres defaults to 10; our promise is two.
+                .missed_heartbeats(MISSED_HEARTBEATS as usize)
                 // Claiming a step in our tables is the lock that matters; apalis' own
                 // "running" mark would cost one more write per step.
                 .lock_tasks(false);
@@ -134,17 +319,15 @@ fn spawn_worker(
                 .poll_with_strategy($strategy);
             let worker = WorkerBuilder::new(name)
                 .backend(storage)
-                .data(inner)
+                .data(inner.clone())
                 .concurrency(concurrency)
+                .on_event(on_event)
                 .build(handle_step);
-            tokio::spawn(async move {
-                if let Err(error) = worker.run_until(stop).await {
-                    tracing::error!(message = "Worker stopped.", %error);
-                }
-            })
+            // Spawned so that a panicking step handler ends this generation, not the supervisor.
+            tokio::spawn(worker.run_until(stop))
         }};
     }
-    match inner.db.pool.clone() {
+    let worker = match inner.db.pool.clone() {
         Pool::Sqlite(pool) => spawn_on!(apalis_sqlite, SqliteStorage, &pool, strategy),
         Pool::Postgres(pool) => {
             // LISTEN/NOTIFY wakes this worker when another process enqueues.
@@ -152,6 +335,11 @@ fn spawn_worker(
                 strategy.stream(apalis_postgres::Pubsub::new(pool.clone(), QUEUE.into()));
             spawn_on!(apalis_postgres, PostgresStorage, &pool, strategy)
         }
+    };
+    match worker.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(error) => Err(format!("the step worker panicked: {error}")),
     }
 }
 
@@ -181,7 +369,15 @@ const FINISHED_TASK_RETENTION_SECS: i64 = 600;
 /// Seconds between retention passes (the first runs a minute after start).
 const RETENTION_PERIOD_SECS: u64 = 3600;
 
-async fn sweeper_loop(inner: Arc<EngineInner>, retention: Retention, shutdown: CancellationToken) {
+/// Every second: ends overdue runs and hands the tasks of workers silent for `orphaned_after`
+/// to the queue again (apalis checks only at its own heartbeats, which would add up to one
+/// more interval to a takeover); every minute and hour, the purge and retention passes.
+async fn sweeper_loop(
+    inner: Arc<EngineInner>,
+    retention: Retention,
+    orphaned_after: Duration,
+    shutdown: CancellationToken,
+) {
     let mut ticks: u64 = 0;
     loop {
         tokio::select! {
@@ -189,6 +385,16 @@ async fn sweeper_loop(inner: Arc<EngineInner>, retention: Retention, shutdown: C
             () = shutdown.cancelled() => return,
         }
         ticks += 1;
+        match outbox::reenqueue_orphaned(&inner.db.pool, orphaned_after).await {
+            Ok(0) => {}
+            Ok(tasks) => {
+                tracing::info!(message = "Took over the tasks of a dead worker.", tasks);
+                inner.wake_workers();
+            }
+            Err(error) => {
+                tracing::warn!(message = "Taking over dead workers' tasks failed.", %error)
+            }
+        }
         if ticks.is_multiple_of(60)
             && let Err(error) =
                 outbox::purge_finished(&inner.db.pool, FINISHED_TASK_RETENTION_SECS).await
@@ -196,10 +402,7 @@ async fn sweeper_loop(inner: Arc<EngineInner>, retention: Retention, shutdown: C
             tracing::warn!(message = "Purging finished queue tasks failed.", %error);
         }
         if ticks % RETENTION_PERIOD_SECS == 60 {
-            match inner
-                .prune_history(crate::store::now_ms(), &retention)
-                .await
-            {
+            match inner.prune_history(now_ms(), &retention).await {
                 Ok(pruned) => tracing::debug!(
                     message = "Retention pass.",
                     deliveries = pruned.deliveries,
@@ -236,7 +439,7 @@ async fn scheduler_loop(inner: Arc<EngineInner>, interval: Duration, shutdown: C
             _ = ticker.tick() => {}
             () = shutdown.cancelled() => return,
         }
-        if let Err(error) = inner.scheduler_pass(crate::store::now_ms()).await {
+        if let Err(error) = inner.scheduler_pass(now_ms()).await {
             tracing::warn!(message = "Cron scheduler pass failed; retrying next tick.", %error);
         }
     }

@@ -55,6 +55,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         workers: usize::from(args.runtime.workers),
         allow_private_networks: args.runtime.allow_private_networks,
         poll_interval: POLL_INTERVAL,
+        heartbeat_interval: args.runtime.heartbeat_interval,
         master_key: args.database.master_key(),
         webhook_max_bytes: args.webhook_max_bytes,
         public_url: args.public_url.clone(),
@@ -80,6 +81,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let runtime = engine.start(RuntimeOptions {
         concurrency: usize::from(args.runtime.workers),
         poll_interval: POLL_INTERVAL,
+        heartbeat_interval: args.runtime.heartbeat_interval,
         retention: args.runtime.retention(),
         ..RuntimeOptions::default()
     });

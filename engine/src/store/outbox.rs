@@ -3,6 +3,8 @@
 //! one sqlx transaction, so each row becomes exactly one task (guarantee 2 of ARCHITECTURE.md); the
 //! task's idempotency key `{run}:{step}:{dispatch}` makes a re-push after a lost commit a no-op.
 
+use std::time::Duration;
+
 use sea_orm::{ConnectionTrait, EntityTrait, Set};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -184,6 +186,56 @@ pub(crate) async fn purge_finished(pool: &Pool, older_than_secs: i64) -> Result<
         .rows_affected(),
     };
     Ok(deleted)
+}
+
+/// Puts the tasks of workers whose last heartbeat is at least `orphaned_after` old back in
+/// the queue (apalis' own query, the one its heartbeats run); returns how many.
+pub(crate) async fn reenqueue_orphaned(
+    pool: &Pool,
+    orphaned_after: Duration,
+) -> Result<u64, EngineError> {
+    // apalis compares whole seconds; rounding up never takes a live worker's tasks early.
+    let seconds = orphaned_after.as_millis().div_ceil(1000) as u64;
+    match pool {
+        Pool::Sqlite(pool) => apalis_sqlite::queries::reenqueue_orphaned(
+            pool,
+            seconds as i64,
+            QUEUE,
+            &apalis_core::backend::WorkerFilter::None,
+        )
+        .await
+        .map_err(EngineError::from),
+        Pool::Postgres(pool) => {
+            let mut conn = pool.acquire().await?;
+            apalis_postgres::queries::reenqueue_orphaned(&mut *conn, QUEUE, seconds)
+                .await
+                .map_err(|error| EngineError::Queue(error.to_string()))
+        }
+    }
+}
+
+/// Puts the unfinished tasks locked to `worker` (a stopped generation of this process'
+/// worker, whose handlers are gone) back in the queue; returns how many.
+pub(crate) async fn release_worker_tasks(pool: &Pool, worker: &str) -> Result<u64, EngineError> {
+    let released = match pool {
+        Pool::Sqlite(pool) => sqlx::query(
+            "UPDATE Jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL \
+             WHERE lock_by = ? AND status IN ('Queued', 'Running')",
+        )
+        .bind(worker)
+        .execute(pool)
+        .await?
+        .rows_affected(),
+        Pool::Postgres(pool) => sqlx::query(
+            "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL \
+             WHERE lock_by = $1 AND status IN ('Queued', 'Running')",
+        )
+        .bind(worker)
+        .execute(pool)
+        .await?
+        .rows_affected(),
+    };
+    Ok(released)
 }
 
 #[cfg(test)]
