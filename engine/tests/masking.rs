@@ -94,13 +94,15 @@ outputs:
     }
 }
 
-const CHILD_AND_PARENT: &str = r#"
+const CHILD: &str = r#"
 name: child
 steps:
   - { id: make, uses: core.set, with: { token: "${{ secrets.TOKEN }}" } }
 outputs:
   token: ${{ steps.make.output.token }}
----
+"#;
+
+const PARENT: &str = r#"
 name: parent
 steps:
   - id: fetch
@@ -188,7 +190,8 @@ async fn later_steps_read_true_values_that_are_stored_only_sealed() {
         let h = Harness::start(&database).await;
         let canary = format!("canary-{}", uuid::Uuid::new_v4().simple());
         set_secret(&h, "TOKEN", &canary).await;
-        h.deploy(CHILD_AND_PARENT).await;
+        h.deploy(CHILD).await;
+        h.deploy(PARENT).await;
         let run_id = h.start_run("parent", json!({"nap": "0s"})).await;
         let run = h.finish(&run_id).await;
         assert_true_values_read_and_masked_values_shown(h.label, &run, &canary);
@@ -221,7 +224,8 @@ async fn rotation_rewraps_sealed_values_and_later_steps_still_read_them() {
         .await;
         let canary = format!("canary-{}", uuid::Uuid::new_v4().simple());
         set_secret(&h, "TOKEN", &canary).await;
-        h.deploy(CHILD_AND_PARENT).await;
+        h.deploy(CHILD).await;
+        h.deploy(PARENT).await;
         let run_id = h.start_run("parent", json!({"nap": "3s"})).await;
         // Wait until the run naps: every sealed value before `check` is written.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
