@@ -548,7 +548,7 @@ impl EngineInner {
                 (ended.result, ended.unmasked),
                 applied,
             ))
-                .await?;
+            .await?;
         }
         Ok(())
     }

@@ -501,7 +501,11 @@ impl EngineInner {
                 Ok(false) => return (Execution::ConditionFalse, Vec::new(), redactor),
                 Err(error) => {
                     let error = ActionError::Permanent(format!("in `if`: {error}"));
-                    return (Execution::Failed { input: None, error }, Vec::new(), redactor);
+                    return (
+                        Execution::Failed { input: None, error },
+                        Vec::new(),
+                        redactor,
+                    );
                 }
             }
         }
@@ -512,7 +516,11 @@ impl EngineInner {
             Ok(input) => input,
             Err(error) => {
                 let error = ActionError::Permanent(format!("in `with`: {error}"));
-                return (Execution::Failed { input: None, error }, Vec::new(), redactor);
+                return (
+                    Execution::Failed { input: None, error },
+                    Vec::new(),
+                    redactor,
+                );
             }
         };
         let Some(action) = self.registry.get(&step.uses) else {
@@ -728,9 +736,7 @@ impl EngineInner {
         workflow: &Workflow,
         applied: &mut Applied,
     ) -> Result<(), EngineError> {
-        let read = self
-            .evaluator
-            .templates_secrets(workflow.outputs.values());
+        let read = self.evaluator.templates_secrets(workflow.outputs.values());
         let secrets = if read == SecretsRead::Only(Default::default()) {
             SecretValues::new()
         } else {

@@ -171,7 +171,10 @@ fn assert_true_values_read_and_masked_values_shown(label: &str, run: &RunDetail,
         "[{label}]"
     );
     assert_eq!(
-        step(run, "call").output.as_ref().map(|output| &output["output"]),
+        step(run, "call")
+            .output
+            .as_ref()
+            .map(|output| &output["output"]),
         Some(&json!({"token": "***"})),
         "[{label}]"
     );

@@ -265,11 +265,6 @@ impl ActionContext {
     }
 
     pub fn take_logs(&self) -> Vec<LogLine> {
-        std::mem::take(
-            &mut *self
-                .logs
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
+        std::mem::take(&mut *self.logs.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }

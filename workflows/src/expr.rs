@@ -173,7 +173,10 @@ impl Evaluator {
     }
 
     /// Which secrets a set of templates (a workflow's `outputs`) reads.
-    pub fn templates_secrets<'v>(&self, templates: impl IntoIterator<Item = &'v Value>) -> SecretsRead {
+    pub fn templates_secrets<'v>(
+        &self,
+        templates: impl IntoIterator<Item = &'v Value>,
+    ) -> SecretsRead {
         let mut read = SecretsRead::Only(BTreeSet::new());
         for template in templates {
             self.template_secrets(template, &mut read);
@@ -184,8 +187,12 @@ impl Evaluator {
     fn template_secrets(&self, template: &Value, read: &mut SecretsRead) {
         match template {
             Value::String(text) if text.contains(OPEN) => read.add(self.references(text)),
-            Value::Array(items) => items.iter().for_each(|item| self.template_secrets(item, read)),
-            Value::Object(map) => map.values().for_each(|item| self.template_secrets(item, read)),
+            Value::Array(items) => items
+                .iter()
+                .for_each(|item| self.template_secrets(item, read)),
+            Value::Object(map) => map
+                .values()
+                .for_each(|item| self.template_secrets(item, read)),
             _ => {}
         }
     }
@@ -478,7 +485,10 @@ mod tests {
         );
         assert_eq!(read(json!({"a": "${{ steps.x.output }}"})), names(&[]));
         assert_eq!(read(json!({"a": "${{ secrets }}"})), SecretsRead::All);
-        assert_eq!(read(json!({"a": "${{ secrets[inputs.name] }}"})), SecretsRead::All);
+        assert_eq!(
+            read(json!({"a": "${{ secrets[inputs.name] }}"})),
+            SecretsRead::All
+        );
         assert_eq!(read(json!({"a": "${{ unclosed"})), SecretsRead::All);
         assert!(SecretsRead::All.includes("ANY"));
         assert!(!names(&["A"]).includes("B"));

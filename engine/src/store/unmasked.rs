@@ -240,7 +240,9 @@ pub async fn rewrap_all(db: &DatabaseConnection, vault: &Vault) -> Result<(u64, 
         after = Some(last.clone());
         let mut updates = Vec::new();
         for (run_id, tenant_id, sealed) in &rows {
-            if let Some(new) = rewrap_sealed(vault, tenant_id, Owner::Run { run_id }, sealed).await? {
+            if let Some(new) =
+                rewrap_sealed(vault, tenant_id, Owner::Run { run_id }, sealed).await?
+            {
                 updates.push((run_id, sealed, new));
             }
         }
