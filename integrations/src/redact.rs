@@ -181,7 +181,7 @@ mod tests {
     #[test]
     fn works_on_multibyte_text() {
         assert_eq!(redact(&["héllo"], "ça héllo ü"), "ça *** ü");
-        assert_eq!(redact(&["üüüü"], "üüüüüüüü"), "******");
+        assert_eq!(redact(&["üüüü"], "üüüü-üüüüü"), "***-***");
     }
 
     #[test]
