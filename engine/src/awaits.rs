@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use serde_json::{Value, json};
-use stepwise_integrations::{ActionError, AwaitTarget, SecretValues};
+use stepwise_integrations::{ActionError, AwaitTarget, Redactor};
 use stepwise_workflows::Workflow;
 
 use crate::engine::{EngineInner, RunEvent};
@@ -24,6 +24,7 @@ use crate::store::now_ms;
 use crate::store::outbox::StepTask;
 use crate::store::run_state::{AttemptEnd, RunState};
 use crate::store::runs::{self, NewRun};
+use crate::store::unmasked::{self, Owner, Unmasked};
 use crate::store::waits::{self, WebhookWait};
 
 /// `trigger_kind` of a run started by a `workflow.run` step.
@@ -63,6 +64,24 @@ pub(crate) struct EndedRun {
     /// Nothing names the run (see [`RunState::stands_alone`]): it has no wait and no child.
     stands_alone: bool,
     result: Result<Value, ActionError>,
+    /// The true values behind `result`'s masked output.
+    unmasked: Option<ChildUnmasked>,
+}
+
+/// A succeeded child run's sealed unmasked output, for the parent step that reads it.
+pub(crate) struct ChildUnmasked {
+    run_id: String,
+    sealed: Vec<u8>,
+}
+
+impl ChildUnmasked {
+    fn of(run: &run::Model) -> Option<Self> {
+        let sealed = run.sealed_unmasked.clone()?;
+        (run.status == RunStatus::Succeeded.as_str()).then(|| Self {
+            run_id: run.id.clone(),
+            sealed,
+        })
+    }
 }
 
 impl EndedRun {
@@ -76,6 +95,7 @@ impl EndedRun {
             created_here,
             stands_alone: false,
             result: child_result(run),
+            unmasked: ChildUnmasked::of(run),
         }
     }
 
@@ -119,7 +139,7 @@ enum Child {
     /// The child is running (or queued for a concurrency slot).
     Started,
     /// The child finished inside this transaction, or could not be started.
-    Settled(Result<Value, ActionError>),
+    Settled(Result<Value, ActionError>, Option<ChildUnmasked>),
 }
 
 impl EngineInner {
@@ -150,7 +170,10 @@ impl EngineInner {
                 let child = self
                     .start_child(tx, &state.run, &task.step_id, &name, child_input, applied)
                     .await?;
-                if let Child::Settled(result) = child {
+                if let Child::Settled(result, child) = child {
+                    let unmasked = self
+                        .parent_unmasked(&state.run, &task.step_id, &result, child)
+                        .await?;
                     let execution = match result {
                         Ok(output) => Execution::Output { input, output },
                         Err(error) => Execution::Failed {
@@ -161,7 +184,8 @@ impl EngineInner {
                     let executed = Executed {
                         execution,
                         logs: Vec::new(),
-                        secrets: SecretValues::new(),
+                        redactor: Redactor::default(),
+                        unmasked,
                     };
                     return self.apply(
                         state,
@@ -252,26 +276,38 @@ impl EngineInner {
             1
         };
         if depth > MAX_CHILD_DEPTH {
-            return Ok(Child::Settled(Err(ActionError::Permanent(format!(
-                "`workflow.run` nested more than {MAX_CHILD_DEPTH} levels deep"
-            )))));
+            return Ok(Child::Settled(
+                Err(ActionError::Permanent(format!(
+                    "`workflow.run` nested more than {MAX_CHILD_DEPTH} levels deep"
+                ))),
+                None,
+            ));
         }
         let Some(version) = self.latest_version_via(tx, &parent.tenant_id, name).await? else {
-            return Ok(Child::Settled(Err(ActionError::Permanent(format!(
-                "workflow `{name}` not found"
-            )))));
+            return Ok(Child::Settled(
+                Err(ActionError::Permanent(format!(
+                    "workflow `{name}` not found"
+                ))),
+                None,
+            ));
         };
         if !version.enabled {
-            return Ok(Child::Settled(Err(ActionError::Permanent(format!(
-                "workflow `{name}` is disabled"
-            )))));
+            return Ok(Child::Settled(
+                Err(ActionError::Permanent(format!(
+                    "workflow `{name}` is disabled"
+                ))),
+                None,
+            ));
         }
         let input = match version.definition.prepare_input(input) {
             Ok(input) => input,
             Err(error) => {
-                return Ok(Child::Settled(Err(ActionError::InvalidInput(format!(
-                    "input of workflow `{name}`: {error}"
-                )))));
+                return Ok(Child::Settled(
+                    Err(ActionError::InvalidInput(format!(
+                        "input of workflow `{name}`: {error}"
+                    ))),
+                    None,
+                ));
             }
         };
         let (child_id, started) = Box::pin(self.start_in(
@@ -299,9 +335,44 @@ impl EngineInner {
         if !ended {
             return Ok(Child::Started);
         }
-        Ok(Child::Settled(child_result(
-            &runs::find_any(tx, &child_id).await?,
-        )))
+        let child = runs::find_any(tx, &child_id).await?;
+        Ok(Child::Settled(
+            child_result(&child),
+            ChildUnmasked::of(&child),
+        ))
+    }
+
+    /// The sealed unmasked output of parent step `row_id` of `parent` that receives `result`
+    /// from a child whose output masking changed: the result with the child's true output.
+    async fn parent_unmasked(
+        &self,
+        parent: &run::Model,
+        row_id: &str,
+        result: &Result<Value, ActionError>,
+        child: Option<ChildUnmasked>,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        let (Ok(result), Some(child)) = (result, child) else {
+            return Ok(None);
+        };
+        let tenant_id = &parent.tenant_id;
+        let owner = Owner::Run {
+            run_id: &child.run_id,
+        };
+        let values = unmasked::open(&self.vault, tenant_id, owner, &child.sealed).await?;
+        let mut output = result.clone();
+        output["output"] = values.output.unwrap_or(Value::Null);
+        let values = Unmasked {
+            input: None,
+            output: Some(output),
+            masked: values.masked,
+        };
+        let owner = Owner::Step {
+            run_id: &parent.id,
+            row_id,
+        };
+        unmasked::seal(&self.vault, tenant_id, owner, &values)
+            .await
+            .map(Some)
     }
 
     /// Resumes the waiting step `row_id` of run `run_id` with `result` as if its action had
@@ -312,7 +383,7 @@ impl EngineInner {
         tx: &DatabaseTransaction,
         run_id: &str,
         row_id: &str,
-        result: Result<Value, ActionError>,
+        (result, child): (Result<Value, ActionError>, Option<ChildUnmasked>),
         applied: &mut Applied,
     ) -> Result<(), EngineError> {
         tx.execute(&runs::lock_statement(run_id)).await?;
@@ -338,6 +409,9 @@ impl EngineInner {
         };
         let input = row.input.clone();
         state.set_step(row)?;
+        let unmasked = self
+            .parent_unmasked(&state.run, row_id, &result, child)
+            .await?;
         state.start_attempt(row_id, attempt, &self.worker_name);
         let execution = match result {
             Ok(output) => Execution::Output {
@@ -349,7 +423,8 @@ impl EngineInner {
         let executed = Executed {
             execution,
             logs: Vec::new(),
-            secrets: SecretValues::new(),
+            redactor: Redactor::default(),
+            unmasked,
         };
         let mut resumed = Applied::default();
         let next = self.apply(
@@ -394,7 +469,7 @@ impl EngineInner {
                 tx,
                 &wait.run_id,
                 &wait.step_id,
-                Ok(trigger.clone()),
+                (Ok(trigger.clone()), None),
                 applied,
             )
             .await?;
@@ -466,8 +541,14 @@ impl EngineInner {
         if !ended.created_here
             && let Some((parent_run, parent_step)) = ended.parent
         {
-            Box::pin(self.resume_step(tx, &parent_run, &parent_step, ended.result, applied))
-                .await?;
+            Box::pin(self.resume_step(
+                tx,
+                &parent_run,
+                &parent_step,
+                (ended.result, ended.unmasked),
+                applied,
+            ))
+            .await?;
         }
         Ok(())
     }

@@ -413,15 +413,15 @@ impl Engine {
     }
 
     /// The decrypted values of every secret of the tenant, for `${{ secrets.NAME }}` in the
-    /// executor (and [`SecretValues::redactor`] for what it stores and logs). Never hand the
+    /// executor (and [`SecretValues::redactor_for`] for what it stores and logs). Never hand the
     /// result to a client: the API must not call this (`api/tests/architecture.rs` checks).
     pub async fn tenant_secrets(&self, tenant_id: &str) -> Result<SecretValues, EngineError> {
         secrets::values(&self.inner.db.conn, &self.inner.vault, tenant_id).await
     }
 
     /// Re-wraps every data key not under the current master key (`stepwise keys rotate`):
-    /// per-tenant secrets, webhook sources' signing secrets, OAuth apps' client secrets and
-    /// connections' credentials.
+    /// per-tenant secrets, webhook sources' signing secrets, OAuth apps' client secrets,
+    /// connections' credentials and the sealed unmasked values of steps and runs.
     pub async fn rewrap_secrets(&self, batch_size: u64) -> Result<RewrapReport, EngineError> {
         let mut report =
             secrets::rewrap_all(&self.inner.db.conn, &self.inner.vault, batch_size).await?;
@@ -435,6 +435,10 @@ impl Engine {
         report.remaining += remaining;
         let (rewrapped, remaining) =
             crate::store::connections::rewrap_all(&self.inner.db.conn, &self.inner.vault).await?;
+        report.rewrapped += rewrapped;
+        report.remaining += remaining;
+        let (rewrapped, remaining) =
+            crate::store::unmasked::rewrap_all(&self.inner.db.conn, &self.inner.vault).await?;
         report.rewrapped += rewrapped;
         report.remaining += remaining;
         Ok(report)

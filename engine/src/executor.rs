@@ -2,6 +2,7 @@
 //! commit the result, every status change it implies and the outbox rows of the steps it makes
 //! ready, in one transaction.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use stepwise_integrations::{
     Action, ActionContext, ActionError, ActionOutcome, AwaitTarget, Redactor, SecretValues,
     StepInvocation,
 };
-use stepwise_workflows::{Step, Workflow};
+use stepwise_workflows::{SecretsRead, Step, Workflow};
 use tokio_util::sync::CancellationToken;
 
 use crate::awaits::EndedRun;
@@ -23,6 +24,7 @@ use crate::status::{RunStatus, StepStatus};
 use crate::store::entities::{run, step};
 use crate::store::outbox::{self, StepTask};
 use crate::store::run_state::{AttemptEnd, NewRows, RunState, item_id, parse_item_id};
+use crate::store::unmasked::{self, Owner, Unmasked};
 use crate::store::{now_ms, runs, steps};
 
 /// How often a long-running action checks whether its run was ended elsewhere.
@@ -63,8 +65,24 @@ pub(crate) enum Execution {
 pub(crate) struct Executed {
     pub(crate) execution: Execution,
     pub(crate) logs: Vec<stepwise_integrations::LogLine>,
-    /// The secrets the step could read; their values are redacted from what is stored.
-    pub(crate) secrets: SecretValues,
+    /// Masks the secrets the step resolved and the connection credentials it fetched: what is
+    /// stored of the step must not show them.
+    pub(crate) redactor: Redactor,
+    /// The row's sealed unmasked values (`store::unmasked`) when masking changes its output or
+    /// rendered list.
+    pub(crate) unmasked: Option<Vec<u8>>,
+}
+
+impl Executed {
+    /// A step that failed before its action ran, with nothing to mask.
+    fn failed(error: ActionError) -> Self {
+        Self {
+            execution: Execution::Failed { input: None, error },
+            logs: Vec::new(),
+            redactor: Redactor::default(),
+            unmasked: None,
+        }
+    }
 }
 
 impl Execution {
@@ -371,25 +389,38 @@ impl EngineInner {
                     let error = ActionError::Permanent(format!(
                         "cannot read the tenant's secrets: {error}"
                     ));
-                    return Ok(Executed {
-                        execution: Execution::Failed { input: None, error },
-                        logs: Vec::new(),
-                        secrets: SecretValues::new(),
-                    });
+                    return Ok(Executed::failed(error));
                 }
                 Err(error) => return Err(error),
             }
         } else {
             SecretValues::new()
         };
+        let mut redactor = secrets.redactor_for(&self.evaluator.step_secrets(step));
+        // Templates read what earlier steps really returned, not the masked copy; what was
+        // masked there is masked in what this step stores too.
+        let step_rows = match self.unmasked_rows(&run.tenant_id, step_rows).await {
+            Ok((rows, masked)) => {
+                masked.iter().for_each(|value| redactor.add(value));
+                rows
+            }
+            Err(EngineError::Vault(error)) => {
+                let error = ActionError::Permanent(format!(
+                    "cannot read the unmasked results of earlier steps: {error}"
+                ));
+                return Ok(Executed::failed(error));
+            }
+            Err(error) => return Err(error),
+        };
+        let step_rows = step_rows.as_ref();
         let mut context = with_needs(
             expression_context(workflow, run, step_rows, &secrets),
             workflow,
             step,
             step_rows,
         );
-        let (execution, logs) = match (&step.for_each, item_index) {
-            (Some(list), None) => (self.expand(step, list, &context), Vec::new()),
+        let (execution, logs, redactor) = match (&step.for_each, item_index) {
+            (Some(list), None) => (self.expand(step, list, &context), Vec::new(), redactor),
             (_, Some(index)) => {
                 // The step's row holds the rendered list as its input.
                 let item = step_rows
@@ -403,18 +434,24 @@ impl EngineInner {
                     })?;
                 context["item"] = item;
                 context["index"] = json!(index);
-                self.execute(run, step, step_id, attempt, wake_at, &context, cancellation)
+                let invocation = (step_id, attempt, wake_at);
+                self.execute(run, step, invocation, &context, redactor, cancellation)
                     .await
             }
             (None, None) => {
-                self.execute(run, step, step_id, attempt, wake_at, &context, cancellation)
+                let invocation = (step_id, attempt, wake_at);
+                self.execute(run, step, invocation, &context, redactor, cancellation)
                     .await
             }
         };
+        let unmasked = self
+            .seal_unmasked(run, step_id, &execution, &redactor)
+            .await?;
         Ok(Executed {
             execution,
             logs,
-            secrets,
+            redactor,
+            unmasked,
         })
     }
 
@@ -445,25 +482,30 @@ impl EngineInner {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Evaluates the step's `if`, renders its `with` and runs its action (the step's row
+    /// `row_id`, its attempt and wake-up time). Returns what happened, the action's log lines
+    /// and what masks the secrets and credentials the step used.
     async fn execute(
         &self,
         run: &run::Model,
         step: &Step,
-        row_id: &str,
-        attempt: i32,
-        wake_at: Option<i64>,
+        (row_id, attempt, wake_at): (&str, i32, Option<i64>),
         context: &Value,
+        redactor: Redactor,
         cancellation: CancellationToken,
-    ) -> (Execution, Vec<stepwise_integrations::LogLine>) {
+    ) -> (Execution, Vec<stepwise_integrations::LogLine>, Redactor) {
         // A `for_each` step's `if` was evaluated when its list was expanded.
         if let Some(condition) = step.condition.as_ref().filter(|_| step.for_each.is_none()) {
             match self.evaluator.condition(condition, context) {
                 Ok(true) => {}
-                Ok(false) => return (Execution::ConditionFalse, Vec::new()),
+                Ok(false) => return (Execution::ConditionFalse, Vec::new(), redactor),
                 Err(error) => {
                     let error = ActionError::Permanent(format!("in `if`: {error}"));
-                    return (Execution::Failed { input: None, error }, Vec::new());
+                    return (
+                        Execution::Failed { input: None, error },
+                        Vec::new(),
+                        redactor,
+                    );
                 }
             }
         }
@@ -474,7 +516,11 @@ impl EngineInner {
             Ok(input) => input,
             Err(error) => {
                 let error = ActionError::Permanent(format!("in `with`: {error}"));
-                return (Execution::Failed { input: None, error }, Vec::new());
+                return (
+                    Execution::Failed { input: None, error },
+                    Vec::new(),
+                    redactor,
+                );
             }
         };
         let Some(action) = self.registry.get(&step.uses) else {
@@ -485,6 +531,7 @@ impl EngineInner {
                     error,
                 },
                 Vec::new(),
+                redactor,
             );
         };
         let invocation = StepInvocation {
@@ -498,7 +545,8 @@ impl EngineInner {
             http_retry: step.http_retry,
         };
         let step_cancellation = cancellation.child_token();
-        let ctx = ActionContext::new(invocation, self.services.clone(), step_cancellation.clone());
+        let ctx = ActionContext::new(invocation, self.services.clone(), step_cancellation.clone())
+            .with_redactor(redactor);
         let limit = self.time_limit(run, step);
         let outcome = tokio::select! {
             result = action.execute_json(&ctx, input.clone()) => result,
@@ -529,7 +577,222 @@ impl EngineInner {
                 error,
             },
         };
-        (execution, logs)
+        (execution, logs, ctx.redactor())
+    }
+
+    /// `rows` with the unmasked input and output of every step row that has them sealed
+    /// (item rows are not read by templates and stay as they are), and the values that were
+    /// masked in them.
+    async fn unmasked_rows<'r>(
+        &self,
+        tenant_id: &str,
+        rows: &'r [step::Model],
+    ) -> Result<(Cow<'r, [step::Model]>, Vec<String>), EngineError> {
+        let sealed = |row: &step::Model| {
+            row.sealed_unmasked.is_some() && parse_item_id(&row.step_id).is_none()
+        };
+        let mut masked = Vec::new();
+        if !rows.iter().any(sealed) {
+            return Ok((Cow::Borrowed(rows), masked));
+        }
+        let mut rows = rows.to_vec();
+        for row in rows.iter_mut().filter(|row| sealed(row)) {
+            let Some(values) = self.open_row(tenant_id, row).await? else {
+                continue;
+            };
+            if let Some(input) = values.input {
+                row.input = Some(input);
+            }
+            if let Some(output) = values.output {
+                row.output = Some(output);
+            }
+            masked.extend(values.masked);
+        }
+        Ok((Cow::Owned(rows), masked))
+    }
+
+    /// Seals what masking will change of the row's output (or a `for_each` step's list), so
+    /// later steps read the true values.
+    async fn seal_unmasked(
+        &self,
+        run: &run::Model,
+        row_id: &str,
+        execution: &Execution,
+        redactor: &Redactor,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        if redactor.is_empty() {
+            return Ok(None);
+        }
+        let values = match execution {
+            Execution::Output { output, .. } if redactor.redacted_json(output) != *output => {
+                Unmasked {
+                    output: Some(output.clone()),
+                    ..Unmasked::default()
+                }
+            }
+            Execution::Expanded { items } => {
+                let items = Value::Array(items.clone());
+                if redactor.redacted_json(&items) == items {
+                    return Ok(None);
+                }
+                Unmasked {
+                    input: Some(items),
+                    ..Unmasked::default()
+                }
+            }
+            _ => return Ok(None),
+        };
+        let values = Unmasked {
+            masked: redactor.values().map(str::to_owned).collect(),
+            ..values
+        };
+        let owner = Owner::Step {
+            run_id: &run.id,
+            row_id,
+        };
+        unmasked::seal(&self.vault, &run.tenant_id, owner, &values)
+            .await
+            .map(Some)
+    }
+
+    /// The sealed unmasked values of a finished `for_each` step whose items or list were
+    /// masked: its list and every item's true output.
+    async fn for_each_unmasked(
+        &self,
+        state: &RunState,
+        step_id: &str,
+        execution: &Execution,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        let Execution::Output { output, .. } = execution else {
+            return Ok(None);
+        };
+        let parent = state.step(step_id)?;
+        let items = state.items(step_id);
+        if parent.sealed_unmasked.is_none() && items.iter().all(|row| row.sealed_unmasked.is_none())
+        {
+            return Ok(None);
+        }
+        let tenant_id = &state.run.tenant_id;
+        let mut masked = Vec::new();
+        let mut input = None;
+        if let Some(values) = self.open_row(tenant_id, parent).await? {
+            input = values.input;
+            masked.extend(values.masked);
+        }
+        let mut outputs = output.as_array().cloned().unwrap_or_default();
+        for (index, item) in items.iter().enumerate() {
+            let Some(values) = self.open_row(tenant_id, item).await? else {
+                continue;
+            };
+            masked.extend(values.masked);
+            if let (Some(slot), Some(output)) = (outputs.get_mut(index), values.output)
+                && item.status == StepStatus::Succeeded.as_str()
+            {
+                *slot = output;
+            }
+        }
+        masked.sort_unstable();
+        masked.dedup();
+        let values = Unmasked {
+            input,
+            output: Some(Value::Array(outputs)),
+            masked,
+        };
+        let owner = Owner::Step {
+            run_id: &state.run.id,
+            row_id: step_id,
+        };
+        unmasked::seal(&self.vault, tenant_id, owner, &values)
+            .await
+            .map(Some)
+    }
+
+    /// The sealed unmasked values of a step row, if it has any.
+    async fn open_row(
+        &self,
+        tenant_id: &str,
+        row: &step::Model,
+    ) -> Result<Option<Unmasked>, EngineError> {
+        let Some(sealed) = &row.sealed_unmasked else {
+            return Ok(None);
+        };
+        let owner = Owner::Step {
+            run_id: &row.run_id,
+            row_id: &row.step_id,
+        };
+        unmasked::open(&self.vault, tenant_id, owner, sealed)
+            .await
+            .map(Some)
+    }
+
+    /// Ends a run whose steps succeeded: renders the workflow's `outputs` from the steps' true
+    /// results and the secrets they read, stores them masked (the secrets they read and what
+    /// was masked in the steps they read) and seals the true ones when masking changed them. A
+    /// failed rendering fails the run.
+    async fn finish_succeeded(
+        &self,
+        tx: &DatabaseTransaction,
+        state: &mut RunState,
+        workflow: &Workflow,
+        applied: &mut Applied,
+    ) -> Result<(), EngineError> {
+        let read = self.evaluator.templates_secrets(workflow.outputs.values());
+        let secrets = if read == SecretsRead::Only(Default::default()) {
+            SecretValues::new()
+        } else {
+            match crate::store::secrets::values(tx, &self.vault, &state.run.tenant_id).await {
+                Ok(secrets) => secrets,
+                Err(EngineError::Vault(error)) => {
+                    let message =
+                        format!("in `outputs`: cannot read the tenant's secrets: {error}");
+                    state.finish(RunStatus::Failed, Some(message), None);
+                    applied.run_ended = Some((state.run.id.clone(), RunStatus::Failed));
+                    return Ok(());
+                }
+                Err(error) => return Err(error),
+            }
+        };
+        let mut redactor = secrets.redactor_for(&read);
+        let (steps, masked) = self
+            .unmasked_rows(&state.run.tenant_id, &state.steps)
+            .await?;
+        masked.iter().for_each(|value| redactor.add(value));
+        let context = expression_context(workflow, &state.run, &steps, &secrets);
+        let rendered = self
+            .evaluator
+            .render(&Value::Object(workflow.outputs.clone()), &context);
+        let status = match rendered {
+            Ok(output) => {
+                let shown = redactor.redacted_json(&output);
+                let sealed = match shown != output {
+                    true => {
+                        let values = Unmasked {
+                            output: Some(output),
+                            masked: redactor.values().map(str::to_owned).collect(),
+                            ..Unmasked::default()
+                        };
+                        let owner = Owner::Run {
+                            run_id: &state.run.id,
+                        };
+                        let tenant_id = &state.run.tenant_id;
+                        Some(unmasked::seal(&self.vault, tenant_id, owner, &values).await?)
+                    }
+                    false => None,
+                };
+                state.finish(RunStatus::Succeeded, None, Some(shown));
+                state.run.sealed_unmasked = sealed;
+                RunStatus::Succeeded
+            }
+            Err(error) => {
+                let message = redactor
+                    .redact_str(&format!("in `outputs`: {error}"))
+                    .into_owned();
+                state.finish(RunStatus::Failed, Some(message), None);
+                RunStatus::Failed
+            }
+        };
+        applied.run_ended = Some((state.run.id.clone(), status));
+        Ok(())
     }
 
     /// Resolves once the run has ended while this step's action is still executing: a run
@@ -766,10 +1029,14 @@ impl EngineInner {
                 Next::FinishForEach {
                     step_id,
                     failed_item,
-                    secrets,
+                    redactor,
                 } => {
                     state.load_item_results(tx, &step_id).await?;
-                    let (task, executed) = for_each_result(state, &step_id, failed_item, secrets)?;
+                    let (task, mut executed) =
+                        for_each_result(state, &step_id, failed_item, redactor)?;
+                    executed.unmasked = self
+                        .for_each_unmasked(state, &step_id, &executed.execution)
+                        .await?;
                     let attempt = state.step(&step_id)?.attempts;
                     next = self.apply(
                         state,
@@ -784,6 +1051,10 @@ impl EngineInner {
                     next = self
                         .begin_await(tx, state, workflow, awaiting, applied)
                         .await?;
+                }
+                Next::Succeeded => {
+                    self.finish_succeeded(tx, state, workflow, applied).await?;
+                    next = Next::Done;
                 }
             }
         }
@@ -803,10 +1074,10 @@ impl EngineInner {
         let Executed {
             execution,
             logs,
-            secrets,
+            redactor,
+            unmasked,
         } = executed;
-        // Nothing a step stores or reports may contain a secret's value.
-        let redactor = secrets.redactor();
+        // Nothing a step stores or reports may contain the value of a secret it resolved.
         let execution = execution.redacted(&redactor);
         let attempt = match claim {
             Claim::Claimed(attempt) => attempt,
@@ -861,9 +1132,10 @@ impl EngineInner {
             let count = items.len();
             let mut row = this;
             row.input = Some(Value::Array(items));
+            row.sealed_unmasked = unmasked;
             state.set_step(row)?;
             state.expand(&step.id, count)?;
-            return self.fan_out(state, step, &secrets, applied);
+            return self.fan_out(state, step, &redactor, applied);
         }
         let now = now_ms();
         let event = step_event(&execution, now);
@@ -937,6 +1209,7 @@ impl EngineInner {
                 row.input = Some(input);
                 row.output = Some(output);
                 row.error = None;
+                row.sealed_unmasked = unmasked;
             }
             Execution::Suspended { input, .. } | Execution::Awaiting { input, .. } => {
                 row.input = Some(input)
@@ -968,7 +1241,7 @@ impl EngineInner {
         });
         let Some(transition) = transition else {
             if step_status.is_terminal() {
-                return self.fan_out(state, step, &secrets, applied);
+                return self.fan_out(state, step, &redactor, applied);
             }
             return Ok(Next::Done);
         };
@@ -976,38 +1249,17 @@ impl EngineInner {
         state.mark(&transition.cancel, StepStatus::Cancelled);
         let queued = state.queue_pending(&transition.enqueue);
         applied.tasks.extend(queued.into_iter().map(|t| (t, now)));
-        let run_status = match transition.run {
-            Some(RunStatus::Succeeded) => {
-                let context = expression_context(workflow, &state.run, &state.steps, &secrets);
-                match self
-                    .evaluator
-                    .render(&Value::Object(workflow.outputs.clone()), &context)
-                {
-                    Ok(output) => {
-                        let output = redactor.redacted_json(&output);
-                        state.finish(RunStatus::Succeeded, None, Some(output));
-                        Some(RunStatus::Succeeded)
-                    }
-                    Err(error) => {
-                        let message = redactor
-                            .redact_str(&format!("in `outputs`: {error}"))
-                            .into_owned();
-                        state.finish(RunStatus::Failed, Some(message), None);
-                        Some(RunStatus::Failed)
-                    }
-                }
-            }
+        match transition.run {
+            // The workflow's `outputs` are rendered by `follow_up`, which can open sealed values.
+            Some(RunStatus::Succeeded) => Ok(Next::Succeeded),
             Some(status) => {
                 let message = failure_message(workflow, &state.steps);
                 state.finish(status, message, None);
-                Some(status)
+                applied.run_ended = Some((state.run.id.clone(), status));
+                Ok(Next::Done)
             }
-            None => None,
-        };
-        if let Some(status) = run_status {
-            applied.run_ended = Some((state.run.id.clone(), status));
+            None => Ok(Next::Done),
         }
-        Ok(Next::Done)
     }
 
     /// Moves a `for_each` step on after its list expanded or one of its items finished:
@@ -1017,7 +1269,7 @@ impl EngineInner {
         &self,
         state: &mut RunState,
         step: &Step,
-        secrets: &SecretValues,
+        redactor: &Redactor,
         applied: &mut Applied,
     ) -> Result<Next, EngineError> {
         if state.step(&step.id)?.status != StepStatus::Running.as_str() {
@@ -1045,7 +1297,7 @@ impl EngineInner {
             Some(result) => Next::FinishForEach {
                 step_id: step.id.clone(),
                 failed_item: result.err(),
-                secrets: secrets.clone(),
+                redactor: redactor.clone(),
             },
         })
     }
@@ -1060,8 +1312,10 @@ pub(crate) enum Next {
     FinishForEach {
         step_id: String,
         failed_item: Option<usize>,
-        secrets: SecretValues,
+        redactor: Redactor,
     },
+    /// The run succeeded: its `outputs` are due.
+    Succeeded,
     /// The step's action awaits a child run or a webhook delivery: the engine sets it up.
     Await(crate::awaits::Awaiting),
 }
@@ -1072,7 +1326,7 @@ fn for_each_result(
     state: &RunState,
     step_id: &str,
     failed_item: Option<usize>,
-    secrets: SecretValues,
+    redactor: Redactor,
 ) -> Result<(StepTask, Executed), EngineError> {
     let parent = state.step(step_id)?;
     let items = state.items(step_id);
@@ -1108,7 +1362,8 @@ fn for_each_result(
     let executed = Executed {
         execution,
         logs: Vec::new(),
-        secrets,
+        redactor,
+        unmasked: None,
     };
     Ok((task, executed))
 }

@@ -1,7 +1,7 @@
 //! What an action sees of the world: its step's identity, the shared services (the outbound
 //! integration runtime and the connections' credentials), cancellation and a log.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,7 @@ use crate::action::ActionOutcome;
 use crate::connections::{ConnectionAuth, ConnectionProvider};
 use crate::error::ActionError;
 use crate::http::HttpClient;
+use crate::redact::Redactor;
 use crate::runtime::{IntegrationCall, IntegrationResponse, IntegrationRuntime};
 
 /// Services shared by every action invocation of a process; built once by the composition root.
@@ -83,6 +84,9 @@ pub struct ActionContext {
     services: Arc<ActionServices>,
     cancellation: CancellationToken,
     logs: Mutex<Vec<LogLine>>,
+    /// The values of the secrets this step resolved and of the connection credentials it
+    /// fetched: what its log lines, output and error must not show.
+    redactor: Mutex<Redactor>,
 }
 
 impl ActionContext {
@@ -96,7 +100,48 @@ impl ActionContext {
             services,
             cancellation,
             logs: Mutex::new(Vec::new()),
+            redactor: Mutex::new(Redactor::default()),
         }
+    }
+
+    /// The same context, masking the values of `redactor` (the secrets the step's templates
+    /// resolved) in what it logs.
+    pub fn with_redactor(self, redactor: Redactor) -> Self {
+        *self.redactor.lock().unwrap_or_else(PoisonError::into_inner) = redactor;
+        self
+    }
+
+    /// Masks the step's secrets and the credentials it fetched so far in `text`.
+    pub fn redact(&self, text: &str) -> String {
+        self.redactor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .redact_str(text)
+            .into_owned()
+    }
+
+    /// What masks the step's secrets and every connection credential it fetched, for what
+    /// the engine stores of the step.
+    pub fn redactor(&self) -> Redactor {
+        self.redactor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Credentials handed to the action (or to the runtime's auth layer) are masked from then
+    /// on: the secret, and for basic authentication its encoded header too.
+    fn masking(&self, auth: ConnectionAuth) -> ConnectionAuth {
+        let mut redactor = self.redactor.lock().unwrap_or_else(PoisonError::into_inner);
+        redactor.add(auth.secret().expose());
+        if let ConnectionAuth::Basic { .. } = auth
+            && let Ok((_, header)) = auth.header()
+            && let Ok(header) = header.to_str()
+        {
+            redactor.add(header.trim_start_matches("Basic "));
+        }
+        drop(redactor);
+        auth
     }
 
     pub fn invocation(&self) -> &StepInvocation {
@@ -138,6 +183,7 @@ impl ActionContext {
         self.connections()?
             .auth(&self.invocation.tenant_id, name)
             .await
+            .map(|auth| self.masking(auth))
     }
 
     /// The TLS settings (client certificate, lowest version) of the tenant's connection `name`.
@@ -156,6 +202,7 @@ impl ActionContext {
         self.connections()?
             .refresh_rejected(&self.invocation.tenant_id, name, rejected)
             .await
+            .map(|auth| self.masking(auth))
     }
 
     /// The API base URL for `integration` through the connection `name`: the connection's
@@ -203,25 +250,21 @@ impl ActionContext {
         &self.cancellation
     }
 
-    /// Appends a line to the step's log, which the engine stores with the attempt.
+    /// Appends a line to the step's log, which the engine stores with the attempt; the step's
+    /// secrets are masked in it.
     pub fn log(&self, level: LogLevel, message: impl Into<String>) {
         let line = LogLine {
             at: Utc::now(),
             level,
-            message: message.into(),
+            message: self.redact(&message.into()),
         };
         self.logs
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(PoisonError::into_inner)
             .push(line);
     }
 
     pub fn take_logs(&self) -> Vec<LogLine> {
-        std::mem::take(
-            &mut *self
-                .logs
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        )
+        std::mem::take(&mut *self.logs.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }

@@ -5,18 +5,24 @@
 
 use std::borrow::Cow;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::secrets::MASK;
+
+/// Values shorter than this are not masked. A one- to three-character value occurs inside
+/// ordinary text (`a` in `status`), so masking it mangles unrelated data, and where the `***`
+/// lands tells a reader the value; a value that short is guessable anyway. Azure Pipelines'
+/// and GitHub Actions' runners skip short values for the same reason.
+pub const MIN_SECRET_LENGTH: usize = 4;
 
 /// Replaces every occurrence of any of a set of secret values with `***`.
 ///
 /// Occurrences that overlap (one secret inside another, or two that share characters where
-/// they meet) are merged into one masked span, so no fragment of any secret survives. Empty
-/// values are ignored: they would match everywhere.
+/// they meet) are merged into one masked span, so no fragment of any secret survives. Values
+/// shorter than [`MIN_SECRET_LENGTH`] characters are ignored.
 #[derive(Clone, Default)]
 pub struct Redactor {
-    /// Longest first, without duplicates or empty strings.
+    /// Without duplicates or values shorter than [`MIN_SECRET_LENGTH`].
     needles: Vec<String>,
 }
 
@@ -37,11 +43,24 @@ impl Redactor {
         let mut needles: Vec<String> = values
             .into_iter()
             .map(|value| value.as_ref().to_owned())
-            .filter(|value| !value.is_empty())
+            .filter(|value| value.chars().count() >= MIN_SECRET_LENGTH)
             .collect();
         needles.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         needles.dedup();
         Self { needles }
+    }
+
+    /// Masks `value` too (unless it is shorter than [`MIN_SECRET_LENGTH`] or known already).
+    pub fn add(&mut self, value: &str) {
+        if value.chars().count() >= MIN_SECRET_LENGTH && !self.needles.iter().any(|n| n == value) {
+            self.needles.push(value.to_owned());
+        }
+    }
+
+    /// The values it masks, to seal together with data it masked (so whoever reads the true
+    /// data masks them too). Never log or show them.
+    pub fn values(&self) -> impl Iterator<Item = &str> {
+        self.needles.iter().map(String::as_str)
     }
 
     /// True when there is nothing to redact.
@@ -84,7 +103,8 @@ impl Redactor {
         Cow::Owned(out)
     }
 
-    /// Masks secrets in every string of the tree, object keys included.
+    /// Masks secrets in every string value of the tree. Object keys are left alone: they are
+    /// names a workflow chose, and masking them would change the data's shape.
     pub fn redact_json(&self, value: &mut Value) {
         if self.is_empty() {
             return;
@@ -96,16 +116,7 @@ impl Redactor {
                 }
             }
             Value::Array(items) => items.iter_mut().for_each(|item| self.redact_json(item)),
-            Value::Object(object) => {
-                let entries = std::mem::take(object);
-                *object = entries
-                    .into_iter()
-                    .map(|(key, mut item)| {
-                        self.redact_json(&mut item);
-                        (self.redact_str(&key).into_owned(), item)
-                    })
-                    .collect::<Map<String, Value>>();
-            }
+            Value::Object(object) => object.values_mut().for_each(|item| self.redact_json(item)),
             Value::Null | Value::Bool(_) | Value::Number(_) => {}
         }
     }
@@ -136,45 +147,50 @@ mod tests {
         );
         assert_eq!(redact(&["s3cret"], "nothing here"), "nothing here");
         assert!(matches!(
-            Redactor::new(["x"]).redact_str("abc"),
+            Redactor::new(["wxyz"]).redact_str("abcdef"),
             Cow::Borrowed(_)
         ));
     }
 
     #[test]
     fn a_secret_inside_another_is_masked_whole() {
-        assert_eq!(redact(&["abc", "abcdef"], "xabcdefx"), "x***x");
-        assert_eq!(redact(&["abcdef", "abc"], "xabcdefx abc"), "x***x ***");
-        assert_eq!(redact(&["cde", "abcdef"], "abcdef"), "***");
+        assert_eq!(redact(&["abcd", "abcdef"], "xabcdefx"), "x***x");
+        assert_eq!(redact(&["abcdef", "abcd"], "xabcdefx abcd"), "x***x ***");
+        assert_eq!(redact(&["cdef", "abcdefg"], "abcdefg"), "***");
     }
 
     #[test]
     fn partly_overlapping_secrets_leave_no_fragment() {
         assert_eq!(redact(&["abcd", "cdef"], "_abcdef_"), "_***_");
-        assert_eq!(redact(&["aa"], "aaa"), "***");
-        assert_eq!(redact(&["ab", "cd"], "abcd"), "******");
+        assert_eq!(redact(&["aaaa"], "aaaaa"), "***");
+        assert_eq!(redact(&["abcd", "efgh"], "abcdefgh"), "******");
     }
 
     #[test]
-    fn empty_values_are_ignored() {
-        let redactor = Redactor::new(["", "k"]);
-        assert_eq!(redactor.redact_str("ok"), "o***");
-        assert!(Redactor::new([""]).is_empty());
-        assert_eq!(redact(&[""], "text"), "text");
+    fn values_shorter_than_the_minimum_are_not_masked() {
+        let redactor = Redactor::new(["", "a", "pw", "key", "long"]);
+        assert_eq!(
+            redactor.redact_str("a status with a key, pw and long"),
+            "a status with a key, pw and ***"
+        );
+        assert!(Redactor::new(["", "a", "abc"]).is_empty());
+        // Characters, not bytes: three two-byte characters are still too short.
+        assert!(Redactor::new(["äöü"]).is_empty());
     }
 
     #[test]
     fn works_on_multibyte_text() {
         assert_eq!(redact(&["héllo"], "ça héllo ü"), "ça *** ü");
-        assert_eq!(redact(&["ü"], "üü"), "******");
+        assert_eq!(redact(&["üüüü"], "üüüü-üüüüü"), "***-***");
     }
 
     #[test]
-    fn redacts_json_keys_and_values_at_every_depth() {
-        let redactor = Redactor::new(["tok3n", "pw"]);
+    fn redacts_json_values_at_every_depth_but_never_keys() {
+        let redactor = Redactor::new(["tok3n", "pass"]);
         let mut value = json!({
             "header": "Bearer tok3n",
-            "tok3n": {"nested": ["pw", 1, true, null, {"deep": "x-pw-x"}]},
+            "tok3n": {"nested": ["pass", 1, true, null, {"deep": "x-pass-x"}]},
+            "password": "pass",
             "count": 3
         });
         redactor.redact_json(&mut value);
@@ -182,7 +198,8 @@ mod tests {
             value,
             json!({
                 "header": "Bearer ***",
-                "***": {"nested": ["***", 1, true, null, {"deep": "x-***-x"}]},
+                "tok3n": {"nested": ["***", 1, true, null, {"deep": "x-***-x"}]},
+                "password": "***",
                 "count": 3
             })
         );

@@ -9,6 +9,8 @@ use std::fmt;
 use serde::{Deserialize, Deserializer};
 use zeroize::Zeroizing;
 
+use stepwise_workflows::SecretsRead;
+
 use crate::redact::Redactor;
 
 /// What a secret prints as, everywhere.
@@ -114,9 +116,14 @@ impl SecretValues {
         self.0.is_empty()
     }
 
-    /// A redactor that masks every one of these values.
-    pub fn redactor(&self) -> Redactor {
-        Redactor::new(self.0.values().map(SecretValue::expose))
+    /// A redactor that masks the values of the secrets `read` includes.
+    pub fn redactor_for(&self, read: &SecretsRead) -> Redactor {
+        Redactor::new(
+            self.0
+                .iter()
+                .filter(|(name, _)| read.includes(name))
+                .map(|(_, value)| value.expose()),
+        )
     }
 
     /// `{"NAME": "value", ...}`: the `secrets` object of an expression context. The result holds
@@ -184,6 +191,16 @@ mod tests {
             values.expose_as_json(),
             serde_json::json!({"A": "alpha", "B": "beta"})
         );
-        assert_eq!(values.redactor().redact_str("alpha+beta"), "***+***");
+        assert_eq!(
+            values
+                .redactor_for(&SecretsRead::All)
+                .redact_str("alpha+beta"),
+            "***+***"
+        );
+        let only_beta = SecretsRead::Only(["B".to_owned()].into());
+        assert_eq!(
+            values.redactor_for(&only_beta).redact_str("alpha+beta"),
+            "alpha+***"
+        );
     }
 }

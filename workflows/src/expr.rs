@@ -46,6 +46,48 @@ pub enum ExprError {
     Eval { expression: String, message: String },
 }
 
+/// The secrets some templates read, found in their parsed expressions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretsRead {
+    /// `secrets` is read whole or by a computed key (or an expression does not parse): any
+    /// secret may be read.
+    All,
+    /// Only these names, each read as `secrets.NAME`.
+    Only(BTreeSet<String>),
+}
+
+impl SecretsRead {
+    /// Whether the secret `name` may be read.
+    pub fn includes(&self, name: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(names) => names.contains(name),
+        }
+    }
+
+    fn add(&mut self, paths: Result<BTreeSet<String>, String>) {
+        let Self::Only(names) = self else {
+            return;
+        };
+        let Ok(paths) = paths else {
+            *self = Self::All;
+            return;
+        };
+        for path in paths {
+            match path.split_once('.') {
+                Some(("secrets", name)) => {
+                    names.insert(name.split('.').next().unwrap_or(name).to_owned());
+                }
+                None if path == "secrets" => {
+                    *self = Self::All;
+                    return;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 /// A piece of a string value: literal text, or the source of one `${{ }}` body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Segment<'s> {
@@ -116,6 +158,43 @@ impl Evaluator {
     pub(crate) fn expression_references(&self, expr: &str) -> Result<BTreeSet<String>, String> {
         let compiled = self.compile(expr).map_err(|error| message(&error))?;
         Ok(compiled.undeclared_variables(true).into_iter().collect())
+    }
+
+    /// Which secrets a step's templates (`if`, `with`, `for_each`) read.
+    pub fn step_secrets(&self, step: &crate::Step) -> SecretsRead {
+        let mut read = SecretsRead::Only(BTreeSet::new());
+        if let Some(condition) = &step.condition {
+            read.add(self.expression_references(condition));
+        }
+        for template in step.with.values().chain(&step.for_each) {
+            self.template_secrets(template, &mut read);
+        }
+        read
+    }
+
+    /// Which secrets a set of templates (a workflow's `outputs`) reads.
+    pub fn templates_secrets<'v>(
+        &self,
+        templates: impl IntoIterator<Item = &'v Value>,
+    ) -> SecretsRead {
+        let mut read = SecretsRead::Only(BTreeSet::new());
+        for template in templates {
+            self.template_secrets(template, &mut read);
+        }
+        read
+    }
+
+    fn template_secrets(&self, template: &Value, read: &mut SecretsRead) {
+        match template {
+            Value::String(text) if text.contains(OPEN) => read.add(self.references(text)),
+            Value::Array(items) => items
+                .iter()
+                .for_each(|item| self.template_secrets(item, read)),
+            Value::Object(map) => map
+                .values()
+                .for_each(|item| self.template_secrets(item, read)),
+            _ => {}
+        }
     }
 
     /// Whether a bare expression calls a status function (`always()`, `success()`, ...). Read
@@ -382,7 +461,38 @@ fn missing_path(compiled: &Expression<'_, '_>, context: &Value) -> Option<String
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    #[test]
+    fn finds_the_secrets_templates_read() {
+        let evaluator = Evaluator::new();
+        let read = |templates: Value| {
+            evaluator.templates_secrets(templates.as_object().expect("object").values())
+        };
+        let names = |names: &[&str]| {
+            SecretsRead::Only(names.iter().map(|name| (*name).to_owned()).collect())
+        };
+        assert_eq!(
+            read(json!({
+                "a": "Bearer ${{ secrets.TOKEN }}",
+                "b": ["${{ secrets.KEY.x | upper }}", {"c": "${{ inputs.x ~ secrets.KEY }}"}],
+                "d": "secrets.NOT_AN_EXPRESSION",
+                "e": "${{ 'secrets.IN_A_STRING' }}"
+            })),
+            names(&["KEY", "TOKEN"])
+        );
+        assert_eq!(read(json!({"a": "${{ steps.x.output }}"})), names(&[]));
+        assert_eq!(read(json!({"a": "${{ secrets }}"})), SecretsRead::All);
+        assert_eq!(
+            read(json!({"a": "${{ secrets[inputs.name] }}"})),
+            SecretsRead::All
+        );
+        assert_eq!(read(json!({"a": "${{ unclosed"})), SecretsRead::All);
+        assert!(SecretsRead::All.includes("ANY"));
+        assert!(!names(&["A"]).includes("B"));
+    }
 
     #[test]
     fn evaluator_is_shareable() {

@@ -177,6 +177,11 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// The URL of the app's database.
+    pub fn database_url(&self) -> &str {
+        &self._database.url
+    }
+
     /// `SELECT COUNT(*) FROM {table}`, straight from the database (for "nothing was stored").
     pub async fn count_rows(&self, table: &str) -> i64 {
         let statement = format!("SELECT COUNT(*) FROM {table}");

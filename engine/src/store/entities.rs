@@ -118,6 +118,10 @@ pub mod run {
         pub parent_run_id: Option<String>,
         pub parent_step_id: Option<String>,
         pub concurrency_key: Option<String>,
+        /// The run's output before masking, sealed (see `store::unmasked`); null when masking
+        /// changed nothing.
+        #[sea_orm(column_type = "Blob", nullable)]
+        pub sealed_unmasked: Option<Vec<u8>>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -151,6 +155,10 @@ pub mod step {
         pub started_at: Option<i64>,
         pub finished_at: Option<i64>,
         pub attempt_offset: i32,
+        /// The row's input and output before masking, sealed (see `store::unmasked`); null
+        /// when masking changed neither.
+        #[sea_orm(column_type = "Blob", nullable)]
+        pub sealed_unmasked: Option<Vec<u8>>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,7 @@ pub mod secrets;
 pub mod sessions;
 pub mod steps;
 pub mod tenants;
+pub mod unmasked;
 pub mod waits;
 pub mod webhooks;
 pub mod workflows;

@@ -163,6 +163,7 @@ impl RunState {
                 row.input.clone_from(&loaded.input);
                 row.output.clone_from(&loaded.output);
                 row.error.clone_from(&loaded.error);
+                row.sealed_unmasked.clone_from(&loaded.sealed_unmasked);
             }
         }
         self.brief
@@ -388,12 +389,14 @@ impl RunState {
         }
     }
 
-    /// Ends the run with `status`, cancelling every step that has not started.
+    /// Ends the run with `status`, cancelling every step that has not started. The output's
+    /// unmasked values, if masking changed it, are set by the caller.
     pub fn finish(&mut self, status: RunStatus, error: Option<String>, output: Option<Value>) {
         let now = now_ms();
         self.run.status = status.to_string();
         self.run.error = error;
         self.run.output = output;
+        self.run.sealed_unmasked = None;
         self.run.finished_at = Some(now);
         let unstarted = [
             StepStatus::Pending.as_str(),
@@ -453,6 +456,7 @@ impl RunState {
                                 changes.input = Set(row.input.clone());
                                 changes.output = Set(row.output.clone());
                                 changes.error = Set(row.error.clone());
+                                changes.sealed_unmasked = Set(row.sealed_unmasked.clone());
                             }
                             if let Some(changes) = changes {
                                 step::Entity::update_many()
@@ -664,6 +668,7 @@ pub fn pending_row(run_id: &str, step_id: &str, position: i32) -> step::Model {
         started_at: None,
         finished_at: None,
         attempt_offset: 0,
+        sealed_unmasked: None,
     }
 }
 

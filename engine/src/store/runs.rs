@@ -197,6 +197,7 @@ pub fn create(new: NewRun<'_>) -> (RunState, Vec<(StepTask, i64)>) {
         parent_run_id: new.parent.map(|(run_id, _)| run_id.to_owned()),
         parent_step_id: new.parent.map(|(_, step_id)| step_id.to_owned()),
         concurrency_key: None,
+        sealed_unmasked: None,
     };
     let steps = definition
         .all_steps()
@@ -397,6 +398,7 @@ pub async fn reopen(
         .col_expr(run::Column::Status, Expr::value(status.as_str()))
         .col_expr(run::Column::Error, Expr::cust("NULL"))
         .col_expr(run::Column::Output, Expr::cust("NULL"))
+        .col_expr(run::Column::SealedUnmasked, Expr::cust("NULL"))
         .col_expr(run::Column::FinishedAt, Expr::cust("NULL"))
         .col_expr(run::Column::DeadlineAt, Expr::value(deadline_at))
         .col_expr(run::Column::Retries, Expr::col(run::Column::Retries).add(1));

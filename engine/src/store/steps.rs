@@ -74,9 +74,9 @@ pub async fn for_execution(
 }
 
 /// The item rows of `for_each` step `step_id`. With `brief`, their JSON columns (input,
-/// output, error) are not read and come back empty: deciding what runs next needs only the
-/// statuses, and reading every item's output on every item's commit would make a fan-out
-/// quadratic.
+/// output, error) and sealed unmasked values are not read and come back empty: deciding what
+/// runs next needs only the statuses, and reading every item's output on every item's commit
+/// would make a fan-out quadratic.
 pub async fn items_of(
     db: &impl ConnectionTrait,
     run_id: &str,
@@ -96,12 +96,16 @@ pub async fn items_of(
         .columns(step::Column::iter().filter(|column| {
             !matches!(
                 column,
-                step::Column::Input | step::Column::Output | step::Column::Error
+                step::Column::Input
+                    | step::Column::Output
+                    | step::Column::Error
+                    | step::Column::SealedUnmasked
             )
         }))
         .column_as(null(), "input")
         .column_as(null(), "output")
         .column_as(null(), "error")
+        .column_as(null(), "sealed_unmasked")
         .into_model::<step::Model>()
         .all(db)
         .await?)
@@ -204,6 +208,7 @@ pub async fn reset(
         .col_expr(step::Column::Input, null())
         .col_expr(step::Column::Output, null())
         .col_expr(step::Column::Error, null())
+        .col_expr(step::Column::SealedUnmasked, null())
         .col_expr(step::Column::WakeAt, null())
         .col_expr(step::Column::QueuedAt, null())
         .col_expr(step::Column::StartedAt, null())

@@ -151,9 +151,17 @@ impl Harness {
     /// [`Harness::start`] with the runtime configured by `options`.
     pub async fn start_with(database: &TestDatabase, options: RuntimeOptions) -> Self {
         // A fixed key held in memory: tests that store secrets need one on either backend.
-        let keys = Arc::new(LocalKeyProvider::new(KeyRing::new(vec![
-            MasterKey::generate(),
-        ])));
+        let keys = LocalKeyProvider::new(KeyRing::new(vec![MasterKey::generate()]));
+        Self::start_with_keys(database, options, keys).await
+    }
+
+    /// [`Harness::start_with`] with the master keys of `keys` (a key file, for rotations).
+    pub async fn start_with_keys(
+        database: &TestDatabase,
+        options: RuntimeOptions,
+        keys: LocalKeyProvider,
+    ) -> Self {
+        let keys = Arc::new(keys);
         let engine = Engine::open_with_keys(
             &database.url,
             Arc::new(Registry::builtin()),

@@ -601,7 +601,8 @@ impl Inner {
     ) -> Result<IntegrationResponse, SendFailure> {
         let invocation = state.ctx.invocation();
         let method = request.method().clone();
-        let target = display_url(request.url());
+        // A secret the step resolved can be part of the path (a Slack webhook URL).
+        let target = state.ctx.redact(&display_url(request.url()));
         let started = Instant::now();
         let result = match self.http.execute_with(request, tls).await {
             Ok(response) => self.read(response).await,
@@ -644,7 +645,7 @@ impl Inner {
                     method = %method,
                     url = %target,
                     outcome = outcome.as_str(),
-                    error = %failure.error,
+                    error = %state.ctx.redact(&failure.error.to_string()),
                     latency_ms,
                     attempt,
                     run = %invocation.run_id,

@@ -45,10 +45,11 @@ impl Action for Log {
         ctx: &ActionContext,
         input: LogInput,
     ) -> Result<ActionOutcome<LogOutput>, ActionError> {
-        let text = match &input.message {
+        // The server log gets the masked line too, never the step's secrets.
+        let text = ctx.redact(&match &input.message {
             Value::String(text) => text.clone(),
             other => other.to_string(),
-        };
+        });
         let step = ctx.invocation();
         let (run_id, step_id) = (step.run_id.as_str(), step.step_id.as_str());
         match input.level {
