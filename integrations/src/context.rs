@@ -84,8 +84,9 @@ pub struct ActionContext {
     services: Arc<ActionServices>,
     cancellation: CancellationToken,
     logs: Mutex<Vec<LogLine>>,
-    /// The values of the secrets this step resolved and of the connection credentials it
-    /// fetched: what its log lines, output and error must not show.
+    /// The values of the secrets this step resolved, of what was masked in the earlier results
+    /// it read and of the connection credentials it fetched: what its log lines, output and
+    /// error must not show.
     redactor: Mutex<Redactor>,
 }
 
@@ -105,7 +106,7 @@ impl ActionContext {
     }
 
     /// The same context, masking the values of `redactor` (the secrets the step's templates
-    /// resolved) in what it logs.
+    /// resolved, what was masked in the results they read) in what it logs.
     pub fn with_redactor(self, redactor: Redactor) -> Self {
         *self.redactor.lock().unwrap_or_else(PoisonError::into_inner) = redactor;
         self
