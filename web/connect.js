@@ -80,10 +80,21 @@ function testReport(name, report) {
     `Test of ${name} ${verdict} (${facts}): ${report.message}. Status now: ${report.connection_status.replace("_", " ")}.`);
 }
 
+// An integration input offering the providers of the catalogue (`GET /api/v1/providers`,
+// from the providers' declarations): this file names none.
+function integrationInput(listId, providers) {
+  const input = el("input", { required: true, list: listId, autocomplete: "off",
+    placeholder: providers.map((p) => p.name).join(", ") });
+  const list = el("datalist", { id: listId },
+    providers.map((p) => el("option", { value: p.name }, p.display_name)));
+  return [input, list];
+}
+
 async function connectionsPage(params) {
-  const [connections, apps] = await Promise.all([
+  const [connections, apps, catalog] = await Promise.all([
     api("GET", "/api/v1/connections"),
     api("GET", "/api/v1/oauth-apps"),
+    api("GET", "/api/v1/providers"),
   ]);
   const status = el("div", { id: "connections-status" });
   const rows = connections.items.map((connection) => {
@@ -159,16 +170,16 @@ async function connectionsPage(params) {
           el("th", { class: "hide-narrow" }, "Scopes"), el("th", { class: "hide-narrow" }, "Expires"),
           el("th", {}, "Actions"))),
         el("tbody", {}, rows))),
-    newConnectionForm(apps.items),
-    newOAuthAppForm(apps.items));
+    newConnectionForm(apps.items, catalog.providers),
+    newOAuthAppForm(apps.items, catalog.providers));
   // The outcome is shown once: a reload or a later visit should not announce it again.
   if (params.has("oauth")) history.replaceState(null, "", "#/connections");
 }
 
-function newConnectionForm(apps) {
+function newConnectionForm(apps, providers) {
   const status = el("div");
   const name = el("input", { required: true, pattern: "[a-z0-9\\-]+", autocomplete: "off" });
-  const integration = el("input", { required: true, placeholder: "github, slack, stripe, generic", autocomplete: "off" });
+  const [integration, integrations] = integrationInput("connection-integrations", providers);
   const kind = el("select", {}, ["oauth2", "bearer", "api_key", "basic"].map((k) => el("option", { value: k }, k)));
   const app = el("select", {}, el("option", { value: "" }, "(the integration's name)"),
     apps.map((a) => el("option", { value: a.name }, `${a.name} (${a.integration})`)));
@@ -191,7 +202,7 @@ function newConnectionForm(apps) {
   const form = el("form", { class: "panel form", id: "new-connection" },
     el("h2", {}, "New connection"),
     field("new-connection-name", "Name", name, "Lower-case letters, digits and dashes; steps refer to it."),
-    field("new-connection-integration", "Integration", integration),
+    field("new-connection-integration", "Integration", integration), integrations,
     field("new-connection-kind", "Authentication", kind),
     appField, userField, secretField,
     el("div", { class: "actions" }, el("button", { type: "submit", class: "primary" }, "Create connection")),
@@ -210,10 +221,10 @@ function newConnectionForm(apps) {
   return form;
 }
 
-function newOAuthAppForm(apps) {
+function newOAuthAppForm(apps, providers) {
   const status = el("div");
   const name = el("input", { pattern: "[a-z0-9\\-]+", autocomplete: "off" });
-  const integration = el("input", { required: true, placeholder: "github, slack, stripe, generic", autocomplete: "off" });
+  const [integration, integrations] = integrationInput("app-integrations", providers);
   const clientId = el("input", { required: true, autocomplete: "off" });
   const clientSecret = el("input", { type: "password", autocomplete: "off" });
   const scopes = el("input", { autocomplete: "off", placeholder: "repo read:user" });
@@ -222,7 +233,7 @@ function newOAuthAppForm(apps) {
     el("h2", {}, "New OAuth app"),
     apps.length ? el("p", { class: "muted" }, `Apps: ${apps.map((a) => a.name).join(", ")}`) : [],
     field("new-app-name", "Name", name, "Defaults to the integration's name."),
-    field("new-app-integration", "Integration", integration),
+    field("new-app-integration", "Integration", integration), integrations,
     field("new-app-client-id", "Client id", clientId),
     field("new-app-client-secret", "Client secret", clientSecret, "Stored encrypted; never shown again."),
     field("new-app-scopes", "Scopes", scopes, "Separated by spaces."),
@@ -247,8 +258,6 @@ function newOAuthAppForm(apps) {
 }
 
 // ---- webhook sources ----
-
-const PROVIDERS = ["github", "stripe", "slack", "shopify", "standard"];
 
 // A button that puts `text` on the clipboard and says so in `said`; where the clipboard is not
 // available, it selects `fallback` (an input holding the text) for Ctrl+C.
@@ -283,7 +292,10 @@ function sourceUrl(source) {
 }
 
 async function sourcesPage() {
-  const sources = await api("GET", "/api/v1/sources");
+  const [sources, catalog] = await Promise.all([
+    api("GET", "/api/v1/sources"),
+    api("GET", "/api/v1/providers"),
+  ]);
   show(
     el("h1", {}, "Webhook sources"),
     sources.items.length === 0
@@ -295,13 +307,15 @@ async function sourcesPage() {
           el("td", {}, source.provider),
           el("td", { class: "hide-narrow url" }, sourceUrl(source)),
           el("td", { class: "hide-narrow" }, time(source.created_at))))))),
-    newSourceForm());
+    newSourceForm(catalog.webhook_schemes));
 }
 
-function newSourceForm() {
+function newSourceForm(schemes) {
   const status = el("div");
   const name = el("input", { required: true, pattern: "[a-z0-9\\-]+", autocomplete: "off" });
-  const provider = el("select", {}, PROVIDERS.map((p) => el("option", { value: p }, p)));
+  // A scheme with settings (generic HMAC) is created through the API only.
+  const provider = el("select", {}, schemes.filter((s) => !s.needs_settings)
+    .map((s) => el("option", { value: s.name }, s.name)));
   const secret = el("input", { type: "password", required: true, autocomplete: "off" });
   const form = el("form", { class: "panel form", id: "new-source" },
     el("h2", {}, "New source"),

@@ -8,11 +8,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use stepwise_engine::{Engine, RunEvent, RunObserver};
-
-/// Providers with a label of their own; anything else in the URL counts as `unknown`.
-const PROVIDERS: &[&str] = &[
-    "github", "stripe", "slack", "shopify", "standard", "generic",
-];
+use stepwise_integrations::webhooks::WebhookScheme;
 
 /// Webhook delivery outcomes besides the verifiers' rejection codes.
 pub mod outcome {
@@ -52,10 +48,10 @@ impl Metrics {
         })
     }
 
-    /// Counts one webhook delivery. `provider` comes from the URL, so only known providers
-    /// get their own label (an attacker cannot grow the label set).
+    /// Counts one webhook delivery. `provider` comes from the URL, so only webhook schemes get
+    /// their own label (an attacker cannot grow the label set).
     pub fn webhook_delivery(&self, provider: &str, outcome: &str) {
-        let provider = if PROVIDERS.contains(&provider) {
+        let provider = if WebhookScheme::NAMES.contains(&provider) {
             provider
         } else {
             "unknown"

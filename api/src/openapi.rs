@@ -77,6 +77,7 @@ use crate::routes;
         routes::sources::rejections,
         routes::sources::deliveries,
         routes::integration_health::get,
+        routes::providers::list,
     ),
     components(schemas(ErrorBody)),
     modifiers(&SharedResponses),

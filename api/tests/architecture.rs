@@ -276,3 +276,104 @@ fn the_repository_cites_only_files_it_contains() {
         broken.join("\n")
     );
 }
+
+/// The places that once listed the providers by hand. They derive from the providers'
+/// declarations (ARCHITECTURE.md, `integrations/`), so none may name a declared provider.
+/// `webhooks/mod.rs` is not among them: it holds the signature schemes, which are code.
+const DERIVED_FROM_DECLARATIONS: &[&str] = &[
+    "integrations/src/runtime/mod.rs",
+    "integrations/src/ratelimit/profile.rs",
+    "integrations/src/providers.rs",
+    "integrations/contract/refresh.mjs",
+    "integrations/tests/contract_fixtures.rs",
+    "engine/src/webhooks.rs",
+    "api/src/metrics.rs",
+    "api/src/routes/providers.rs",
+    "api/src/routes/sources.rs",
+    "api/src/routes/webhooks.rs",
+    "web/connect.js",
+];
+
+/// The code of `text` (a Rust or JavaScript file): comment lines, OpenAPI examples and Rust
+/// unit tests dropped.
+fn code_lines(text: &str) -> Vec<&str> {
+    let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+    code.lines()
+        .filter(|line| {
+            let line = line.trim_start();
+            !(line.starts_with("//")
+                || line.starts_with('*')
+                || line.starts_with("/*")
+                || line.starts_with("#[schema(example"))
+        })
+        .collect()
+}
+
+/// Whether `line` names provider `name`: as a string (`"slack"`, `"slack.post_message"`) or
+/// as a JavaScript object key (`slack: {`).
+fn names_provider(line: &str, name: &str) -> bool {
+    ['"', '\'', '`'].iter().any(|quote| {
+        line.contains(&format!("{quote}{name}{quote}")) || line.contains(&format!("{quote}{name}."))
+    }) || line.trim_start().starts_with(&format!("{name}: {{"))
+}
+
+/// A provider is its folder (`integrations/src/catalog/{name}/`: `provider.yaml` and its
+/// actions) and one registration line: everything else derives from the declaration.
+#[test]
+fn adding_a_provider_touches_its_folder_and_one_registration_line() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("root");
+    let catalog = root.join("integrations/src/catalog");
+    let mut folders: Vec<String> = std::fs::read_dir(&catalog)
+        .expect("catalog")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.join("provider.yaml").is_file())
+        .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    folders.sort();
+    let mut declared: Vec<&str> = stepwise_integrations::providers::provider_names().collect();
+    declared.sort_unstable();
+    assert_eq!(
+        folders, declared,
+        "every folder with a provider.yaml is registered, and only those"
+    );
+
+    let registry = std::fs::read_to_string(catalog.join("mod.rs")).expect("catalog/mod.rs");
+    let registration: Vec<&str> = code_lines(&registry)
+        .into_iter()
+        .filter(|line| line.contains("providers!("))
+        .collect();
+    assert_eq!(
+        registration.len(),
+        1,
+        "one registration line: {registration:?}"
+    );
+    for name in &declared {
+        assert!(
+            registration[0].contains(name),
+            "{name} is not in the registration line"
+        );
+        let elsewhere = code_lines(&registry)
+            .into_iter()
+            .filter(|line| !line.contains("providers!(") && names_provider(line, name))
+            .count();
+        assert_eq!(
+            elsewhere, 0,
+            "catalog/mod.rs names {name} outside its registration"
+        );
+    }
+
+    for file in DERIVED_FROM_DECLARATIONS {
+        let text = std::fs::read_to_string(root.join(file)).expect(file);
+        for line in code_lines(&text) {
+            for name in &declared {
+                assert!(
+                    !names_provider(line, name),
+                    "{file} names provider `{name}`: derive it from the declarations \
+                     (integrations/src/providers.rs) instead: {line}"
+                );
+            }
+        }
+    }
+}

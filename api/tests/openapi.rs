@@ -148,6 +148,19 @@ async fn the_document_is_served_without_a_key() {
         ] {
             assert!(parameters.contains(&name), "{name} missing: {parameters:?}");
         }
+        // The webhook route's `provider` is one of the schemes, listed from the code.
+        let ingest = &document["paths"]["/webhooks/{provider}/{source}"]["post"]["parameters"];
+        let provider = ingest
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .find(|parameter| parameter["name"] == "provider")
+            .expect("provider parameter");
+        assert_eq!(
+            provider["schema"]["enum"],
+            serde_json::json!(stepwise_integrations::webhooks::WebhookScheme::NAMES),
+            "{provider:#}"
+        );
         app
     })
     .await;
@@ -191,10 +204,21 @@ async fn responses_match_their_documented_schemas() {
                 ("get", "/api/v1/workflows/nope".into(), "", "/api/v1/workflows/{name}", StatusCode::NOT_FOUND),
                 ("get", "/api/v1/workflows/hello/diff".into(), "", "/api/v1/workflows/{name}/diff", StatusCode::OK),
                 ("get", "/api/v1/workflows/hourly/schedules".into(), "", "/api/v1/workflows/{name}/schedules", StatusCode::OK),
+                ("get", "/api/v1/providers".into(), "", "/api/v1/providers", StatusCode::OK),
             ],
         )
         .await;
         assert_eq!(bodies[5]["items"].as_array().map(Vec::len), Some(1));
+        let providers: Vec<&str> = bodies[6]["providers"]
+            .as_array()
+            .expect("providers")
+            .iter()
+            .filter_map(|provider| provider["name"].as_str())
+            .collect();
+        assert_eq!(
+            providers,
+            stepwise_integrations::providers::provider_names().collect::<Vec<_>>()
+        );
 
         // Runs.
         let triggered = app

@@ -270,6 +270,14 @@ fn cases() -> Vec<Case> {
             NoIntegrations,
         ),
         case(get(), "/ui/session", "/ui/session", None, OwnData),
+        // The catalogue is the same for every tenant.
+        case(
+            get(),
+            "/api/v1/providers",
+            "/api/v1/providers",
+            None,
+            OwnData,
+        ),
         case(
             get(),
             "/oauth/{integration}/authorize",

@@ -286,7 +286,7 @@ impl Engine {
 /// The client authentication method to use when the metadata lists the supported ones and
 /// the integration's default is not among them; `None` keeps the default.
 fn preferred_auth_method(integration: &str, supported: Option<&[String]>) -> Option<String> {
-    let default = stepwise_integrations::providers::provider(integration)?.auth_method;
+    let default = stepwise_integrations::providers::provider(integration)?.client_auth();
     let supported = supported?;
     let listed = |method: ClientAuthMethod| supported.iter().any(|m| m == method.as_str());
     if listed(default) {

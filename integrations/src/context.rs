@@ -214,11 +214,7 @@ impl ActionContext {
             .base_url(&self.invocation.tenant_id, name)
             .await?;
         let url = configured
-            .or_else(|| {
-                crate::providers::provider(integration)?
-                    .base_url
-                    .map(str::to_owned)
-            })
+            .or_else(|| crate::providers::provider(integration)?.base_url.clone())
             .ok_or_else(|| {
                 ActionError::Permanent(format!(
                     "integration `{integration}` has no API base URL: set `base_url` on the \

@@ -89,7 +89,7 @@ async fn probe(
     connection: &str,
     probe_url: Option<&str>,
 ) -> Finding {
-    let spec = provider(integration).and_then(|spec| spec.probe);
+    let spec = provider(integration).and_then(|spec| spec.probe.as_ref());
     let (method, url, check) = match (probe_url, spec) {
         (Some(url), _) => (Method::GET, url.to_owned(), ProbeCheck::Status),
         (None, Some(spec)) => {

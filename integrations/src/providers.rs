@@ -1,8 +1,23 @@
-//! Provider specs: what an integration's OAuth 2.0 endpoints and API base URL are by default.
-//! Data, not code; every field can be overridden per OAuth app (sandboxes, self-hosted
-//! GitHub, tests). `generic` has no defaults: its endpoints must be configured.
+//! Provider declarations: everything about a provider that is not an action, one
+//! `catalog/{name}/provider.yaml` per provider (ARCHITECTURE.md, `integrations/`). They are
+//! embedded at build time (`catalog::DECLARATIONS`, one registration line per provider) and
+//! parsed once; the runtime policy, the rate-limit seed, the connection probe, the OAuth
+//! defaults, the webhook secret headers and the contract-spec list all derive from them.
+//! Every OAuth field can be overridden per OAuth app (sandboxes, self-hosted GitHub, tests).
 
-use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use stepwise_workflows::HttpRetry;
+
+use crate::catalog::DECLARATIONS;
+use crate::http::TlsVersion;
+use crate::ratelimit::ProviderProfile;
+use crate::runtime::IntegrationPolicy;
+use crate::runtime::circuit::CircuitConfig;
+use crate::runtime::retry::RetryPolicy;
+use crate::runtime::scheduler::RateLimitMode;
 
 /// How the client authenticates at the token endpoint (RFC 6749 2.3.1).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -32,35 +47,86 @@ impl ClientAuthMethod {
     }
 }
 
-/// One provider's defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One provider's declaration (`provider.yaml`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProviderSpec {
-    pub name: &'static str,
-    pub authorize_url: Option<&'static str>,
-    pub token_url: Option<&'static str>,
-    /// An RFC 7009 revocation endpoint; `None` when the provider has none.
-    pub revoke_url: Option<&'static str>,
-    pub base_url: Option<&'static str>,
-    pub auth_method: ClientAuthMethod,
-    /// Joins scopes in the authorization request (Slack wants commas).
-    pub scope_separator: &'static str,
+    /// The integration name: the prefix of its actions, `connection.integration`.
+    pub name: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub categories: Vec<String>,
+    #[serde(default)]
+    pub docs_url: Option<String>,
+    /// The API base URL; `None` when every OAuth app must configure its own.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// The connection kinds the provider accepts, as named by connections (`oauth2`,
+    /// `bearer`, `api_key`, `basic`).
+    pub auth: Vec<String>,
+    #[serde(default)]
+    pub oauth2: Option<OAuth2Spec>,
     /// The cheap authenticated request a connection test sends; `None` when the integration
     /// has none (a connection may configure its own `probe_url`).
+    #[serde(default)]
     pub probe: Option<ProbeSpec>,
+    /// The bucket to seed before any response states a limit; `None` paces the provider only
+    /// once its responses state one.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitSpec>,
+    #[serde(default)]
+    pub errors: Option<ErrorSpec>,
+    /// Overrides of the runtime's short retry (the fields a step's `http_retry:` has).
+    #[serde(default)]
+    pub retry: Option<HttpRetry>,
+    #[serde(default)]
+    pub circuit: Option<CircuitSpec>,
+    /// The lowest TLS version the provider's servers need, when below the client's 1.3.
+    #[serde(default)]
+    pub tls_min: Option<TlsVersion>,
+    #[serde(default)]
+    pub webhook: Option<WebhookSpec>,
+    /// Where `contract/refresh.mjs` finds the provider's published OpenAPI description.
+    #[serde(default)]
+    pub contract: Option<ContractSource>,
+}
+
+/// The provider's OAuth 2.0 defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Spec {
+    #[serde(default)]
+    pub authorize_url: Option<String>,
+    #[serde(default)]
+    pub token_url: Option<String>,
+    /// An RFC 7009 revocation endpoint; `None` when the provider has none.
+    #[serde(default)]
+    pub revoke_url: Option<String>,
+    #[serde(default)]
+    pub client_auth: ClientAuthMethod,
+    /// Joins scopes in the authorization request (Slack wants commas).
+    #[serde(default = "space")]
+    pub scope_separator: String,
+}
+
+fn space() -> String {
+    " ".to_owned()
 }
 
 /// A cheap authenticated request that shows whether a connection's credentials work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProbeSpec {
     /// `GET` or `POST`.
-    pub method: &'static str,
+    pub method: String,
     /// Appended to the API base URL.
-    pub path: &'static str,
+    pub path: String,
     pub check: ProbeCheck,
 }
 
 /// How a probe's answer is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ProbeCheck {
     /// A 2xx status is success.
     Status,
@@ -68,64 +134,189 @@ pub enum ProbeCheck {
     OkField,
 }
 
-/// GitHub, Slack and Stripe revoke tokens through their own APIs rather than RFC 7009, so they
-/// have no `revoke_url` by default. Their probes are the cheapest authenticated reads: GitHub's
-/// authenticated user, Slack's `auth.test` (HTTP 200 with `ok: false` when the token is bad)
-/// and Stripe's balance.
-const PROVIDERS: &[ProviderSpec] = &[
-    ProviderSpec {
-        name: "github",
-        authorize_url: Some("https://github.com/login/oauth/authorize"),
-        token_url: Some("https://github.com/login/oauth/access_token"),
-        revoke_url: None,
-        base_url: Some("https://api.github.com"),
-        auth_method: ClientAuthMethod::ClientSecretPost,
-        scope_separator: " ",
-        probe: Some(ProbeSpec {
-            method: "GET",
-            path: "/user",
-            check: ProbeCheck::Status,
-        }),
-    },
-    ProviderSpec {
-        name: "slack",
-        authorize_url: Some("https://slack.com/oauth/v2/authorize"),
-        token_url: Some("https://slack.com/api/oauth.v2.access"),
-        revoke_url: None,
-        base_url: Some("https://slack.com/api"),
-        auth_method: ClientAuthMethod::ClientSecretBasic,
-        scope_separator: ",",
-        probe: Some(ProbeSpec {
-            method: "POST",
-            path: "/auth.test",
-            check: ProbeCheck::OkField,
-        }),
-    },
-    ProviderSpec {
-        name: "stripe",
-        authorize_url: Some("https://connect.stripe.com/oauth/authorize"),
-        token_url: Some("https://connect.stripe.com/oauth/token"),
-        revoke_url: None,
-        base_url: Some("https://api.stripe.com"),
-        auth_method: ClientAuthMethod::ClientSecretPost,
-        scope_separator: " ",
-        probe: Some(ProbeSpec {
-            method: "GET",
-            path: "/v1/balance",
-            check: ProbeCheck::Status,
-        }),
-    },
-    ProviderSpec {
-        name: "generic",
-        authorize_url: None,
-        token_url: None,
-        revoke_url: None,
-        base_url: None,
-        auth_method: ClientAuthMethod::ClientSecretBasic,
-        scope_separator: " ",
-        probe: None,
-    },
-];
+/// The provider's rate limit as the bucket seed: `requests` per `per`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSpec {
+    pub requests: u64,
+    #[serde(deserialize_with = "duration")]
+    pub per: Duration,
+    /// The fixed window length when headers give a reset but no policy.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub window: Option<Duration>,
+    /// Wait after a rejection that names no `Retry-After` and no exhausted quota.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub rejection_wait: Option<Duration>,
+    /// The bucket scope when no header names one (Slack's tier).
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+/// How the provider's error envelope is read.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorSpec {
+    /// Error codes that mean "try again later"; every other code is permanent.
+    pub transient_codes: Vec<String>,
+}
+
+/// Overrides of the runtime's circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitSpec {
+    #[serde(default)]
+    pub failure_threshold: Option<u32>,
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub window: Option<Duration>,
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub cool_down: Option<Duration>,
+}
+
+/// How the provider signs its webhook deliveries.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSpec {
+    /// The signature scheme (`crate::webhooks::WebhookScheme`): the `{provider}` segment of
+    /// `POST /webhooks/{provider}/{source}`.
+    pub scheme: String,
+    /// Headers that carry signatures or secrets: never stored or shown (lower case).
+    pub secret_headers: Vec<String>,
+}
+
+/// An npm package holding the provider's published OpenAPI description, and the file in it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContractSource {
+    pub package: String,
+    pub file: String,
+}
+
+/// What the API and the dashboard show of a provider (`GET /api/v1/providers`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ProviderInfo {
+    /// The integration name of its connections, OAuth apps and actions.
+    #[schema(example = "github")]
+    pub name: String,
+    #[schema(example = "GitHub")]
+    pub display_name: String,
+    pub categories: Vec<String>,
+    pub docs_url: Option<String>,
+    /// The connection kinds it accepts: `oauth2`, `bearer`, `api_key`, `basic`.
+    pub auth: Vec<String>,
+    /// Its OAuth 2.0 endpoints are known, so an OAuth app needs only a client id and secret.
+    pub oauth_endpoints: bool,
+    /// The webhook scheme its deliveries are signed with, if it sends webhooks.
+    pub webhook_scheme: Option<String>,
+}
+
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+fn optional_duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    duration(deserializer).map(Some)
+}
+
+impl ProviderSpec {
+    /// Parses one `provider.yaml`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        serde_saphyr::from_str(text).map_err(|error| error.to_string())
+    }
+
+    /// What the API shows of this provider.
+    pub fn info(&self) -> ProviderInfo {
+        ProviderInfo {
+            name: self.name.clone(),
+            display_name: self.display_name.clone(),
+            categories: self.categories.clone(),
+            docs_url: self.docs_url.clone(),
+            auth: self.auth.clone(),
+            oauth_endpoints: self
+                .oauth2
+                .as_ref()
+                .is_some_and(|o| o.authorize_url.is_some() && o.token_url.is_some()),
+            webhook_scheme: self.webhook.as_ref().map(|w| w.scheme.clone()),
+        }
+    }
+
+    /// The token endpoint's client authentication (HTTP Basic when not declared).
+    pub fn client_auth(&self) -> ClientAuthMethod {
+        self.oauth2
+            .as_ref()
+            .map_or_else(ClientAuthMethod::default, |oauth| oauth.client_auth)
+    }
+
+    /// Joins scopes in the authorization request.
+    pub fn scope_separator(&self) -> &str {
+        self.oauth2
+            .as_ref()
+            .map_or(" ", |oauth| oauth.scope_separator.as_str())
+    }
+
+    /// The rate-limit profile: the declared seed over the generic profile.
+    pub fn rate_limit_profile(&self) -> ProviderProfile {
+        let generic = ProviderProfile::generic();
+        let Some(limit) = &self.rate_limit else {
+            return generic;
+        };
+        ProviderProfile {
+            default_window: limit.window,
+            rejection_wait: limit.rejection_wait.unwrap_or(generic.rejection_wait),
+            implied_scope: limit.scope.clone(),
+            ..ProviderProfile::seeded(limit.requests, limit.per)
+        }
+    }
+
+    /// How the runtime treats this provider: a declared rate limit seeds its buckets (else
+    /// they are learned from responses), and the declared retry, circuit and TLS overrides
+    /// replace the defaults.
+    pub fn policy(&self) -> IntegrationPolicy {
+        let rate_limit = match self.rate_limit {
+            Some(_) => RateLimitMode::Seeded(self.rate_limit_profile()),
+            None => RateLimitMode::Learned(ProviderProfile::generic()),
+        };
+        let retry = self
+            .retry
+            .as_ref()
+            .map_or_else(RetryPolicy::default, |retry| {
+                RetryPolicy::default().overridden_by(retry)
+            });
+        let defaults = CircuitConfig::default();
+        let circuit = self.circuit.map_or(defaults, |circuit| CircuitConfig {
+            failure_threshold: circuit
+                .failure_threshold
+                .unwrap_or(defaults.failure_threshold),
+            window: circuit.window.unwrap_or(defaults.window),
+            cool_down: circuit.cool_down.unwrap_or(defaults.cool_down),
+        });
+        IntegrationPolicy {
+            rate_limit,
+            retry,
+            circuit,
+            tls_min: self.tls_min,
+        }
+    }
+}
+
+/// Every declaration, parsed once. A test parses them all, so a bad one never ships.
+static PROVIDERS: LazyLock<Vec<ProviderSpec>> = LazyLock::new(|| {
+    DECLARATIONS
+        .iter()
+        .map(|(_, text)| {
+            ProviderSpec::parse(text).unwrap_or_else(|error| {
+                panic!("an embedded provider.yaml is invalid (see providers::tests): {error}")
+            })
+        })
+        .collect()
+});
+
+/// Every provider's declaration, in registration order.
+pub fn providers() -> &'static [ProviderSpec] {
+    &PROVIDERS
+}
 
 /// The spec of `name`, or `None` for an unknown integration.
 pub fn provider(name: &str) -> Option<&'static ProviderSpec> {
@@ -134,26 +325,172 @@ pub fn provider(name: &str) -> Option<&'static ProviderSpec> {
 
 /// Every known integration name.
 pub fn provider_names() -> impl Iterator<Item = &'static str> {
-    PROVIDERS.iter().map(|spec| spec.name)
+    PROVIDERS.iter().map(|spec| spec.name.as_str())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// What a declaration must hold beyond its shape.
+    fn check(spec: &ProviderSpec) -> Result<(), String> {
+        let https = |url: &Option<String>| url.as_deref().is_none_or(|u| u.starts_with("https://"));
+        if spec.name.is_empty()
+            || !spec
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_')
+        {
+            return Err(format!(
+                "name `{}` is not a lower-case identifier",
+                spec.name
+            ));
+        }
+        let oauth = spec.oauth2.as_ref();
+        let urls = [
+            &spec.docs_url,
+            &spec.base_url,
+            oauth.map_or(&None, |o| &o.authorize_url),
+            oauth.map_or(&None, |o| &o.token_url),
+            oauth.map_or(&None, |o| &o.revoke_url),
+        ];
+        if !urls.into_iter().all(https) {
+            return Err("every URL is https".into());
+        }
+        const KINDS: [&str; 4] = ["oauth2", "bearer", "api_key", "basic"];
+        if spec.auth.is_empty() || !spec.auth.iter().all(|kind| KINDS.contains(&kind.as_str())) {
+            return Err(format!("auth must list some of {KINDS:?}"));
+        }
+        if spec.auth.iter().any(|kind| kind == "oauth2") != oauth.is_some() {
+            return Err("`oauth2` settings exactly when `auth` lists oauth2".into());
+        }
+        if spec.probe.as_ref().is_some_and(|probe| {
+            !matches!(probe.method.as_str(), "GET" | "POST") || !probe.path.starts_with('/')
+        }) {
+            return Err("a probe is a GET or POST of a path starting with `/`".into());
+        }
+        if spec
+            .rate_limit
+            .as_ref()
+            .is_some_and(|limit| limit.requests == 0 || limit.per.is_zero())
+        {
+            return Err("a rate limit is at least one request per non-zero time".into());
+        }
+        if let Some(webhook) = &spec.webhook {
+            if !crate::webhooks::WebhookScheme::NAMES.contains(&webhook.scheme.as_str()) {
+                return Err(format!("unknown webhook scheme `{}`", webhook.scheme));
+            }
+            if webhook
+                .secret_headers
+                .iter()
+                .any(|header| header.is_empty() || header.to_ascii_lowercase() != *header)
+            {
+                return Err("webhook secret headers are lower case".into());
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn every_declaration_parses_and_is_consistent() {
+        let mut names = Vec::new();
+        for (folder, text) in DECLARATIONS {
+            let spec = ProviderSpec::parse(text)
+                .unwrap_or_else(|error| panic!("catalog/{folder}/provider.yaml: {error}"));
+            check(&spec).unwrap_or_else(|error| panic!("{folder}: {error}"));
+            assert_eq!(&spec.name, folder, "a provider is named after its folder");
+            names.push(spec.name);
+        }
+        assert_eq!(provider_names().collect::<Vec<_>>(), names);
+    }
+
+    /// `provider!()` reads the folder, so every action of a provider is named after it and
+    /// calls through its integration.
+    #[test]
+    fn every_action_belongs_to_a_provider_or_a_builtin_family() {
+        for action in crate::Registry::builtin().iter() {
+            let (prefix, _) = action.name().split_once('.').expect("provider.action");
+            assert!(
+                provider(prefix).is_some() || ["core", "http", "workflow"].contains(&prefix),
+                "{}",
+                action.name()
+            );
+        }
+        assert_eq!(
+            crate::catalog::provider_of("stepwise_integrations::catalog::slack::post_message"),
+            "slack"
+        );
+    }
+
+    #[test]
+    fn a_bad_declaration_is_refused_with_its_location() {
+        let error = ProviderSpec::parse("name: x\ndisplay_name: X\nauth: [bearer]\nbase_ur: y\n")
+            .expect_err("unknown field");
+        assert!(error.contains("base_ur") && error.contains('4'), "{error}");
+        let missing = ProviderSpec::parse("name: x\n").expect_err("missing fields");
+        assert!(missing.contains("display_name"), "{missing}");
+    }
+
     #[test]
     fn known_providers_have_endpoints_and_generic_has_none() {
         for name in ["github", "slack", "stripe"] {
-            let spec = provider(name).expect(name);
+            let oauth = provider(name)
+                .and_then(|spec| spec.oauth2.as_ref())
+                .expect(name);
             assert!(
-                spec.authorize_url
+                oauth
+                    .authorize_url
+                    .as_ref()
                     .is_some_and(|u| u.starts_with("https://"))
             );
-            assert!(spec.token_url.is_some_and(|u| u.starts_with("https://")));
+            assert!(
+                oauth
+                    .token_url
+                    .as_ref()
+                    .is_some_and(|u| u.starts_with("https://"))
+            );
         }
-        let generic = provider("generic").expect("generic");
-        assert_eq!((generic.authorize_url, generic.token_url), (None, None));
+        let generic = provider("generic")
+            .and_then(|spec| spec.oauth2.as_ref())
+            .expect("generic");
+        assert_eq!((&generic.authorize_url, &generic.token_url), (&None, &None));
         assert!(provider("gitlab").is_none());
+    }
+
+    #[test]
+    fn declared_limits_seed_the_policy_and_the_rest_learn() {
+        let github = provider("github").expect("github").policy();
+        let RateLimitMode::Seeded(profile) = github.rate_limit else {
+            panic!("github is seeded")
+        };
+        assert_eq!(profile.seed.capacity, 5000);
+        assert!((profile.seed.refill_per_sec - 5000.0 / 3600.0).abs() < 1e-9);
+        assert_eq!(profile.default_window, Some(Duration::from_secs(3600)));
+        assert_eq!(profile.rejection_wait, Duration::from_secs(60));
+        let slack = provider("slack").expect("slack").rate_limit_profile();
+        assert_eq!(slack.implied_scope.as_deref(), Some("tier3"));
+        assert_eq!(slack.seed.capacity, 50);
+        let generic = provider("generic").expect("generic").policy();
+        assert!(matches!(generic.rate_limit, RateLimitMode::Learned(_)));
+        assert_eq!(generic.retry, RetryPolicy::default());
+    }
+
+    #[test]
+    fn declared_overrides_replace_the_runtime_defaults() {
+        let spec = ProviderSpec::parse(
+            "name: legacy\ndisplay_name: Legacy\nauth: [api_key]\ntls_min: '1.2'\n\
+             retry:\n  max_attempts: 5\ncircuit:\n  cool_down: 2m\n",
+        )
+        .expect("parse");
+        let policy = spec.policy();
+        assert_eq!(policy.tls_min, Some(TlsVersion::Tls12));
+        assert_eq!(policy.retry.max_attempts, 5);
+        assert_eq!(policy.retry.budget, RetryPolicy::default().budget);
+        assert_eq!(policy.circuit.cool_down, Duration::from_secs(120));
+        assert_eq!(
+            policy.circuit.failure_threshold,
+            CircuitConfig::default().failure_threshold
+        );
     }
 
     #[test]

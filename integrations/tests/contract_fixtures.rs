@@ -15,7 +15,14 @@ use stepwise_integrations::Registry;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-const PROVIDERS: [&str; 3] = ["github", "slack", "stripe"];
+/// The providers whose declaration names a published description (`contract:`): each of
+/// their actions has a fixture.
+fn providers() -> impl Iterator<Item = &'static str> {
+    stepwise_integrations::providers::providers()
+        .iter()
+        .filter(|spec| spec.contract.is_some())
+        .map(|spec| spec.name.as_str())
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,7 +56,7 @@ fn fixtures_dir() -> PathBuf {
 /// `(action name, path)` of every fixture file.
 fn fixture_files() -> Vec<(String, PathBuf)> {
     let mut files = Vec::new();
-    for provider in PROVIDERS {
+    for provider in providers() {
         let dir = fixtures_dir().join(provider);
         for entry in std::fs::read_dir(&dir).unwrap_or_else(|error| panic!("{dir:?}: {error}")) {
             let path = entry.expect("directory entry").path();
@@ -74,11 +81,7 @@ fn every_provider_action_has_a_contract_fixture() {
     let registered: BTreeSet<String> = Registry::builtin()
         .iter()
         .map(|action| action.name().to_owned())
-        .filter(|name| {
-            PROVIDERS
-                .iter()
-                .any(|provider| name.starts_with(&format!("{provider}.")))
-        })
+        .filter(|name| providers().any(|provider| name.starts_with(&format!("{provider}."))))
         .collect();
     let with_fixture: BTreeSet<String> =
         fixture_files().into_iter().map(|(name, _)| name).collect();

@@ -11,6 +11,30 @@ use stepwise_integrations::ratelimit::{
     Bucket, MAX_RESET_HORIZON, ProviderProfile, RateLimitObservation, parse,
 };
 
+/// The rate-limit profile a provider declares.
+fn declared(name: &str) -> ProviderProfile {
+    stepwise_integrations::providers::provider(name)
+        .expect(name)
+        .rate_limit_profile()
+}
+
+/// Shopify REST's leaky bucket: 40 requests leaking 2 per second.
+fn leaky_bucket() -> ProviderProfile {
+    ProviderProfile {
+        rejection_wait: Duration::from_secs(2),
+        ..ProviderProfile::seeded(40, Duration::from_secs(20))
+    }
+}
+
+/// `requests` per minute in fixed windows (Slack's tiers).
+fn per_minute(requests: u64) -> ProviderProfile {
+    ProviderProfile {
+        default_window: Some(Duration::from_secs(60)),
+        rejection_wait: Duration::from_secs(60),
+        ..ProviderProfile::seeded(requests, Duration::from_secs(60))
+    }
+}
+
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
 }
@@ -180,7 +204,7 @@ fn assert_fixed_window_use(provider: &FixedWindowProvider) {
 
 fn fixed_window_case(n: u64, window_secs: i64, style: Style, latency_ms: i64, windows: i32) {
     let mut provider = FixedWindowProvider::new(n, window_secs, style);
-    let mut profile = ProviderProfile::github();
+    let mut profile = declared("github");
     profile.default_window = Some(Duration::from_secs(window_secs as u64));
     drive(
         &profile,
@@ -260,7 +284,7 @@ fn windows_of_unknown_length_never_429_once_learned_and_use_95_percent() {
 #[test]
 fn fixed_windows_are_paced_not_burst() {
     let mut provider = FixedWindowProvider::new(100, 60, Style::GitHubEpoch);
-    let mut profile = ProviderProfile::github();
+    let mut profile = declared("github");
     profile.default_window = Some(Duration::from_secs(60));
     let grants = drive(
         &profile,
@@ -332,7 +356,7 @@ fn shopify_leaky_bucket_never_429_and_keeps_the_leak_rate() {
         };
         let seconds = 600;
         drive(
-            &ProviderProfile::shopify(),
+            &leaky_bucket(),
             |at| provider.respond(at),
             TimeDelta::seconds(seconds),
             ms(latency),
@@ -349,7 +373,7 @@ fn shopify_leaky_bucket_never_429_and_keeps_the_leak_rate() {
 #[test]
 fn retry_after_is_honoured_absolutely() {
     // A provider with no quota headers that rejects every third request for 30 s.
-    let profile = ProviderProfile::slack(3);
+    let profile = declared("slack");
     let mut bucket = Bucket::new(&profile, t0());
     let mut now = t0();
     let mut blocked_until = t0();
@@ -377,13 +401,13 @@ fn retry_after_is_honoured_absolutely() {
 #[test]
 fn seeds_pace_before_any_header() {
     // Stripe test mode: 25 requests/s, evenly spaced (no bursts on a guessed quota).
-    let profile = ProviderProfile::stripe(false);
+    let profile = ProviderProfile::seeded(25, Duration::from_secs(1));
     let mut bucket = Bucket::new(&profile, t0());
     for i in 0..100 {
         assert_eq!(bucket.acquire_at(t0()), t0() + ms(40 * i));
     }
     // Slack tier 1: one request per minute, no reserve possible.
-    let profile = ProviderProfile::slack(1);
+    let profile = per_minute(1);
     let mut bucket = Bucket::new(&profile, t0());
     assert_eq!(bucket.acquire_at(t0()), t0());
     assert_eq!(bucket.acquire_at(t0()), t0() + TimeDelta::seconds(60));
@@ -391,7 +415,7 @@ fn seeds_pace_before_any_header() {
 
 #[test]
 fn exhausted_window_waits_for_reset_and_grace() {
-    let profile = ProviderProfile::github();
+    let profile = declared("github");
     let mut bucket = Bucket::new(&profile, t0());
     let mut headers = HeaderMap::new();
     header(&mut headers, "x-ratelimit-limit", "5000".into());
@@ -414,7 +438,7 @@ fn exhausted_window_waits_for_reset_and_grace() {
 
 #[test]
 fn bucket_survives_a_serde_round_trip() {
-    let profile = ProviderProfile::github();
+    let profile = declared("github");
     let mut bucket = Bucket::new(&profile, t0());
     bucket.acquire_at(t0());
     let json = serde_json::to_string(&bucket).unwrap();
@@ -461,11 +485,13 @@ fn value_strategy() -> impl Strategy<Value = Vec<u8>> {
 fn profile_strategy() -> impl Strategy<Value = ProviderProfile> {
     prop_oneof![
         Just(ProviderProfile::generic()),
-        Just(ProviderProfile::github()),
-        (0u8..6).prop_map(ProviderProfile::slack),
-        Just(ProviderProfile::shopify()),
-        Just(ProviderProfile::hubspot()),
-        any::<bool>().prop_map(ProviderProfile::stripe),
+        Just(declared("github")),
+        Just(declared("slack")),
+        Just(declared("stripe")),
+        (1u64..=100).prop_map(per_minute),
+        Just(leaky_bucket()),
+        (1u64..=1000)
+            .prop_map(|per_second| ProviderProfile::seeded(per_second, Duration::from_secs(1))),
     ]
 }
 
@@ -522,7 +548,7 @@ proptest! {
 
 #[test]
 fn a_response_from_a_refilled_window_is_ignored() {
-    let mut profile = ProviderProfile::github();
+    let mut profile = declared("github");
     profile.default_window = Some(Duration::from_secs(60));
     let mut bucket = Bucket::new(&profile, t0());
     let observe = |bucket: &mut Bucket, remaining: &str, reset_offset: i64, at: DateTime<Utc>| {

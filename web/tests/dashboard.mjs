@@ -184,6 +184,10 @@ await step("an OAuth app and an oauth2 connection are created from the connectio
   await page.click("nav >> text=Connections");
   await page.waitForSelector("h1:has-text('Connections')");
   await page.waitForSelector("text=No connections yet.");
+  // The integration pickers offer the API's provider catalogue.
+  const catalog = JSON.parse((await call("GET", "/api/v1/providers")).body);
+  const offered = await page.$$eval("#app-integrations option", (options) => options.map((o) => o.value));
+  assert.deepEqual(offered, catalog.providers.map((p) => p.name));
   await page.fill("#new-app-name", "mock");
   await page.fill("#new-app-integration", "generic");
   await page.fill("#new-app-client-id", "stepwise-test");
@@ -274,6 +278,11 @@ await step("the sources page shows the URL, an accepted delivery with its run, a
 
   await page.click("nav >> text=Webhook sources");
   await page.waitForSelector("#sources [data-source=gh]");
+  // The provider picker offers the API's webhook schemes that need no settings.
+  const schemes = JSON.parse((await call("GET", "/api/v1/providers")).body).webhook_schemes;
+  assert.deepEqual(
+    await page.$$eval("#new-source-provider option", (options) => options.map((o) => o.value)),
+    schemes.filter((s) => !s.needs_settings).map((s) => s.name));
   assert.match(await page.textContent("#sources [data-source=gh]"), new RegExp(`github${base}/webhooks/github/${source.id} Copy`));
   await page.click("#sources >> text=gh");
   await page.waitForSelector("#source-url");

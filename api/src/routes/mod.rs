@@ -12,6 +12,7 @@ pub mod integration_health;
 pub mod metrics;
 pub mod oauth;
 pub mod oauth_apps;
+pub mod providers;
 pub mod runs;
 pub mod secrets;
 pub mod sources;
@@ -176,7 +177,8 @@ pub fn configure(config: &mut web::ServiceConfig, webhook_max_bytes: usize) -> V
         .resource(
             "/api/v1/integrations/health",
             [get(integration_health::get)],
-        );
+        )
+        .resource("/api/v1/providers", [get(providers::list)]);
     routes.endpoints
 }
 

@@ -68,7 +68,7 @@ pub struct CreateSource {
     /// `[a-z0-9-]+`, unique in the tenant; workflows subscribe with `on.webhook.source`.
     #[schema(example = "acme-stripe")]
     pub name: String,
-    /// `github`, `stripe`, `slack`, `shopify`, `standard` or `generic`.
+    /// A webhook scheme (`GET /api/v1/providers` lists them in `webhook_schemes`).
     #[schema(example = "stripe")]
     pub provider: String,
     #[serde(default)]
@@ -92,31 +92,7 @@ pub struct RotateSecret {
 const DEFAULT_DELIVERY_PAGE: u64 = 20;
 
 fn scheme(provider: &str, generic: Option<GenericScheme>) -> Result<WebhookScheme, ApiError> {
-    let scheme = match (provider, generic) {
-        ("github", None) => WebhookScheme::Github,
-        ("stripe", None) => WebhookScheme::Stripe,
-        ("slack", None) => WebhookScheme::Slack,
-        ("shopify", None) => WebhookScheme::Shopify,
-        ("standard", None) => WebhookScheme::Standard,
-        ("generic", Some(generic)) => WebhookScheme::Generic(generic),
-        ("generic", None) => {
-            return Err(ApiError::InvalidInput(
-                "a generic source needs `generic`: {\"header\", \"algorithm\", \"encoding\", ...}"
-                    .into(),
-            ));
-        }
-        ("github" | "stripe" | "slack" | "shopify" | "standard", Some(_)) => {
-            return Err(ApiError::InvalidInput(
-                "`generic` is only for provider `generic`".into(),
-            ));
-        }
-        (other, _) => {
-            return Err(ApiError::InvalidInput(format!(
-                "unknown provider `{other}`: use github, stripe, slack, shopify, standard or generic"
-            )));
-        }
-    };
-    Ok(scheme)
+    WebhookScheme::named(provider, generic).map_err(ApiError::InvalidInput)
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
@@ -150,7 +126,7 @@ pub async fn list(
     request_body = CreateSource,
     responses(
         (status = 201, description = "The source; point the sender at its `url`.", body = SourceBody),
-        (status = 400, description = "`invalid_input`: bad name, unknown provider, missing or misplaced `generic`, bad JSON.", body = ErrorBody),
+        (status = 400, description = "`invalid_input`: bad name, unknown provider, missing or misplaced generic settings, bad JSON.", body = ErrorBody),
         (status = 409, description = "`conflict`: the tenant has a source of that name.", body = ErrorBody),
         (status = 503, description = "`unavailable`: no master key is configured.", body = ErrorBody),
     )

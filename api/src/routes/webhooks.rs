@@ -18,6 +18,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use stepwise_engine::{IngestError, Ingested, RunStatus};
+use stepwise_integrations::webhooks::WebhookSchemeName;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
@@ -89,7 +90,7 @@ fn header_map(request: &HttpRequest) -> http::HeaderMap {
     path = "/webhooks/{provider}/{source}",
     tag = "webhooks",
     params(
-        ("provider" = String, Path, description = "`github`, `stripe`, `slack`, `shopify`, `standard` or `generic`: the source's provider."),
+        ("provider" = inline(WebhookSchemeName), Path, description = "The source's webhook scheme."),
         ("source" = String, Path, description = "The source's id (its `url` says the whole path)."),
         IngestQuery,
     ),

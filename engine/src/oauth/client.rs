@@ -184,7 +184,7 @@ pub fn app_client(app: &OAuthApp, redirect_uri: Option<&str>) -> Result<AppClien
 
 /// The scopes of an authorization request, joined as the provider expects.
 pub fn scope_parameter(integration: &str, scopes: &[String]) -> Vec<oauth2::Scope> {
-    let separator = provider(integration).map_or(" ", |spec| spec.scope_separator);
+    let separator = provider(integration).map_or(" ", |spec| spec.scope_separator());
     if scopes.is_empty() {
         Vec::new()
     } else if separator == " " {

@@ -11,7 +11,7 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 use stepwise_integrations::SecretValue;
-use stepwise_integrations::providers::{ClientAuthMethod, provider};
+use stepwise_integrations::providers::{ClientAuthMethod, OAuth2Spec, provider};
 
 use super::entities::oauth_app;
 use super::{Sealed, now_ms, validate_slug};
@@ -106,10 +106,8 @@ fn check_url(field: &str, url: &Option<String>) -> Result<(), EngineError> {
 
 fn info(row: &oauth_app::Model) -> Result<OAuthAppInfo, EngineError> {
     let spec = provider(&row.integration);
-    let default =
-        |pick: fn(&stepwise_integrations::providers::ProviderSpec) -> Option<&'static str>| {
-            spec.and_then(pick).map(str::to_owned)
-        };
+    let oauth = spec.and_then(|spec| spec.oauth2.as_ref());
+    let default = |pick: fn(&OAuth2Spec) -> &Option<String>| oauth.and_then(|o| pick(o).clone());
     Ok(OAuthAppInfo {
         id: row.id.clone(),
         name: row.name.clone(),
@@ -123,10 +121,16 @@ fn info(row: &oauth_app::Model) -> Result<OAuthAppInfo, EngineError> {
         authorize_url: row
             .authorize_url
             .clone()
-            .or_else(|| default(|s| s.authorize_url)),
-        token_url: row.token_url.clone().or_else(|| default(|s| s.token_url)),
-        revoke_url: row.revoke_url.clone().or_else(|| default(|s| s.revoke_url)),
-        base_url: row.base_url.clone().or_else(|| default(|s| s.base_url)),
+            .or_else(|| default(|o| &o.authorize_url)),
+        token_url: row.token_url.clone().or_else(|| default(|o| &o.token_url)),
+        revoke_url: row
+            .revoke_url
+            .clone()
+            .or_else(|| default(|o| &o.revoke_url)),
+        base_url: row
+            .base_url
+            .clone()
+            .or_else(|| spec.and_then(|spec| spec.base_url.clone())),
         issuer: row.issuer.clone(),
         created_at: row.created_at,
         updated_at: row.updated_at,
@@ -181,7 +185,7 @@ pub async fn create(
                 "unknown auth method `{text}`: use client_secret_basic or client_secret_post"
             ))
         })?,
-        None => spec.auth_method,
+        None => spec.client_auth(),
     };
     for (field, url) in [
         ("authorize_url", &new.authorize_url),
@@ -191,8 +195,9 @@ pub async fn create(
     ] {
         check_url(field, url)?;
     }
-    if new.authorize_url.is_none() && spec.authorize_url.is_none()
-        || new.token_url.is_none() && spec.token_url.is_none()
+    let defaults = spec.oauth2.as_ref();
+    if new.authorize_url.is_none() && defaults.is_none_or(|o| o.authorize_url.is_none())
+        || new.token_url.is_none() && defaults.is_none_or(|o| o.token_url.is_none())
     {
         return Err(EngineError::InvalidInput(format!(
             "integration `{}` has no default endpoints: set `authorize_url` and `token_url`",

@@ -1,13 +1,41 @@
-//! The built-in actions: one folder per provider, one file per action. Adding an action is one
-//! file, one line in its provider's `register`, one fixture in `tests/conformance.rs` and, for
-//! a Slack, GitHub or Stripe action, a contract fixture in `tests/fixtures/contract/`.
+//! The built-in actions. A provider is one folder, `catalog/{name}/`: its declaration
+//! (`provider.yaml`, see `crate::providers`) and one file per action; adding a provider is that
+//! folder and its name in [`providers!`] below. Adding an action is one file, one line in its
+//! provider's `register`, one fixture in `tests/conformance.rs` and, for a provider with a
+//! `contract:` source, a contract fixture in `tests/fixtures/contract/`. `core`, `http` and
+//! `workflow` are built-in action families, not providers.
+
+/// The provider whose folder holds the calling module (`catalog::{provider}::...`): an
+/// action's integration is its folder's, never typed again.
+macro_rules! provider {
+    () => {
+        $crate::catalog::provider_of(module_path!())
+    };
+}
+
+/// Declares the providers: each name is a folder holding `provider.yaml` (embedded here) and a
+/// module whose `register` adds its actions.
+macro_rules! providers {
+    ($($name:ident),* $(,)?) => {
+        $(pub mod $name;)*
+
+        /// Every provider's folder and `provider.yaml`, in registration order.
+        pub(crate) const DECLARATIONS: &[(&str, &str)] = &[$((
+            stringify!($name),
+            include_str!(concat!(stringify!($name), "/provider.yaml")),
+        )),*];
+
+        fn register_providers(registry: &mut Registry) {
+            $($name::register(registry);)*
+        }
+    };
+}
 
 pub mod core;
-pub mod github;
 pub mod http;
-pub mod slack;
-pub mod stripe;
 pub mod workflow;
+
+providers!(github, slack, stripe, generic);
 
 use std::time::Duration;
 
@@ -20,11 +48,17 @@ use crate::registry::Registry;
 
 pub(crate) fn register_all(registry: &mut Registry) {
     core::register(registry);
-    github::register(registry);
     http::register(registry);
-    slack::register(registry);
-    stripe::register(registry);
     workflow::register(registry);
+    register_providers(registry);
+}
+
+/// The provider segment of a module path under `catalog` (see [`provider!`]).
+pub(crate) fn provider_of(module_path: &'static str) -> &'static str {
+    let mut segments = module_path
+        .split("::")
+        .skip_while(|segment| *segment != "catalog");
+    segments.nth(1).unwrap_or_default()
 }
 
 /// Parses a humantime duration (`30s`, `1h 30m`) from input `field`.

@@ -61,7 +61,7 @@ use chrono::{DateTime, Utc};
 
 pub use bucket::Bucket;
 pub use parse::{is_secondary_rate_limit_body, parse, parse_with_body};
-pub use profile::{Provider, ProviderProfile, SeedBucket};
+pub use profile::{ProviderProfile, SeedBucket};
 
 /// Resets further ahead than this are clamped to it (monthly quotas fit).
 pub const MAX_RESET_HORIZON: Duration = Duration::from_secs(31 * 24 * 3600);

@@ -75,7 +75,7 @@ pub fn parse_with_body(
         .or_else(|| reader.text("x-ratelimit-scope"));
     obs.scope = explicit_scope
         .or(obs.scope.take())
-        .or_else(|| profile.implied_scope());
+        .or_else(|| profile.implied_scope.clone());
 
     obs.retry_after = reader.retry_after(profile.max_retry_after);
     let exhausted = obs.remaining == Some(0);
@@ -768,7 +768,9 @@ mod tests {
                 ("x-ratelimit-resource", "core"),
             ],
             200,
-            &ProviderProfile::github(),
+            &crate::providers::provider("github")
+                .expect("github")
+                .rate_limit_profile(),
         );
         assert_eq!(obs.limit, Some(5000));
         assert_eq!(obs.remaining, Some(4999));
@@ -936,7 +938,9 @@ mod tests {
                 ("x-ratelimit-reset", &reset),
             ],
             429,
-            &ProviderProfile::github(),
+            &crate::providers::provider("github")
+                .expect("github")
+                .rate_limit_profile(),
         );
         assert!(obs.rejected);
         assert_eq!(obs.not_before, Some(secs(10.0)));
@@ -947,7 +951,9 @@ mod tests {
 
     #[test]
     fn rejections() {
-        let github = ProviderProfile::github();
+        let github = crate::providers::provider("github")
+            .expect("github")
+            .rate_limit_profile();
         let reset = epoch(600);
         // Primary limit exhausted: wait for the reset.
         let obs = read_with(
@@ -1091,7 +1097,11 @@ mod tests {
 
     #[test]
     fn shopify_call_limit() {
-        let shopify = ProviderProfile::shopify();
+        // Shopify REST: a 40-request bucket leaking 2 per second.
+        let shopify = ProviderProfile {
+            rejection_wait: Duration::from_secs(2),
+            ..ProviderProfile::seeded(40, Duration::from_secs(20))
+        };
         let obs = read_with(&[("X-Shopify-Shop-Api-Call-Limit", "32/40")], 200, &shopify);
         assert_eq!((obs.limit, obs.remaining), (Some(40), Some(8)));
         assert_eq!(obs.source, Some(Provider));
@@ -1112,7 +1122,10 @@ mod tests {
 
     #[test]
     fn hubspot_interval_and_daily() {
-        let hubspot = ProviderProfile::hubspot();
+        let hubspot = ProviderProfile {
+            default_window: Some(Duration::from_secs(10)),
+            ..ProviderProfile::seeded(100, Duration::from_secs(10))
+        };
         let interval = [
             ("X-HubSpot-RateLimit-Max", "100"),
             ("X-HubSpot-RateLimit-Remaining", "97"),
@@ -1139,8 +1152,12 @@ mod tests {
     }
 
     #[test]
-    fn slack_scope_is_the_tier() {
-        let obs = read_with(&[("retry-after", "30")], 429, &ProviderProfile::slack(2));
+    fn an_implied_scope_names_the_bucket() {
+        let tier2 = ProviderProfile {
+            implied_scope: Some("tier2".into()),
+            ..ProviderProfile::generic()
+        };
+        let obs = read_with(&[("retry-after", "30")], 429, &tier2);
         assert_eq!(obs.scope.as_deref(), Some("tier2"));
         assert!(obs.rejected);
         assert_eq!(obs.not_before, Some(secs(30.0)));

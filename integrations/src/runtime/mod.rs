@@ -51,6 +51,7 @@ use crate::http::{
     HttpClient, SendFailure, TlsOptions, TlsVersion, build_request, classify_transport_error,
     display_url, error_for_status, is_retryable_status, retry_after,
 };
+use crate::providers::ProviderSpec;
 use crate::ratelimit::{ProviderProfile, parse_with_body};
 use circuit::{Admission, Circuit, CircuitConfig, CircuitState, Verdict};
 use health::HealthRecorder;
@@ -75,22 +76,19 @@ pub struct IntegrationPolicy {
 }
 
 impl IntegrationPolicy {
-    /// The built-in policy of `integration`: GitHub, Slack (tier 3) and Stripe (live) buckets
-    /// are seeded from their profiles; any other integration is paced only once its responses
-    /// state a limit.
+    /// The built-in policy of `integration`: its declaration's (`providers.rs`: a declared
+    /// rate limit seeds the buckets, declared overrides replace the defaults); any other
+    /// integration is paced only once its responses state a limit.
     pub fn builtin(integration: &str) -> Self {
-        let rate_limit = match integration {
-            "github" => RateLimitMode::Seeded(ProviderProfile::github()),
-            "slack" => RateLimitMode::Seeded(ProviderProfile::slack(3)),
-            "stripe" => RateLimitMode::Seeded(ProviderProfile::stripe(true)),
-            _ => RateLimitMode::Learned(ProviderProfile::generic()),
-        };
-        Self {
-            rate_limit,
-            retry: RetryPolicy::default(),
-            circuit: CircuitConfig::default(),
-            tls_min: None,
-        }
+        crate::providers::provider(integration).map_or_else(
+            || Self {
+                rate_limit: RateLimitMode::Learned(ProviderProfile::generic()),
+                retry: RetryPolicy::default(),
+                circuit: CircuitConfig::default(),
+                tls_min: None,
+            },
+            ProviderSpec::policy,
+        )
     }
 }
 

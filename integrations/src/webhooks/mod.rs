@@ -74,6 +74,21 @@ pub enum WebhookScheme {
     Generic(GenericScheme),
 }
 
+/// A scheme's name in the OpenAPI document: a string, one of [`WebhookScheme::NAMES`].
+pub struct WebhookSchemeName;
+
+impl utoipa::PartialSchema for WebhookSchemeName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(WebhookScheme::NAMES.iter().copied()))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for WebhookSchemeName {}
+
 /// The HMAC hash function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -83,7 +98,51 @@ pub enum Algorithm {
     Sha512,
 }
 
+/// Signature headers of the schemes no provider declares yet; a provider's declaration lists
+/// its own (`webhook.secret_headers` in `provider.yaml`).
+const UNDECLARED_SECRET_HEADERS: &[&str] = &[
+    "x-shopify-hmac-sha256",
+    "webhook-signature",
+    "svix-signature",
+];
+
+/// Every header that carries a webhook signature or secret (lower case): the declared
+/// providers' and the other schemes'. Such headers are never stored or shown.
+pub fn secret_headers() -> impl Iterator<Item = &'static str> {
+    crate::providers::providers()
+        .iter()
+        .filter_map(|spec| spec.webhook.as_ref())
+        .flat_map(|webhook| webhook.secret_headers.iter().map(String::as_str))
+        .chain(UNDECLARED_SECRET_HEADERS.iter().copied())
+}
+
 impl WebhookScheme {
+    /// Every scheme's name: the `{provider}` segment of `POST /webhooks/{provider}/{source}`.
+    pub const NAMES: &[&str] = &[
+        "github", "stripe", "slack", "shopify", "standard", "generic",
+    ];
+
+    /// The scheme named `provider`; `generic` is the generic scheme's settings, required for
+    /// `generic` and refused for every other scheme.
+    pub fn named(provider: &str, generic: Option<GenericScheme>) -> Result<Self, String> {
+        if !Self::NAMES.contains(&provider) {
+            return Err(format!(
+                "unknown provider `{provider}`: use {}",
+                Self::NAMES.join(", ")
+            ));
+        }
+        match generic {
+            Some(generic) if provider == "generic" => Ok(Self::Generic(generic)),
+            Some(_) => Err("`generic` is only for provider `generic`".to_owned()),
+            None => serde_json::from_value(serde_json::json!({ "provider": provider })).map_err(
+                |_| {
+                    "a generic source needs `generic`: {\"header\", \"algorithm\", \"encoding\", ...}"
+                        .to_owned()
+                },
+            ),
+        }
+    }
+
     /// The `{provider}` path segment of `POST /webhooks/{provider}/{source}` for this scheme.
     pub fn provider(&self) -> &'static str {
         match self {
@@ -193,4 +252,47 @@ pub fn verify(
 /// A signed Unix timestamp as a date, when it is one chrono can represent.
 fn signed_at(timestamp: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(timestamp, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_is_a_scheme_and_every_scheme_named() {
+        let generic: GenericScheme = serde_json::from_value(serde_json::json!({
+            "header": "X-Signature", "algorithm": "sha256", "encoding": "hex"
+        }))
+        .expect("generic scheme");
+        for name in WebhookScheme::NAMES {
+            let settings = (*name == "generic").then(|| generic.clone());
+            let scheme = WebhookScheme::named(name, settings).expect(name);
+            assert_eq!(scheme.provider(), *name);
+        }
+        let unknown = WebhookScheme::named("gitlab", None).expect_err("unknown");
+        assert!(
+            unknown.contains("gitlab") && unknown.contains("standard"),
+            "{unknown}"
+        );
+        assert!(WebhookScheme::named("generic", None).is_err());
+        assert!(WebhookScheme::named("github", Some(generic)).is_err());
+    }
+
+    #[test]
+    fn declared_providers_name_known_schemes_and_their_headers_are_secret() {
+        let secret: Vec<&str> = secret_headers().collect();
+        for spec in crate::providers::providers() {
+            if let Some(webhook) = &spec.webhook {
+                assert!(WebhookScheme::NAMES.contains(&webhook.scheme.as_str()));
+                assert!(
+                    webhook
+                        .secret_headers
+                        .iter()
+                        .all(|h| secret.contains(&h.as_str()))
+                );
+            }
+        }
+        assert!(secret.contains(&"x-hub-signature-256"));
+        assert!(secret.contains(&"x-shopify-hmac-sha256"));
+    }
 }

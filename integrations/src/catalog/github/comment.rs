@@ -64,7 +64,7 @@ impl Action for Comment {
         let request = request(ctx, &connection, Method::POST, &segments)
             .await?
             .json(&json!({"body": input.body}));
-        let call = IntegrationCall::new("github", Self::NAME, request).connection(Some(connection));
+        let call = IntegrationCall::new(provider!(), Self::NAME, request).connection(Some(connection));
         let response = match ctx.send(call).await?.done_or_wait() {
             Ok(response) => response,
             Err(wait) => return Ok(wait),

@@ -196,7 +196,7 @@ impl Action for ListIssues {
         let mut issues = Vec::new();
         for page in 1..=max_pages {
             let request = request_to(ctx, Method::GET, &page_url)?;
-            let call = IntegrationCall::new("github", Self::NAME, request)
+            let call = IntegrationCall::new(provider!(), Self::NAME, request)
                 .connection(Some(connection.clone()));
             let response = match ctx.send(call).await?.done_or_wait() {
                 Ok(response) => response,

@@ -16,7 +16,8 @@ use serde::Deserialize;
 
 use crate::context::ActionContext;
 use crate::error::ActionError;
-use crate::ratelimit::{ProviderProfile, parse_with_body};
+use crate::providers::ProviderSpec;
+use crate::ratelimit::parse_with_body;
 use crate::registry::Registry;
 use crate::runtime::IntegrationResponse;
 
@@ -43,7 +44,7 @@ async fn request(
 
 /// The connection's base URL + the path `segments` (each percent-encoded).
 async fn url(ctx: &ActionContext, connection: &str, segments: &[&str]) -> Result<Url, ActionError> {
-    let base = ctx.base_url("github", connection).await?;
+    let base = ctx.base_url(provider!(), connection).await?;
     let mut url = Url::parse(&base)
         .map_err(|error| ActionError::Permanent(format!("invalid GitHub base URL: {error}")))?;
     url.path_segments_mut()
@@ -93,7 +94,9 @@ fn check(operation: &str, response: &IntegrationResponse) -> Result<(), ActionEr
         status,
         &response.body,
         now,
-        &ProviderProfile::github(),
+        &crate::providers::provider(provider!())
+            .map(ProviderSpec::rate_limit_profile)
+            .unwrap_or_default(),
     );
     if observation.rejected {
         return Err(ActionError::Retryable {

@@ -106,7 +106,7 @@ impl Action for ListChannels {
         let limit = bounded("limit", input.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
         let max_pages = bounded("max_pages", input.max_pages, DEFAULT_MAX_PAGES, MAX_PAGES)?;
         let connection = ctx.connection_name(input.connection)?;
-        let base = ctx.base_url("slack", &connection).await?;
+        let base = ctx.base_url(provider!(), &connection).await?;
         let mut query = vec![("limit", limit.to_string())];
         if !input.types.is_empty() {
             query.push(("types", input.types.join(",")));
@@ -124,7 +124,7 @@ impl Action for ListChannels {
             if let Some(cursor) = &cursor {
                 request = request.query(&[("cursor", cursor)]);
             }
-            let call = IntegrationCall::new("slack", Self::NAME, request)
+            let call = IntegrationCall::new(provider!(), Self::NAME, request)
                 .connection(Some(connection.clone()));
             let response = match ctx.send(call).await?.done_or_wait() {
                 Ok(response) => response,

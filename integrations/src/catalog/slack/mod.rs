@@ -29,16 +29,6 @@ struct Envelope {
     error: Option<String>,
 }
 
-/// Error codes that mean "try again later"; every other code is permanent.
-const TRANSIENT_ERRORS: &[&str] = &[
-    "ratelimited",
-    "rate_limited",
-    "internal_error",
-    "fatal_error",
-    "service_unavailable",
-    "request_timeout",
-];
-
 /// The HTTP status class, then Slack's `ok: false`, as an [`ActionError`].
 fn check(method: &str, response: &IntegrationResponse) -> Result<(), ActionError> {
     if let Some(error) =
@@ -56,7 +46,12 @@ fn check(method: &str, response: &IntegrationResponse) -> Result<(), ActionError
     }
     let code = envelope.error.unwrap_or_else(|| "unknown_error".into());
     let message = format!("Slack {method} failed: {code}");
-    Err(if TRANSIENT_ERRORS.contains(&code.as_str()) {
+    // The declaration's `errors.transient_codes` mean "try again later", every other code is
+    // permanent.
+    let transient = crate::providers::provider(provider!())
+        .and_then(|spec| spec.errors.as_ref())
+        .is_some_and(|errors| errors.transient_codes.contains(&code));
+    Err(if transient {
         ActionError::Retryable {
             message,
             retry_after: crate::http::retry_after(&response.headers, chrono::Utc::now()),

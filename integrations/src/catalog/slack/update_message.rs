@@ -63,7 +63,7 @@ impl Action for UpdateMessage {
             ));
         }
         let connection = ctx.connection_name(input.connection)?;
-        let base = ctx.base_url("slack", &connection).await?;
+        let base = ctx.base_url(provider!(), &connection).await?;
         let mut body = Map::new();
         body.insert("channel".into(), Value::String(input.channel));
         body.insert("ts".into(), Value::String(input.ts));
@@ -77,7 +77,7 @@ impl Action for UpdateMessage {
             .http()
             .request(Method::POST, &format!("{base}/chat.update"))?
             .json(&body);
-        let call = IntegrationCall::new("slack", Self::NAME, request).connection(Some(connection));
+        let call = IntegrationCall::new(provider!(), Self::NAME, request).connection(Some(connection));
         let response = match ctx.send(call).await?.done_or_wait() {
             Ok(response) => response,
             Err(wait) => return Ok(wait),

@@ -67,14 +67,14 @@ impl Action for CreateCustomer {
     ) -> Result<ActionOutcome<CreateCustomerOutput>, ActionError> {
         let form = form_body(&input);
         let connection = ctx.connection_name(input.connection)?;
-        let base = ctx.base_url("stripe", &connection).await?;
+        let base = ctx.base_url(provider!(), &connection).await?;
         let request = ctx
             .http()
             .request(Method::POST, &format!("{base}/v1/customers"))?
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header("idempotency-key", ctx.idempotency_key())
             .body(form);
-        let call = IntegrationCall::new("stripe", Self::NAME, request).connection(Some(connection));
+        let call = IntegrationCall::new(provider!(), Self::NAME, request).connection(Some(connection));
         let response = match ctx.send(call).await?.done_or_wait() {
             Ok(response) => response,
             Err(wait) => return Ok(wait),

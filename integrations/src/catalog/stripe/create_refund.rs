@@ -98,7 +98,7 @@ impl Action for CreateRefund {
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header("idempotency-key", ctx.idempotency_key())
             .body(form);
-        let call = IntegrationCall::new("stripe", Self::NAME, request).connection(Some(connection));
+        let call = IntegrationCall::new(provider!(), Self::NAME, request).connection(Some(connection));
         let response = match ctx.send(call).await?.done_or_wait() {
             Ok(response) => response,
             Err(wait) => return Ok(wait),

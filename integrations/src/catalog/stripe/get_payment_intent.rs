@@ -79,7 +79,7 @@ impl Action for GetPaymentIntent {
         )
         .await?;
         let request = ctx.http().request(Method::GET, url.as_str())?;
-        let call = IntegrationCall::new("stripe", Self::NAME, request).connection(Some(connection));
+        let call = IntegrationCall::new(provider!(), Self::NAME, request).connection(Some(connection));
         let response = match ctx.send(call).await?.done_or_wait() {
             Ok(response) => response,
             Err(wait) => return Ok(wait),

@@ -26,7 +26,7 @@ pub(crate) fn register(registry: &mut Registry) {
 
 /// The connection's base URL + the path `segments` (each percent-encoded).
 async fn url(ctx: &ActionContext, connection: &str, segments: &[&str]) -> Result<Url, ActionError> {
-    let base = ctx.base_url("stripe", connection).await?;
+    let base = ctx.base_url(provider!(), connection).await?;
     let mut url = Url::parse(&base)
         .map_err(|error| ActionError::Permanent(format!("invalid Stripe base URL: {error}")))?;
     url.path_segments_mut()
