@@ -3,46 +3,78 @@
 //! authenticated by the cookie must also carry `X-Stepwise-CSRF` (a custom header: a
 //! cross-site form cannot send one and a cross-site script would need a CORS preflight we never
 //! grant), besides the cookie being `SameSite=Strict`.
+//!
+//! Authentication is route middleware ([`authenticate`], installed by
+//! [`crate::routes::Routes::authenticated`]): it runs before any of the handler's extractors,
+//! so a bad credential is answered 401 before the body is read, whatever the body is.
+//! (Extractors of one handler are polled together; an authenticating extractor could lose to
+//! a body extractor that fails first.)
 
-use actix_web::dev::Payload;
+use actix_web::body::BoxBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
-use actix_web::{FromRequest, HttpRequest, web};
-use futures::future::LocalBoxFuture;
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use futures::future::{Ready, ready};
 use stepwise_engine::Tenant;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The tenant of the request's API key. Taking it as a handler argument is what makes a
-/// route authenticated; every engine call of such a handler is scoped to this tenant.
+/// The tenant of the request's credential. Taking it as a handler argument scopes every engine
+/// call of the handler to this tenant; the route must be registered as authenticated, which
+/// is what resolves it.
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Tenant);
 
 impl FromRequest for Authenticated {
     type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+    type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let credential = credential(request);
-        let state = request.app_data::<web::Data<AppState>>().cloned();
-        Box::pin(async move {
-            let state =
-                state.ok_or_else(|| ApiError::Internal("AppState is not registered".into()))?;
-            let tenant = match credential? {
-                Credential::ApiKey(key) => {
-                    state
-                        .call(move |engine| async move { engine.authenticate(&key).await })
-                        .await?
-                }
-                Credential::Session(token) => {
-                    state
-                        .call(move |engine| async move { engine.session_tenant(&token).await })
-                        .await?
-                }
-            };
-            tenant.map(Authenticated).ok_or(ApiError::Unauthorized)
-        })
+        ready(request.extensions().get::<Self>().cloned().ok_or_else(|| {
+            ApiError::Internal(format!(
+                "{} {} takes `Authenticated` but is not registered as authenticated",
+                request.method(),
+                request.path()
+            ))
+        }))
     }
+}
+
+/// Route middleware: resolves the credential to its tenant (for [`Authenticated`]) or answers
+/// the error without calling the handler.
+pub async fn authenticate(
+    request: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    match tenant(request.request()).await {
+        Ok(tenant) => {
+            request.extensions_mut().insert(Authenticated(tenant));
+            next.call(request).await
+        }
+        Err(error) => Ok(request.error_response(error)),
+    }
+}
+
+async fn tenant(request: &HttpRequest) -> Result<Tenant, ApiError> {
+    let state = request
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::Internal("AppState is not registered".into()))?;
+    let tenant = match credential(request)? {
+        Credential::ApiKey(key) => {
+            state
+                .call(move |engine| async move { engine.authenticate(&key).await })
+                .await?
+        }
+        Credential::Session(token) => {
+            state
+                .call(move |engine| async move { engine.session_tenant(&token).await })
+                .await?
+        }
+    };
+    tenant.ok_or(ApiError::Unauthorized)
 }
 
 /// The dashboard's session cookie.

@@ -204,6 +204,10 @@ pub struct CreateOauthApp {
     /// Metadata document URL, when it is not at the issuer's well-known locations.
     #[arg(long)]
     pub discovery_url: Option<String>,
+    /// Refresh access tokens this long before they expire (`30s`, `5m`; at most 24h), instead
+    /// of 60 s; never more than a quarter of a token's lifetime.
+    #[arg(long)]
+    pub refresh_margin: Option<String>,
     /// The app has no client secret (PKCE only): read nothing from standard input.
     #[arg(long)]
     pub public_client: bool,

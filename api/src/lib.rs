@@ -5,6 +5,7 @@
 //! database only through `stepwise_engine::Engine`.
 
 pub mod auth;
+pub mod body;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document of the HTTP surface, served at `GET /api/openapi.json`. Generated
 //! from the code: every handler carries a `#[utoipa::path]` attribute and every wire type
 //! derives `ToSchema`; nothing is written by hand. What every authenticated operation shares
-//! (security requirements, 401/403, 500) is added once by [`SharedResponses`].
+//! (security requirements, 401/403, 413/415 for a JSON body, 500) is added once by [`SharedResponses`].
 
 use std::sync::LazyLock;
 
@@ -113,7 +113,8 @@ pub async fn document() -> HttpResponse {
 
 /// Adds the security schemes, puts every `/api/v1` operation under them, and gives every
 /// operation the error responses it shares with the others: 401 and (for a state-changing
-/// method) 403 where a credential is required, 500 everywhere.
+/// method) 403 where a credential is required, 413 and 415 where a JSON body is read, 500
+/// everywhere.
 struct SharedResponses;
 
 impl Modify for SharedResponses {
@@ -160,6 +161,23 @@ impl Modify for SharedResponses {
                             ))
                         });
                     }
+                }
+                // Bodies read by `crate::body` (JSON only); the others document their own.
+                let takes_json = matches!(
+                    &operation.request_body,
+                    Some(RefOr::T(body))
+                        if body.content.keys().all(|media_type| media_type == "application/json")
+                );
+                if takes_json {
+                    responses.entry("413".into()).or_insert_with(|| {
+                        error_response("`payload_too_large`: the body is larger than 1 MiB.")
+                    });
+                    responses.entry("415".into()).or_insert_with(|| {
+                        error_response(
+                            "`unsupported_media_type`: a body without `Content-Type: \
+                             application/json`.",
+                        )
+                    });
                 }
                 responses
                     .entry("500".into())
@@ -222,7 +240,8 @@ mod tests {
             .flat_map(|(path, item)| {
                 operations_mut(item)
                     .into_iter()
-                    .map(|(method, _)| Endpoint {
+                    .map(|(method, operation)| Endpoint {
+                        authenticated: operation.security.is_some(),
                         method: serde_json::to_value(method)
                             .expect("method JSON")
                             .as_str()
@@ -245,8 +264,9 @@ mod tests {
         let unserved: Vec<_> = documented.difference(&served).collect();
         assert!(
             undocumented.is_empty() && unserved.is_empty(),
-            "routes without an OpenAPI operation: {undocumented:?}; \
-             documented operations without a route: {unserved:?}"
+            "routes without an OpenAPI operation (or registered with other authentication than \
+             documented): {undocumented:?}; documented operations without such a route: \
+             {unserved:?}"
         );
     }
 

@@ -155,13 +155,6 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(|error, _| {
                     ApiError::InvalidInput(format!("invalid path: {error}")).into()
                 }))
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(MAX_BODY_BYTES)
-                        .error_handler(|error, _| {
-                            ApiError::InvalidInput(format!("invalid JSON body: {error}")).into()
-                        }),
-                )
                 .configure(|routes| {
                     routes::configure(routes, webhook_max_bytes);
                 })

@@ -547,6 +547,176 @@ async fn request_bodies_are_limited_and_typed() {
     .await;
 }
 
+/// Every route that reads a JSON body, with a valid body for it (after `hello` is deployed and
+/// has the run `{run}`).
+const JSON_ROUTES: [(&str, &str); 7] = [
+    ("/api/v1/workflows/hello/runs", r#"{"name": "Ada"}"#),
+    ("/api/v1/runs/{run}/retry", r#"{"version": "current"}"#),
+    ("/api/v1/secrets", r#"{"name": "TOKEN", "value": "v"}"#),
+    (
+        "/api/v1/oauth-apps",
+        r#"{"integration": "github", "client_id": "id"}"#,
+    ),
+    (
+        "/api/v1/connections",
+        r#"{"name": "c", "integration": "generic", "kind": "bearer", "token": "t"}"#,
+    ),
+    (
+        "/api/v1/sources",
+        r#"{"name": "gh", "provider": "github", "secret": "s"}"#,
+    ),
+    ("/api/v1/sources/gh/secret", r#"{"secret": "s2"}"#),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_bodies_must_be_json_without_duplicate_keys_and_small() {
+    for_each_backend(|app| async move {
+        let backend = app.backend;
+        app.expect_json(app.deploy(HELLO).await, StatusCode::CREATED)
+            .await;
+        let run_id = app.trigger("hello", r#"{"name": "Ada"}"#).await;
+        app.wait_for_run(&run_id).await;
+        for (route, valid) in JSON_ROUTES {
+            let path = route.replace("{run}", &run_id);
+            let post = |content_type: Option<&'static str>, body: String| {
+                let mut request = app
+                    .client
+                    .post(app.url(&path))
+                    .bearer_auth(&app.api_key)
+                    .body(body);
+                if let Some(content_type) = content_type {
+                    request = request.header("content-type", content_type);
+                }
+                request.send()
+            };
+            for content_type in [
+                None,
+                Some("text/plain"),
+                Some("application/x-www-form-urlencoded"),
+                Some("multipart/form-data; boundary=x"),
+            ] {
+                let response = post(content_type, valid.to_owned()).await.expect("send");
+                let body = app
+                    .expect_error(
+                        response,
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "unsupported_media_type",
+                    )
+                    .await;
+                assert!(
+                    body["error"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("application/json")),
+                    "[{backend}] {path} as {content_type:?}: {body:#}"
+                );
+            }
+            // The duplicate is the body's first key, again at the end; and one level down.
+            let (first_key, _) = valid[1..].split_once(':').expect("a key");
+            let duplicated = format!("{}, {first_key}: \"again\"}}", &valid[..valid.len() - 1]);
+            let nested = format!(r#"{{"x": {{"k": 1, "k": 2}}, {}"#, &valid[1..]);
+            for body in [duplicated, nested] {
+                let response = post(Some("application/json"), body.clone())
+                    .await
+                    .expect("send");
+                let refused = app
+                    .expect_error(response, StatusCode::BAD_REQUEST, "invalid_input")
+                    .await;
+                assert!(
+                    refused["error"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("duplicate key") && m.contains("line 1")),
+                    "[{backend}] {path} with {body}: {refused:#}"
+                );
+            }
+            let huge = format!(r#"{{"x": "{}"}}"#, "x".repeat(2 << 20));
+            let response = post(Some("application/json"), huge).await.expect("send");
+            app.expect_error(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+                .await;
+        }
+        // The same body with `application/json` is accepted: the checks above refused only
+        // the media type, the duplicate or the size.
+        let response = app
+            .post_json("/api/v1/secrets", r#"{"name": "TOKEN", "value": "v"}"#)
+            .await;
+        app.expect_json(response, StatusCode::CREATED).await;
+        let response = app
+            .post_json(
+                "/api/v1/workflows/hello/runs",
+                r#"{"name": "Ada", "extra": {"nested": [1, {"a": 1, "b": 2}]}}"#,
+            )
+            .await;
+        assert_ne!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        // A secret whose value alone is 2 MiB: 413, not 400.
+        let big_secret = json!({"name": "BIG", "value": "s".repeat(2 << 20)}).to_string();
+        app.expect_error(
+            app.post_json("/api/v1/secrets", &big_secret).await,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        )
+        .await;
+        // An empty body is still `{}` for a run start and a retry, whatever its type.
+        let empty = app
+            .client
+            .post(app.url("/api/v1/workflows/hello/runs"))
+            .bearer_auth(&app.api_key)
+            .header("content-type", "text/plain")
+            .send()
+            .await
+            .expect("send");
+        assert_ne!(empty.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        app
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_sent_as_json_must_be_json() {
+    for_each_backend(|app| async move {
+        let send = |body: &str| {
+            app.client
+                .post(app.url("/api/v1/workflows"))
+                .bearer_auth(&app.api_key)
+                .header("content-type", "application/json")
+                .body(body.to_owned())
+                .send()
+        };
+        let refused = app
+            .expect_error(
+                send(HELLO).await.expect("send"),
+                StatusCode::BAD_REQUEST,
+                "invalid_input",
+            )
+            .await;
+        assert!(
+            refused["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("not JSON") && m.contains("application/yaml")),
+            "[{}] {refused:#}",
+            app.backend
+        );
+        let duplicate = r#"{"name": "twice", "name": "again", "steps": []}"#;
+        app.expect_error(
+            send(duplicate).await.expect("send"),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        )
+        .await;
+        let workflow = json!({
+            "name": "in-json",
+            "steps": [{"id": "greet", "uses": "core.set", "with": {"greeting": "hi"}}],
+        });
+        let created = app
+            .expect_json(
+                send(&workflow.to_string()).await.expect("send"),
+                StatusCode::CREATED,
+            )
+            .await;
+        assert_eq!(created["name"], "in-json");
+        app
+    })
+    .await;
+}
+
 fn limited(on_limit: &str) -> String {
     format!(
         r#"name: limited

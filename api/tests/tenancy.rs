@@ -474,3 +474,71 @@ async fn every_route_refuses_missing_wrong_and_foreign_credentials() {
     })
     .await;
 }
+
+/// Bodies a route refuses once it reads them; none of them may decide the answer to a request
+/// without a valid credential: it is checked first.
+fn bad_bodies() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    vec![
+        ("broken JSON", "application/json", b"{\"name\": ".to_vec()),
+        (
+            "a duplicate key",
+            "application/json",
+            br#"{"name": "a", "name": "b"}"#.to_vec(),
+        ),
+        ("text", "text/plain", b"name=x".to_vec()),
+        (
+            "a form",
+            "application/x-www-form-urlencoded",
+            b"name=x".to_vec(),
+        ),
+        (
+            "multipart",
+            "multipart/form-data; boundary=x",
+            b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nb\r\n--x--\r\n".to_vec(),
+        ),
+        (
+            "2 MiB",
+            "application/json",
+            format!(r#"{{"name": "A", "value": "{}"}}"#, "x".repeat(2 << 20)).into_bytes(),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_credential_is_refused_before_the_body_is_read() {
+    for_each_backend(|app| async move {
+        let run_id = seed(&app).await;
+        for case in cases() {
+            let path = case.path.replace("{run}", &run_id);
+            for (what, content_type, body) in bad_bodies() {
+                for key in [None, Some("sw_not-a-real-key")] {
+                    let mut request = app
+                        .client
+                        .request(case.method.clone(), app.url(&path))
+                        .header("content-type", content_type)
+                        .body(body.clone());
+                    if let Some(key) = key {
+                        request = request.bearer_auth(key);
+                    }
+                    let response = request.send().await.unwrap_or_else(|error| {
+                        panic!(
+                            "[{}] {} {path} with {what}: {error}",
+                            app.backend, case.method
+                        )
+                    });
+                    assert_eq!(
+                        response.status(),
+                        StatusCode::UNAUTHORIZED,
+                        "[{}] {} {path} with {what}, key {key:?}",
+                        app.backend,
+                        case.method
+                    );
+                    app.expect_error(response, StatusCode::UNAUTHORIZED, "unauthorized")
+                        .await;
+                }
+            }
+        }
+        app
+    })
+    .await;
+}

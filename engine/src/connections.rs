@@ -277,7 +277,9 @@ impl Engine {
             .await
     }
 
-    /// Refresh OAuth 2.0 access tokens that expire within `margin` (default 60 s).
+    /// Refresh OAuth 2.0 access tokens that expire within `margin` (default 60 s), or within a
+    /// quarter of their lifetime when that is shorter; an OAuth app's `refresh_margin`
+    /// replaces `margin` for its connections.
     pub fn set_token_refresh_margin(&self, margin: Duration) {
         self.inner.tokens.set_refresh_margin(margin);
     }

@@ -77,6 +77,11 @@ async fn start(engine: &Engine, tenant: &str) -> (String, Url) {
     (state, url)
 }
 
+/// The credential a provider answered 401 to.
+fn rejected(token: &str) -> ConnectionAuth {
+    ConnectionAuth::Bearer(SecretValue::new(token))
+}
+
 fn code(value: &str) -> CallbackOutcome {
     CallbackOutcome::Code(SecretValue::new(value))
 }
@@ -362,8 +367,9 @@ async fn refresh_ahead_of_expiry_rotates_the_refresh_token() {
     for database in databases().await {
         let h = Harness::start(&database).await;
         let server = MockServer::start().await;
-        // Expires within the 60 s margin: the first use refreshes.
-        authorized(&h, &server, 30).await;
+        // A 4 s token is refreshed once it expires within a quarter of its lifetime (1 s).
+        authorized(&h, &server, 4).await;
+        tokio::time::sleep(Duration::from_millis(3200)).await;
         Mock::given(method("POST"))
             .and(path("/token"))
             .and(body_string_contains("grant_type=refresh_token"))
@@ -409,6 +415,115 @@ async fn refresh_ahead_of_expiry_rotates_the_refresh_token() {
         assert_eq!(bearer(&sibling), "A3");
         h.stop().await;
         server.verify().await;
+    }
+}
+
+/// How many token requests `server` received.
+async fn token_requests(server: &MockServer) -> usize {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|request| request.url.path() == "/token")
+        .count()
+}
+
+#[tokio::test]
+async fn a_short_lived_token_is_not_refreshed_on_every_call() {
+    for database in databases().await {
+        let h = Harness::start(&database).await;
+        let server = MockServer::start().await;
+        // 30 s tokens: within the default 60 s margin from the start, but the margin is at
+        // most a quarter of the lifetime (7.5 s).
+        authorized(&h, &server, 30).await;
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .and(body_string_contains("grant_type=refresh_token"))
+            .respond_with(token_response("A2", "R2", 30))
+            .mount(&server)
+            .await;
+        for _ in 0..20 {
+            let auth = h
+                .engine
+                .connection_auth(&h.tenant_id, "conn")
+                .await
+                .expect("auth");
+            assert_eq!(bearer(&auth), "A1", "[{}]", h.label);
+        }
+        assert_eq!(
+            token_requests(&server).await,
+            1,
+            "[{}] only the code exchange asks for a token",
+            h.label
+        );
+        h.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn an_apps_refresh_margin_replaces_the_default() {
+    for database in databases().await {
+        let h = Harness::start(&database).await;
+        let server = MockServer::start().await;
+        oauth_connection(
+            &h.engine,
+            &h.tenant_id,
+            &server,
+            json!({"refresh_margin": "0s"}),
+        )
+        .await;
+        let app = h
+            .engine
+            .get_oauth_app(&h.tenant_id, "app")
+            .await
+            .expect("app");
+        assert_eq!(app.refresh_margin.as_deref(), Some("0s"), "[{}]", h.label);
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .and(body_string_contains("grant_type=authorization_code"))
+            .respond_with(token_response("A1", "R1", 8))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .and(body_string_contains("grant_type=refresh_token"))
+            .respond_with(token_response("A2", "R2", 8))
+            .mount(&server)
+            .await;
+        let (state, _) = start(&h.engine, &h.tenant_id).await;
+        h.engine
+            .complete_authorization(None, &state, code("the-code"), REDIRECT)
+            .await
+            .expect("complete");
+        // 1.5 s before expiry: inside the default margin (a quarter of 8 s), outside the
+        // app's (none).
+        tokio::time::sleep(Duration::from_millis(6500)).await;
+        let auth = h
+            .engine
+            .connection_auth(&h.tenant_id, "conn")
+            .await
+            .expect("auth");
+        assert_eq!(bearer(&auth), "A1", "[{}]", h.label);
+        assert_eq!(token_requests(&server).await, 1, "[{}]", h.label);
+        for (margin, problem) in [
+            ("soon", "invalid `refresh_margin`"),
+            ("2d", "longer than 24h"),
+        ] {
+            let refused = h
+                .engine
+                .create_oauth_app(
+                    &h.tenant_id,
+                    from_json(json!({
+                        "name": "other", "integration": "github", "client_id": "c",
+                        "refresh_margin": margin,
+                    })),
+                )
+                .await
+                .expect_err("a bad margin");
+            assert!(refused.to_string().contains(problem), "{refused}");
+        }
+        h.stop().await;
     }
 }
 
@@ -985,7 +1100,7 @@ async fn a_client_certificate_on_an_oauth_connection_survives_refresh_and_key_ro
         let (engine, sent) = probe(engine, tenant.clone()).await;
         assert_eq!(sent, "Bearer mtls-access-1", "[{}]", database.label);
 
-        // The access token counts as expired: the refresh rotates the refresh token and
+        // The provider refuses the access token: the refresh rotates the refresh token and
         // re-seals the credentials, client key included.
         Mock::given(method("POST"))
             .and(path("/token"))
@@ -994,10 +1109,12 @@ async fn a_client_certificate_on_an_oauth_connection_survives_refresh_and_key_ro
             .expect(1)
             .mount(&provider)
             .await;
-        engine.set_token_refresh_margin(Duration::from_secs(7200));
+        engine
+            .refresh_connection_auth(&tenant, "conn", &rejected("mtls-access-1"))
+            .await
+            .expect("refresh");
         let (engine, sent) = probe(engine, tenant.clone()).await;
         assert_eq!(sent, "Bearer mtls-access-2", "[{}]", database.label);
-        engine.set_token_refresh_margin(Duration::from_secs(60));
         let (engine, sent) = probe(engine, tenant.clone()).await;
         assert_eq!(sent, "Bearer mtls-access-2", "[{}]", database.label);
         let dump = database.dump().await;
@@ -1032,7 +1149,10 @@ async fn a_client_certificate_on_an_oauth_connection_survives_refresh_and_key_ro
             .expect(1)
             .mount(&provider)
             .await;
-        rotated.set_token_refresh_margin(Duration::from_secs(7200));
+        rotated
+            .refresh_connection_auth(&tenant, "conn", &rejected("mtls-access-2"))
+            .await
+            .expect("refresh");
         let (rotated, sent) = probe(rotated, tenant.clone()).await;
         assert_eq!(sent, "Bearer mtls-access-3", "[{}]", database.label);
         provider.verify().await;

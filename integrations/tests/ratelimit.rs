@@ -546,6 +546,59 @@ proptest! {
     }
 }
 
+/// Long, repeated and list-shaped values: the parser's cost stays linear, whatever a provider
+/// (or a proxy in front of it) sends.
+fn long_value() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        value_strategy(),
+        (1usize..20_000).prop_map(|digits| vec![b'9'; digits]),
+        (1usize..2_000).prop_map(|items| {
+            let item = "\"p\";q=100;w=60";
+            vec![item; items].join(", ").into_bytes()
+        }),
+        (1usize..2_000).prop_map(|items| vec!["limit=1"; items].join(", ").into_bytes()),
+        prop::collection::vec(
+            prop_oneof![Just(b'\t'), 0x20u8..0x7f, 0x80u8..=0xff],
+            0..4_000
+        ),
+    ]
+}
+
+/// How long one parse may take before it counts as a hang (generous: microseconds are normal).
+const PARSE_BOUND: Duration = Duration::from_secs(2);
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn long_and_repeated_headers_are_read_quickly(
+        pairs in proptest::collection::vec((0..NAMES.len(), long_value(), 1usize..5), 0..10),
+        status in prop_oneof![Just(200u16), Just(403), Just(429), 100u16..600],
+        offset in 0i64..4_000_000_000,
+        profile in profile_strategy(),
+        body in proptest::collection::vec(any::<u8>(), 0..100_000),
+    ) {
+        let now = DateTime::from_timestamp(offset, 0).unwrap();
+        let mut headers = HeaderMap::new();
+        for (name, value, copies) in pairs {
+            if let Ok(value) = HeaderValue::from_bytes(&value) {
+                for _ in 0..copies {
+                    headers.append(HeaderName::from_static(NAMES[name]), value.clone());
+                }
+            }
+        }
+        let status = StatusCode::from_u16(status).unwrap();
+        let started = std::time::Instant::now();
+        let obs = stepwise_integrations::ratelimit::parse_with_body(
+            &headers, status, &body, now, &profile,
+        );
+        prop_assert!(started.elapsed() < PARSE_BOUND, "{:?}", started.elapsed());
+        let horizon = now + TimeDelta::from_std(MAX_RESET_HORIZON).unwrap();
+        prop_assert!(obs.reset_at.is_none_or(|reset| reset >= now && reset <= horizon));
+        prop_assert!(obs.limit != Some(0));
+    }
+}
+
 #[test]
 fn a_response_from_a_refilled_window_is_ignored() {
     let mut profile = declared("github");

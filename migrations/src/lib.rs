@@ -23,6 +23,7 @@ mod m20261204_000003_rate_limit_buckets;
 mod m20261205_000020_webhook_delivery_history;
 mod m20261205_000030_integration_health;
 mod m20261207_000021_sealed_unmasked;
+mod m20261207_000022_token_refresh_margin;
 
 pub struct Migrator;
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000020_webhook_delivery_history::Migration),
             Box::new(m20261205_000030_integration_health::Migration),
             Box::new(m20261207_000021_sealed_unmasked::Migration),
+            Box::new(m20261207_000022_token_refresh_margin::Migration),
         ]
     }
 }

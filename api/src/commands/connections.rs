@@ -62,6 +62,7 @@ pub async fn oauth_apps(command: OauthAppsCommand) -> anyhow::Result<ExitCode> {
                 base_url,
                 issuer,
                 discovery_url,
+                refresh_margin,
                 public_client,
                 tenant: tenant_arg,
                 database,
@@ -89,6 +90,7 @@ pub async fn oauth_apps(command: OauthAppsCommand) -> anyhow::Result<ExitCode> {
                         base_url,
                         issuer,
                         discovery_url,
+                        refresh_margin,
                     },
                 )
                 .await;

@@ -9,6 +9,7 @@ use stepwise_engine::{ConnectionDeleted, ConnectionTest};
 use utoipa::ToSchema;
 
 use crate::auth::Authenticated;
+use crate::body::Json;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -78,7 +79,7 @@ pub async fn list(
 pub async fn create(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
-    new: web::Json<NewConnection>,
+    new: Json<NewConnection>,
 ) -> Result<HttpResponse, ApiError> {
     let new = new.into_inner();
     let connection = state

@@ -40,7 +40,7 @@ pub fn configure(routes: &mut Routes) {
         .resource("/ui/connect.js", [get(connect_js)])
         .resource("/ui/health.js", [get(health_js)])
         .resource("/ui/app.css", [get(app_css)])
-        .resource("/ui/session", [get(session)])
+        .authenticated("/ui/session", [get(session)])
         .resource("/ui/login", [post(login)])
         .resource("/ui/logout", [post(logout)]);
 }
@@ -175,11 +175,8 @@ pub async fn login(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     require_csrf_header(&request)?;
-    let login: Login = serde_json::from_slice(&body).map_err(|error| {
-        ApiError::InvalidInput(format!(
-            "the login request is not valid: {error} (expected {{\"api_key\": \"sw_...\"}})"
-        ))
-    })?;
+    crate::body::require_json_content_type(&request)?;
+    let login: Login = crate::body::parse(&body)?;
     let opened = state
         .call(move |engine| async move { engine.open_session(&login.api_key, SESSION_TTL).await })
         .await?;

@@ -1,5 +1,6 @@
-//! HTTP routes. Everything under `/api/v1` takes [`crate::auth::Authenticated`] and scopes every
-//! engine call to its tenant.
+//! HTTP routes. Everything under `/api/v1` is registered with [`Routes::authenticated`] (the
+//! credential is checked before the handler reads anything), takes
+//! [`crate::auth::Authenticated`] and scopes every engine call to its tenant.
 //!
 //! The router is built through [`Routes`], which records every method and path it registers:
 //! `crate::openapi`'s test holds that list to the OpenAPI document, so a route without
@@ -20,6 +21,7 @@ pub mod webhooks;
 pub mod workflows;
 
 use actix_web::http::Method;
+use actix_web::middleware::from_fn;
 use actix_web::{FromRequest, Handler, HttpResponse, Responder, Route, web};
 
 use crate::error::ApiError;
@@ -30,6 +32,8 @@ use crate::error::ApiError;
 pub struct Endpoint {
     pub method: String,
     pub path: String,
+    /// Needs a credential (the document gives the operation a `security` requirement).
+    pub authenticated: bool,
 }
 
 /// One handler of a resource, for one method.
@@ -90,13 +94,37 @@ impl Routes<'_> {
         path: &str,
         routes: impl IntoIterator<Item = MethodRoute>,
     ) -> &mut Self {
+        self.register(path, routes, false)
+    }
+
+    /// [`Routes::resource`] whose every method is authenticated first: a missing or wrong
+    /// credential is answered before the handler's extractors run (so before the body is read).
+    pub fn authenticated(
+        &mut self,
+        path: &str,
+        routes: impl IntoIterator<Item = MethodRoute>,
+    ) -> &mut Self {
+        self.register(path, routes, true)
+    }
+
+    fn register(
+        &mut self,
+        path: &str,
+        routes: impl IntoIterator<Item = MethodRoute>,
+        authenticated: bool,
+    ) -> &mut Self {
         let mut resource = web::resource(path);
         for MethodRoute { method, route } in routes {
             self.endpoints.push(Endpoint {
                 method: method.as_str().to_ascii_lowercase(),
                 path: path.to_owned(),
+                authenticated,
             });
-            resource = resource.route(route);
+            resource = resource.route(if authenticated {
+                route.wrap(from_fn(crate::auth::authenticate))
+            } else {
+                route
+            });
         }
         self.config.service(resource);
         self
@@ -118,63 +146,63 @@ pub fn configure(config: &mut web::ServiceConfig, webhook_max_bytes: usize) -> V
         .resource("/metrics", [get(metrics::metrics)])
         .resource("/api/openapi.json", [get(crate::openapi::document)])
         .resource("/webhooks/{provider}/{source}", [post(webhooks::ingest)])
-        .resource("/oauth/{integration}/authorize", [get(oauth::authorize)])
+        .authenticated("/oauth/{integration}/authorize", [get(oauth::authorize)])
         .resource("/oauth/callback", [get(oauth::callback)])
-        .resource(
+        .authenticated(
             "/api/v1/workflows",
             [get(workflows::list), post(workflows::deploy)],
         )
-        .resource("/api/v1/workflows/{name}", [get(workflows::get)])
-        .resource("/api/v1/workflows/{name}/diff", [get(workflows::diff)])
-        .resource(
+        .authenticated("/api/v1/workflows/{name}", [get(workflows::get)])
+        .authenticated("/api/v1/workflows/{name}/diff", [get(workflows::diff)])
+        .authenticated(
             "/api/v1/workflows/{name}/schedules",
             [get(workflows::schedules)],
         )
-        .resource("/api/v1/workflows/{name}/runs", [post(runs::trigger)])
-        .resource(
+        .authenticated("/api/v1/workflows/{name}/runs", [post(runs::trigger)])
+        .authenticated(
             "/api/v1/workflows/{name}/disable",
             [post(workflows::disable)],
         )
-        .resource("/api/v1/workflows/{name}/enable", [post(workflows::enable)])
-        .resource("/api/v1/runs", [get(runs::list)])
-        .resource("/api/v1/runs/{id}", [get(runs::get)])
-        .resource("/api/v1/runs/{id}/cancel", [post(runs::cancel)])
-        .resource("/api/v1/runs/{id}/retry", [post(runs::retry)])
-        .resource("/api/v1/runs/{id}/rerun", [post(runs::rerun)])
-        .resource("/api/v1/secrets", [get(secrets::list), post(secrets::set)])
-        .resource("/api/v1/secrets/{name}", [delete(secrets::delete)])
-        .resource(
+        .authenticated("/api/v1/workflows/{name}/enable", [post(workflows::enable)])
+        .authenticated("/api/v1/runs", [get(runs::list)])
+        .authenticated("/api/v1/runs/{id}", [get(runs::get)])
+        .authenticated("/api/v1/runs/{id}/cancel", [post(runs::cancel)])
+        .authenticated("/api/v1/runs/{id}/retry", [post(runs::retry)])
+        .authenticated("/api/v1/runs/{id}/rerun", [post(runs::rerun)])
+        .authenticated("/api/v1/secrets", [get(secrets::list), post(secrets::set)])
+        .authenticated("/api/v1/secrets/{name}", [delete(secrets::delete)])
+        .authenticated(
             "/api/v1/oauth-apps",
             [get(oauth_apps::list), post(oauth_apps::create)],
         )
-        .resource(
+        .authenticated(
             "/api/v1/oauth-apps/{name}",
             [get(oauth_apps::get), delete(oauth_apps::delete)],
         )
-        .resource(
+        .authenticated(
             "/api/v1/connections",
             [get(connections::list), post(connections::create)],
         )
-        .resource(
+        .authenticated(
             "/api/v1/connections/{name}",
             [get(connections::get), delete(connections::delete)],
         )
-        .resource("/api/v1/connections/{name}/test", [post(connections::test)])
-        .resource(
+        .authenticated("/api/v1/connections/{name}/test", [post(connections::test)])
+        .authenticated(
             "/api/v1/sources",
             [get(sources::list), post(sources::create)],
         )
-        .resource("/api/v1/sources/{name}", [delete(sources::delete)])
-        .resource("/api/v1/sources/{name}/secret", [post(sources::rotate)])
-        .resource(
+        .authenticated("/api/v1/sources/{name}", [delete(sources::delete)])
+        .authenticated("/api/v1/sources/{name}/secret", [post(sources::rotate)])
+        .authenticated(
             "/api/v1/sources/{name}/rejections",
             [get(sources::rejections)],
         )
-        .resource(
+        .authenticated(
             "/api/v1/sources/{name}/deliveries",
             [get(sources::deliveries)],
         )
-        .resource(
+        .authenticated(
             "/api/v1/integrations/health",
             [get(integration_health::get)],
         )

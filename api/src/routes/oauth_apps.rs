@@ -7,6 +7,7 @@ use stepwise_engine::store::oauth_apps::{NewOAuthApp, OAuthAppInfo};
 use utoipa::ToSchema;
 
 use crate::auth::Authenticated;
+use crate::body::Json;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -48,7 +49,7 @@ pub async fn list(
 pub async fn create(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
-    body: web::Json<NewOAuthApp>,
+    body: Json<NewOAuthApp>,
 ) -> Result<HttpResponse, ApiError> {
     let new = body.into_inner();
     let app = state

@@ -7,6 +7,7 @@ use stepwise_integrations::SecretValue;
 use utoipa::ToSchema;
 
 use crate::auth::Authenticated;
+use crate::body::Json;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -70,7 +71,7 @@ pub async fn list(
 pub async fn set(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
-    body: web::Json<SetSecret>,
+    body: Json<SetSecret>,
 ) -> Result<HttpResponse, ApiError> {
     let SetSecret { name, value } = body.into_inner();
     check_name(&name)?;

@@ -9,6 +9,7 @@ use stepwise_integrations::webhooks::{GenericScheme, WebhookScheme};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authenticated;
+use crate::body::Json;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -134,7 +135,7 @@ pub async fn list(
 pub async fn create(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
-    body: web::Json<CreateSource>,
+    body: Json<CreateSource>,
 ) -> Result<HttpResponse, ApiError> {
     let CreateSource {
         name,
@@ -177,7 +178,7 @@ pub async fn rotate(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
     name: web::Path<String>,
-    body: web::Json<RotateSecret>,
+    body: Json<RotateSecret>,
 ) -> Result<web::Json<SourceBody>, ApiError> {
     let name = name.into_inner();
     check_name(&name)?;

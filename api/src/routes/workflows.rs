@@ -60,17 +60,17 @@ pub async fn list(
     path = "/api/v1/workflows",
     tag = "workflows",
     request_body(
-        description = "The workflow's YAML source (UTF-8; JSON is accepted as YAML).",
+        description = "The workflow's YAML source (UTF-8). Sent as `application/json`, the body must be JSON (no duplicate keys): a workflow written in JSON, which is YAML too.",
         content(
             (String = "application/yaml"),
             (String = "text/yaml"),
-            (String = "application/json"),
+            (Object = "application/json"),
         )
     ),
     responses(
         (status = 201, description = "A new version was created.", body = DeployResponse),
         (status = 200, description = "The source is unchanged: nothing was created.", body = DeployResponse),
-        (status = 400, description = "`invalid_input`: the source is not UTF-8.", body = ErrorBody),
+        (status = 400, description = "`invalid_input`: the source is not UTF-8, or it is sent as `application/json` and is not JSON.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: more than 1 MiB.", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: neither YAML, text nor JSON.", body = ErrorBody),
         (status = 422, description = "`invalid_workflow`: every problem, located in `diagnostics`.", body = ErrorBody),
@@ -82,9 +82,17 @@ pub async fn deploy(
     request: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    check_yaml_content_type(&request)?;
+    let source_type = source_type(&request)?;
     let source = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::InvalidInput("the workflow source must be UTF-8".into()))?;
+    if source_type == SourceType::Json {
+        crate::body::check_unique_keys(source.as_bytes()).map_err(|error| {
+            ApiError::InvalidInput(format!(
+                "the body is sent as `application/json` but is not JSON ({error}); send YAML as \
+                 `application/yaml`"
+            ))
+        })?;
+    }
     let deployed = state
         .call(move |engine| async move { engine.deploy(&tenant.id, BODY_PATH, &source).await })
         .await?;
@@ -279,9 +287,17 @@ pub async fn diff(
 
 /// YAML (`application/yaml`, `application/x-yaml`, `text/*`) or JSON, which is YAML too. A
 /// missing content type is accepted for `curl --data-binary` convenience.
-fn check_yaml_content_type(request: &HttpRequest) -> Result<(), ApiError> {
+/// How the body of a deploy says it is written.
+#[derive(Debug, PartialEq, Eq)]
+enum SourceType {
+    Yaml,
+    /// A workflow written in JSON; parsed by the YAML parser, which keeps locations.
+    Json,
+}
+
+fn source_type(request: &HttpRequest) -> Result<SourceType, ApiError> {
     let Some(value) = request.headers().get(header::CONTENT_TYPE) else {
-        return Ok(());
+        return Ok(SourceType::Yaml);
     };
     let media_type = value
         .to_str()
@@ -291,13 +307,15 @@ fn check_yaml_content_type(request: &HttpRequest) -> Result<(), ApiError> {
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    let accepted = media_type.starts_with("text/")
+    let yaml = media_type.starts_with("text/")
         || matches!(
             media_type.as_str(),
-            "application/yaml" | "application/x-yaml" | "application/json"
+            "application/yaml" | "application/x-yaml"
         );
-    if accepted {
-        Ok(())
+    if yaml {
+        Ok(SourceType::Yaml)
+    } else if media_type == "application/json" {
+        Ok(SourceType::Json)
     } else {
         Err(ApiError::UnsupportedMediaType(format!(
             "send the workflow as YAML (Content-Type: application/yaml), not `{media_type}`"

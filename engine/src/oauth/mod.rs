@@ -251,6 +251,9 @@ pub(crate) fn new_tokens(
         Some(scopes) => scopes.iter().map(|scope| scope.to_string()).collect(),
         None => requested.to_vec(),
     };
+    let lifetime_ms = token
+        .expires_in()
+        .map(|lifetime| i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX));
     NewTokens {
         credentials: Credentials {
             access_token: Some(SecretValue::new(token.access_token().secret().as_str())),
@@ -262,9 +265,8 @@ pub(crate) fn new_tokens(
             ..Credentials::default()
         },
         scopes,
-        expires_at: token
-            .expires_in()
-            .map(|lifetime| now_ms().saturating_add(lifetime.as_millis() as i64)),
+        expires_at: lifetime_ms.map(|lifetime| now_ms().saturating_add(lifetime)),
+        lifetime_ms,
     }
 }
 

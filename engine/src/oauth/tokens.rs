@@ -1,6 +1,9 @@
 //! The token manager: a connection's credentials for actions, OAuth 2.0 access tokens refreshed
 //! ahead of expiry and once after a 401.
 //!
+//! "Ahead of expiry" is a margin: the app's `refresh_margin`, else the manager's (60 s), but
+//! never more than a quarter of the token's lifetime (`refresh_margin_ms`).
+//!
 //! A refresh is single-flight per connection: inside a process, callers queue on one async
 //! mutex per connection; across processes, the refresher holds a lease on the connection row
 //! (`refresh_lease_owner/until`, taken with one conditional update, so it works the same on
@@ -32,7 +35,8 @@ use crate::store::now_ms;
 use crate::store::oauth_apps;
 use crate::vault::Vault;
 
-/// Default: refresh when the access token expires within a minute.
+/// Default: refresh when the access token expires within a minute (or within a quarter of
+/// its lifetime, when that is shorter; see [`refresh_margin_ms`]).
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
 /// How long a refresh lease lasts: longer than a token request may take, short enough that a
@@ -112,7 +116,8 @@ impl TokenManager {
         }
     }
 
-    /// Refresh access tokens that expire within `margin`.
+    /// Refresh access tokens that expire within `margin` (or a quarter of their lifetime,
+    /// when shorter), unless their OAuth app sets its own margin.
     pub fn set_refresh_margin(&self, margin: Duration) {
         self.refresh_margin_ms
             .store(margin.as_millis() as i64, Ordering::Relaxed);
@@ -124,7 +129,8 @@ impl TokenManager {
         if connection.info.kind != ConnectionKind::Oauth2 {
             return static_auth(&connection);
         }
-        if let Some(token) = self.usable(&connection, None)? {
+        let margin_ms = self.margin_ms(&connection).await?;
+        if let Some(token) = self.usable(&connection, None, margin_ms)? {
             return Ok(ConnectionAuth::Bearer(token));
         }
         self.refresh(tenant_id, name, None).await
@@ -191,13 +197,25 @@ impl TokenManager {
         self.refresh(tenant_id, name, Some(rejected.secret())).await
     }
 
+    /// The refresh margin the connection's OAuth app sets, else this manager's.
+    async fn margin_ms(&self, connection: &Connection) -> Result<i64, TokenError> {
+        let app = connection
+            .info
+            .oauth_app
+            .as_deref()
+            .unwrap_or(&connection.info.integration);
+        let own = oauth_apps::refresh_margin_ms(&self.db, &connection.tenant_id, app).await?;
+        Ok(own.unwrap_or_else(|| self.refresh_margin_ms.load(Ordering::Relaxed)))
+    }
+
     /// The stored access token when it can be used: connected, present, not expiring within
-    /// the margin and not the one the provider just rejected. A connection that needs
-    /// re-authorization fails fast.
+    /// the margin (see [`refresh_margin_ms`]) and not the one the provider just rejected. A
+    /// connection that needs re-authorization fails fast.
     fn usable(
         &self,
         connection: &Connection,
         rejected: Option<&SecretValue>,
+        margin_ms: i64,
     ) -> Result<Option<SecretValue>, TokenError> {
         if connection.info.status == ConnectionStatus::NeedsReauth {
             return Err(needs_reauth(
@@ -212,7 +230,7 @@ impl TokenManager {
         let Some(token) = &connection.credentials.access_token else {
             return Ok(None);
         };
-        let margin = self.refresh_margin_ms.load(Ordering::Relaxed);
+        let margin = refresh_margin_ms(margin_ms, connection.token_lifetime_ms);
         let fresh = connection
             .info
             .expires_at
@@ -236,13 +254,14 @@ impl TokenManager {
         rejected: Option<&SecretValue>,
     ) -> Result<ConnectionAuth, TokenError> {
         let connection = connections::load(&self.db, &self.vault, tenant_id, name).await?;
+        let margin_ms = self.margin_ms(&connection).await?;
         let flight = self.flight(&connection.info.id);
         let _in_process = flight.lock().await;
         // Take the cross-process lease, unless a sibling (in this process or another) has
         // refreshed while this caller waited.
         loop {
             let connection = connections::load(&self.db, &self.vault, tenant_id, name).await?;
-            if let Some(token) = self.usable(&connection, rejected)? {
+            if let Some(token) = self.usable(&connection, rejected, margin_ms)? {
                 return Ok(ConnectionAuth::Bearer(token));
             }
             let until = now_ms() + LEASE_MS;
@@ -254,7 +273,7 @@ impl TokenManager {
         // Re-read under the lease: a sibling may have finished between the read and the lease.
         let connection = connections::load(&self.db, &self.vault, tenant_id, name).await?;
         let id = connection.info.id.clone();
-        let outcome = self.refresh_leased(&connection, rejected).await;
+        let outcome = self.refresh_leased(&connection, rejected, margin_ms).await;
         match &outcome {
             Ok(_) => {}
             Err(TokenError::NeedsReauth { reason, .. }) => {
@@ -291,8 +310,9 @@ impl TokenManager {
         &self,
         connection: &Connection,
         rejected: Option<&SecretValue>,
+        margin_ms: i64,
     ) -> Result<ConnectionAuth, TokenError> {
-        if let Some(token) = self.usable(connection, rejected)? {
+        if let Some(token) = self.usable(connection, rejected, margin_ms)? {
             connections::release_lease(&self.db, &connection.info.id, &self.owner, None).await?;
             return Ok(ConnectionAuth::Bearer(token));
         }
@@ -381,6 +401,15 @@ impl TokenManager {
     }
 }
 
+/// How long before expiry a token is refreshed: the configured margin, but at most a quarter
+/// of the token's lifetime, so a provider issuing 30 s tokens is asked every 22.5 s rather
+/// than on every call. An unknown lifetime leaves the margin as configured.
+pub fn refresh_margin_ms(configured_ms: i64, lifetime_ms: Option<i64>) -> i64 {
+    lifetime_ms.map_or(configured_ms, |lifetime| {
+        configured_ms.min(lifetime.max(0) / 4)
+    })
+}
+
 fn needs_reauth(connection: &Connection, reason: String) -> TokenError {
     TokenError::NeedsReauth {
         connection: connection.info.name.clone(),
@@ -440,5 +469,20 @@ impl ConnectionProvider for TokenManager {
 
     async fn tls(&self, tenant_id: &str, connection: &str) -> Result<TlsOptions, ActionError> {
         Ok(TokenManager::tls(self, tenant_id, connection).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_margin_is_at_most_a_quarter_of_the_lifetime() {
+        assert_eq!(refresh_margin_ms(60_000, Some(30_000)), 7_500);
+        assert_eq!(refresh_margin_ms(60_000, Some(3_600_000)), 60_000);
+        assert_eq!(refresh_margin_ms(1_000, Some(30_000)), 1_000);
+        assert_eq!(refresh_margin_ms(60_000, None), 60_000);
+        assert_eq!(refresh_margin_ms(60_000, Some(0)), 0);
+        assert_eq!(refresh_margin_ms(60_000, Some(-5)), 0);
     }
 }

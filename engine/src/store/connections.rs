@@ -200,6 +200,8 @@ pub struct Connection {
     pub client_cert: Option<String>,
     /// Who holds the refresh lease, until when (epoch ms).
     pub refresh_lease: Option<(String, i64)>,
+    /// The stored access token's lifetime (`expires_in`), when the provider stated one.
+    pub token_lifetime_ms: Option<i64>,
 }
 
 impl Connection {
@@ -231,6 +233,8 @@ pub struct NewTokens {
     pub credentials: Credentials,
     pub scopes: Vec<String>,
     pub expires_at: Option<i64>,
+    /// The access token's lifetime as the provider stated it (`expires_in`).
+    pub lifetime_ms: Option<i64>,
 }
 
 fn context<'a>(tenant_id: &'a str, connection_id: &'a str) -> AadContext<'a> {
@@ -516,6 +520,7 @@ pub async fn create(
         probe_url: Set(new.probe_url),
         client_cert: Set(new.client_cert),
         tls_min: Set(new.tls_min),
+        token_lifetime_ms: Set(None),
     }
     .insert(&tx)
     .await?;
@@ -572,6 +577,7 @@ pub(crate) async fn connection(
         credentials: open(vault, row).await?,
         client_cert: row.client_cert.clone(),
         refresh_lease: row.refresh_lease_owner.clone().zip(row.refresh_lease_until),
+        token_lifetime_ms: row.token_lifetime_ms,
     })
 }
 
@@ -616,6 +622,10 @@ pub async fn store_tokens(
         .col_expr(
             connection::Column::ExpiresAt,
             Expr::value(tokens.expires_at),
+        )
+        .col_expr(
+            connection::Column::TokenLifetimeMs,
+            Expr::value(tokens.lifetime_ms),
         )
         .col_expr(
             connection::Column::Status,

@@ -363,6 +363,7 @@ pub mod oauth_app {
         pub created_at: i64,
         pub updated_at: i64,
         pub issuer: Option<String>,
+        pub refresh_margin_ms: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -409,6 +410,7 @@ pub mod connection {
         #[sea_orm(column_type = "Text", nullable)]
         pub client_cert: Option<String>,
         pub tls_min: Option<String>,
+        pub token_lifetime_ms: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
