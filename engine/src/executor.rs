@@ -834,6 +834,9 @@ impl EngineInner {
             state.finish_attempt(&task.step_id, attempt, &self.worker_name, end);
             return Ok(Next::Done);
         }
+        let execution = self
+            .data_limits()
+            .check(execution, &this, &mut state.run.stored_bytes);
         let (step, item_index) = step_definition(workflow, &task.step_id)?;
         // A `workflow.run` step executed after its wake-up timed out waiting (its child's
         // result resumes it without executing it): the child it started must not run on.
@@ -985,8 +988,16 @@ impl EngineInner {
                 {
                     Ok(output) => {
                         let output = redactor.redacted_json(&output);
-                        state.finish(RunStatus::Succeeded, None, Some(output));
-                        Some(RunStatus::Succeeded)
+                        match self.data_limits().check_run_output(&output) {
+                            Ok(()) => {
+                                state.finish(RunStatus::Succeeded, None, Some(output));
+                                Some(RunStatus::Succeeded)
+                            }
+                            Err(message) => {
+                                state.finish(RunStatus::Failed, Some(message), None);
+                                Some(RunStatus::Failed)
+                            }
+                        }
                     }
                     Err(error) => {
                         let message = redactor

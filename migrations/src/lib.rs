@@ -22,6 +22,7 @@ mod m20261204_000002_connection_settings;
 mod m20261204_000003_rate_limit_buckets;
 mod m20261205_000020_webhook_delivery_history;
 mod m20261205_000030_integration_health;
+mod m20261207_000040_run_stored_bytes;
 
 pub struct Migrator;
 
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000003_rate_limit_buckets::Migration),
             Box::new(m20261205_000020_webhook_delivery_history::Migration),
             Box::new(m20261205_000030_integration_health::Migration),
+            Box::new(m20261207_000040_run_stored_bytes::Migration),
         ]
     }
 }

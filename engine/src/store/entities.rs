@@ -118,6 +118,8 @@ pub mod run {
         pub parent_run_id: Option<String>,
         pub parent_step_id: Option<String>,
         pub concurrency_key: Option<String>,
+        /// Bytes of step inputs and outputs stored for the run (their JSON text).
+        pub stored_bytes: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

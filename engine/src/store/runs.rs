@@ -197,6 +197,7 @@ pub fn create(new: NewRun<'_>) -> (RunState, Vec<(StepTask, i64)>) {
         parent_run_id: new.parent.map(|(run_id, _)| run_id.to_owned()),
         parent_step_id: new.parent.map(|(_, step_id)| step_id.to_owned()),
         concurrency_key: None,
+        stored_bytes: 0,
     };
     let steps = definition
         .all_steps()
