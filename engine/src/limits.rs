@@ -45,7 +45,10 @@ impl DataLimits {
         let (input, output) = stored_values(&execution);
         let mut written = 0;
         let mut replaced = 0;
-        for (what, new, old) in [("input", input, &row.input), ("output", output, &row.output)] {
+        for (what, new, old) in [
+            ("input", input, &row.input),
+            ("output", output, &row.output),
+        ] {
             let Some(new) = new else { continue };
             let size = match measure(new, self.max_step_output_bytes) {
                 Ok(size) => size,
@@ -190,6 +193,9 @@ mod tests {
     fn measures_json_text_and_stops_at_the_limit() {
         assert_eq!(measure(&json!({ "a": "b" }), 100), Ok(9));
         let error = measure(&json!("x".repeat(100)), 10).unwrap_err();
-        assert!(error.starts_with("is larger than the limit of 10 bytes"), "{error}");
+        assert!(
+            error.starts_with("is larger than the limit of 10 bytes"),
+            "{error}"
+        );
     }
 }
