@@ -337,7 +337,6 @@ impl Engine {
         Ok((tenant, key))
     }
 
-    /// Creates the `default` tenant on an empty database and returns its first API key.
     /// Caps what steps store from now on (`--max-step-output-bytes`, `--max-run-data-bytes`).
     pub fn set_data_limits(&self, limits: DataLimits) {
         self.inner.evaluator.set_limits(limits.expressions());
@@ -348,6 +347,7 @@ impl Engine {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = limits;
     }
 
+    /// Creates the `default` tenant on an empty database and returns its first API key.
     pub async fn ensure_default_tenant(&self) -> Result<Option<String>, EngineError> {
         if tenants::find_by_name(&self.inner.db.conn, "default")
             .await?
