@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
+use stepwise_engine::DataLimits;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -347,6 +348,14 @@ pub struct RuntimeArgs {
     /// How long integration health minutes (the dashboard's Health page) are kept, e.g. `8d`.
     #[arg(long, env = "STEPWISE_INTEGRATION_HEALTH_RETENTION", default_value = "8d", value_parser = humantime::parse_duration)]
     pub integration_health_retention: std::time::Duration,
+    /// Largest input or output of one step, and result of one `${{ }}` expression, in bytes
+    /// of JSON; a step that produces more fails.
+    #[arg(long, env = "STEPWISE_MAX_STEP_OUTPUT_BYTES", default_value_t = DataLimits::DEFAULT_MAX_STEP_OUTPUT_BYTES, value_parser = clap::value_parser!(usize))]
+    pub max_step_output_bytes: usize,
+    /// Largest total of the step inputs and outputs one run stores, in bytes of JSON; the step
+    /// that would go beyond it fails.
+    #[arg(long, env = "STEPWISE_MAX_RUN_DATA_BYTES", default_value_t = DataLimits::DEFAULT_MAX_RUN_DATA_BYTES, value_parser = clap::value_parser!(usize))]
+    pub max_run_data_bytes: usize,
     /// How often step workers report liveness, in whole seconds. A process silent for two
     /// intervals counts as dead and its steps are taken over by another one; give every
     /// process sharing a database the same value.
@@ -371,6 +380,13 @@ impl RuntimeArgs {
             deliveries: self.webhook_delivery_retention,
             fires: self.cron_fire_retention,
             integration_health: self.integration_health_retention,
+        }
+    }
+
+    pub fn data_limits(&self) -> DataLimits {
+        DataLimits {
+            max_step_output_bytes: self.max_step_output_bytes,
+            max_run_data_bytes: self.max_run_data_bytes,
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::db::{Backend, Database};
 use crate::error::EngineError;
 use crate::executor::Applied;
 use crate::ingest_cache::IngestCache;
+use crate::limits::DataLimits;
 use crate::machine;
 use crate::oauth::tokens::TokenManager;
 use crate::runtime::WorkerStatus;
@@ -65,6 +66,7 @@ pub(crate) struct EngineInner {
     pub(crate) registry: Arc<Registry>,
     pub(crate) services: Arc<ActionServices>,
     pub(crate) evaluator: Evaluator,
+    data_limits: RwLock<DataLimits>,
     pub(crate) vault: Vault,
     pub(crate) tokens: Arc<TokenManager>,
     pub(crate) worker_name: String,
@@ -92,6 +94,13 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl EngineInner {
+    pub(crate) fn data_limits(&self) -> DataLimits {
+        *self
+            .data_limits
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     pub(crate) async fn definition(&self, version_id: &str) -> Result<Arc<Workflow>, EngineError> {
         self.definition_via(&self.db.conn, version_id).await
     }
@@ -283,7 +292,8 @@ impl Engine {
             db,
             registry,
             services,
-            evaluator: Evaluator::new(),
+            evaluator: Evaluator::with_limits(DataLimits::default().expressions()),
+            data_limits: RwLock::new(DataLimits::default()),
             vault,
             tokens,
             worker_name,
@@ -328,6 +338,16 @@ impl Engine {
         let tenant = tenants::create(&self.inner.db.conn, name).await?;
         let key = tenants::issue_key(&self.inner.db.conn, &tenant.id).await?;
         Ok((tenant, key))
+    }
+
+    /// Caps what steps store from now on (`--max-step-output-bytes`, `--max-run-data-bytes`).
+    pub fn set_data_limits(&self, limits: DataLimits) {
+        self.inner.evaluator.set_limits(limits.expressions());
+        *self
+            .inner
+            .data_limits
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = limits;
     }
 
     /// Creates the `default` tenant on an empty database and returns its first API key.

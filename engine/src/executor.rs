@@ -764,6 +764,11 @@ impl EngineInner {
         let status = match rendered {
             Ok(output) => {
                 let shown = redactor.redacted_json(&output);
+                if let Err(message) = self.data_limits().check_run_output(&shown) {
+                    state.finish(RunStatus::Failed, Some(message), None);
+                    applied.run_ended = Some((state.run.id.clone(), RunStatus::Failed));
+                    return Ok(());
+                }
                 let sealed = match shown != output {
                     true => {
                         let values = Unmasked {
@@ -1105,6 +1110,9 @@ impl EngineInner {
             state.finish_attempt(&task.step_id, attempt, &self.worker_name, end);
             return Ok(Next::Done);
         }
+        let execution = self
+            .data_limits()
+            .check(execution, &this, &mut state.run.stored_bytes);
         let (step, item_index) = step_definition(workflow, &task.step_id)?;
         // A `workflow.run` step executed after its wake-up timed out waiting (its child's
         // result resumes it without executing it): the child it started must not run on.

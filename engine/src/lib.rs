@@ -13,6 +13,7 @@ pub mod error;
 mod executor;
 pub mod health;
 mod ingest_cache;
+pub mod limits;
 pub mod machine;
 pub mod oauth;
 pub mod retention;
@@ -37,6 +38,7 @@ pub(crate) fn crash_point(name: &str) {
 pub use connections::{ConnectionDeleted, ConnectionTest};
 pub use engine::{Engine, RunEvent, RunObserver};
 pub use error::EngineError;
+pub use limits::DataLimits;
 pub use runtime::{MISSED_HEARTBEATS, Runtime, RuntimeOptions, WorkerState, WorkerStatus};
 pub use schedules::SchedulerPass;
 pub use status::{RunStatus, StepStatus};

@@ -24,6 +24,7 @@ mod m20261205_000020_webhook_delivery_history;
 mod m20261205_000030_integration_health;
 mod m20261207_000021_sealed_unmasked;
 mod m20261207_000022_token_refresh_margin;
+mod m20261207_000040_run_stored_bytes;
 
 pub struct Migrator;
 
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000030_integration_health::Migration),
             Box::new(m20261207_000021_sealed_unmasked::Migration),
             Box::new(m20261207_000022_token_refresh_margin::Migration),
+            Box::new(m20261207_000040_run_stored_bytes::Migration),
         ]
     }
 }

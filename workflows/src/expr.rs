@@ -10,6 +10,7 @@
 //! the context (webhook payloads, step outputs) are inserted as data and never rendered again.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use minijinja::{Environment, ErrorKind, Expression, UndefinedBehavior};
@@ -22,17 +23,48 @@ pub const OPEN: &str = "${{";
 /// Closing delimiter of an expression.
 pub const CLOSE: &str = "}}";
 
+/// The most tokens (names, literals, operators, brackets) one expression may have.
+///
+/// minijinja's parser, compiler and the AST's destructor recurse once per level of the
+/// expression tree, and a chain such as `1 + 1 + ...`, `a.x.x...` or `not not ...` is a tree
+/// as deep as it is long: 10,000 terms overflow a 2 MiB thread stack and abort the process.
+/// A tree has no more levels than tokens, so counting tokens before compiling bounds the depth.
+pub const MAX_EXPRESSION_TOKENS: usize = 1000;
+
 /// Bounds the expression cache; definitions are the only source of expressions, so this is only
 /// reached by a process that has loaded thousands of distinct workflow versions.
 const CACHE_LIMIT: usize = 4096;
 
 type Compiled = Arc<Expression<'static, 'static>>;
 
+/// What evaluating one expression may produce, chosen by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExprLimits {
+    /// The largest result of one `${{ }}` (its JSON text), and of a string value rendered
+    /// from text and expressions.
+    pub max_result_bytes: usize,
+}
+
+impl ExprLimits {
+    /// 1 MiB, the engine's default for a step's output too.
+    pub const DEFAULT_MAX_RESULT_BYTES: usize = 1024 * 1024;
+}
+
+impl Default for ExprLimits {
+    fn default() -> Self {
+        Self {
+            max_result_bytes: Self::DEFAULT_MAX_RESULT_BYTES,
+        }
+    }
+}
+
 /// Evaluates `${{ }}` expressions against a run context. Cheap to share: `Send + Sync`, the
 /// minijinja environment is built once per process and compiled expressions are cached.
 pub struct Evaluator {
     env: &'static Environment<'static>,
     cache: RwLock<HashMap<String, Compiled>>,
+    /// [`ExprLimits::max_result_bytes`]; atomic so a shared evaluator can be configured.
+    max_result_bytes: AtomicUsize,
 }
 
 /// Why an expression could not be evaluated. Messages name the expression as written.
@@ -44,6 +76,15 @@ pub enum ExprError {
     Undefined { path: String, expression: String },
     #[error("cannot evaluate `${{{{ {expression} }}}}`: {message}")]
     Eval { expression: String, message: String },
+    #[error(
+        "the result of `{expression}` is larger than the limit of {limit} bytes \
+         (at least {length} bytes)"
+    )]
+    TooLarge {
+        expression: String,
+        limit: usize,
+        length: usize,
+    },
 }
 
 /// The secrets some templates read, found in their parsed expressions.
@@ -103,11 +144,26 @@ impl Default for Evaluator {
 
 impl Evaluator {
     pub fn new() -> Self {
+        Self::with_limits(ExprLimits::default())
+    }
+
+    pub fn with_limits(limits: ExprLimits) -> Self {
         static ENV: OnceLock<Environment<'static>> = OnceLock::new();
         Self {
             env: ENV.get_or_init(environment),
             cache: RwLock::new(HashMap::new()),
+            max_result_bytes: AtomicUsize::new(limits.max_result_bytes),
         }
+    }
+
+    /// Applies `limits` to every evaluation from now on.
+    pub fn set_limits(&self, limits: ExprLimits) {
+        self.max_result_bytes
+            .store(limits.max_result_bytes, Ordering::Relaxed);
+    }
+
+    fn max_result_bytes(&self) -> usize {
+        self.max_result_bytes.load(Ordering::Relaxed)
     }
 
     /// Renders every string in `value` that contains `${{`. A string that is exactly one
@@ -248,6 +304,11 @@ impl Evaluator {
         if let Some(expr) = self.single_expression(text) {
             return to_json(expr, &self.eval(expr, scope)?);
         }
+        let too_large = |length: usize| ExprError::TooLarge {
+            expression: shorten(text.trim()),
+            limit: self.max_result_bytes(),
+            length,
+        };
         let segments = self.segments(text).map_err(|message| ExprError::Syntax {
             expression: text.to_owned(),
             message,
@@ -263,6 +324,9 @@ impl Evaluator {
                         None => rendered.push_str(&to_json(expr, &value)?.to_string()),
                     }
                 }
+            }
+            if rendered.len() > self.max_result_bytes() {
+                return Err(too_large(rendered.len()));
             }
         }
         Ok(Value::String(rendered))
@@ -292,7 +356,14 @@ impl Evaluator {
             // Strict mode only fails when an undefined value is used; one that is the result of
             // the expression would otherwise quietly become `null` or `false`.
             Ok(value) if value.is_undefined() => Err(undefined(None)),
-            Ok(value) => Ok(value),
+            Ok(value) => match json_length(&value, self.max_result_bytes()) {
+                Some(length) => Err(ExprError::TooLarge {
+                    expression: format!("{OPEN} {} {CLOSE}", shorten(expr.trim())),
+                    limit: self.max_result_bytes(),
+                    length,
+                }),
+                None => Ok(value),
+            },
             Err(error) if error.kind() == ErrorKind::UndefinedError => Err(undefined(Some(&error))),
             Err(error) => Err(ExprError::Eval {
                 expression: expr.trim().to_owned(),
@@ -310,6 +381,15 @@ impl Evaluator {
             .cloned();
         if let Some(compiled) = cached {
             return Ok(compiled);
+        }
+        if let Some(tokens) = too_many_tokens(expr) {
+            return Err(minijinja::Error::new(
+                ErrorKind::SyntaxError,
+                format!(
+                    "the expression is too large: more than {tokens} tokens \
+                     (names, literals, operators), split it up"
+                ),
+            ));
         }
         if has_top_level_close(expr) {
             return Err(minijinja::Error::new(
@@ -421,9 +501,93 @@ fn has_top_level_close(expr: &str) -> bool {
     false
 }
 
+/// `Some(MAX_EXPRESSION_TOKENS)` when `expr` has more tokens than that. Counts like
+/// minijinja's lexer, or more: a name or number is one token, a string literal one, every other
+/// character one; it stops at the first token over the limit.
+fn too_many_tokens(expr: &str) -> Option<usize> {
+    let bytes = expr.as_bytes();
+    let mut tokens = 0;
+    let mut at = 0;
+    while let Some(&byte) = bytes.get(at) {
+        if byte.is_ascii_whitespace() {
+            at += 1;
+            continue;
+        }
+        tokens += 1;
+        if tokens > MAX_EXPRESSION_TOKENS {
+            return Some(MAX_EXPRESSION_TOKENS);
+        }
+        match byte {
+            b'\'' | b'"' => {
+                let mut escaped = false;
+                let closing = bytes[at + 1..].iter().position(|&c| {
+                    let end = !escaped && c == byte;
+                    escaped = !escaped && c == b'\\';
+                    end
+                });
+                at += closing.map_or(bytes.len(), |length| length + 2);
+            }
+            _ if is_word(byte) => {
+                at += bytes[at..].iter().take_while(|&&c| is_word(c)).count();
+            }
+            _ => at += 1,
+        }
+    }
+    None
+}
+
+/// A byte of a name or number: ASCII letters, digits, `_`, and any byte of a non-ASCII
+/// character (minijinja's identifiers may be Unicode).
+fn is_word(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'_' || !byte.is_ascii()
+}
+
 /// The first segment of a dotted path: `steps` for `steps.fetch.output`.
 pub(crate) fn root(path: &str) -> &str {
     path.split('.').next().unwrap_or_default()
+}
+
+/// `Some(length)` when `value` as JSON text is longer than `limit` bytes: the length written
+/// when it stopped, just over the limit. Stops there, so a huge value costs no more than the
+/// limit to measure.
+fn json_length(value: &minijinja::Value, limit: usize) -> Option<usize> {
+    if let Some(text) = value.as_str() {
+        // A string's JSON text is at least as long as the string.
+        return (text.len() > limit).then_some(text.len());
+    }
+    let mut counter = Counter { written: 0, limit };
+    match serde_json::to_writer(&mut counter, value) {
+        Err(_) if counter.written > limit => Some(counter.written),
+        _ => None,
+    }
+}
+
+/// Counts bytes and fails once more than `limit` were written.
+struct Counter {
+    written: usize,
+    limit: usize,
+}
+
+impl std::io::Write for Counter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.written += bytes.len();
+        if self.written > self.limit {
+            return Err(std::io::Error::other("over the limit"));
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An expression's first 80 characters, for messages.
+fn shorten(expr: &str) -> String {
+    match expr.char_indices().nth(80) {
+        Some((end, _)) => format!("{}...", &expr[..end]),
+        None => expr.to_owned(),
+    }
 }
 
 fn to_json(expr: &str, value: &minijinja::Value) -> Result<Value, ExprError> {

@@ -19,7 +19,7 @@ mod tree;
 mod validate;
 
 pub use diagnostics::{CODES, Diagnostic};
-pub use expr::{Evaluator, ExprError, SecretsRead};
+pub use expr::{Evaluator, ExprError, ExprLimits, SecretsRead};
 pub use inputs::InputError;
 pub use model::*;
 pub use parse::{Parsed, parse_workflow};

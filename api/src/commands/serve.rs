@@ -33,6 +33,7 @@ async fn open(
     )
     .await
     .with_context(|| format!("cannot open the database {}", redact_url(&database_url)))?;
+    engine.set_data_limits(runtime.data_limits());
     Ok((database_url, engine))
 }
 

@@ -122,6 +122,8 @@ pub mod run {
         /// changed nothing.
         #[sea_orm(column_type = "Blob", nullable)]
         pub sealed_unmasked: Option<Vec<u8>>,
+        /// Bytes of step inputs and outputs stored for the run (their JSON text).
+        pub stored_bytes: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

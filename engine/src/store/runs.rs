@@ -198,6 +198,7 @@ pub fn create(new: NewRun<'_>) -> (RunState, Vec<(StepTask, i64)>) {
         parent_step_id: new.parent.map(|(_, step_id)| step_id.to_owned()),
         concurrency_key: None,
         sealed_unmasked: None,
+        stored_bytes: 0,
     };
     let steps = definition
         .all_steps()
