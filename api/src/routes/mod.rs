@@ -206,7 +206,7 @@ pub fn configure(config: &mut web::ServiceConfig, webhook_max_bytes: usize) -> V
             "/api/v1/integrations/health",
             [get(integration_health::get)],
         )
-        .resource("/api/v1/providers", [get(providers::list)]);
+        .authenticated("/api/v1/providers", [get(providers::list)]);
     routes.endpoints
 }
 
