@@ -250,6 +250,10 @@ fn the_repository_cites_only_files_it_contains() {
             continue;
         };
         for (index, line) in text.lines().enumerate() {
+            // A provider's contract source is a file inside its npm package.
+            if name.ends_with("/provider.yaml") && line.trim_start().starts_with("file:") {
+                continue;
+            }
             for token in line.split(|c: char| {
                 c.is_whitespace()
                     || matches!(c, '`' | '(' | ')' | '"' | '\'' | ',' | ';' | '[' | ']')
