@@ -8,6 +8,7 @@ mod common;
 use chrono::{DateTime, Utc};
 use http::StatusCode;
 use libfuzzer_sys::fuzz_target;
+use stepwise_integrations::providers;
 use stepwise_integrations::ratelimit::{ProviderProfile, parse_with_body};
 
 fuzz_target!(|data: &[u8]| {
@@ -22,14 +23,10 @@ fuzz_target!(|data: &[u8]| {
     let headers = common::headers(header_text);
     let status = [200, 403, 429, 500, 503][usize::from(selector >> 5) % 5];
     let status = StatusCode::from_u16(status).unwrap();
-    let profile = match selector % 7 {
+    let providers = providers::providers();
+    let profile = match usize::from(selector) % (providers.len() + 1) {
         0 => ProviderProfile::generic(),
-        1 => ProviderProfile::github(),
-        2 => ProviderProfile::slack(selector >> 3),
-        3 => ProviderProfile::shopify(),
-        4 => ProviderProfile::hubspot(),
-        5 => ProviderProfile::stripe(true),
-        _ => ProviderProfile::stripe(false),
+        index => providers[index - 1].rate_limit_profile(),
     };
     let now = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap();
     let _ = parse_with_body(
