@@ -151,13 +151,21 @@ async fn every_run_finishes_across_a_database_outage() {
         stop_watching.cancel();
         let seen_down = watcher.await.expect("watcher");
         let status = h.engine.worker_status();
+        // Refused and killed connections always stop apalis' worker; a held SQLite lock only
+        // when one of its queries outwaits the busy timeout, so there the runs are the proof.
+        if database.label == "postgres" {
+            assert!(
+                seen_down,
+                "[{}] the outage stopped the loop; its status must have said so",
+                h.label
+            );
+        }
+        assert_eq!(status.state, WorkerState::Up, "[{}] {status:?}", h.label);
         assert!(
-            seen_down,
-            "[{}] the outage stopped the loop; its status must have said so",
+            !seen_down || status.restarts >= 1,
+            "[{}] {status:?}",
             h.label
         );
-        assert_eq!(status.state, WorkerState::Up, "[{}] {status:?}", h.label);
-        assert!(status.restarts >= 1, "[{}] {status:?}", h.label);
         h.stop().await;
     }
 }
