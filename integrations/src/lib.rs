@@ -5,6 +5,7 @@ pub mod action;
 pub mod catalog;
 pub mod connections;
 pub mod context;
+pub mod declarative;
 pub mod error;
 pub mod http;
 pub mod probe;

@@ -5,6 +5,7 @@
 //! defaults, the webhook secret headers and the contract-spec list all derive from them.
 //! Every OAuth field can be overridden per OAuth app (sandboxes, self-hosted GitHub, tests).
 
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use stepwise_workflows::HttpRetry;
 
 use crate::catalog::DECLARATIONS;
+use crate::declarative::ErrorEnvelope;
 use crate::http::TlsVersion;
 use crate::ratelimit::ProviderProfile;
 use crate::runtime::IntegrationPolicy;
@@ -74,8 +76,13 @@ pub struct ProviderSpec {
     /// once its responses state one.
     #[serde(default)]
     pub rate_limit: Option<RateLimitSpec>,
+    /// How its answers state an error (`crate::declarative::ErrorEnvelope`); every action of
+    /// the provider, declared or Rust, reads errors with it.
     #[serde(default)]
-    pub errors: Option<ErrorSpec>,
+    pub errors: Option<ErrorEnvelope>,
+    /// Headers every declared action's request carries (an API version, a media type).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
     /// Overrides of the runtime's short retry (the fields a step's `http_retry:` has).
     #[serde(default)]
     pub retry: Option<HttpRetry>,
@@ -150,14 +157,6 @@ pub struct RateLimitSpec {
     /// The bucket scope when no header names one (Slack's tier).
     #[serde(default)]
     pub scope: Option<String>,
-}
-
-/// How the provider's error envelope is read.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ErrorSpec {
-    /// Error codes that mean "try again later"; every other code is permanent.
-    pub transient_codes: Vec<String>,
 }
 
 /// Overrides of the runtime's circuit breaker.

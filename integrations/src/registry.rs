@@ -21,8 +21,17 @@ impl Registry {
         registry
     }
 
+    /// Adds a Rust action. A name registered twice (a Rust action also declared in
+    /// `actions.yaml`, say) is a catalog bug, reported by every test that builds the registry.
     pub fn register<A: Action>(&mut self, action: A) {
-        self.actions.insert(A::NAME, Erased::erase(action));
+        self.insert(Erased::erase(action));
+    }
+
+    /// Adds an action that is already type-erased (a declared one).
+    pub(crate) fn insert(&mut self, action: Arc<dyn DynAction>) {
+        let name = action.name();
+        let previous = self.actions.insert(name, action);
+        assert!(previous.is_none(), "action `{name}` is registered twice");
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn DynAction>> {

@@ -1,9 +1,11 @@
 //! The built-in actions. A provider is one folder, `catalog/{name}/`: its declaration
-//! (`provider.yaml`, see `crate::providers`) and one file per action; adding a provider is that
-//! folder and its name in [`providers!`] below. Adding an action is one file, one line in its
-//! provider's `register`, one fixture in `tests/conformance.rs` and, for a provider with a
-//! `contract:` source, a contract fixture in `tests/fixtures/contract/`. `core`, `http` and
-//! `workflow` are built-in action families, not providers.
+//! (`provider.yaml`, see `crate::providers`), its declared actions (`actions.yaml`, see
+//! `crate::declarative`) and one Rust file per action that needs logic; adding a provider is
+//! that folder and its name in [`providers!`] below. Adding an action is an entry in its
+//! provider's `actions.yaml` (or a Rust file and a line in its `register`), one fixture in
+//! `tests/conformance.rs`, a wiremock test in `tests/providers.rs` and, for a provider with a
+//! `contract:` source, a contract fixture in `tests/fixtures/contract/`; `integrations/README.md`
+//! walks through it. `core`, `http` and `workflow` are built-in action families, not providers.
 
 /// The provider whose folder holds the calling module (`catalog::{provider}::...`): an
 /// action's integration is its folder's, never typed again.
@@ -13,8 +15,8 @@ macro_rules! provider {
     };
 }
 
-/// Declares the providers: each name is a folder holding `provider.yaml` (embedded here) and a
-/// module whose `register` adds its actions.
+/// Declares the providers: each name is a folder holding `provider.yaml` and `actions.yaml`
+/// (embedded here) and a module whose `register` adds its declared and Rust actions.
 macro_rules! providers {
     ($($name:ident),* $(,)?) => {
         $(pub mod $name;)*
@@ -23,6 +25,12 @@ macro_rules! providers {
         pub(crate) const DECLARATIONS: &[(&str, &str)] = &[$((
             stringify!($name),
             include_str!(concat!(stringify!($name), "/provider.yaml")),
+        )),*];
+
+        /// Every provider's folder and `actions.yaml` (see `crate::declarative`).
+        pub(crate) const ACTION_DECLARATIONS: &[(&str, &str)] = &[$((
+            stringify!($name),
+            include_str!(concat!(stringify!($name), "/actions.yaml")),
         )),*];
 
         fn register_providers(registry: &mut Registry) {

@@ -9,7 +9,8 @@ use reqwest::header::LINK;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{check, link, request_to, url};
+use super::{check, request_to, url};
+use crate::declarative::link;
 use crate::action::{Action, ActionOutcome};
 use crate::catalog::bounded;
 use crate::context::ActionContext;

@@ -2,33 +2,25 @@
 
 mod comment;
 mod create_issue;
-mod link;
 mod list_issues;
 
 pub use comment::{Comment, CommentInput, CommentOutput};
 pub use create_issue::{CreateIssue, CreateIssueInput, CreateIssueOutput};
 pub use list_issues::{Issue, ListIssues, ListIssuesInput, ListIssuesOutput};
 
-use chrono::Utc;
-use reqwest::header::{ACCEPT, HeaderValue};
 use reqwest::{Method, RequestBuilder, Url};
-use serde::Deserialize;
 
 use crate::context::ActionContext;
 use crate::error::ActionError;
-use crate::providers::ProviderSpec;
-use crate::ratelimit::parse_with_body;
 use crate::registry::Registry;
 use crate::runtime::IntegrationResponse;
 
 pub(crate) fn register(registry: &mut Registry) {
+    crate::declarative::register(registry, provider!());
     registry.register(CreateIssue);
     registry.register(Comment);
     registry.register(ListIssues);
 }
-
-/// The REST API version every request pins.
-const API_VERSION: &str = "2022-11-28";
 
 /// A request to `base` + the path `segments` (each percent-encoded), with GitHub's media type
 /// and API version.
@@ -54,59 +46,23 @@ async fn url(ctx: &ActionContext, connection: &str, segments: &[&str]) -> Result
     Ok(url)
 }
 
-/// A request to `url` with GitHub's media type and API version.
+/// A request to `url` with the declaration's headers (media type, API version).
 fn request_to(
     ctx: &ActionContext,
     method: Method,
     url: &Url,
 ) -> Result<RequestBuilder, ActionError> {
-    Ok(ctx
-        .http()
-        .request(method, url.as_str())?
-        .header(
-            ACCEPT,
-            HeaderValue::from_static("application/vnd.github+json"),
-        )
-        .header("x-github-api-version", API_VERSION))
+    let headers = crate::providers::provider(provider!()).map(|spec| &spec.headers);
+    Ok(headers
+        .into_iter()
+        .flatten()
+        .fold(ctx.http().request(method, url.as_str())?, |request, (name, value)| {
+            request.header(name.as_str(), value.as_str())
+        }))
 }
 
-#[derive(Debug, Deserialize)]
-struct ErrorBody {
-    #[serde(default)]
-    message: Option<String>,
-}
-
-/// GitHub's error answers as [`ActionError`]s: a secondary rate limit (403 or 429, told apart
-/// from a plain 403 by its headers or body) is retryable after the time GitHub asks for.
+/// GitHub's error answers, read with the declared error envelope: a secondary rate limit is
+/// retryable after the time GitHub asks for.
 fn check(operation: &str, response: &IntegrationResponse) -> Result<(), ActionError> {
-    let status = response.status;
-    if !(status.is_client_error() || status.is_server_error()) {
-        return Ok(());
-    }
-    let detail = serde_json::from_slice::<ErrorBody>(&response.body)
-        .ok()
-        .and_then(|body| body.message)
-        .unwrap_or_default();
-    let message = format!("GitHub {operation} answered HTTP {status}: {detail}");
-    let now = Utc::now();
-    let observation = parse_with_body(
-        &response.headers,
-        status,
-        &response.body,
-        now,
-        &crate::providers::provider(provider!())
-            .map(ProviderSpec::rate_limit_profile)
-            .unwrap_or_default(),
-    );
-    if observation.rejected {
-        return Err(ActionError::Retryable {
-            message,
-            retry_after: observation
-                .not_before
-                .and_then(|at| (at - now).to_std().ok()),
-        });
-    }
-    Err(response
-        .error_for_status(message.clone())
-        .unwrap_or(ActionError::Permanent(message)))
+    crate::declarative::check(provider!(), operation, response)
 }

@@ -11,7 +11,6 @@ pub use create_refund::{CreateRefund, CreateRefundInput, CreateRefundOutput, Ref
 pub use get_payment_intent::{GetPaymentIntent, GetPaymentIntentInput, GetPaymentIntentOutput};
 
 use reqwest::Url;
-use serde::Deserialize;
 
 use crate::context::ActionContext;
 use crate::error::ActionError;
@@ -19,6 +18,7 @@ use crate::registry::Registry;
 use crate::runtime::IntegrationResponse;
 
 pub(crate) fn register(registry: &mut Registry) {
+    crate::declarative::register(registry, provider!());
     registry.register(CreateCustomer);
     registry.register(CreateRefund);
     registry.register(GetPaymentIntent);
@@ -36,42 +36,8 @@ async fn url(ctx: &ActionContext, connection: &str, segments: &[&str]) -> Result
     Ok(url)
 }
 
-/// Stripe's error object: `{"error": {"type", "code", "message", "param"}}`.
-#[derive(Debug, Deserialize)]
-struct ErrorEnvelope {
-    error: StripeError,
-}
-
-#[derive(Debug, Deserialize)]
-struct StripeError {
-    #[serde(rename = "type", default)]
-    kind: Option<String>,
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    param: Option<String>,
-}
-
-/// A 4xx/5xx answer as an [`ActionError`] whose message carries Stripe's error object.
+/// A 4xx/5xx answer as an [`ActionError`] whose message carries Stripe's error object (the
+/// declared error envelope).
 fn check(operation: &str, response: &IntegrationResponse) -> Result<(), ActionError> {
-    let status = response.status;
-    let detail = serde_json::from_slice::<ErrorEnvelope>(&response.body)
-        .map(|envelope| {
-            let error = envelope.error;
-            let mut parts: Vec<String> = [error.kind, error.code].into_iter().flatten().collect();
-            if let Some(param) = error.param {
-                parts.push(format!("param `{param}`"));
-            }
-            let message = error.message.unwrap_or_default();
-            format!("{}: {message}", parts.join(" "))
-        })
-        .unwrap_or_default();
-    match response.error_for_status(format!(
-        "Stripe {operation} answered HTTP {status} {detail}"
-    )) {
-        Some(error) => Err(error),
-        None => Ok(()),
-    }
+    crate::declarative::check(provider!(), operation, response)
 }
