@@ -78,21 +78,6 @@ pub(crate) fn parse_duration(field: &str, value: &str) -> Result<Duration, Actio
     })
 }
 
-/// Input `field`'s `value` (else `default`) when it lies in `1..=max`.
-pub(crate) fn bounded(
-    field: &str,
-    value: Option<u32>,
-    default: u32,
-    max: u32,
-) -> Result<u32, ActionError> {
-    match value.unwrap_or(default) {
-        value @ 1.. if value <= max => Ok(value),
-        value => Err(ActionError::InvalidInput(format!(
-            "`{field}` must be between 1 and {max}, not {value}"
-        ))),
-    }
-}
-
 /// `now` plus the humantime duration in input `field`.
 pub(crate) fn deadline_after(
     field: &str,
