@@ -396,3 +396,41 @@ fn adding_a_provider_touches_its_folder_and_one_registration_line() {
         }
     }
 }
+
+/// A provider's error answers are read by its declared envelope (`errors:` in its
+/// `provider.yaml`, `integrations/src/declarative/envelope.rs`), for declared and Rust actions
+/// alike: no file in a provider's folder classifies a status or names an error code itself.
+#[test]
+fn provider_actions_read_errors_only_through_the_declared_envelope() {
+    let catalog = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("root")
+        .join("integrations/src/catalog");
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&catalog).expect("catalog") {
+        let folder = entry.expect("entry").path();
+        if folder.join("provider.yaml").is_file() {
+            rust_files(&folder, &mut files);
+        }
+    }
+    assert!(!files.is_empty(), "the provider folders hold Rust files");
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read source");
+        for line in code_lines(&text) {
+            for pattern in [
+                "error_for_status",
+                "is_client_error",
+                "is_server_error",
+                "transient_codes",
+                "ActionError::Retryable",
+            ] {
+                assert!(
+                    !line.contains(pattern),
+                    "{} classifies errors itself (`{pattern}`): read them with \
+                     `crate::declarative::check`: {line}",
+                    file.display()
+                );
+            }
+        }
+    }
+}
