@@ -10,7 +10,6 @@ pub use create_issue::{CreateIssue, CreateIssueInput, CreateIssueOutput};
 pub use list_issues::{Issue, ListIssues, ListIssuesInput, ListIssuesOutput};
 
 use chrono::Utc;
-use reqwest::header::{ACCEPT, HeaderValue};
 use reqwest::{Method, RequestBuilder, Url};
 use serde::Deserialize;
 
@@ -27,11 +26,8 @@ pub(crate) fn register(registry: &mut Registry) {
     registry.register(ListIssues);
 }
 
-/// The REST API version every request pins.
-const API_VERSION: &str = "2022-11-28";
-
-/// A request to `base` + the path `segments` (each percent-encoded), with GitHub's media type
-/// and API version.
+/// A request to `base` + the path `segments` (each percent-encoded); GitHub's media type and
+/// API version are the declaration's static headers (`provider.yaml`).
 async fn request(
     ctx: &ActionContext,
     connection: &str,
@@ -54,20 +50,13 @@ async fn url(ctx: &ActionContext, connection: &str, segments: &[&str]) -> Result
     Ok(url)
 }
 
-/// A request to `url` with GitHub's media type and API version.
+/// A request to `url`.
 fn request_to(
     ctx: &ActionContext,
     method: Method,
     url: &Url,
 ) -> Result<RequestBuilder, ActionError> {
-    Ok(ctx
-        .http()
-        .request(method, url.as_str())?
-        .header(
-            ACCEPT,
-            HeaderValue::from_static("application/vnd.github+json"),
-        )
-        .header("x-github-api-version", API_VERSION))
+    ctx.http().request(method, url.as_str())
 }
 
 #[derive(Debug, Deserialize)]
