@@ -177,7 +177,7 @@ async fn connection_parameters_are_checked_at_creation_and_shown() {
     static DECLARED: std::sync::Once = std::sync::Once::new();
     DECLARED.call_once(|| {
         stepwise_integrations::providers::register(
-            "name: api_shop\ndisplay_name: Shop\nauth: [api_key]\n\
+            "name: apishop\ndisplay_name: Shop\nauth: [api_key]\n\
              base_url: https://{shop}.myshopify.com/admin/api/2025-01\n\
              params:\n  shop:\n    description: the shop's subdomain\n\
              api_key:\n  in: header\n  name: X-Shopify-Access-Token\n",
@@ -186,7 +186,7 @@ async fn connection_parameters_are_checked_at_creation_and_shown() {
     });
     for_each_backend(|app| async move {
         let connection = |params: Value| {
-            json!({"name": "store", "integration": "api_shop", "kind": "api_key",
+            json!({"name": "store", "integration": "apishop", "kind": "api_key",
                    "api_key": "shpat-canary-6d", "params": params})
             .to_string()
         };

@@ -32,36 +32,36 @@ fn declare() {
     ONCE.call_once(|| {
         for text in [
             // Google: no refresh token unless the user is asked for consent again.
-            "name: test_google\ndisplay_name: Google-like\nauth: [oauth2]\n\
+            "name: fakegoogle\ndisplay_name: Google-like\nauth: [oauth2]\n\
              oauth2:\n  authorize_params:\n    access_type: offline\n    prompt: consent\n",
             // A provider that refuses PKCE parameters.
-            "name: test_plain\ndisplay_name: No PKCE\nauth: [oauth2]\noauth2:\n  pkce: false\n",
+            "name: fakeplain\ndisplay_name: No PKCE\nauth: [oauth2]\noauth2:\n  pkce: false\n",
             // Salesforce: the API lives at the instance the token answer names.
-            "name: test_salesforce\ndisplay_name: Salesforce-like\nauth: [oauth2]\n\
+            "name: fakesalesforce\ndisplay_name: Salesforce-like\nauth: [oauth2]\n\
              base_url: '{instance_url}/services/data/v60.0'\n\
              oauth2:\n  client_auth: client_secret_post\n  keep:\n    instance_url:\n\
              \x20     pattern: 'http://127\\.0\\.0\\.1:[0-9]+/sf-instance-7q'\n\
              probe:\n  method: GET\n  path: /limits\n  check: status\n",
             // Slack: the user token is under `authed_user`; refusals are HTTP 200.
-            "name: test_slack\ndisplay_name: Slack-like\nauth: [oauth2]\n\
+            "name: fakeslack\ndisplay_name: Slack-like\nauth: [oauth2]\n\
              oauth2:\n  scope_separator: ','\n  token_path: authed_user\n\
              \x20 keep:\n    team_id:\n      pattern: 'T[A-Z0-9]+'\n",
             // Microsoft: the directory is part of the endpoints' path.
-            "name: test_microsoft\ndisplay_name: Microsoft-like\nauth: [oauth2]\n\
+            "name: fakemicrosoft\ndisplay_name: Microsoft-like\nauth: [oauth2]\n\
              params:\n  tenant:\n    description: the directory (tenant) id or domain\n\
              \x20   pattern: '[A-Za-z0-9.-]+'\n    default: common\n\
              oauth2: {}\n",
             // Shopify: one shop per connection, the token in its own header.
-            "name: test_shop\ndisplay_name: Shopify-like\nauth: [oauth2, api_key]\n\
+            "name: fakeshop\ndisplay_name: Shopify-like\nauth: [oauth2, api_key]\n\
              params:\n  shop:\n    description: the shop's myshopify.com subdomain\n\
              api_key:\n  in: header\n  name: X-Shopify-Access-Token\n\
              oauth2:\n  token:\n    in: header\n    name: X-Shopify-Access-Token\n\
              probe:\n  method: GET\n  path: /shop.json\n  check: status\n",
             // An API key in the query string, and a version header on every call.
-            "name: test_keyquery\ndisplay_name: Key-in-query\nauth: [api_key]\n\
+            "name: fakekeyquery\ndisplay_name: Key-in-query\nauth: [api_key]\n\
              api_key:\n  in: query\n  name: key\nheaders:\n  Example-Version: '2022-06-28'\n",
             // Basic authentication with an account id as the user name (Twilio).
-            "name: test_basic\ndisplay_name: Basic\nauth: [basic]\n",
+            "name: fakebasic\ndisplay_name: Basic\nauth: [basic]\n",
         ] {
             stepwise_integrations::providers::register(text).expect("a valid declaration");
         }
@@ -87,7 +87,7 @@ async fn oauth_connection(
         "authorize_url": format!("{}{}", server.uri(), endpoints.0),
         "token_url": format!("{}{}", server.uri(), endpoints.1),
     });
-    if integration == "test_shop" {
+    if integration == "fakeshop" {
         app["base_url"] = json!(format!("{}/{{shop}}/admin/api/2025-01", server.uri()));
     }
     h.engine
@@ -151,7 +151,7 @@ async fn offline_access_parameters_bring_a_refresh_token_and_pkce_can_be_switche
     for database in databases().await {
         let h = Harness::start(&database).await;
         let server = MockServer::start().await;
-        oauth_connection(&h, "test_google", &server, ("/auth", "/token"), json!({}))
+        oauth_connection(&h, "fakegoogle", &server, ("/auth", "/token"), json!({}))
             .await
             .expect("connection");
         // Like Google: the code of a consented offline authorization yields a refresh token.
@@ -174,7 +174,7 @@ async fn offline_access_parameters_bring_a_refresh_token_and_pkce_can_be_switche
             })))
             .mount(&server)
             .await;
-        let (url, state) = start(&h.engine, &h.tenant_id, "test_google").await;
+        let (url, state) = start(&h.engine, &h.tenant_id, "fakegoogle").await;
         assert_eq!(url.path(), "/auth");
         assert_eq!(query(&url, "access_type").as_deref(), Some("offline"));
         assert_eq!(query(&url, "prompt").as_deref(), Some("consent"));
@@ -207,7 +207,7 @@ async fn offline_access_parameters_bring_a_refresh_token_and_pkce_can_be_switche
             .create_oauth_app(
                 &h.tenant_id,
                 from_json(json!({
-                    "name": "plain", "integration": "test_plain", "client_id": "c",
+                    "name": "plain", "integration": "fakeplain", "client_id": "c",
                     "client_secret": "s3cret-plain",
                     "authorize_url": format!("{}/auth", plain.uri()),
                     "token_url": format!("{}/token", plain.uri()),
@@ -218,7 +218,7 @@ async fn offline_access_parameters_bring_a_refresh_token_and_pkce_can_be_switche
         h.engine
             .create_connection(
                 &h.tenant_id,
-                from_json(json!({"name": "plain-conn", "integration": "test_plain", "kind": "oauth2", "oauth_app": "plain"})),
+                from_json(json!({"name": "plain-conn", "integration": "fakeplain", "kind": "oauth2", "oauth_app": "plain"})),
             )
             .await
             .expect("connection");
@@ -231,7 +231,7 @@ async fn offline_access_parameters_bring_a_refresh_token_and_pkce_can_be_switche
             .await;
         let url = h
             .engine
-            .authorize_connection(&h.tenant_id, "test_plain", "plain-conn", REDIRECT)
+            .authorize_connection(&h.tenant_id, "fakeplain", "plain-conn", REDIRECT)
             .await
             .expect("authorize");
         let url = Url::parse(&url).expect("url");
@@ -256,7 +256,7 @@ async fn a_kept_instance_url_is_sealed_and_shapes_the_base_url() {
     for database in databases().await {
         let h = Harness::start(&database).await;
         let server = MockServer::start().await;
-        oauth_connection(&h, "test_salesforce", &server, ("/services/oauth2/authorize", "/services/oauth2/token"), json!({}))
+        oauth_connection(&h, "fakesalesforce", &server, ("/services/oauth2/authorize", "/services/oauth2/token"), json!({}))
             .await
             .expect("connection");
         let instance = format!("{}/sf-instance-7q", server.uri());
@@ -277,7 +277,7 @@ async fn a_kept_instance_url_is_sealed_and_shapes_the_base_url() {
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
             .mount(&server)
             .await;
-        let (_, state) = start(&h.engine, &h.tenant_id, "test_salesforce").await;
+        let (_, state) = start(&h.engine, &h.tenant_id, "fakesalesforce").await;
         h.engine
             .complete_authorization(None, &state, code("sf-code"), REDIRECT)
             .await
@@ -291,7 +291,7 @@ async fn a_kept_instance_url_is_sealed_and_shapes_the_base_url() {
         // A token answer naming an instance outside the declared pattern is never called.
         h.engine.delete_connection(&h.tenant_id, "conn").await.expect("delete");
         h.engine
-            .create_connection(&h.tenant_id, from_json(json!({"name": "conn", "integration": "test_salesforce", "kind": "oauth2"})))
+            .create_connection(&h.tenant_id, from_json(json!({"name": "conn", "integration": "fakesalesforce", "kind": "oauth2"})))
             .await
             .expect("connection");
         Mock::given(method("POST"))
@@ -302,7 +302,7 @@ async fn a_kept_instance_url_is_sealed_and_shapes_the_base_url() {
             })))
             .mount(&server)
             .await;
-        let (_, state) = start(&h.engine, &h.tenant_id, "test_salesforce").await;
+        let (_, state) = start(&h.engine, &h.tenant_id, "fakesalesforce").await;
         h.engine
             .complete_authorization(None, &state, code("sf-code-2"), REDIRECT)
             .await
@@ -323,7 +323,7 @@ async fn a_user_token_nested_under_authed_user_is_used_and_a_200_refusal_is_a_re
     for database in databases().await {
         let h = Harness::start(&database).await;
         let server = MockServer::start().await;
-        oauth_connection(&h, "test_slack", &server, ("/oauth/v2/authorize", "/api/oauth.v2.access"), json!({}))
+        oauth_connection(&h, "fakeslack", &server, ("/oauth/v2/authorize", "/api/oauth.v2.access"), json!({}))
             .await
             .expect("connection");
         Mock::given(method("POST"))
@@ -345,7 +345,7 @@ async fn a_user_token_nested_under_authed_user_is_used_and_a_200_refusal_is_a_re
             })))
             .mount(&server)
             .await;
-        let (url, state) = start(&h.engine, &h.tenant_id, "test_slack").await;
+        let (url, state) = start(&h.engine, &h.tenant_id, "fakeslack").await;
         assert_eq!(query(&url, "scope").as_deref(), Some("read,write"));
         let refused = h
             .engine
@@ -356,7 +356,7 @@ async fn a_user_token_nested_under_authed_user_is_used_and_a_200_refusal_is_a_re
             panic!("an exchange failure: {refused:?}")
         };
         assert!(message.contains("invalid_code"), "{message}");
-        let (_, state) = start(&h.engine, &h.tenant_id, "test_slack").await;
+        let (_, state) = start(&h.engine, &h.tenant_id, "fakeslack").await;
         let connection = h
             .engine
             .complete_authorization(None, &state, code("good-code"), REDIRECT)
@@ -377,7 +377,7 @@ async fn the_tenant_parameter_fills_the_endpoints_and_defaults_to_common() {
         let h = Harness::start(&database).await;
         let server = MockServer::start().await;
         let endpoints = ("/{tenant}/oauth2/v2.0/authorize", "/{tenant}/oauth2/v2.0/token");
-        oauth_connection(&h, "test_microsoft", &server, endpoints, json!({}))
+        oauth_connection(&h, "fakemicrosoft", &server, endpoints, json!({}))
             .await
             .expect("connection");
         for directory in ["common", "contoso.onmicrosoft.com"] {
@@ -393,7 +393,7 @@ async fn the_tenant_parameter_fills_the_endpoints_and_defaults_to_common() {
                     .await;
             }
         }
-        let (url, state) = start(&h.engine, &h.tenant_id, "test_microsoft").await;
+        let (url, state) = start(&h.engine, &h.tenant_id, "fakemicrosoft").await;
         assert_eq!(url.path(), "/common/oauth2/v2.0/authorize");
         h.engine
             .complete_authorization(None, &state, code("c1"), REDIRECT)
@@ -404,7 +404,7 @@ async fn the_tenant_parameter_fills_the_endpoints_and_defaults_to_common() {
             .create_connection(
                 &h.tenant_id,
                 from_json(json!({
-                    "name": "contoso", "integration": "test_microsoft", "kind": "oauth2",
+                    "name": "contoso", "integration": "fakemicrosoft", "kind": "oauth2",
                     "params": {"tenant": "contoso.onmicrosoft.com"},
                 })),
             )
@@ -412,7 +412,7 @@ async fn the_tenant_parameter_fills_the_endpoints_and_defaults_to_common() {
             .expect("connection");
         let url = h
             .engine
-            .authorize_connection(&h.tenant_id, "test_microsoft", "contoso", REDIRECT)
+            .authorize_connection(&h.tenant_id, "fakemicrosoft", "contoso", REDIRECT)
             .await
             .expect("authorize");
         let url = Url::parse(&url).expect("url");
@@ -441,7 +441,7 @@ async fn the_tenant_parameter_fills_the_endpoints_and_defaults_to_common() {
             .engine
             .create_connection(
                 &h.tenant_id,
-                from_json(json!({"name": "bad", "integration": "test_microsoft", "kind": "oauth2", "params": {"tenant": "../evil"}})),
+                from_json(json!({"name": "bad", "integration": "fakemicrosoft", "kind": "oauth2", "params": {"tenant": "../evil"}})),
             )
             .await
             .expect_err("refused");
@@ -465,14 +465,14 @@ async fn the_shop_parameter_is_validated_and_its_token_goes_in_the_declared_head
                 .engine
                 .create_connection(
                     &h.tenant_id,
-                    from_json(json!({"name": "s", "integration": "test_shop", "kind": "api_key", "api_key": "shpat-k", "params": params})),
+                    from_json(json!({"name": "s", "integration": "fakeshop", "kind": "api_key", "api_key": "shpat-k", "params": params})),
                 )
                 .await
                 .expect_err("refused");
             assert!(refused.to_string().contains(expected), "{refused}");
         }
         let endpoints = ("/{shop}/admin/oauth/authorize", "/{shop}/admin/oauth/access_token");
-        oauth_connection(&h, "test_shop", &server, endpoints, json!({"shop": "acme-store"}))
+        oauth_connection(&h, "fakeshop", &server, endpoints, json!({"shop": "acme-store"}))
             .await
             .expect("connection");
         Mock::given(method("POST"))
@@ -488,7 +488,7 @@ async fn the_shop_parameter_is_validated_and_its_token_goes_in_the_declared_head
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({"shop": {}})))
             .mount(&server)
             .await;
-        let (url, state) = start(&h.engine, &h.tenant_id, "test_shop").await;
+        let (url, state) = start(&h.engine, &h.tenant_id, "fakeshop").await;
         assert_eq!(url.path(), "/acme-store/admin/oauth/authorize");
         h.engine
             .complete_authorization(None, &state, code("shop-code"), REDIRECT)
@@ -502,7 +502,7 @@ async fn the_shop_parameter_is_validated_and_its_token_goes_in_the_declared_head
         h.engine
             .create_connection(
                 &h.tenant_id,
-                from_json(json!({"name": "store", "integration": "test_shop", "kind": "api_key", "api_key": "shpua-canary-81", "params": {"shop": "acme-store"}})),
+                from_json(json!({"name": "store", "integration": "fakeshop", "kind": "api_key", "api_key": "shpua-canary-81", "params": {"shop": "acme-store"}})),
             )
             .await
             .expect("api key connection");
@@ -532,7 +532,7 @@ async fn an_api_key_in_the_query_and_static_headers_go_on_every_call_and_nowhere
             .create_connection(
                 &h.tenant_id,
                 from_json(json!({
-                    "name": "q", "integration": "test_keyquery", "kind": "api_key",
+                    "name": "q", "integration": "fakekeyquery", "kind": "api_key",
                     "api_key": "AIza-query-canary-5e", "probe_url": format!("{}/v1/models?page=1", server.uri()),
                 })),
             )
@@ -574,7 +574,7 @@ async fn basic_authentication_sends_the_account_id_as_the_user_name() {
             .create_connection(
                 &h.tenant_id,
                 from_json(json!({
-                    "name": "twilio", "integration": "test_basic", "kind": "basic",
+                    "name": "twilio", "integration": "fakebasic", "kind": "basic",
                     "username": "AC0123456789", "password": "auth-token-canary-2f",
                     "probe_url": format!("{}/2010-04-01/Accounts.json", server.uri()),
                 })),
