@@ -211,6 +211,7 @@ async fn connection_parameters_are_checked_at_creation_and_shown() {
         let catalogue = app.expect_json(catalogue, StatusCode::OK).await;
         let providers = catalogue["providers"].as_array().expect("providers");
         assert!(providers.iter().all(|p| p["params"].is_array()), "{catalogue}");
+        app
     })
     .await;
 }

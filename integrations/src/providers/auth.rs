@@ -75,7 +75,7 @@ pub struct KeptValue {
 const DNS_LABEL: &str = "[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?";
 
 /// Characters no parameter value may hold, whatever its pattern: each could change which
-/// host or path a URL template points at.
+/// host or path a URL template points at (so could a value of dots only, refused too).
 const URL_STRUCTURE: &[char] = &['/', '?', '#', '@', ':', '\\', '%', '{', '}'];
 
 /// Whether the whole of `value` matches `pattern` (compiled once per pattern).
@@ -101,6 +101,7 @@ impl ParamSpec {
     fn check(&self, name: &str, value: &str) -> Result<(), String> {
         if value.is_empty()
             || value.len() > 255
+            || value.bytes().all(|b| b == b'.')
             || value.contains(URL_STRUCTURE)
             || value.chars().any(|c| c.is_whitespace() || c.is_control())
             || !full_match(self.pattern(), value)?
@@ -471,7 +472,9 @@ mod tests {
             .url_values(&values(&[("tenant", "contoso.onmicrosoft.com")]))
             .unwrap();
         assert!(render_url(&template, &own).unwrap().contains("/contoso.onmicrosoft.com/"));
-        assert!(microsoft.check_params(&values(&[("tenant", "../x")]).params).is_err());
+        for climbing in ["..", ".", "contoso/x", "a%2f"] {
+            assert!(microsoft.check_params(&values(&[("tenant", climbing)]).params).is_err());
+        }
     }
 
     #[test]
