@@ -654,7 +654,10 @@ fn connections_create_reads_the_client_certificate_and_key_from_pem_files() {
             create("f", &["--param", "shop=acme"]),
             "integration `github` has no parameter `shop`",
         ),
-        (create("g", &["--param", "shop"]), "`shop` is not NAME=VALUE"),
+        (
+            create("g", &["--param", "shop"]),
+            "`shop` is not NAME=VALUE",
+        ),
     ];
     for (refused, message) in &refusals {
         assert!(!refused.status.success());

@@ -190,8 +190,14 @@ async fn connection_parameters_are_checked_at_creation_and_shown() {
                    "api_key": "shpat-canary-6d", "params": params})
             .to_string()
         };
-        for params in [json!({}), json!({"shop": "evil.example/x"}), json!({"shop": "a", "x": "b"})] {
-            let refused = app.post_json("/api/v1/connections", &connection(params)).await;
+        for params in [
+            json!({}),
+            json!({"shop": "evil.example/x"}),
+            json!({"shop": "a", "x": "b"}),
+        ] {
+            let refused = app
+                .post_json("/api/v1/connections", &connection(params))
+                .await;
             let body = app
                 .expect_error(refused, StatusCode::BAD_REQUEST, "invalid_input")
                 .await;
@@ -210,7 +216,10 @@ async fn connection_parameters_are_checked_at_creation_and_shown() {
         let catalogue = app.get("/api/v1/providers").await;
         let catalogue = app.expect_json(catalogue, StatusCode::OK).await;
         let providers = catalogue["providers"].as_array().expect("providers");
-        assert!(providers.iter().all(|p| p["params"].is_array()), "{catalogue}");
+        assert!(
+            providers.iter().all(|p| p["params"].is_array()),
+            "{catalogue}"
+        );
         app
     })
     .await;

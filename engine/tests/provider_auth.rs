@@ -178,23 +178,38 @@ async fn offline_access_parameters_bring_a_refresh_token_and_pkce_can_be_switche
         assert_eq!(url.path(), "/auth");
         assert_eq!(query(&url, "access_type").as_deref(), Some("offline"));
         assert_eq!(query(&url, "prompt").as_deref(), Some("consent"));
-        assert_eq!(query(&url, "code_challenge_method").as_deref(), Some("S256"));
+        assert_eq!(
+            query(&url, "code_challenge_method").as_deref(),
+            Some("S256")
+        );
         // The authorization server: consent and offline access asked for, so that code.
         let offline = query(&url, "prompt").as_deref() == Some("consent")
             && query(&url, "access_type").as_deref() == Some("offline");
-        let granted = if offline { "consented-offline-code" } else { "online-code" };
+        let granted = if offline {
+            "consented-offline-code"
+        } else {
+            "online-code"
+        };
         h.engine
             .complete_authorization(None, &state, code(granted), REDIRECT)
             .await
             .expect("complete");
-        let auth = h.engine.connection_auth(&h.tenant_id, "conn").await.expect("auth");
+        let auth = h
+            .engine
+            .connection_auth(&h.tenant_id, "conn")
+            .await
+            .expect("auth");
         assert_eq!(bearer(&auth), "G1");
         // After a 401, the refresh token (there only thanks to the offline consent) gets G2;
         // Google sends no new refresh token, so the stored one is kept for the next time.
         for expected in ["G2", "G2"] {
             let auth = h
                 .engine
-                .refresh_connection_auth(&h.tenant_id, "conn", &ConnectionAuth::Bearer(SecretValue::new("G1")))
+                .refresh_connection_auth(
+                    &h.tenant_id,
+                    "conn",
+                    &ConnectionAuth::Bearer(SecretValue::new("G1")),
+                )
                 .await
                 .expect("refresh");
             assert_eq!(bearer(&auth), expected);
@@ -256,9 +271,15 @@ async fn a_kept_instance_url_is_sealed_and_shapes_the_base_url() {
     for database in databases().await {
         let h = Harness::start(&database).await;
         let server = MockServer::start().await;
-        oauth_connection(&h, "fakesalesforce", &server, ("/services/oauth2/authorize", "/services/oauth2/token"), json!({}))
-            .await
-            .expect("connection");
+        oauth_connection(
+            &h,
+            "fakesalesforce",
+            &server,
+            ("/services/oauth2/authorize", "/services/oauth2/token"),
+            json!({}),
+        )
+        .await
+        .expect("connection");
         let instance = format!("{}/sf-instance-7q", server.uri());
         Mock::given(method("POST"))
             .and(path("/services/oauth2/token"))
@@ -282,16 +303,31 @@ async fn a_kept_instance_url_is_sealed_and_shapes_the_base_url() {
             .complete_authorization(None, &state, code("sf-code"), REDIRECT)
             .await
             .expect("complete");
-        let tested = h.engine.test_connection(&h.tenant_id, "conn").await.expect("test");
+        let tested = h
+            .engine
+            .test_connection(&h.tenant_id, "conn")
+            .await
+            .expect("test");
         assert!(tested.report.ok, "{:?}", tested.report);
         let dump = h.dump_database().await;
-        assert!(!dump.contains("sf-instance-7q"), "the kept value is stored sealed");
+        assert!(
+            !dump.contains("sf-instance-7q"),
+            "the kept value is stored sealed"
+        );
         assert!(!dump.contains("00Dsf-access-canary"));
 
         // A token answer naming an instance outside the declared pattern is never called.
-        h.engine.delete_connection(&h.tenant_id, "conn").await.expect("delete");
         h.engine
-            .create_connection(&h.tenant_id, from_json(json!({"name": "conn", "integration": "fakesalesforce", "kind": "oauth2"})))
+            .delete_connection(&h.tenant_id, "conn")
+            .await
+            .expect("delete");
+        h.engine
+            .create_connection(
+                &h.tenant_id,
+                from_json(
+                    json!({"name": "conn", "integration": "fakesalesforce", "kind": "oauth2"}),
+                ),
+            )
             .await
             .expect("connection");
         Mock::given(method("POST"))
@@ -308,11 +344,26 @@ async fn a_kept_instance_url_is_sealed_and_shapes_the_base_url() {
             .await
             .expect("complete");
         let before = server.received_requests().await.unwrap_or_default().len();
-        let tested = h.engine.test_connection(&h.tenant_id, "conn").await.expect("test");
+        let tested = h
+            .engine
+            .test_connection(&h.tenant_id, "conn")
+            .await
+            .expect("test");
         assert!(!tested.report.ok);
-        assert!(tested.report.message.contains("instance_url"), "{}", tested.report.message);
-        assert!(!tested.report.message.contains("169.254"), "{}", tested.report.message);
-        assert_eq!(server.received_requests().await.unwrap_or_default().len(), before);
+        assert!(
+            tested.report.message.contains("instance_url"),
+            "{}",
+            tested.report.message
+        );
+        assert!(
+            !tested.report.message.contains("169.254"),
+            "{}",
+            tested.report.message
+        );
+        assert_eq!(
+            server.received_requests().await.unwrap_or_default().len(),
+            before
+        );
         h.stop().await;
     }
 }
@@ -323,13 +374,22 @@ async fn a_user_token_nested_under_authed_user_is_used_and_a_200_refusal_is_a_re
     for database in databases().await {
         let h = Harness::start(&database).await;
         let server = MockServer::start().await;
-        oauth_connection(&h, "fakeslack", &server, ("/oauth/v2/authorize", "/api/oauth.v2.access"), json!({}))
-            .await
-            .expect("connection");
+        oauth_connection(
+            &h,
+            "fakeslack",
+            &server,
+            ("/oauth/v2/authorize", "/api/oauth.v2.access"),
+            json!({}),
+        )
+        .await
+        .expect("connection");
         Mock::given(method("POST"))
             .and(path("/api/oauth.v2.access"))
             .and(body_string_contains("code=bad-code"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "invalid_code"})))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"ok": false, "error": "invalid_code"})),
+            )
             .mount(&server)
             .await;
         Mock::given(method("POST"))
@@ -364,7 +424,11 @@ async fn a_user_token_nested_under_authed_user_is_used_and_a_200_refusal_is_a_re
             .expect("complete");
         assert_eq!(connection.status, ConnectionStatus::Connected);
         assert_eq!(connection.scopes, ["chat:write,channels:read"]);
-        let auth = h.engine.connection_auth(&h.tenant_id, "conn").await.expect("auth");
+        let auth = h
+            .engine
+            .connection_auth(&h.tenant_id, "conn")
+            .await
+            .expect("auth");
         assert_eq!(bearer(&auth), "xoxp-user-canary-11");
         h.stop().await;
     }
@@ -376,12 +440,18 @@ async fn the_tenant_parameter_fills_the_endpoints_and_defaults_to_common() {
     for database in databases().await {
         let h = Harness::start(&database).await;
         let server = MockServer::start().await;
-        let endpoints = ("/{tenant}/oauth2/v2.0/authorize", "/{tenant}/oauth2/v2.0/token");
+        let endpoints = (
+            "/{tenant}/oauth2/v2.0/authorize",
+            "/{tenant}/oauth2/v2.0/token",
+        );
         oauth_connection(&h, "fakemicrosoft", &server, endpoints, json!({}))
             .await
             .expect("connection");
         for directory in ["common", "contoso.onmicrosoft.com"] {
-            for (grant, access) in [("authorization_code", "ms"), ("refresh_token", "ms-refreshed")] {
+            for (grant, access) in [
+                ("authorization_code", "ms"),
+                ("refresh_token", "ms-refreshed"),
+            ] {
                 Mock::given(method("POST"))
                     .and(path(format!("/{directory}/oauth2/v2.0/token")))
                     .and(body_string_contains(format!("grant_type={grant}")))
@@ -418,7 +488,12 @@ async fn the_tenant_parameter_fills_the_endpoints_and_defaults_to_common() {
         let url = Url::parse(&url).expect("url");
         assert_eq!(url.path(), "/contoso.onmicrosoft.com/oauth2/v2.0/authorize");
         h.engine
-            .complete_authorization(None, &query(&url, "state").expect("state"), code("c2"), REDIRECT)
+            .complete_authorization(
+                None,
+                &query(&url, "state").expect("state"),
+                code("c2"),
+                REDIRECT,
+            )
             .await
             .expect("complete");
         // A refresh goes to the connection's own directory's endpoint.
@@ -429,11 +504,12 @@ async fn the_tenant_parameter_fills_the_endpoints_and_defaults_to_common() {
             .await
             .expect("refresh");
         assert_eq!(bearer(&auth), "ms-refreshed-contoso.onmicrosoft.com");
-        let refreshes: Vec<String> = token_requests(&server, "/contoso.onmicrosoft.com/oauth2/v2.0/token")
-            .await
-            .into_iter()
-            .filter(|body| body.contains("grant_type=refresh_token"))
-            .collect();
+        let refreshes: Vec<String> =
+            token_requests(&server, "/contoso.onmicrosoft.com/oauth2/v2.0/token")
+                .await
+                .into_iter()
+                .filter(|body| body.contains("grant_type=refresh_token"))
+                .collect();
         assert_eq!(refreshes.len(), 1);
         assert!(refreshes[0].contains("ms-refresh-contoso.onmicrosoft.com"));
 
@@ -459,7 +535,10 @@ async fn the_shop_parameter_is_validated_and_its_token_goes_in_the_declared_head
         for (params, expected) in [
             (json!({}), "needs parameter `shop`"),
             (json!({"shop": "evil.com/x"}), "parameter `shop` must match"),
-            (json!({"shop": "acme", "region": "eu"}), "no parameter `region`"),
+            (
+                json!({"shop": "acme", "region": "eu"}),
+                "no parameter `region`",
+            ),
         ] {
             let refused = h
                 .engine
@@ -471,10 +550,19 @@ async fn the_shop_parameter_is_validated_and_its_token_goes_in_the_declared_head
                 .expect_err("refused");
             assert!(refused.to_string().contains(expected), "{refused}");
         }
-        let endpoints = ("/{shop}/admin/oauth/authorize", "/{shop}/admin/oauth/access_token");
-        oauth_connection(&h, "fakeshop", &server, endpoints, json!({"shop": "acme-store"}))
-            .await
-            .expect("connection");
+        let endpoints = (
+            "/{shop}/admin/oauth/authorize",
+            "/{shop}/admin/oauth/access_token",
+        );
+        oauth_connection(
+            &h,
+            "fakeshop",
+            &server,
+            endpoints,
+            json!({"shop": "acme-store"}),
+        )
+        .await
+        .expect("connection");
         Mock::given(method("POST"))
             .and(path("/acme-store/admin/oauth/access_token"))
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({
@@ -494,7 +582,11 @@ async fn the_shop_parameter_is_validated_and_its_token_goes_in_the_declared_head
             .complete_authorization(None, &state, code("shop-code"), REDIRECT)
             .await
             .expect("complete");
-        let auth = h.engine.connection_auth(&h.tenant_id, "conn").await.expect("auth");
+        let auth = h
+            .engine
+            .connection_auth(&h.tenant_id, "conn")
+            .await
+            .expect("auth");
         assert!(matches!(auth, ConnectionAuth::Placed { .. }), "{auth:?}");
         assert!(!format!("{auth:?}").contains("shpua-canary-81"));
         // The OAuth token and an API key connection's key both go in the shop's header, to
@@ -507,7 +599,11 @@ async fn the_shop_parameter_is_validated_and_its_token_goes_in_the_declared_head
             .await
             .expect("api key connection");
         for name in ["conn", "store"] {
-            let tested = h.engine.test_connection(&h.tenant_id, name).await.expect("test");
+            let tested = h
+                .engine
+                .test_connection(&h.tenant_id, name)
+                .await
+                .expect("test");
             assert!(tested.report.ok, "{name}: {:?}", tested.report);
         }
         let probe = server
@@ -551,13 +647,29 @@ async fn an_api_key_in_the_query_and_static_headers_go_on_every_call_and_nowhere
             .respond_with(ResponseTemplate::new(403))
             .mount(&server)
             .await;
-        let tested = h.engine.test_connection(&h.tenant_id, "q").await.expect("test");
+        let tested = h
+            .engine
+            .test_connection(&h.tenant_id, "q")
+            .await
+            .expect("test");
         assert!(tested.report.ok, "{:?}", tested.report);
         // A failing probe's message names the URL without the key.
-        let failed = h.engine.test_connection(&h.tenant_id, "q").await.expect("test");
+        let failed = h
+            .engine
+            .test_connection(&h.tenant_id, "q")
+            .await
+            .expect("test");
         assert!(!failed.report.ok);
-        assert!(failed.report.message.contains("/v1/models"), "{}", failed.report.message);
-        assert!(!failed.report.message.contains("canary"), "{}", failed.report.message);
+        assert!(
+            failed.report.message.contains("/v1/models"),
+            "{}",
+            failed.report.message
+        );
+        assert!(
+            !failed.report.message.contains("canary"),
+            "{}",
+            failed.report.message
+        );
         let dump = h.dump_database().await;
         assert!(!dump.contains("AIza-query-canary-5e"));
         h.stop().await;
@@ -592,7 +704,11 @@ async fn basic_authentication_sends_the_account_id_as_the_user_name() {
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
             .mount(&server)
             .await;
-        let tested = h.engine.test_connection(&h.tenant_id, "twilio").await.expect("test");
+        let tested = h
+            .engine
+            .test_connection(&h.tenant_id, "twilio")
+            .await
+            .expect("test");
         assert!(tested.report.ok, "{:?}", tested.report);
         h.stop().await;
     }

@@ -67,17 +67,13 @@ impl ConnectionAuth {
     /// credential placed in the query.
     pub fn header(&self) -> Result<(HeaderName, HeaderValue), ActionError> {
         let header_name = |name: &str| {
-            HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                ActionError::Permanent(format!("`{name}` is not a valid header name"))
-            })
+            HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| ActionError::Permanent(format!("`{name}` is not a valid header name")))
         };
         let (name, value) = match self {
             Self::Bearer(token) => (AUTHORIZATION, format!("Bearer {}", token.expose())),
             Self::ApiKey { header, key } => (header_name(header)?, key.expose().to_owned()),
-            Self::Placed {
-                placement,
-                secret,
-            } => {
+            Self::Placed { placement, secret } => {
                 if placement.location == Location::Query {
                     return Err(ActionError::Permanent(format!(
                         "the credential goes in the query parameter `{}`, not a header",

@@ -388,7 +388,11 @@ pub fn register(text: &str) -> Result<&'static ProviderSpec, String> {
     let mut registered = REGISTERED
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if PROVIDERS.iter().chain(registered.iter().copied()).any(|known| known.name == spec.name) {
+    if PROVIDERS
+        .iter()
+        .chain(registered.iter().copied())
+        .any(|known| known.name == spec.name)
+    {
         return Err(format!("provider `{}` is already declared", spec.name));
     }
     let spec: &'static ProviderSpec = Box::leak(Box::new(spec));

@@ -245,8 +245,7 @@ pub async fn complete(
         &BTreeMap::new(),
     )
     .map_err(CallbackError::Exchange)?;
-    let client =
-        app_client(&app, Some(redirect_uri), &values).map_err(CallbackError::Exchange)?;
+    let client = app_client(&app, Some(redirect_uri), &values).map_err(CallbackError::Exchange)?;
     let tls = connection.tls_options().map_err(CallbackError::Exchange)?;
     let endpoint = TokenEndpoint::new(http, &tls, &connection.info.integration);
     let mut exchange = client.exchange_code(AuthorizationCode::new(code.expose().to_owned()));

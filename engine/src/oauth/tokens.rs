@@ -158,7 +158,11 @@ impl TokenManager {
 
     /// What the provider's URL templates read for the connection: its parameters and the
     /// values kept from its token answer (opened from the vault).
-    pub async fn values(&self, tenant_id: &str, name: &str) -> Result<ConnectionValues, TokenError> {
+    pub async fn values(
+        &self,
+        tenant_id: &str,
+        name: &str,
+    ) -> Result<ConnectionValues, TokenError> {
         let connection = connections::load(&self.db, &self.vault, tenant_id, name).await?;
         Ok(ConnectionValues {
             params: connection.info.params,

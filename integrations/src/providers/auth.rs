@@ -82,7 +82,9 @@ const URL_STRUCTURE: &[char] = &['/', '?', '#', '@', ':', '\\', '%', '{', '}'];
 fn full_match(pattern: &str, value: &str) -> Result<bool, String> {
     static CACHE: LazyLock<std::sync::Mutex<BTreeMap<String, regex::Regex>>> =
         LazyLock::new(Default::default);
-    let mut cache = CACHE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut cache = CACHE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if !cache.contains_key(pattern) {
         let compiled = regex::Regex::new(&format!("^(?:{pattern})$"))
             .map_err(|error| format!("pattern `{pattern}` is invalid: {error}"))?;
@@ -157,7 +159,10 @@ impl ProviderSpec {
     /// What `{name}` stands for in this provider's URL templates: the connection's parameters
     /// (checked again: a declaration may have tightened a pattern since), their defaults, and
     /// the kept token values that match their patterns.
-    pub fn url_values(&self, values: &ConnectionValues) -> Result<BTreeMap<String, String>, String> {
+    pub fn url_values(
+        &self,
+        values: &ConnectionValues,
+    ) -> Result<BTreeMap<String, String>, String> {
         let mut resolved = BTreeMap::new();
         for (name, spec) in &self.params {
             let value = values.params.get(name).or(spec.default.as_ref());
@@ -271,7 +276,11 @@ impl ProviderSpec {
                 return Err(format!("static header `{name}` is malformed"));
             }
         }
-        if oauth.is_some_and(|o| o.authorize_params.keys().any(|key| RESERVED.contains(&key.as_str()))) {
+        if oauth.is_some_and(|o| {
+            o.authorize_params
+                .keys()
+                .any(|key| RESERVED.contains(&key.as_str()))
+        }) {
             return Err(format!("authorize_params may not set any of {RESERVED:?}"));
         }
         Ok(())
@@ -350,8 +359,8 @@ impl super::OAuth2Spec {
             .keys()
             .filter_map(|name| Some((name.clone(), top.get(name)?.as_str()?.to_owned())))
             .collect();
-        let is_error = top.get("error").is_some_and(Value::is_string)
-            && top.get("access_token").is_none();
+        let is_error =
+            top.get("error").is_some_and(Value::is_string) && top.get("access_token").is_none();
         let nested = self
             .token_path
             .as_deref()
@@ -370,7 +379,9 @@ impl super::OAuth2Spec {
         // Slack's envelope field is not part of RFC 6749's answer.
         shaped.remove("ok");
         if is_error {
-            shaped.retain(|key, _| matches!(key.as_str(), "error" | "error_description" | "error_uri"));
+            shaped.retain(|key, _| {
+                matches!(key.as_str(), "error" | "error_description" | "error_uri")
+            });
         } else if !shaped.contains_key("token_type") {
             // Some providers (Slack's user token, Salesforce) omit it; the token is a bearer
             // token unless the declaration places it elsewhere.
@@ -444,7 +455,10 @@ mod tests {
                 .check_params(&values(&[("shop", evil)]).params)
                 .expect_err(evil);
             assert!(error.contains("`shop`"), "{error}");
-            assert!(shop.url_values(&values(&[("shop", evil)])).is_err(), "{evil}");
+            assert!(
+                shop.url_values(&values(&[("shop", evil)])).is_err(),
+                "{evil}"
+            );
         }
         let missing = shop.check_params(&BTreeMap::new()).expect_err("required");
         assert!(missing.contains("needs parameter `shop`"), "{missing}");
@@ -462,7 +476,13 @@ mod tests {
              oauth2:\n  authorize_url: https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize\n\
              \x20 token_url: https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token\n",
         );
-        let template = microsoft.oauth2.as_ref().unwrap().authorize_url.clone().unwrap();
+        let template = microsoft
+            .oauth2
+            .as_ref()
+            .unwrap()
+            .authorize_url
+            .clone()
+            .unwrap();
         let default = microsoft.url_values(&ConnectionValues::default()).unwrap();
         assert_eq!(
             render_url(&template, &default).unwrap(),
@@ -471,9 +491,17 @@ mod tests {
         let own = microsoft
             .url_values(&values(&[("tenant", "contoso.onmicrosoft.com")]))
             .unwrap();
-        assert!(render_url(&template, &own).unwrap().contains("/contoso.onmicrosoft.com/"));
+        assert!(
+            render_url(&template, &own)
+                .unwrap()
+                .contains("/contoso.onmicrosoft.com/")
+        );
         for climbing in ["..", ".", "contoso/x", "a%2f"] {
-            assert!(microsoft.check_params(&values(&[("tenant", climbing)]).params).is_err());
+            assert!(
+                microsoft
+                    .check_params(&values(&[("tenant", climbing)]).params)
+                    .is_err()
+            );
         }
     }
 
@@ -486,13 +514,19 @@ mod tests {
              \x20 keep:\n    instance_url:\n      pattern: 'https://[a-z0-9-]+(\\.[a-z0-9-]+)*\\.my\\.salesforce\\.com'\n",
         );
         let mut found = ConnectionValues::default();
-        found.kept.insert("instance_url".into(), "https://acme.my.salesforce.com".into());
+        found.kept.insert(
+            "instance_url".into(),
+            "https://acme.my.salesforce.com".into(),
+        );
         let resolved = salesforce.url_values(&found).unwrap();
         assert_eq!(
             render_url(salesforce.base_url.as_deref().unwrap(), &resolved).unwrap(),
             "https://acme.my.salesforce.com/services/data/v60.0"
         );
-        found.kept.insert("instance_url".into(), "https://evil.example/x?.my.salesforce.com".into());
+        found.kept.insert(
+            "instance_url".into(),
+            "https://evil.example/x?.my.salesforce.com".into(),
+        );
         assert!(salesforce.url_values(&found).is_err());
         let error = render_url(
             salesforce.base_url.as_deref().unwrap(),
@@ -512,11 +546,21 @@ mod tests {
         };
         let head = "name: x\ndisplay_name: X\nauth: [api_key]\n";
         refused(&format!("{head}base_url: https://{{region}}.x.com\n"));
-        refused(&format!("{head}params:\n  a:\n    description: d\n    pattern: '('\n"));
-        refused(&format!("{head}params:\n  a:\n    description: d\n    default: Not_A_Label\n"));
-        refused(&format!("{head}api_key:\n  in: query\n  name: key\n  prefix: 'Bearer '\n"));
-        refused(&format!("{head}api_key:\n  in: header\n  name: 'bad header'\n"));
-        refused(&format!("{head}headers:\n  Notion-Version: \"bad\\nvalue\"\n"));
+        refused(&format!(
+            "{head}params:\n  a:\n    description: d\n    pattern: '('\n"
+        ));
+        refused(&format!(
+            "{head}params:\n  a:\n    description: d\n    default: Not_A_Label\n"
+        ));
+        refused(&format!(
+            "{head}api_key:\n  in: query\n  name: key\n  prefix: 'Bearer '\n"
+        ));
+        refused(&format!(
+            "{head}api_key:\n  in: header\n  name: 'bad header'\n"
+        ));
+        refused(&format!(
+            "{head}headers:\n  Notion-Version: \"bad\\nvalue\"\n"
+        ));
         refused(
             "name: x\ndisplay_name: X\nauth: [oauth2]\noauth2:\n  authorize_params:\n    state: fixed\n",
         );
@@ -543,8 +587,12 @@ mod tests {
             serde_json::from_slice::<Value>(&refused.body).unwrap(),
             serde_json::json!({"error": "invalid_code"})
         );
-        let bot = oauth.read_token_answer(br#"{"ok":true,"access_token":"xoxb-1","token_type":"bot"}"#);
-        assert_eq!(serde_json::from_slice::<Value>(&bot.body).unwrap()["access_token"], "xoxb-1");
+        let bot =
+            oauth.read_token_answer(br#"{"ok":true,"access_token":"xoxb-1","token_type":"bot"}"#);
+        assert_eq!(
+            serde_json::from_slice::<Value>(&bot.body).unwrap()["access_token"],
+            "xoxb-1"
+        );
         assert_eq!(oauth.read_token_answer(b"not json").body, b"not json");
     }
 }
