@@ -188,6 +188,22 @@ function newConnectionForm(apps, providers) {
   const appField = field("new-connection-app", "OAuth app", app);
   const secretField = field("new-connection-secret", "Token, API key or password", secret, "Stored encrypted; never shown again.");
   const userField = field("new-connection-username", "Username", username);
+  // One input per parameter the chosen provider declares (its shop, subdomain, tenant...).
+  const paramFields = el("div", { id: "new-connection-params" });
+  let paramInputs = [];
+  const syncParams = () => {
+    const chosen = providers.find((p) => p.name === integration.value.trim());
+    paramInputs = (chosen ? chosen.params : []).map((param) => {
+      const input = el("input", { autocomplete: "off", placeholder: param.default || "" });
+      input.required = param.default === null;
+      input.dataset.param = param.name;
+      return input;
+    });
+    paramFields.replaceChildren(...paramInputs.map((input) =>
+      field(`new-connection-param-${input.dataset.param}`, input.dataset.param, input,
+        chosen.params.find((p) => p.name === input.dataset.param).description)));
+  };
+  integration.addEventListener("input", syncParams);
   const sync = () => {
     appField.hidden = kind.value !== "oauth2";
     secretField.hidden = kind.value === "oauth2";
@@ -197,14 +213,16 @@ function newConnectionForm(apps, providers) {
   app.addEventListener("change", () => {
     const chosen = apps.find((a) => a.name === app.value);
     if (chosen && !integration.value) integration.value = chosen.integration;
+    syncParams();
   });
   sync();
+  syncParams();
   const form = el("form", { class: "panel form", id: "new-connection" },
     el("h2", {}, "New connection"),
     field("new-connection-name", "Name", name, "Lower-case letters, digits and dashes; steps refer to it."),
     field("new-connection-integration", "Integration", integration), integrations,
     field("new-connection-kind", "Authentication", kind),
-    appField, userField, secretField,
+    paramFields, appField, userField, secretField,
     el("div", { class: "actions" }, el("button", { type: "submit", class: "primary" }, "Create connection")),
     status);
   onSubmit(form, status, async () => {
@@ -213,6 +231,9 @@ function newConnectionForm(apps, providers) {
     if (kind.value === "bearer") body.token = secret.value;
     if (kind.value === "api_key") body.api_key = secret.value;
     if (kind.value === "basic") Object.assign(body, { username: username.value, password: secret.value });
+    const params = Object.fromEntries(paramInputs.filter((input) => input.value.trim())
+      .map((input) => [input.dataset.param, input.value.trim()]));
+    if (Object.keys(params).length) body.params = params;
     await api("POST", "/api/v1/connections", body);
     await connectionsPage(new URLSearchParams());
     document.getElementById("connections-status").replaceChildren(noticeBox(

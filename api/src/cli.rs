@@ -268,7 +268,8 @@ pub struct CreateConnection {
     /// For oauth2: the OAuth app (default: the integration's name).
     #[arg(long)]
     pub oauth_app: Option<String>,
-    /// For api_key: the header the key is sent in (default X-API-Key).
+    /// For api_key: the header the key is sent in (default: where the provider's declaration
+    /// places it, else X-API-Key).
     #[arg(long)]
     pub api_key_header: Option<String>,
     /// For basic.
@@ -289,10 +290,22 @@ pub struct CreateConnection {
     /// The lowest TLS version the provider may use (default 1.3).
     #[arg(long, value_name = "VERSION", value_parser = ["1.2", "1.3"])]
     pub tls_min: Option<String>,
+    /// A value for one of the provider's declared parameters (Shopify's shop, Microsoft's
+    /// tenant), which shape its URLs; repeat for several.
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
     #[command(flatten)]
     pub tenant: TenantArg,
     #[command(flatten)]
     pub database: DatabaseArgs,
+}
+
+/// `NAME=VALUE` of `--param`.
+fn parse_param(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not NAME=VALUE"))?;
+    Ok((name.to_owned(), value.to_owned()))
 }
 
 #[derive(Debug, Subcommand)]

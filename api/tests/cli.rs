@@ -649,6 +649,15 @@ fn connections_create_reads_the_client_certificate_and_key_from_pem_files() {
             "--client-key",
         ),
         (create("e", &["--tls-min", "1.1"]), "1.1"),
+        // Parameters reach the declaration's check: GitHub declares none.
+        (
+            create("f", &["--param", "shop=acme"]),
+            "integration `github` has no parameter `shop`",
+        ),
+        (
+            create("g", &["--param", "shop"]),
+            "`shop` is not NAME=VALUE",
+        ),
     ];
     for (refused, message) in &refusals {
         assert!(!refused.status.success());

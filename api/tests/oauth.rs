@@ -172,6 +172,60 @@ fn form_encode(text: &str) -> String {
 }
 
 #[tokio::test]
+async fn connection_parameters_are_checked_at_creation_and_shown() {
+    // A test-only declaration: a shop per connection, like Shopify.
+    static DECLARED: std::sync::Once = std::sync::Once::new();
+    DECLARED.call_once(|| {
+        stepwise_integrations::providers::register(
+            "name: apishop\ndisplay_name: Shop\nauth: [api_key]\n\
+             base_url: https://{shop}.myshopify.com/admin/api/2025-01\n\
+             params:\n  shop:\n    description: the shop's subdomain\n\
+             api_key:\n  in: header\n  name: X-Shopify-Access-Token\n",
+        )
+        .expect("declaration");
+    });
+    for_each_backend(|app| async move {
+        let connection = |params: Value| {
+            json!({"name": "store", "integration": "apishop", "kind": "api_key",
+                   "api_key": "shpat-canary-6d", "params": params})
+            .to_string()
+        };
+        for params in [
+            json!({}),
+            json!({"shop": "evil.example/x"}),
+            json!({"shop": "a", "x": "b"}),
+        ] {
+            let refused = app
+                .post_json("/api/v1/connections", &connection(params))
+                .await;
+            let body = app
+                .expect_error(refused, StatusCode::BAD_REQUEST, "invalid_input")
+                .await;
+            assert!(!body.to_string().contains("shpat-canary-6d"), "{body}");
+        }
+        let created = app
+            .post_json("/api/v1/connections", &connection(json!({"shop": "acme"})))
+            .await;
+        let created = app.expect_json(created, StatusCode::CREATED).await;
+        assert_eq!(created["params"], json!({"shop": "acme"}));
+        // The key goes where the declaration places it, not in a header of its own.
+        assert_eq!(created["api_key_header"], Value::Null);
+        let listed = app.get("/api/v1/connections/store").await;
+        let listed = app.expect_json(listed, StatusCode::OK).await;
+        assert_eq!(listed["params"]["shop"], "acme");
+        let catalogue = app.get("/api/v1/providers").await;
+        let catalogue = app.expect_json(catalogue, StatusCode::OK).await;
+        let providers = catalogue["providers"].as_array().expect("providers");
+        assert!(
+            providers.iter().all(|p| p["params"].is_array()),
+            "{catalogue}"
+        );
+        app
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn the_callback_answers_with_pages_and_the_right_status() {
     for_each_backend(|app| async move {
         let client = no_redirects();

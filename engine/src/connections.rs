@@ -351,4 +351,12 @@ impl ConnectionProvider for RefusalWatch {
     ) -> Result<stepwise_integrations::http::TlsOptions, ActionError> {
         ConnectionProvider::tls(self.inner.as_ref(), tenant_id, connection).await
     }
+
+    async fn values(
+        &self,
+        tenant_id: &str,
+        connection: &str,
+    ) -> Result<stepwise_integrations::providers::ConnectionValues, ActionError> {
+        ConnectionProvider::values(self.inner.as_ref(), tenant_id, connection).await
+    }
 }

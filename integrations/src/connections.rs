@@ -3,11 +3,12 @@
 //! only through [`crate::ActionContext::connection_auth`].
 
 use async_trait::async_trait;
-use reqwest::RequestBuilder;
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use reqwest::{Request, RequestBuilder};
 
 use crate::error::ActionError;
 use crate::http::TlsOptions;
+use crate::providers::{ConnectionValues, Location, Placement};
 use crate::secrets::SecretValue;
 
 /// The credentials a request carries for a connection. Debug output shows no secret.
@@ -22,6 +23,13 @@ pub enum ConnectionAuth {
         username: String,
         password: SecretValue,
     },
+    /// The secret where the provider's declaration places it: a header with an optional
+    /// prefix (`X-Shopify-Access-Token`, `Authorization: Token `) or a query parameter
+    /// (`?key=`).
+    Placed {
+        placement: Placement,
+        secret: SecretValue,
+    },
 }
 
 impl ConnectionAuth {
@@ -31,16 +39,52 @@ impl ConnectionAuth {
         Ok(request.header(name, value))
     }
 
-    /// The header this authentication sends, its value marked sensitive.
+    /// Adds this authentication to a built request: its header (replacing one of the same
+    /// name), or its query parameter. The runtime never logs a query or a header value.
+    pub fn apply_to(&self, request: &mut Request) -> Result<(), ActionError> {
+        if let Self::Placed {
+            placement:
+                Placement {
+                    location: Location::Query,
+                    name,
+                    ..
+                },
+            secret,
+        } = self
+        {
+            request
+                .url_mut()
+                .query_pairs_mut()
+                .append_pair(name, secret.expose());
+            return Ok(());
+        }
+        let (name, value) = self.header()?;
+        request.headers_mut().insert(name, value);
+        Ok(())
+    }
+
+    /// The header this authentication sends, its value marked sensitive; an error for a
+    /// credential placed in the query.
     pub fn header(&self) -> Result<(HeaderName, HeaderValue), ActionError> {
+        let header_name = |name: &str| {
+            HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| ActionError::Permanent(format!("`{name}` is not a valid header name")))
+        };
         let (name, value) = match self {
             Self::Bearer(token) => (AUTHORIZATION, format!("Bearer {}", token.expose())),
-            Self::ApiKey { header, key } => (
-                HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
-                    ActionError::Permanent(format!("`{header}` is not a valid header name"))
-                })?,
-                key.expose().to_owned(),
-            ),
+            Self::ApiKey { header, key } => (header_name(header)?, key.expose().to_owned()),
+            Self::Placed { placement, secret } => {
+                if placement.location == Location::Query {
+                    return Err(ActionError::Permanent(format!(
+                        "the credential goes in the query parameter `{}`, not a header",
+                        placement.name
+                    )));
+                }
+                (
+                    header_name(&placement.name)?,
+                    format!("{}{}", placement.prefix, secret.expose()),
+                )
+            }
             Self::Basic { username, password } => {
                 use base64::Engine as _;
                 let pair = zeroize::Zeroizing::new(format!("{username}:{}", password.expose()));
@@ -67,6 +111,7 @@ impl ConnectionAuth {
             Self::Bearer(token) => token,
             Self::ApiKey { key, .. } => key,
             Self::Basic { password, .. } => password,
+            Self::Placed { secret, .. } => secret,
         }
     }
 }
@@ -96,6 +141,16 @@ pub trait ConnectionProvider: Send + Sync {
         tenant_id: &str,
         connection: &str,
     ) -> Result<Option<String>, ActionError>;
+
+    /// What the provider's URL templates read for `connection`: its parameters and the values
+    /// kept from its token answer. By default none.
+    async fn values(
+        &self,
+        _tenant_id: &str,
+        _connection: &str,
+    ) -> Result<ConnectionValues, ActionError> {
+        Ok(ConnectionValues::default())
+    }
 
     /// The TLS settings of `connection`: its client certificate (mutual TLS) and its lowest
     /// TLS version. By default none: the client's roots and TLS 1.3 minimum.

@@ -207,20 +207,34 @@ impl ActionContext {
     }
 
     /// The API base URL for `integration` through the connection `name`: the connection's
-    /// override, else the provider's default, without a trailing slash.
+    /// override, else the provider's default, its `{name}` placeholders filled from the
+    /// connection's parameters and kept token values, without a trailing slash.
     pub async fn base_url(&self, integration: &str, name: &str) -> Result<String, ActionError> {
-        let configured = self
-            .connections()?
-            .base_url(&self.invocation.tenant_id, name)
-            .await?;
-        let url = configured
-            .or_else(|| crate::providers::provider(integration)?.base_url.clone())
+        let connections = self.connections()?;
+        let tenant = &self.invocation.tenant_id;
+        let spec = crate::providers::provider(integration);
+        let template = connections
+            .base_url(tenant, name)
+            .await?
+            .or_else(|| spec?.base_url.clone())
             .ok_or_else(|| {
                 ActionError::Permanent(format!(
                     "integration `{integration}` has no API base URL: set `base_url` on the \
                      OAuth app of connection `{name}`"
                 ))
             })?;
+        let url = if crate::providers::placeholders(&template).is_empty() {
+            template
+        } else {
+            let values = connections.values(tenant, name).await?;
+            spec.map_or_else(|| Ok(Default::default()), |spec| spec.url_values(&values))
+                .and_then(|values| crate::providers::render_url(&template, &values))
+                .map_err(|error| {
+                    ActionError::Permanent(format!(
+                        "the API base URL of connection `{name}` cannot be built: {error}"
+                    ))
+                })?
+        };
         Ok(url.trim_end_matches('/').to_owned())
     }
 

@@ -5,9 +5,16 @@
 //! defaults, the webhook secret headers and the contract-spec list all derive from them.
 //! Every OAuth field can be overridden per OAuth app (sandboxes, self-hosted GitHub, tests).
 
+mod auth;
+
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, RwLock};
 use std::time::Duration;
+
+pub use auth::{
+    ConnectionValues, KeptValue, Location, ParamInfo, ParamSpec, Placement, TokenAnswer,
+    placeholders, render_url,
+};
 
 use serde::{Deserialize, Deserializer, Serialize};
 use stepwise_workflows::HttpRetry;
@@ -80,9 +87,6 @@ pub struct ProviderSpec {
     /// the provider, declared or Rust, reads errors with it.
     #[serde(default)]
     pub errors: Option<ErrorEnvelope>,
-    /// Headers every declared action's request carries (an API version, a media type).
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
     /// Overrides of the runtime's short retry (the fields a step's `http_retry:` has).
     #[serde(default)]
     pub retry: Option<HttpRetry>,
@@ -96,6 +100,17 @@ pub struct ProviderSpec {
     /// Where `contract/refresh.mjs` finds the provider's published OpenAPI description.
     #[serde(default)]
     pub contract: Option<ContractSource>,
+    /// Values each connection gives (`shop`, `subdomain`, `tenant`), read as `{name}` by the
+    /// base URL and the OAuth endpoints (`providers/auth.rs`).
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamSpec>,
+    /// Where an `api_key` connection's key goes, unless the connection names its own header.
+    #[serde(default)]
+    pub api_key: Option<Placement>,
+    /// Headers every call to the provider carries (`Notion-Version`), unless the action sets
+    /// them.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
 }
 
 /// The provider's OAuth 2.0 defaults.
@@ -114,6 +129,29 @@ pub struct OAuth2Spec {
     /// Joins scopes in the authorization request (Slack wants commas).
     #[serde(default = "space")]
     pub scope_separator: String,
+    /// Whether the authorization request carries a PKCE S256 challenge (RFC 7636); on unless
+    /// the provider refuses it.
+    #[serde(default = "yes")]
+    pub pkce: bool,
+    /// Extra authorization request parameters (Google's `access_type: offline` and `prompt:
+    /// consent`, without which it gives no refresh token).
+    #[serde(default)]
+    pub authorize_params: BTreeMap<String, String>,
+    /// The dotted path of the object holding the token in the token answer, when it is not at
+    /// the top level (Slack's user token: `authed_user`).
+    #[serde(default)]
+    pub token_path: Option<String>,
+    /// Top-level values of the token answer stored with the connection (Salesforce's
+    /// `instance_url`), readable as `{name}` by URL templates.
+    #[serde(default)]
+    pub keep: BTreeMap<String, KeptValue>,
+    /// Where the access token goes on each request; `Authorization: Bearer` when not declared.
+    #[serde(default)]
+    pub token: Option<Placement>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn space() -> String {
@@ -206,6 +244,8 @@ pub struct ProviderInfo {
     pub oauth_endpoints: bool,
     /// The webhook scheme its deliveries are signed with, if it sends webhooks.
     pub webhook_scheme: Option<String>,
+    /// The values each of its connections gives (`params` of a new connection).
+    pub params: Vec<ParamInfo>,
 }
 
 fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
@@ -238,6 +278,7 @@ impl ProviderSpec {
                 .as_ref()
                 .is_some_and(|o| o.authorize_url.is_some() && o.token_url.is_some()),
             webhook_scheme: self.webhook.as_ref().map(|w| w.scheme.clone()),
+            params: self.param_infos(),
         }
     }
 
@@ -312,14 +353,46 @@ static PROVIDERS: LazyLock<Vec<ProviderSpec>> = LazyLock::new(|| {
         .collect()
 });
 
-/// Every provider's declaration, in registration order.
+/// Declarations added at run time with [`register`], after the catalogue's.
+static REGISTERED: RwLock<Vec<&'static ProviderSpec>> = RwLock::new(Vec::new());
+
+/// Every provider's declaration of the catalogue, in registration order.
 pub fn providers() -> &'static [ProviderSpec] {
     &PROVIDERS
 }
 
-/// The spec of `name`, or `None` for an unknown integration.
+/// The spec of `name` (the catalogue's, else a registered one), or `None` for an unknown
+/// integration.
 pub fn provider(name: &str) -> Option<&'static ProviderSpec> {
-    PROVIDERS.iter().find(|spec| spec.name == name)
+    PROVIDERS.iter().find(|spec| spec.name == name).or_else(|| {
+        REGISTERED
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .copied()
+            .find(|spec| spec.name == name)
+    })
+}
+
+/// Adds a declaration that is not in the catalogue (a test proving a provider shape) after
+/// the same checks a catalogue declaration passes; refused when its name is taken. It lives
+/// as long as the process.
+pub fn register(text: &str) -> Result<&'static ProviderSpec, String> {
+    let spec = ProviderSpec::parse(text)?;
+    spec.check_auth()?;
+    let mut registered = REGISTERED
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if PROVIDERS
+        .iter()
+        .chain(registered.iter().copied())
+        .any(|known| known.name == spec.name)
+    {
+        return Err(format!("provider `{}` is already declared", spec.name));
+    }
+    let spec: &'static ProviderSpec = Box::leak(Box::new(spec));
+    registered.push(spec);
+    Ok(spec)
 }
 
 /// Every known integration name.
@@ -333,7 +406,11 @@ mod tests {
 
     /// What a declaration must hold beyond its shape.
     fn check(spec: &ProviderSpec) -> Result<(), String> {
-        let https = |url: &Option<String>| url.as_deref().is_none_or(|u| u.starts_with("https://"));
+        // A template may start with a kept token value (`{instance_url}`), checked by its pattern.
+        let https = |url: &Option<String>| {
+            url.as_deref()
+                .is_none_or(|u| u.starts_with("https://") || u.starts_with('{'))
+        };
         if spec.name.is_empty()
             || !spec
                 .name
@@ -387,7 +464,7 @@ mod tests {
                 return Err("webhook secret headers are lower case".into());
             }
         }
-        Ok(())
+        spec.check_auth()
     }
 
     #[test]

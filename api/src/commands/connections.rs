@@ -154,6 +154,7 @@ pub async fn connections(command: ConnectionsCommand) -> anyhow::Result<ExitCode
                 client_cert,
                 client_key,
                 tls_min,
+                params,
                 tenant: tenant_arg,
                 database,
             } = *arguments;
@@ -182,6 +183,7 @@ pub async fn connections(command: ConnectionsCommand) -> anyhow::Result<ExitCode
                 client_cert: client_cert.map(|pem| pem.as_str().to_owned()),
                 client_key,
                 tls_min,
+                params: params.into_iter().collect(),
             };
             match kind {
                 ConnectionKind::Oauth2 => {}

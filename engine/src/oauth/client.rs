@@ -6,8 +6,10 @@
 //! [`TokenHttpError::Status`] here rather than an OAuth error response, so callers can tell a
 //! transient failure from a refusal such as `invalid_grant`.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
@@ -17,7 +19,7 @@ use oauth2::{
 };
 use stepwise_integrations::ActionError;
 use stepwise_integrations::http::{HttpClient, TlsOptions, build_request};
-use stepwise_integrations::providers::{ClientAuthMethod, provider};
+use stepwise_integrations::providers::{ClientAuthMethod, OAuth2Spec, provider, render_url};
 
 use crate::store::oauth_apps::OAuthApp;
 
@@ -43,9 +45,35 @@ pub enum TokenHttpError {
 /// `oauth2::AsyncHttpClient` over [`HttpClient`], with the connection's TLS options: its client
 /// certificate is presented to the token endpoint too (RFC 8705 mutual-TLS client
 /// authentication and certificate-bound tokens; a server that asks for none never sees it).
+/// With the provider's OAuth declaration, its answer is read as declared
+/// ([`OAuth2Spec::read_token_answer`]: a nested token lifted, an error in a 200 made an error)
+/// and the values it keeps are noted for [`TokenEndpoint::kept`].
 pub struct TokenEndpoint<'a> {
     pub http: &'a HttpClient,
     pub tls: &'a TlsOptions,
+    pub spec: Option<&'a OAuth2Spec>,
+    kept: Mutex<BTreeMap<String, String>>,
+}
+
+impl<'a> TokenEndpoint<'a> {
+    /// The token endpoint of `integration`'s provider (its declaration, if any, shapes the
+    /// answer).
+    pub fn new(http: &'a HttpClient, tls: &'a TlsOptions, integration: &str) -> Self {
+        Self {
+            http,
+            tls,
+            spec: provider(integration).and_then(|spec| spec.oauth2.as_ref()),
+            kept: Mutex::default(),
+        }
+    }
+
+    /// The values the last answer held that the declaration keeps.
+    pub fn kept(&self) -> BTreeMap<String, String> {
+        self.kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 impl<'c> oauth2::AsyncHttpClient<'c> for TokenEndpoint<'_> {
@@ -86,7 +114,20 @@ impl<'c> oauth2::AsyncHttpClient<'c> for TokenEndpoint<'_> {
                     "the token endpoint's response is too large".into(),
                 )));
             }
-            let mut response = http::Response::new(bytes.to_vec());
+            let (body, status) = match self.spec {
+                Some(spec) => {
+                    let answer = spec.read_token_answer(&bytes);
+                    *self.kept.lock().unwrap_or_else(PoisonError::into_inner) = answer.kept;
+                    let status = if answer.is_error && status.is_success() {
+                        http::StatusCode::BAD_REQUEST
+                    } else {
+                        status
+                    };
+                    (answer.body, status)
+                }
+                None => (bytes.to_vec(), status),
+            };
+            let mut response = http::Response::new(body);
             *response.status_mut() = status;
             *response.headers_mut() = headers;
             Ok(response)
@@ -152,18 +193,22 @@ pub fn classify(error: RequestError) -> TokenFailure {
     }
 }
 
-/// The oauth2 client of `app`, authenticating as its auth method says.
-pub fn app_client(app: &OAuthApp, redirect_uri: Option<&str>) -> Result<AppClient, String> {
-    let authorize_url = app
-        .info
-        .authorize_url
-        .clone()
-        .ok_or_else(|| format!("OAuth app `{}` has no authorize URL", app.info.name))?;
-    let token_url = app
-        .info
-        .token_url
-        .clone()
-        .ok_or_else(|| format!("OAuth app `{}` has no token URL", app.info.name))?;
+/// The oauth2 client of `app`, authenticating as its auth method says; `values` fill the
+/// `{name}` placeholders of its endpoints (the connection's parameters, such as Microsoft's
+/// `{tenant}`, and its kept token values).
+pub fn app_client(
+    app: &OAuthApp,
+    redirect_uri: Option<&str>,
+    values: &BTreeMap<String, String>,
+) -> Result<AppClient, String> {
+    let endpoint = |url: &Option<String>, what: &str| {
+        let template = url
+            .as_deref()
+            .ok_or_else(|| format!("OAuth app `{}` has no {what} URL", app.info.name))?;
+        render_url(template, values).map_err(|error| format!("its {what} URL: {error}"))
+    };
+    let authorize_url = endpoint(&app.info.authorize_url, "authorize")?;
+    let token_url = endpoint(&app.info.token_url, "token")?;
     let mut client = BasicClient::new(ClientId::new(app.info.client_id.clone()))
         .set_auth_uri(AuthUrl::new(authorize_url).map_err(|error| error.to_string())?)
         .set_token_uri(TokenUrl::new(token_url).map_err(|error| error.to_string())?)

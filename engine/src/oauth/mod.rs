@@ -3,18 +3,23 @@
 //! ([`tokens`]) and authorization server metadata discovery ([`discovery`]).
 //!
 //! A `state` is 128 random bits, single use, bound to its tenant and connection and valid for
-//! [`STATE_TTL_MS`]; only its SHA-256 is stored, next to the sealed PKCE verifier.
+//! [`STATE_TTL_MS`]; only its SHA-256 is stored, next to the sealed PKCE verifier (empty when
+//! the provider's declaration turns PKCE off). The provider's declaration adds its extra
+//! authorization parameters, fills `{name}` placeholders of the endpoints from the
+//! connection's parameters, and says how its token answer is read (`providers/auth.rs`).
 
 pub mod client;
 pub mod discovery;
 pub mod tokens;
+
+use std::collections::BTreeMap;
 
 use oauth2::{AuthorizationCode, CsrfToken, PkceCodeChallenge, PkceCodeVerifier, TokenResponse};
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use sha2::{Digest, Sha256};
 use stepwise_integrations::SecretValue;
 use stepwise_integrations::http::{HttpClient, build_request};
-use stepwise_integrations::providers::ClientAuthMethod;
+use stepwise_integrations::providers::{ClientAuthMethod, ConnectionValues, provider, render_url};
 
 use crate::db::begin_write;
 use crate::error::EngineError;
@@ -120,19 +125,29 @@ pub async fn authorize(
     redirect_uri: &str,
 ) -> Result<String, EngineError> {
     let (connection, app) = oauth_connection(db, vault, tenant_id, integration, name).await?;
-    let client = app_client(&app, Some(redirect_uri)).map_err(EngineError::InvalidInput)?;
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (url, state) = client
+    let values = endpoint_values(integration, &connection.params, &BTreeMap::new())
+        .map_err(EngineError::InvalidInput)?;
+    let client =
+        app_client(&app, Some(redirect_uri), &values).map_err(EngineError::InvalidInput)?;
+    let declared = provider(integration).and_then(|spec| spec.oauth2.as_ref());
+    let mut request = client
         .authorize_url(CsrfToken::new_random)
-        .add_scopes(scope_parameter(&app.info.integration, &app.info.scopes))
-        .set_pkce_challenge(challenge)
-        .url();
+        .add_scopes(scope_parameter(&app.info.integration, &app.info.scopes));
+    for (parameter, value) in declared.into_iter().flat_map(|o| &o.authorize_params) {
+        request = request.add_extra_param(parameter, value);
+    }
+    let verifier = if declared.is_none_or(|o| o.pkce) {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        request = request.set_pkce_challenge(challenge);
+        verifier.secret().clone()
+    } else {
+        String::new()
+    };
+    let verifier = zeroize::Zeroizing::new(verifier);
+    let (url, state) = request.url();
     let state_hash = hash_state(state.secret());
     let sealed = vault
-        .seal(
-            &state_context(tenant_id, &state_hash),
-            verifier.secret().as_bytes(),
-        )
+        .seal(&state_context(tenant_id, &state_hash), verifier.as_bytes())
         .await?;
     let now = now_ms();
     let tx = begin_write(db).await?;
@@ -224,29 +239,67 @@ pub async fn complete(
         .clone()
         .unwrap_or_else(|| connection_row.integration.clone());
     let app = oauth_apps::load(db, vault, &row.tenant_id, &app_name).await?;
-    let client = app_client(&app, Some(redirect_uri)).map_err(CallbackError::Exchange)?;
+    let values = endpoint_values(
+        &connection.info.integration,
+        &connection.info.params,
+        &BTreeMap::new(),
+    )
+    .map_err(CallbackError::Exchange)?;
+    let client = app_client(&app, Some(redirect_uri), &values).map_err(CallbackError::Exchange)?;
     let tls = connection.tls_options().map_err(CallbackError::Exchange)?;
-    let token = client
-        .exchange_code(AuthorizationCode::new(code.expose().to_owned()))
-        .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose().to_owned()))
-        .request_async(&TokenEndpoint { http, tls: &tls })
+    let endpoint = TokenEndpoint::new(http, &tls, &connection.info.integration);
+    let mut exchange = client.exchange_code(AuthorizationCode::new(code.expose().to_owned()));
+    if !verifier.is_empty() {
+        exchange = exchange.set_pkce_verifier(PkceCodeVerifier::new(verifier.expose().to_owned()));
+    }
+    let token = exchange
+        .request_async(&endpoint)
         .await
         .map_err(|error| CallbackError::Exchange(classify(error).message().to_owned()))?;
-    let tokens = new_tokens(&token, None, &connection.credentials, &app.info.scopes);
+    let tokens = new_tokens(
+        &token,
+        None,
+        endpoint.kept(),
+        &connection.credentials,
+        &app.info.scopes,
+    );
     connections::store_tokens(db, vault, &row.tenant_id, &row.connection_id, &tokens, None).await?;
     Ok(connections::get(db, &row.tenant_id, &connection_row.name).await?)
+}
+
+/// What the `{name}` placeholders of `integration`'s endpoints and base URL stand for: the
+/// connection's parameters (and their declared defaults) and its kept token values.
+pub(crate) fn endpoint_values(
+    integration: &str,
+    params: &BTreeMap<String, String>,
+    kept: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, String> {
+    provider(integration).map_or_else(
+        || Ok(BTreeMap::new()),
+        |spec| {
+            spec.url_values(&ConnectionValues {
+                params: params.clone(),
+                kept: kept.clone(),
+            })
+        },
+    )
 }
 
 /// The tokens of a token response. A response without a refresh token keeps `previous_refresh`
 /// (RFC 6749 6: the server may keep the old one); without `scope`, the requested scopes were
 /// granted (RFC 6749 5.1). The client key of `stored` (the connection's current credentials)
-/// is carried over: the tokens replace the whole sealed envelope.
+/// is carried over: the tokens replace the whole sealed envelope. `kept` (the values the
+/// declaration keeps from this answer) replaces the stored ones it names; the others stay, as
+/// a refresh answer may leave them out.
 pub(crate) fn new_tokens(
     token: &oauth2::basic::BasicTokenResponse,
     previous_refresh: Option<SecretValue>,
+    kept: BTreeMap<String, String>,
     stored: &Credentials,
     requested: &[String],
 ) -> NewTokens {
+    let mut kept_values = stored.kept.clone();
+    kept_values.extend(kept);
     let scopes = match token.scopes() {
         Some(scopes) => scopes.iter().map(|scope| scope.to_string()).collect(),
         None => requested.to_vec(),
@@ -262,6 +315,7 @@ pub(crate) fn new_tokens(
                 .map(|refresh| SecretValue::new(refresh.secret().as_str()))
                 .or(previous_refresh),
             client_key: stored.client_key.clone(),
+            kept: kept_values,
             ..Credentials::default()
         },
         scopes,
@@ -286,6 +340,12 @@ pub async fn revoke(
     let Some(revoke_url) = &app.info.revoke_url else {
         return Ok(false);
     };
+    let values = endpoint_values(
+        &connection.info.integration,
+        &connection.info.params,
+        &credentials.kept,
+    )?;
+    let revoke_url = &render_url(revoke_url, &values)?;
     let tokens = [
         (&credentials.refresh_token, "refresh_token"),
         (&credentials.access_token, "access_token"),

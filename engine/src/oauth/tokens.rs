@@ -22,6 +22,7 @@ use async_trait::async_trait;
 use oauth2::RefreshToken;
 use sea_orm::DatabaseConnection;
 use stepwise_integrations::http::{HttpClient, TlsOptions, TlsVersion};
+use stepwise_integrations::providers::{ConnectionValues, provider};
 use stepwise_integrations::runtime::health::HealthRecorder;
 use stepwise_integrations::{ActionError, ConnectionAuth, ConnectionProvider, SecretValue};
 
@@ -131,7 +132,7 @@ impl TokenManager {
         }
         let margin_ms = self.margin_ms(&connection).await?;
         if let Some(token) = self.usable(&connection, None, margin_ms)? {
-            return Ok(ConnectionAuth::Bearer(token));
+            return Ok(oauth_credential(&connection, token));
         }
         self.refresh(tenant_id, name, None).await
     }
@@ -153,6 +154,20 @@ impl TokenManager {
             Err(EngineError::NotFound(_)) => Ok(None),
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// What the provider's URL templates read for the connection: its parameters and the
+    /// values kept from its token answer (opened from the vault).
+    pub async fn values(
+        &self,
+        tenant_id: &str,
+        name: &str,
+    ) -> Result<ConnectionValues, TokenError> {
+        let connection = connections::load(&self.db, &self.vault, tenant_id, name).await?;
+        Ok(ConnectionValues {
+            params: connection.info.params,
+            kept: connection.credentials.kept.clone(),
+        })
     }
 
     /// The connection's TLS settings: its client certificate (the key opened from the vault)
@@ -262,7 +277,7 @@ impl TokenManager {
         loop {
             let connection = connections::load(&self.db, &self.vault, tenant_id, name).await?;
             if let Some(token) = self.usable(&connection, rejected, margin_ms)? {
-                return Ok(ConnectionAuth::Bearer(token));
+                return Ok(oauth_credential(&connection, token));
             }
             let until = now_ms() + LEASE_MS;
             if connections::take_lease(&self.db, &connection.info.id, &self.owner, until).await? {
@@ -314,7 +329,7 @@ impl TokenManager {
     ) -> Result<ConnectionAuth, TokenError> {
         if let Some(token) = self.usable(connection, rejected, margin_ms)? {
             connections::release_lease(&self.db, &connection.info.id, &self.owner, None).await?;
-            return Ok(ConnectionAuth::Bearer(token));
+            return Ok(oauth_credential(connection, token));
         }
         let Some(refresh_token) = connection.credentials.refresh_token.clone() else {
             return Err(needs_reauth(
@@ -332,14 +347,18 @@ impl TokenManager {
             connection: connection.info.name.clone(),
             message,
         };
-        let client = app_client(&app, None).map_err(failed)?;
+        let values = super::endpoint_values(
+            &connection.info.integration,
+            &connection.info.params,
+            &connection.credentials.kept,
+        )
+        .map_err(failed)?;
+        let client = app_client(&app, None, &values).map_err(failed)?;
         let tls = connection.tls_options().map_err(failed)?;
+        let endpoint = TokenEndpoint::new(&self.http, &tls, &connection.info.integration);
         let response = client
             .exchange_refresh_token(&RefreshToken::new(refresh_token.expose().to_owned()))
-            .request_async(&TokenEndpoint {
-                http: &self.http,
-                tls: &tls,
-            })
+            .request_async(&endpoint)
             .await;
         self.health.token_refresh(
             &connection.tenant_id,
@@ -368,6 +387,7 @@ impl TokenManager {
         let tokens = new_tokens(
             &token,
             Some(refresh_token),
+            endpoint.kept(),
             &connection.credentials,
             &connection.info.scopes,
         );
@@ -397,7 +417,19 @@ impl TokenManager {
             message = "Token refreshed.",
             connection = connection.info.name
         );
-        Ok(ConnectionAuth::Bearer(access_token))
+        Ok(oauth_credential(connection, access_token))
+    }
+}
+
+/// An OAuth 2.0 access token where the provider's declaration places it (Shopify's
+/// `X-Shopify-Access-Token`), else `Authorization: Bearer`.
+fn oauth_credential(connection: &Connection, token: SecretValue) -> ConnectionAuth {
+    match provider(&connection.info.integration).and_then(|spec| spec.placement("oauth2")) {
+        Some(placement) => ConnectionAuth::Placed {
+            placement: placement.clone(),
+            secret: token,
+        },
+        None => ConnectionAuth::Bearer(token),
     }
 }
 
@@ -425,14 +457,23 @@ fn static_auth(connection: &Connection) -> Result<ConnectionAuth, TokenError> {
     };
     let credentials = &connection.credentials;
     Ok(match connection.info.kind {
-        ConnectionKind::ApiKey => ConnectionAuth::ApiKey {
-            header: connection
-                .info
-                .api_key_header
-                .clone()
-                .unwrap_or_else(|| DEFAULT_API_KEY_HEADER.to_owned()),
-            key: credentials.api_key.clone().ok_or_else(missing)?,
-        },
+        ConnectionKind::ApiKey => {
+            let key = credentials.api_key.clone().ok_or_else(missing)?;
+            let declared =
+                provider(&connection.info.integration).and_then(|spec| spec.placement("api_key"));
+            match (&connection.info.api_key_header, declared) {
+                (None, Some(placement)) => ConnectionAuth::Placed {
+                    placement: placement.clone(),
+                    secret: key,
+                },
+                (header, _) => ConnectionAuth::ApiKey {
+                    header: header
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_API_KEY_HEADER.to_owned()),
+                    key,
+                },
+            }
+        }
         ConnectionKind::Bearer => {
             ConnectionAuth::Bearer(credentials.access_token.clone().ok_or_else(missing)?)
         }
@@ -469,6 +510,14 @@ impl ConnectionProvider for TokenManager {
 
     async fn tls(&self, tenant_id: &str, connection: &str) -> Result<TlsOptions, ActionError> {
         Ok(TokenManager::tls(self, tenant_id, connection).await?)
+    }
+
+    async fn values(
+        &self,
+        tenant_id: &str,
+        connection: &str,
+    ) -> Result<ConnectionValues, ActionError> {
+        Ok(TokenManager::values(self, tenant_id, connection).await?)
     }
 }
 

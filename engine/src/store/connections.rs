@@ -10,6 +10,8 @@
 //! never changes after creation. The rest (status, scopes, expiry, user name, the client
 //! certificate itself) stays queryable.
 
+use std::collections::BTreeMap;
+
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
@@ -97,7 +99,8 @@ pub struct NewConnection {
     /// For `api_key`.
     #[serde(default)]
     pub api_key: Option<SecretValue>,
-    /// For `api_key`: the header it is sent in (default `X-API-Key`).
+    /// For `api_key`: the header it is sent in (default: where the provider's declaration
+    /// places it, else `X-API-Key`).
     #[serde(default)]
     pub api_key_header: Option<String>,
     /// For `bearer`.
@@ -123,6 +126,11 @@ pub struct NewConnection {
     /// The lowest TLS version the provider may use: `"1.2"` or `"1.3"` (the default).
     #[serde(default)]
     pub tls_min: Option<String>,
+    /// Values for the provider's declared parameters (Shopify's `shop`, Microsoft's
+    /// `tenant`), which its base URL and OAuth endpoints read; checked against the
+    /// declaration's patterns.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
 }
 
 /// A connection as listed: never a secret.
@@ -143,6 +151,8 @@ pub struct ConnectionInfo {
     pub probe_url: Option<String>,
     pub has_client_cert: bool,
     pub tls_min: Option<String>,
+    /// The values it gave for its provider's parameters.
+    pub params: BTreeMap<String, String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -156,6 +166,8 @@ pub struct Credentials {
     pub password: Option<SecretValue>,
     /// The private key of the connection's client certificate (PEM).
     pub client_key: Option<SecretValue>,
+    /// Values kept from the token answer, as the provider's declaration says (`keep`).
+    pub kept: BTreeMap<String, String>,
 }
 
 /// The sealed plaintext: JSON of the present fields. Wiped on drop.
@@ -171,6 +183,8 @@ struct StoredCredentials {
     password: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     client_key: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    kept: BTreeMap<String, String>,
 }
 
 impl Drop for StoredCredentials {
@@ -262,6 +276,10 @@ fn info(row: &connection::Model) -> Result<ConnectionInfo, EngineError> {
         probe_url: row.probe_url.clone(),
         has_client_cert: row.client_cert.is_some(),
         tls_min: row.tls_min.clone(),
+        params: match &row.params {
+            Some(params) => serde_json::from_value(params.clone())?,
+            None => BTreeMap::new(),
+        },
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
@@ -280,6 +298,7 @@ async fn seal(
         api_key: expose(&credentials.api_key),
         password: expose(&credentials.password),
         client_key: expose(&credentials.client_key),
+        kept: credentials.kept.clone(),
     };
     let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(&stored)?);
     Ok(Sealed::from(
@@ -315,6 +334,7 @@ async fn open(vault: &Vault, row: &connection::Model) -> Result<Credentials, Eng
         api_key: reveal(&stored.api_key),
         password: reveal(&stored.password),
         client_key: reveal(&stored.client_key),
+        kept: stored.kept.clone(),
     })
 }
 
@@ -389,7 +409,7 @@ pub async fn create(
     new: NewConnection,
 ) -> Result<ConnectionInfo, EngineError> {
     validate_slug("connection", &new.name).map_err(EngineError::InvalidInput)?;
-    if stepwise_integrations::providers::provider(&new.integration).is_none() {
+    let Some(spec) = stepwise_integrations::providers::provider(&new.integration) else {
         return Err(EngineError::InvalidInput(format!(
             "unknown integration `{}`; known: {}",
             new.integration,
@@ -397,7 +417,9 @@ pub async fn create(
                 .collect::<Vec<_>>()
                 .join(", ")
         )));
-    }
+    };
+    spec.check_params(&new.params)
+        .map_err(EngineError::InvalidInput)?;
     let kind = new.kind;
     let mut credentials = Credentials::default();
     let (mut username, mut api_key_header, mut oauth_app) = (None, None, None);
@@ -422,15 +444,19 @@ pub async fn create(
         }
         ConnectionKind::ApiKey => {
             credentials.api_key = Some(required(new.api_key, "api_key", kind)?);
-            let header = new
-                .api_key_header
-                .unwrap_or_else(|| DEFAULT_API_KEY_HEADER.to_owned());
-            if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+            // Without a header of its own, the key goes where the declaration places it.
+            let header = match new.api_key_header {
+                None if spec.api_key.is_some() => None,
+                header => Some(header.unwrap_or_else(|| DEFAULT_API_KEY_HEADER.to_owned())),
+            };
+            if let Some(header) = &header
+                && http::HeaderName::from_bytes(header.as_bytes()).is_err()
+            {
                 return Err(EngineError::InvalidInput(format!(
                     "`{header}` is not a valid header name"
                 )));
             }
-            api_key_header = Some(header);
+            api_key_header = header;
         }
         ConnectionKind::Bearer => {
             credentials.access_token = Some(required(new.token, "token", kind)?);
@@ -521,6 +547,9 @@ pub async fn create(
         client_cert: Set(new.client_cert),
         tls_min: Set(new.tls_min),
         token_lifetime_ms: Set(None),
+        params: Set((!new.params.is_empty())
+            .then(|| serde_json::to_value(&new.params))
+            .transpose()?),
     }
     .insert(&tx)
     .await?;

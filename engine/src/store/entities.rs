@@ -413,6 +413,8 @@ pub mod connection {
         pub client_cert: Option<String>,
         pub tls_min: Option<String>,
         pub token_lifetime_ms: Option<i64>,
+        #[sea_orm(column_type = "JsonBinary", nullable)]
+        pub params: Option<Json>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

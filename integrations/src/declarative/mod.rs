@@ -184,9 +184,6 @@ impl DeclaredAction {
         if !query.is_empty() {
             request = request.query(&query);
         }
-        for (name, value) in &self.provider.headers {
-            request = request.header(name.as_str(), value.as_str());
-        }
         for (name, value) in &parts.headers {
             request = request.header(name.as_str(), value.as_str());
         }

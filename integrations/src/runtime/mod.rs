@@ -302,6 +302,8 @@ struct CallState<'a> {
     circuit: CircuitKey,
     bucket: BucketKey,
     idempotent: bool,
+    /// The headers the integration's declaration has every call carry.
+    static_headers: HeaderMap,
 }
 
 impl Inner {
@@ -344,9 +346,13 @@ impl Inner {
             let mut sent = request.try_clone().ok_or_else(|| {
                 ActionError::Permanent("a streamed request body cannot be sent again".into())
             })?;
+            for (name, value) in &state.static_headers {
+                if !sent.headers().contains_key(name) {
+                    sent.headers_mut().insert(name.clone(), value.clone());
+                }
+            }
             if let Some(auth) = &auth {
-                let (name, value) = auth.header()?;
-                sent.headers_mut().insert(name, value);
+                auth.apply_to(&mut sent)?;
             }
 
             let result = self.exchange(&state, attempt, sent, &tls).await;
@@ -452,6 +458,9 @@ impl Inner {
                 request.method(),
                 request.headers().contains_key(IDEMPOTENCY_KEY),
             ),
+            static_headers: crate::providers::provider(&integration)
+                .map(ProviderSpec::static_headers)
+                .unwrap_or_default(),
             integration,
             action,
             connection,
