@@ -182,7 +182,7 @@ fn integration_page(integration: &IntegrationSummary, actions: &[ActionReference
     if let Some(docs) = &integration.docs_url {
         let _ = writeln!(out, "\nAPI documentation: <{docs}>.");
     }
-    let _ = write!(out, "\n[All integrations](../{INDEX})\n\n");
+    out.push_str("\n[All integrations](../README.md)\n\n");
     if actions.is_empty() {
         out.push_str("No actions of its own.\n");
         return out;
