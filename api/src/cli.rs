@@ -59,6 +59,12 @@ pub enum Command {
     },
     /// Print the JSON Schema of the workflow language (for editors).
     Schema,
+    /// Find integrations and their actions: list them, show one, or write their reference
+    /// pages. Reads the built-in catalogue; needs no server and no database.
+    Integrations {
+        #[command(subcommand)]
+        command: IntegrationsCommand,
+    },
     /// Retry or re-run runs.
     Runs {
         #[command(subcommand)]
@@ -109,6 +115,38 @@ pub enum RunsCommand {
         tenant: TenantArg,
         #[command(flatten)]
         database: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IntegrationsCommand {
+    /// Every integration with its actions, one line each.
+    List {
+        /// Print the JSON of `GET /api/v1/integrations` instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// An action (`slack.post_message`): what it does, its connection, input and output
+    /// fields and an example step; or an integration (`slack`) and its actions. Exits 2 for an
+    /// unknown name.
+    Show {
+        /// An action (`provider.action`) or an integration.
+        name: String,
+        /// Print the JSON of `GET /api/v1/integrations/{name}` instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the reference pages: an index (`README.md`) and one page per integration in its
+    /// folder (`{name}/README.md`); pages this command wrote earlier for integrations that are
+    /// gone are removed.
+    Docs {
+        /// The directory of the pages: the catalogue, so each page lives in its integration's
+        /// folder.
+        #[arg(long, default_value = "integrations/src/catalog")]
+        out: PathBuf,
+        /// Write nothing; exit 1 when a page in `--out` differs from what would be written.
+        #[arg(long)]
+        check: bool,
     },
 }
 
@@ -506,6 +544,22 @@ mod tests {
             panic!("not secrets set")
         };
         assert_eq!((name.as_str(), tenant.tenant.as_str()), ("A", "default"));
+    }
+
+    #[test]
+    fn integrations_show_needs_a_name_and_docs_default_to_the_catalogue() {
+        assert!(Cli::try_parse_from(["stepwise", "integrations", "show"]).is_err());
+        let cli = Cli::try_parse_from(["stepwise", "integrations", "docs"]).expect("parse");
+        let Command::Integrations {
+            command: IntegrationsCommand::Docs { out, check },
+        } = cli.command
+        else {
+            panic!("not integrations docs")
+        };
+        assert_eq!(
+            (out, check),
+            (PathBuf::from("integrations/src/catalog"), false)
+        );
     }
 
     #[test]

@@ -683,3 +683,220 @@ fn connections_create_reads_the_client_certificate_and_key_from_pem_files() {
         assert!(!contains(&output.stdout, key_body) && !contains(&output.stderr, key_body));
     }
 }
+
+#[test]
+fn validate_names_the_closest_action_and_locates_wrong_inputs() {
+    let file = fixture("typos.yaml");
+    let (output, _dir) = stepwise(&["validate".as_ref(), file.as_os_str()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = text(&output.stdout);
+    let path = file.display().to_string();
+    for expected in [
+        format!(
+            "{path}:4:11: WF0010 unknown action `slack.post_mesage`; did you mean `slack.post_message`?"
+        ),
+        format!("{path}:15:7: WF0011 invalid input for `slack.update_message`: `with`: "),
+        format!("{path}:20:7: WF0011 invalid input for `slack.list_channels`: `with.limit`: "),
+    ] {
+        assert!(
+            stdout.contains(&expected),
+            "missing `{expected}` in:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("'txt' was unexpected"), "{stdout}");
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|arg| arg.as_ref()).collect();
+    let (output, _dir) = stepwise(&args);
+    assert!(
+        output.status.success(),
+        "{args:?}: {}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+#[test]
+fn integrations_list_shows_every_action_with_its_description() {
+    let stdout = run_ok(&["integrations", "list"]);
+    let registry = stepwise_integrations::Registry::builtin();
+    for action in registry.iter() {
+        assert!(
+            stdout.lines().any(|line| {
+                line.trim_start()
+                    .starts_with(&format!("{} ", action.name()))
+                    && line.ends_with(action.description())
+            }),
+            "no line for {} in:\n{stdout}",
+            action.name()
+        );
+    }
+    assert!(
+        stdout
+            .lines()
+            .any(|line| line == "slack  Slack (provider; connections: oauth2, bearer)"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&run_ok(&["integrations", "list", "--json"])).expect("JSON");
+    assert_eq!(
+        json,
+        serde_json::to_value(stepwise_integrations::reference::list(&registry)).expect("value")
+    );
+}
+
+#[test]
+fn integrations_show_prints_an_action_whose_example_step_validates() {
+    let stdout = run_ok(&["integrations", "show", "slack.post_message"]);
+    for expected in [
+        "slack.post_message\n  Post a message to a Slack channel, thread or user.\n",
+        "Integration: slack  Slack (provider; connections: oauth2, bearer)\n",
+        "Connection: required;",
+        "\nInput (with:):\n  channel ",
+        "\nOutput (steps.<id>.output):\n",
+        "\nExample step:\n  - id: post_message\n    uses: slack.post_message\n    connection: my-slack\n",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing `{expected}` in:\n{stdout}"
+        );
+    }
+    let channel = stdout
+        .lines()
+        .find(|line| line.trim_start().starts_with("channel "))
+        .expect("channel field");
+    assert!(
+        channel.contains(" string ") && channel.contains(" required "),
+        "{channel}"
+    );
+
+    // The example, pasted under `steps:`, is a valid workflow.
+    let example: String = stdout
+        .split("\nExample step:\n")
+        .nth(1)
+        .expect("example")
+        .lines()
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("pasted.yaml");
+    std::fs::write(&file, format!("name: pasted\nsteps:\n{example}")).expect("write");
+    let (output, _dir) = stepwise(&["validate".as_ref(), file.as_os_str()]);
+    assert!(output.status.success(), "{}", text(&output.stdout));
+
+    let json: serde_json::Value = serde_json::from_str(&run_ok(&[
+        "integrations",
+        "show",
+        "slack.post_message",
+        "--json",
+    ]))
+    .expect("JSON");
+    assert_eq!(json["action"]["name"], "slack.post_message");
+    assert_eq!(json["integration"]["name"], "slack");
+    assert!(
+        json["action"]["example"]
+            .as_str()
+            .is_some_and(|e| e.contains("connection: my-slack"))
+    );
+}
+
+#[test]
+fn integrations_show_prints_a_provider_and_its_actions() {
+    let stdout = run_ok(&["integrations", "show", "github"]);
+    assert!(
+        stdout.starts_with("github  GitHub (provider; connections: "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("API documentation: https://"), "{stdout}");
+    for action in [
+        "github.comment",
+        "github.create_issue",
+        "github.list_issues",
+    ] {
+        assert!(
+            stdout.contains(&format!("\n  {action} ")),
+            "{action}: {stdout}"
+        );
+    }
+    assert!(!stdout.contains("slack."), "{stdout}");
+}
+
+#[test]
+fn integrations_show_of_an_unknown_name_exits_2_with_the_closest() {
+    let (output, _dir) = stepwise(&[
+        "integrations".as_ref(),
+        "show".as_ref(),
+        "slack.post_mesage".as_ref(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        text(&output.stderr).trim_end(),
+        "error: no integration or action is named `slack.post_mesage`; did you mean `slack.post_message`?"
+    );
+    assert!(output.stdout.is_empty());
+}
+
+/// The committed reference pages are what `stepwise integrations docs` writes now.
+#[test]
+fn integration_reference_pages_are_current() {
+    let pages = Path::new(env!("CARGO_MANIFEST_DIR")).join("../integrations/src/catalog");
+    let (output, _dir) = stepwise(&[
+        "integrations".as_ref(),
+        "docs".as_ref(),
+        "--check".as_ref(),
+        "--out".as_ref(),
+        pages.as_os_str(),
+    ]);
+    assert!(
+        output.status.success(),
+        "the integration pages are stale; regenerate them from the repository root with \
+         `cargo run -p stepwise-api -- integrations docs`:\n{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn integrations_docs_check_fails_on_an_edited_page() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("pages");
+    let written = run_ok(&[
+        "integrations",
+        "docs",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(written.ends_with("pages written\n"), "{written}");
+    let registry = stepwise_integrations::Registry::builtin();
+    for integration in stepwise_integrations::reference::integrations(&registry) {
+        assert!(out.join(&integration.name).join("README.md").is_file());
+    }
+    let index = std::fs::read_to_string(out.join("README.md")).expect("index");
+    assert!(
+        index.contains("[`slack.post_message`](slack/README.md#slackpost_message)"),
+        "{index}"
+    );
+    let slack = out.join("slack/README.md");
+    let page = std::fs::read_to_string(&slack).expect("page");
+    std::fs::write(&slack, page.replace("Post a message", "Send a message")).expect("edit");
+    let (output, _dir) = stepwise(&[
+        "integrations".as_ref(),
+        "docs".as_ref(),
+        "--check".as_ref(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains(&format!("{}: stale", slack.display())),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("regenerate with `stepwise integrations docs --out "),
+        "{stdout}"
+    );
+}

@@ -446,3 +446,85 @@ async fn responses_match_their_documented_schemas() {
     })
     .await;
 }
+
+/// The integration reference answers what the registry and the declarations say (the same
+/// content `stepwise integrations` prints), in its documented shapes. It reads no database, so
+/// one backend is enough.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_integration_reference_is_documented_and_names_the_closest_on_404() {
+    use stepwise_integrations::Registry;
+    use stepwise_integrations::reference;
+
+    let database = common::databases()
+        .await
+        .into_iter()
+        .next()
+        .expect("SQLite");
+    let app = common::spawn_app(database).await;
+    let document = document(&app).await;
+    let bodies = check_cases(
+        &app,
+        &document,
+        vec![
+            (
+                "get",
+                "/api/v1/integrations".into(),
+                "",
+                "/api/v1/integrations",
+                StatusCode::OK,
+            ),
+            (
+                "get",
+                "/api/v1/integrations/slack.post_message".into(),
+                "",
+                "/api/v1/integrations/{name}",
+                StatusCode::OK,
+            ),
+            (
+                "get",
+                "/api/v1/integrations/stripe".into(),
+                "",
+                "/api/v1/integrations/{name}",
+                StatusCode::OK,
+            ),
+            (
+                "get",
+                "/api/v1/integrations/slack.post_mesage".into(),
+                "",
+                "/api/v1/integrations/{name}",
+                StatusCode::NOT_FOUND,
+            ),
+            // The health route keeps its path.
+            (
+                "get",
+                "/api/v1/integrations/health".into(),
+                "",
+                "/api/v1/integrations/health",
+                StatusCode::OK,
+            ),
+        ],
+    )
+    .await;
+    let registry = Registry::builtin();
+    assert_eq!(
+        bodies[0],
+        serde_json::to_value(reference::list(&registry)).expect("JSON")
+    );
+    let post_message = reference::lookup(&registry, "slack.post_message").expect("known");
+    assert_eq!(bodies[1], serde_json::to_value(post_message).expect("JSON"));
+    assert!(
+        bodies[1]["action"]["example"]
+            .as_str()
+            .is_some_and(|example| example.contains("uses: slack.post_message\n")),
+        "{:#}",
+        bodies[1]
+    );
+    assert_eq!(bodies[2]["action"], Value::Null);
+    assert_eq!(bodies[2]["integration"]["name"], "stripe");
+    assert_eq!(bodies[3]["error"]["code"], "not_found");
+    assert_eq!(
+        bodies[3]["error"]["message"],
+        "no integration or action is named `slack.post_mesage`; did you mean `slack.post_message`?"
+    );
+    app.stop().await;
+}

@@ -280,6 +280,20 @@ fn cases() -> Vec<Case> {
         ),
         case(
             get(),
+            "/api/v1/integrations",
+            "/api/v1/integrations",
+            None,
+            OwnData,
+        ),
+        case(
+            get(),
+            "/api/v1/integrations/{name}",
+            "/api/v1/integrations/slack.post_message",
+            None,
+            OwnData,
+        ),
+        case(
+            get(),
             "/oauth/{integration}/authorize",
             "/oauth/github/authorize?connection=gh",
             None,

@@ -12,6 +12,7 @@ pub mod probe;
 pub mod providers;
 pub mod ratelimit;
 pub mod redact;
+pub mod reference;
 pub mod registry;
 pub mod runtime;
 pub mod secrets;

@@ -42,17 +42,23 @@ impl fmt::Display for Pos {
     }
 }
 
-/// `"; did you mean `x`?"` for the candidate closest to `word`, or `""` when none is close.
-pub(crate) fn did_you_mean<'c>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'c str>,
-) -> String {
+/// The candidate closest to `word`, when it is close enough to be what a typo meant.
+pub fn closest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
     candidates
         .into_iter()
         .map(|candidate| (strsim::jaro_winkler(word, candidate), candidate))
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, candidate)| format!("; did you mean `{candidate}`?"))
+        .map(|(_, candidate)| candidate)
+}
+
+/// `"; did you mean `x`?"` for the candidate closest to `word`, or `""` when none is close.
+pub(crate) fn did_you_mean<'c>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> String {
+    closest(word, candidates)
+        .map(|candidate| format!("; did you mean `{candidate}`?"))
         .unwrap_or_default()
 }
 

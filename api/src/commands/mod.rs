@@ -3,6 +3,8 @@
 
 mod admin;
 mod connections;
+mod integration_docs;
+mod integrations;
 mod run_file;
 mod runs;
 mod secrets;
@@ -54,6 +56,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::OauthApps { command } => connections::oauth_apps(command).await,
         Command::Connections { command } => connections::connections(command).await,
         Command::Schema => admin::schema(),
+        Command::Integrations { command } => integrations::run(command),
         Command::Runs { command } => runs::run(command).await,
     };
     match outcome {

@@ -10,6 +10,7 @@ pub mod connections;
 pub mod dashboard;
 pub mod health;
 pub mod integration_health;
+pub mod integrations;
 pub mod metrics;
 pub mod oauth;
 pub mod oauth_apps;
@@ -206,7 +207,11 @@ pub fn configure(config: &mut web::ServiceConfig, webhook_max_bytes: usize) -> V
             "/api/v1/integrations/health",
             [get(integration_health::get)],
         )
-        .authenticated("/api/v1/providers", [get(providers::list)]);
+        .authenticated("/api/v1/providers", [get(providers::list)])
+        .authenticated("/api/v1/integrations", [get(integrations::list)])
+        // After `/api/v1/integrations/health`, which is matched first (no integration or
+        // action is named `health`: action names hold a dot, provider names are their folders).
+        .authenticated("/api/v1/integrations/{name}", [get(integrations::get)]);
     routes.endpoints
 }
 
