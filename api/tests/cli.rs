@@ -695,6 +695,9 @@ fn validate_names_the_closest_action_and_locates_wrong_inputs() {
         format!(
             "{path}:4:11: WF0010 unknown action `slack.post_mesage`; did you mean `slack.post_message`?"
         ),
+        format!(
+            "{path}:12:5: WF0011 invalid input for `slack.update_message`: `with`: set `text`, `blocks` or both"
+        ),
         format!("{path}:15:7: WF0011 invalid input for `slack.update_message`: `with`: "),
         format!("{path}:20:7: WF0011 invalid input for `slack.list_channels`: `with.limit`: "),
     ] {
@@ -704,7 +707,7 @@ fn validate_names_the_closest_action_and_locates_wrong_inputs() {
         );
     }
     assert!(stdout.contains("'txt' was unexpected"), "{stdout}");
-    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    assert_eq!(stdout.lines().count(), 4, "{stdout}");
 }
 
 fn run_ok(args: &[&str]) -> String {

@@ -485,13 +485,20 @@ impl<'s> SchemaDoc<'s> {
     }
 }
 
-/// The properties an example of an object sets: the required ones, and those the first of its
+/// The properties an example of an object sets: the required ones, those the first of its
 /// alternatives requires (`oneOf: [{required: [duration]}, {required: [until]}]` asks for one
-/// of them).
+/// of them), and the same of each `allOf` part (a declared rule over several fields).
 fn sampled_properties(schema: &Value) -> Vec<&str> {
     let mut names = required_names(schema);
-    if let Some(first) = alternatives(schema).first() {
-        for name in required_names(first) {
+    let parts = alternatives(schema).first().into_iter().chain(
+        schema
+            .get("allOf")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten(),
+    );
+    for part in parts {
+        for name in sampled_properties(part) {
             if !names.contains(&name) {
                 names.push(name);
             }

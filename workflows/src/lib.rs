@@ -24,6 +24,7 @@ pub use inputs::InputError;
 pub use model::*;
 pub use parse::{Parsed, parse_workflow};
 pub use schema::json_schema;
+pub use validate::declared_message;
 
 /// What the validator needs to know about the actions a workflow may use. Implemented by the
 /// integrations registry; kept as a trait so this crate stays independent of it.

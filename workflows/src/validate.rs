@@ -303,12 +303,30 @@ fn check_input(
                 pos = key.pos;
             }
         }
+        let message = declared_message(schema, &error).map_or_else(
+            || format!("{at}: {error}"),
+            |message| format!("`with`: {message}"),
+        );
         report(
             code::INVALID_INPUT,
             pos,
-            format!("invalid input for `{}`: {at}: {error}", uses.value),
+            format!("invalid input for `{}`: {message}", uses.value),
         );
     }
+}
+
+/// The message the schema object whose keyword failed gives for it (its `errorMessage`, the
+/// ajv-errors convention), so a rule over several fields reads as its author wrote it.
+pub fn declared_message<'s>(
+    schema: &'s Value,
+    error: &jsonschema::ValidationError<'_>,
+) -> Option<&'s str> {
+    let keyword = error.schema_path().as_str();
+    let holder = keyword.rsplit_once('/').map_or("", |(holder, _)| holder);
+    schema
+        .pointer(holder)
+        .and_then(|holder| holder.get("errorMessage"))
+        .and_then(Value::as_str)
 }
 
 fn has_template(value: &Value) -> bool {

@@ -123,14 +123,7 @@ impl DeclaredAction {
     /// A validation error in the words of the schema object whose keyword failed, when it
     /// has an `errorMessage` (the ajv-errors convention), else located by the input's path.
     fn explain(&self, error: &jsonschema::ValidationError<'_>) -> String {
-        let keyword = error.schema_path().as_str();
-        let holder = keyword.rsplit_once('/').map_or("", |(holder, _)| holder);
-        if let Some(message) = self
-            .input_schema
-            .pointer(holder)
-            .and_then(|schema| schema.get("errorMessage"))
-            .and_then(Value::as_str)
-        {
+        if let Some(message) = stepwise_workflows::declared_message(&self.input_schema, error) {
             return message.to_owned();
         }
         let at: String = error
