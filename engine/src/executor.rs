@@ -354,8 +354,15 @@ impl EngineInner {
             .await?;
         crate::crash_point("step.after_eager_action");
         let claim = Claim::Claimed(step.attempt);
-        self.commit(&step.task, workflow, claim, executed, Source::Held, claims_for)
-            .await
+        self.commit(
+            &step.task,
+            workflow,
+            claim,
+            executed,
+            Source::Held,
+            claims_for,
+        )
+        .await
     }
 
     /// A step whose action has side effects is claimed in its own transaction first, so a
@@ -407,8 +414,15 @@ impl EngineInner {
             .await?;
         crate::crash_point("step.after_action");
         let claim = Claim::Claimed(attempt);
-        self.commit(&task, workflow, claim, executed, Source::Queue, slot.claims_for())
-            .await
+        self.commit(
+            &task,
+            workflow,
+            claim,
+            executed,
+            Source::Queue,
+            slot.claims_for(),
+        )
+        .await
     }
 
     /// A pure step is executed from a snapshot read and claimed in the same transaction that
@@ -452,8 +466,15 @@ impl EngineInner {
             .await?;
         crate::crash_point("step.after_action");
         let claim = Claim::InCommit;
-        self.commit(&task, workflow, claim, executed, Source::Queue, slot.claims_for())
-            .await
+        self.commit(
+            &task,
+            workflow,
+            claim,
+            executed,
+            Source::Queue,
+            slot.claims_for(),
+        )
+        .await
     }
 
     fn emit_running(&self, task: &StepTask, attempt: i32) {
@@ -1100,9 +1121,7 @@ impl EngineInner {
             .tasks
             .iter()
             .find(|(task, due)| {
-                *due <= now
-                    && task.run_id == state.run.id
-                    && !self.is_pure(workflow, &task.step_id)
+                *due <= now && task.run_id == state.run.id && !self.is_pure(workflow, &task.step_id)
             })
             .map(|(task, _)| task.clone())
         else {

@@ -408,7 +408,10 @@ async fn sweeper_loop(
         match outbox::release_orphaned_holds(&inner.db.pool, orphaned_after).await {
             Ok(0) => {}
             Ok(steps) => {
-                tracing::info!(message = "Took over the steps a dead worker had claimed.", steps);
+                tracing::info!(
+                    message = "Took over the steps a dead worker had claimed.",
+                    steps
+                );
                 inner.wake_relay();
             }
             Err(error) => {

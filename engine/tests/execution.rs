@@ -509,7 +509,12 @@ async fn a_side_effecting_chain_goes_through_the_queue_once() {
         assert_eq!(run.output, Some(json!({"status": 200})), "[{}]", h.label);
         for id in ["first", "second", "third"] {
             assert_eq!(step(&run, id).attempts, 1, "[{}] {id}", h.label);
-            assert_eq!(step(&run, id).attempt_history.len(), 1, "[{}] {id}", h.label);
+            assert_eq!(
+                step(&run, id).attempt_history.len(),
+                1,
+                "[{}] {id}",
+                h.label
+            );
         }
         assert_eq!(
             server.received_requests().await.unwrap_or_default().len(),

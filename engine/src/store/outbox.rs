@@ -441,7 +441,12 @@ mod tests {
         };
         register_worker(&db.pool, "alive", 0).await;
         register_worker(&db.pool, "silent", 60).await;
-        for (step, worker) in [("alive", Some("alive")), ("silent", Some("silent")), ("ghost", Some("ghost")), ("free", None)] {
+        for (step, worker) in [
+            ("alive", Some("alive")),
+            ("silent", Some("silent")),
+            ("ghost", Some("ghost")),
+            ("free", None),
+        ] {
             let held = worker.map(|worker| Held {
                 task: task(step),
                 worker: worker.into(),
@@ -452,10 +457,24 @@ mod tests {
         }
         assert_eq!(relay(&db.pool).await.unwrap(), 1, "only the free row");
         let orphaned_after = Duration::from_secs(10);
-        assert_eq!(release_orphaned_holds(&db.pool, orphaned_after).await.unwrap(), 2);
-        assert_eq!(relay(&db.pool).await.unwrap(), 2, "the silent and the ghost worker's rows");
+        assert_eq!(
+            release_orphaned_holds(&db.pool, orphaned_after)
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            relay(&db.pool).await.unwrap(),
+            2,
+            "the silent and the ghost worker's rows"
+        );
         delete_held(&db.conn, &task("alive")).await.unwrap();
-        assert_eq!(release_orphaned_holds(&db.pool, orphaned_after).await.unwrap(), 0);
+        assert_eq!(
+            release_orphaned_holds(&db.pool, orphaned_after)
+                .await
+                .unwrap(),
+            0
+        );
         assert_eq!(relay(&db.pool).await.unwrap(), 0);
         assert_eq!(count(&db.pool).await, 3);
     }
