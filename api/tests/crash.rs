@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wiremock::matchers::method;
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const STEPS: [&str; 3] = ["first", "second", "third"];
@@ -157,9 +157,15 @@ fn wait_for_crash(child: &mut Child, label: &str) {
     }
 }
 
-/// Crashes the server at `failpoint`, checks how far the run got, restarts the server and
-/// checks the run completes with the expected number of provider calls per step.
-async fn crash_at(failpoint: &str, first_calls_at_crash: usize, first_calls_in_total: usize) {
+/// Crashes the server at `failpoint` while it handles step `crashed`, checks how far the run
+/// got (every earlier step called once, `crashed` `calls_at_crash` times, no later step),
+/// restarts the server and checks the run completes with `crashed` called `calls_in_total`
+/// times, always with its idempotency key, and every other step exactly once.
+async fn crash_at(failpoint: &str, crashed: &str, calls_at_crash: usize, calls_in_total: usize) {
+    let position = STEPS
+        .iter()
+        .position(|step| *step == crashed)
+        .expect("a step of the workflow");
     for database in common::databases().await {
         let label = format!("[{} {failpoint}]", database.backend);
         let server = MockServer::start().await;
@@ -180,15 +186,18 @@ async fn crash_at(failpoint: &str, first_calls_at_crash: usize, first_calls_in_t
         let run_id = start_run(&client, &base, &key, &server).await;
         wait_for_crash(&mut doomed, &label);
         let at_crash = calls(&server).await;
-        assert_eq!(
-            at_crash.get("first").map_or(0, Vec::len),
-            first_calls_at_crash,
-            "{label} calls of `first` when the process died: {at_crash:?}"
-        );
-        assert!(
-            !at_crash.contains_key("second"),
-            "{label} the run must stop at the crash point: {at_crash:?}"
-        );
+        for (index, step) in STEPS.iter().enumerate() {
+            let expected = match index.cmp(&position) {
+                std::cmp::Ordering::Less => 1,
+                std::cmp::Ordering::Equal => calls_at_crash,
+                std::cmp::Ordering::Greater => 0,
+            };
+            assert_eq!(
+                at_crash.get(*step).map_or(0, Vec::len),
+                expected,
+                "{label} calls of `{step}` when the process died: {at_crash:?}"
+            );
+        }
 
         let mut survivor = serve(&database.url, port, workflows.path(), None);
         wait_until_healthy(&client, &base).await;
@@ -201,18 +210,18 @@ async fn crash_at(failpoint: &str, first_calls_at_crash: usize, first_calls_in_t
         );
 
         let calls = calls(&server).await;
-        let idempotency_key = format!("{run_id}:first");
-        let first = calls.get("first").cloned().unwrap_or_default();
+        let idempotency_key = format!("{run_id}:{crashed}");
+        let attempts = calls.get(crashed).cloned().unwrap_or_default();
         assert_eq!(
-            first.len(),
-            first_calls_in_total,
-            "{label} calls of `first`: {calls:?}"
+            attempts.len(),
+            calls_in_total,
+            "{label} calls of `{crashed}`: {calls:?}"
         );
         assert!(
-            first.iter().all(|key| key == &idempotency_key),
-            "{label} every attempt of `first` carries {idempotency_key}: {first:?}"
+            attempts.iter().all(|key| key == &idempotency_key),
+            "{label} every attempt of `{crashed}` carries {idempotency_key}: {attempts:?}"
         );
-        for step in &STEPS[1..] {
+        for step in STEPS.iter().filter(|step| **step != crashed) {
             assert_eq!(
                 calls.get(*step).map_or(0, Vec::len),
                 1,
@@ -244,21 +253,36 @@ async fn wait_for_run(client: &reqwest::Client, base: &str, key: &str, run_id: &
 /// with the same idempotency key (at-least-once).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_mid_action_reruns_the_step_with_the_same_key() {
-    crash_at("step.after_action", 1, 2).await;
+    crash_at("step.after_action", "first", 1, 2).await;
 }
 
-/// Killed after the step's result and its successor's outbox row committed, before the relay
-/// enqueued the successor: nothing runs twice and the successor still runs.
+/// Killed after the step's result committed with its successor claimed for this process
+/// (and the successor's outbox row held), before anything else: nothing runs twice and the
+/// successor still runs, taken over once the dead worker missed its heartbeats.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_after_commit_before_enqueue_loses_nothing() {
-    crash_at("step.after_commit", 1, 1).await;
+    crash_at("step.after_commit", "first", 1, 1).await;
 }
 
 /// Killed right after the relay committed the first step's task into the queue, before any
 /// worker saw it: the task is executed after restart, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_after_enqueue_loses_nothing() {
-    crash_at("relay.after_commit", 0, 1).await;
+    crash_at("relay.after_commit", "first", 0, 1).await;
+}
+
+/// Killed after the commit of `first` claimed `second` for this worker (eager dispatch),
+/// before `second` executed: `second` is taken over from its held outbox row and runs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_after_eager_claim_loses_nothing() {
+    crash_at("step.after_eager_claim", "second", 0, 1).await;
+}
+
+/// Killed after an eagerly claimed step's action, before its result committed: it runs again
+/// with the same idempotency key, and no completed step runs twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_after_eager_action_reruns_only_that_step() {
+    crash_at("step.after_eager_action", "second", 1, 2).await;
 }
 
 /// SIGKILL from outside while 20 runs are in flight, then a restart: every run finishes, and
@@ -779,11 +803,25 @@ const TAKEOVER_HEARTBEAT: Duration = Duration::from_secs(3);
 /// and 3 s of slack for start-up and scheduling), and runs it again with the same key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_process_step_is_taken_over_after_two_missed_heartbeats() {
+    take_over_slow_step(None).await;
+}
+
+/// The same for a step claimed by its predecessor's commit and executed at once (eager
+/// dispatch): its held outbox row is released to the queue within the same bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_process_eagerly_claimed_step_is_taken_over_after_two_missed_heartbeats() {
+    take_over_slow_step(Some("fast")).await;
+}
+
+/// Kills the process while step `call` (after `predecessor`, if given) is in flight and
+/// checks another process takes it over within the promised time.
+async fn take_over_slow_step(predecessor: Option<&str>) {
     for database in common::databases().await {
-        let label = format!("[{} takeover]", database.backend);
+        let label = format!("[{} takeover after {predecessor:?}]", database.backend);
         let server = MockServer::start().await;
         // The first call never answers in time: the step is in flight when the process dies.
         Mock::given(method("POST"))
+            .and(path("/slow"))
             .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(120)))
             .up_to_n_times(1)
             .mount(&server)
@@ -808,10 +846,20 @@ async fn a_dead_process_step_is_taken_over_after_two_missed_heartbeats() {
 
         let mut doomed = serve_with_heartbeat();
         wait_until_healthy(&client, &base).await;
-        let source = format!(
-            "name: slow\nsteps:\n  - id: call\n    uses: http.request\n    with: {{ method: POST, url: \"{}/slow\", timeout: 300s }}\n",
+        let mut source = String::from("name: slow\nsteps:\n");
+        if let Some(predecessor) = predecessor {
+            source.push_str(&format!(
+                "  - id: {predecessor}\n    uses: http.request\n    with: {{ method: POST, url: \"{}/{predecessor}\" }}\n",
+                server.uri()
+            ));
+        }
+        source.push_str(&format!(
+            "  - id: call\n    uses: http.request\n    with: {{ method: POST, url: \"{}/slow\", timeout: 300s }}\n",
             server.uri()
-        );
+        ));
+        if let Some(predecessor) = predecessor {
+            source.push_str(&format!("    needs: [{predecessor}]\n"));
+        }
         let run_id = deploy_and_start(&client, &base, &key, "slow", source).await;
         let in_flight = Instant::now() + Duration::from_secs(30);
         while calls(&server).await.get("slow").map_or(0, Vec::len) == 0 {
@@ -846,6 +894,14 @@ async fn a_dead_process_step_is_taken_over_after_two_missed_heartbeats() {
         let keys = calls(&server).await.remove("slow").unwrap_or_default();
         assert_eq!(keys.len(), 2, "{label} {keys:?}");
         assert_eq!(keys[0], keys[1], "{label} the same idempotency key");
+        if let Some(predecessor) = predecessor {
+            let calls = calls(&server).await;
+            assert_eq!(
+                calls.get(predecessor).map_or(0, Vec::len),
+                1,
+                "{label} the completed predecessor never runs again: {calls:?}"
+            );
+        }
         database.drop_database().await;
     }
 }

@@ -93,7 +93,7 @@ pub async fn measure(requests: usize) -> Result<ChainOverhead> {
 }
 
 /// A local HTTP/1.1 keep-alive server answering every request with a small JSON body.
-async fn serve() -> Result<std::net::SocketAddr> {
+pub async fn serve() -> Result<std::net::SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     tokio::spawn(async move {

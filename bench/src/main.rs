@@ -158,16 +158,24 @@ enum StepKind {
     Pure,
     /// `bench.touch`: has side effects, so it goes through the queue.
     Queued,
+    /// `http.request`: a GET of the bench's local keep-alive server, through the queue.
+    Http,
 }
 
 impl StepKind {
-    const ALL: [StepKind; 2] = [StepKind::Pure, StepKind::Queued];
+    const ALL: [StepKind; 3] = [StepKind::Pure, StepKind::Queued, StepKind::Http];
 
     fn uses(self) -> &'static str {
         match self {
             StepKind::Pure => "core.set",
             StepKind::Queued => "bench.touch",
+            StepKind::Http => "http.request",
         }
+    }
+
+    /// The URL the steps request, for the kind that does.
+    fn url(self, server: &str) -> Option<String> {
+        (self == StepKind::Http).then(|| format!("http://{server}/ping"))
     }
 
     fn workflow(self, steps: usize) -> String {
@@ -182,6 +190,7 @@ impl StepKind {
         match self {
             StepKind::Pure => "pure steps, executed inline",
             StepKind::Queued => "steps with side effects, through the queue",
+            StepKind::Http => "GETs of a local keep-alive server, through the queue",
         }
     }
 }
@@ -221,7 +230,13 @@ async fn bench_backend(cli: &Cli, database: &BenchDatabase) -> Result<BackendRes
     let label = database.kind.label();
     eprintln!("[{label}] database: {}", database.description);
 
-    let http = HttpClient::new(HttpConfig::default()).context("building the HTTP client")?;
+    // The `http.request` steps call a server on loopback.
+    let http = HttpClient::new(HttpConfig {
+        allow_private_networks: true,
+        ..HttpConfig::default()
+    })
+    .context("building the HTTP client")?;
+    let server = integration::serve().await?.to_string();
     let runtime = IntegrationRuntime::new(http, &MetricsRegistry::new())
         .context("building the integration runtime")?;
     let engine = Engine::open(
@@ -259,7 +274,7 @@ async fn bench_backend(cli: &Cli, database: &BenchDatabase) -> Result<BackendRes
                 .deploy(
                     &tenant.id,
                     &format!("{name}.yaml"),
-                    &scenario::chain_yaml(&name, steps, kind.uses()),
+                    &scenario::chain_yaml(&name, steps, kind.uses(), kind.url(&server).as_deref()),
                 )
                 .await
                 .map_err(|error| anyhow::anyhow!("deploying {name}: {error:?}"))?;
@@ -270,6 +285,7 @@ async fn bench_backend(cli: &Cli, database: &BenchDatabase) -> Result<BackendRes
             cli.for_each_items,
             cli.for_each_parallel,
             kind.uses(),
+            kind.url(&server).as_deref(),
         );
         engine
             .deploy(&tenant.id, &format!("{name}.yaml"), &yaml)

@@ -11,30 +11,46 @@ use stepwise_engine::{Engine, RunDetail, RunFilter, RunStatus};
 
 use crate::stats::{Summary, summarize};
 
-/// A workflow of `steps` sequential `uses` steps, each reading its predecessor's output.
-pub fn chain_yaml(name: &str, steps: usize, uses: &str) -> String {
+/// A workflow of `steps` sequential `uses` steps, each reading its predecessor's output. With
+/// `url`, the steps are `http.request` GETs of it, each sending its predecessor's status.
+pub fn chain_yaml(name: &str, steps: usize, uses: &str, url: Option<&str>) -> String {
     let mut yaml = format!("name: {name}\nsteps:\n");
     for i in 1..=steps {
         yaml.push_str(&format!("  - id: s{i}\n    uses: {uses}\n"));
-        if i == 1 {
-            yaml.push_str("    with: { n: 1 }\n");
-        } else {
-            yaml.push_str(&format!(
-                "    needs: [s{prev}]\n    with:\n      n: ${{{{ steps.s{prev}.output.n + 1 }}}}\n",
-                prev = i - 1
-            ));
+        let prev = i - 1;
+        match (i, url) {
+            (1, None) => yaml.push_str("    with: { n: 1 }\n"),
+            (1, Some(url)) => yaml.push_str(&format!("    with: {{ url: \"{url}?n=1\" }}\n")),
+            (_, None) => yaml.push_str(&format!(
+                "    needs: [s{prev}]\n    with:\n      n: ${{{{ steps.s{prev}.output.n + 1 }}}}\n"
+            )),
+            (_, Some(url)) => yaml.push_str(&format!(
+                "    needs: [s{prev}]\n    with:\n      url: \"{url}?n=${{{{ steps.s{prev}.output.status }}}}\"\n"
+            )),
         }
     }
+    let output = if url.is_some() { "status" } else { "n" };
     yaml.push_str(&format!(
-        "outputs:\n  n: ${{{{ steps.s{steps}.output.n }}}}\n"
+        "outputs:\n  n: ${{{{ steps.s{steps}.output.{output} }}}}\n"
     ));
     yaml
 }
 
-/// One `for_each` step over `items` items, at most `max_parallel` at once.
-pub fn fan_out_yaml(name: &str, items: usize, max_parallel: usize, uses: &str) -> String {
+/// One `for_each` step over `items` items, at most `max_parallel` at once; with `url`, each
+/// item is an `http.request` GET of it.
+pub fn fan_out_yaml(
+    name: &str,
+    items: usize,
+    max_parallel: usize,
+    uses: &str,
+    url: Option<&str>,
+) -> String {
+    let with = match url {
+        None => "{ n: \"${{ item }}\" }".to_owned(),
+        Some(url) => format!("{{ url: \"{url}?n=${{{{ item }}}}\" }}"),
+    };
     format!(
-        "name: {name}\nsteps:\n  - id: each\n    uses: {uses}\n    for_each: ${{{{ range({items}) | list }}}}\n    max_parallel: {max_parallel}\n    with: {{ n: \"${{{{ item }}}}\" }}\noutputs:\n  count: ${{{{ steps.each.output | length }}}}\n"
+        "name: {name}\nsteps:\n  - id: each\n    uses: {uses}\n    for_each: ${{{{ range({items}) | list }}}}\n    max_parallel: {max_parallel}\n    with: {with}\noutputs:\n  count: ${{{{ steps.each.output | length }}}}\n"
     )
 }
 
@@ -271,11 +287,19 @@ mod tests {
     fn chain_yaml_parses_and_validates() {
         let mut registry = Registry::builtin();
         registry.register(crate::touch::Touch);
-        for (steps, uses) in [(3, "core.set"), (40, "bench.touch")] {
-            let yaml = chain_yaml("bench-chain", steps, uses);
+        let url = Some("http://127.0.0.1:9/ping");
+        for (steps, uses, url) in [
+            (3, "core.set", None),
+            (40, "bench.touch", None),
+            (3, "http.request", url),
+        ] {
+            let yaml = chain_yaml("bench-chain", steps, uses, url);
             let parsed = stepwise_workflows::parse_workflow("bench.yaml", &yaml, &registry);
             assert!(!parsed.has_errors(), "{yaml}\n{:?}", parsed.diagnostics);
             assert_eq!(parsed.workflow.expect("workflow").steps.len(), steps);
         }
+        let yaml = fan_out_yaml("bench-each", 10, 2, "http.request", url);
+        let parsed = stepwise_workflows::parse_workflow("bench.yaml", &yaml, &registry);
+        assert!(!parsed.has_errors(), "{yaml}\n{:?}", parsed.diagnostics);
     }
 }

@@ -1,6 +1,8 @@
 //! The step handler: claim a step, evaluate its condition and input, run its action, then
 //! commit the result, every status change it implies and the outbox rows of the steps it makes
-//! ready, in one transaction.
+//! ready, in one transaction. That commit also claims one ready side-effecting step of the run
+//! for the worker that made it (eager dispatch), which then executes it at once, without the
+//! queue round trip; its outbox row stays, held, in case the worker dies.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -22,7 +24,7 @@ use crate::error::EngineError;
 use crate::machine::{self, StepEvent, StepOutcome};
 use crate::status::{RunStatus, StepStatus};
 use crate::store::entities::{run, step};
-use crate::store::outbox::{self, StepTask};
+use crate::store::outbox::{self, Held, StepTask};
 use crate::store::run_state::{AttemptEnd, NewRows, RunState, item_id, parse_item_id};
 use crate::store::unmasked::{self, Owner, Unmasked};
 use crate::store::{now_ms, runs, steps};
@@ -33,6 +35,30 @@ const CANCELLATION_POLL: Duration = Duration::from_secs(2);
 /// At most this many pure steps execute inside one transaction; the rest go through the
 /// queue, so a long chain of pure steps cannot hold the write lock for long.
 const INLINE_STEP_LIMIT: usize = 256;
+
+/// At most this many steps one queue task executes eagerly one after the other; then the next
+/// goes through the queue, so a long chain does not keep one worker slot from other runs.
+const EAGER_STEP_LIMIT: usize = 256;
+
+/// The worker slot a queue task is handled in.
+pub(crate) struct Slot<'a> {
+    /// The queue's name of the worker (the current generation of this process' worker): it
+    /// holds the outbox rows of the steps claimed for it.
+    pub(crate) worker: &'a str,
+    /// The worker is shutting down: claim nothing more for it.
+    pub(crate) stopping: &'a (dyn Fn() -> bool + Send + Sync),
+}
+
+/// A step the commit that made it ready claimed for the worker that made the commit, with
+/// the rows its templates read as that commit wrote them.
+#[derive(Debug)]
+pub(crate) struct EagerStep {
+    task: StepTask,
+    attempt: i32,
+    wake_at: Option<i64>,
+    run: run::Model,
+    steps: Vec<step::Model>,
+}
 
 /// What executing a step's action produced, before the state machine sees it.
 pub(crate) enum Execution {
@@ -259,14 +285,84 @@ pub(crate) fn failure_message(workflow: &Workflow, steps: &[step::Model]) -> Opt
 
 impl EngineInner {
     /// Handles one queue task. Errors are database errors; the queue delivers the task again.
-    pub(crate) async fn handle_task(self: &Arc<Self>, task: StepTask) -> Result<(), EngineError> {
+    pub(crate) async fn handle_task(
+        self: &Arc<Self>,
+        task: StepTask,
+        slot: &Slot<'_>,
+    ) -> Result<(), EngineError> {
         let run = runs::find_any(&self.db.conn, &task.run_id).await?;
         let workflow = self.definition(&run.workflow_version_id).await?;
-        if self.is_pure(&workflow, &task.step_id) {
-            self.handle_pure(task, run, &workflow).await
+        let eager = if self.is_pure(&workflow, &task.step_id) {
+            self.handle_pure(task, run, &workflow, slot).await?
         } else {
-            self.handle_with_claim(task, &workflow).await
+            self.handle_with_claim(task, &workflow, slot).await?
+        };
+        self.execute_eagerly(&workflow, slot, eager).await
+    }
+
+    /// Executes the step a commit claimed for this worker slot, then the one its own commit
+    /// claims, and so on: a chain of side-effecting steps runs in one worker slot at one
+    /// commit per step. If a step cannot be finished here (a database error), its held
+    /// outbox row is released to the queue, which runs it again.
+    async fn execute_eagerly(
+        self: &Arc<Self>,
+        workflow: &Workflow,
+        slot: &Slot<'_>,
+        mut next: Option<EagerStep>,
+    ) -> Result<(), EngineError> {
+        let mut budget = EAGER_STEP_LIMIT;
+        while let Some(step) = next.take() {
+            budget -= 1;
+            let claims_for = (budget > 0 && !(slot.stopping)()).then_some(slot.worker);
+            let task = step.task.clone();
+            match self.execute_claimed(workflow, step, claims_for).await {
+                Ok(claimed) => next = claimed,
+                Err(error) => {
+                    if let Err(release) = outbox::release_held(&self.db.conn, &task).await {
+                        // The row stays held until this worker generation stops beating.
+                        tracing::warn!(message = "Releasing an eagerly claimed step failed.", %release);
+                    }
+                    self.wake_relay();
+                    return Err(error);
+                }
+            }
         }
+        Ok(())
+    }
+
+    /// Executes a step claimed for this worker by the commit that made it ready, from the
+    /// rows that commit wrote (the run is not read again), and commits its result.
+    async fn execute_claimed(
+        self: &Arc<Self>,
+        workflow: &Workflow,
+        step: EagerStep,
+        claims_for: Option<&str>,
+    ) -> Result<Option<EagerStep>, EngineError> {
+        crate::crash_point("step.after_eager_claim");
+        self.emit_running(&step.task, step.attempt);
+        let cancellation = self.cancellation_for(&step.run.id);
+        let executed = self
+            .execute_step(
+                &self.db.conn,
+                workflow,
+                &step.run,
+                &step.steps,
+                &step.task.step_id,
+                (step.attempt, step.wake_at),
+                cancellation,
+            )
+            .await?;
+        crate::crash_point("step.after_eager_action");
+        let claim = Claim::Claimed(step.attempt);
+        self.commit(
+            &step.task,
+            workflow,
+            claim,
+            executed,
+            Source::Held,
+            claims_for,
+        )
+        .await
     }
 
     /// A step whose action has side effects is claimed in its own transaction first, so a
@@ -275,12 +371,13 @@ impl EngineInner {
         self: &Arc<Self>,
         task: StepTask,
         workflow: &Workflow,
-    ) -> Result<(), EngineError> {
+        slot: &Slot<'_>,
+    ) -> Result<Option<EagerStep>, EngineError> {
         let db = &self.db.conn;
         let tx = crate::db::begin_write(db).await?;
         if !steps::claim(&tx, &task).await? {
             tx.rollback().await?;
-            return Ok(());
+            return Ok(None);
         }
         let run = runs::find_any(&tx, &task.run_id).await?;
         let run_status: RunStatus = run.status.parse()?;
@@ -293,7 +390,7 @@ impl EngineInner {
             )
             .await?;
             tx.commit().await?;
-            return Ok(());
+            return Ok(None);
         }
         let step_rows = steps::for_execution(&tx, &run.id, &task.step_id).await?;
         let this = find_step(&step_rows, &task.step_id)?;
@@ -316,8 +413,16 @@ impl EngineInner {
             )
             .await?;
         crate::crash_point("step.after_action");
-        self.commit(&task, workflow, Claim::Claimed(attempt), executed)
-            .await
+        let claim = Claim::Claimed(attempt);
+        self.commit(
+            &task,
+            workflow,
+            claim,
+            executed,
+            Source::Queue,
+            slot.claims_for(),
+        )
+        .await
     }
 
     /// A pure step is executed from a snapshot read and claimed in the same transaction that
@@ -328,9 +433,10 @@ impl EngineInner {
         task: StepTask,
         run: run::Model,
         workflow: &Workflow,
-    ) -> Result<(), EngineError> {
+        slot: &Slot<'_>,
+    ) -> Result<Option<EagerStep>, EngineError> {
         if RunStatus::Running.as_str() != run.status {
-            return Ok(());
+            return Ok(None);
         }
         let step_rows = steps::for_execution(&self.db.conn, &run.id, &task.step_id).await?;
         let this = find_step(&step_rows, &task.step_id)?;
@@ -338,7 +444,7 @@ impl EngineInner {
             .iter()
             .any(|status| status.as_str() == this.status);
         if this.dispatch != task.dispatch || !claimable {
-            return Ok(());
+            return Ok(None);
         }
         let attempt = if this.wake_at.is_some() {
             this.attempts
@@ -359,8 +465,16 @@ impl EngineInner {
             )
             .await?;
         crate::crash_point("step.after_action");
-        self.commit(&task, workflow, Claim::InCommit, executed)
-            .await
+        let claim = Claim::InCommit;
+        self.commit(
+            &task,
+            workflow,
+            claim,
+            executed,
+            Source::Queue,
+            slot.claims_for(),
+        )
+        .await
     }
 
     fn emit_running(&self, task: &StepTask, attempt: i32) {
@@ -829,37 +943,47 @@ impl EngineInner {
     }
 
     /// Commits one step's result, executes the pure steps it makes ready in the same
-    /// transaction, then relays the rest and publishes what happened.
+    /// transaction, claims one ready side-effecting step for worker `claims_for` (returned,
+    /// for the caller to execute at once), then relays the rest and publishes what happened.
     async fn commit(
         self: &Arc<Self>,
         task: &StepTask,
         workflow: &Workflow,
         claim: Claim,
         executed: Executed,
-    ) -> Result<(), EngineError> {
+        source: Source,
+        claims_for: Option<&str>,
+    ) -> Result<Option<EagerStep>, EngineError> {
         let tx = crate::db::begin_write(&self.db.conn).await?;
         tx.execute(&runs::lock_statement(&task.run_id)).await?;
         let mut state = RunState::load(&tx, &task.run_id, Some(&task.step_id)).await?;
-        let mut applied = Applied::default();
+        if source == Source::Held {
+            outbox::delete_held(&tx, task).await?;
+        }
+        let mut applied = Applied {
+            claims_for: claims_for.map(str::to_owned),
+            ..Applied::default()
+        };
         let next = self.apply(&mut state, task, workflow, claim, executed, &mut applied)?;
         if !self
             .follow_up(&tx, &mut state, workflow, next, &mut applied)
             .await?
         {
             tx.rollback().await?;
-            return Ok(());
+            return Ok(None);
         }
         self.advance(&tx, state, workflow, &mut applied, None)
             .await?;
         tx.commit().await?;
         crate::crash_point("step.after_commit");
+        let eager = applied.eager.take();
         if applied.has_queue_work() {
             // Relaying here rather than in the relay task saves a hand-off on every step; the
             // relay task still picks up whatever a crash leaves behind.
             self.relay_now().await;
         }
         self.publish(applied);
-        Ok(())
+        Ok(eager)
     }
 
     /// Moves the run forward from the ready steps in `applied.tasks`, then writes `state` and
@@ -960,15 +1084,69 @@ impl EngineInner {
             .run_ended
             .is_some()
             .then(|| EndedRun::of(&state.run, created_here).standing_alone(state.stands_alone()));
+        let held = self.claim_eagerly(&mut state, workflow, applied)?;
         let state = match new_rows {
             Some(new_rows) => new_rows.take(state, &applied.tasks),
             None => Some(state),
         };
         if let Some(state) = state {
             state.flush(tx).await?;
-            outbox::insert(tx, &applied.tasks).await?;
+            outbox::insert_holding(tx, &applied.tasks, held.as_ref()).await?;
+        }
+        if let Some(held) = held {
+            // Its row is held, not for the relay.
+            applied.tasks.retain(|(task, _)| *task != held.task);
         }
         Ok(ended)
+    }
+
+    /// Claims the first due side-effecting step of the run left in `applied.tasks` for the
+    /// worker `applied.claims_for`, in this transaction, and keeps it in `applied.eager`; the
+    /// returned hold marks its outbox row. Nothing is claimed once the run has ended, nor a
+    /// second step (the worker executes one at a time).
+    fn claim_eagerly(
+        &self,
+        state: &mut RunState,
+        workflow: &Workflow,
+        applied: &mut Applied,
+    ) -> Result<Option<Held>, EngineError> {
+        let Some(worker) = applied.claims_for.clone() else {
+            return Ok(None);
+        };
+        if applied.run_ended.is_some() || applied.eager.is_some() {
+            return Ok(None);
+        }
+        let now = now_ms();
+        let Some(task) = applied
+            .tasks
+            .iter()
+            .find(|(task, due)| {
+                *due <= now && task.run_id == state.run.id && !self.is_pure(workflow, &task.step_id)
+            })
+            .map(|(task, _)| task.clone())
+        else {
+            return Ok(None);
+        };
+        let Some(attempt) = state.claim(&task)? else {
+            return Ok(None);
+        };
+        state.start_attempt(&task.step_id, attempt, &self.worker_name);
+        let wake_at = state.step(&task.step_id)?.wake_at;
+        // What its templates read, as `steps::for_execution` would: no other item rows.
+        let steps = state
+            .steps
+            .iter()
+            .filter(|row| parse_item_id(&row.step_id).is_none() || row.step_id == task.step_id)
+            .cloned()
+            .collect();
+        applied.eager = Some(EagerStep {
+            task: task.clone(),
+            attempt,
+            wake_at,
+            run: state.run.clone(),
+            steps,
+        });
+        Ok(Some(Held { task, worker }))
     }
 
     /// Whether a task can run inside the transaction that made it ready: a pure action's
@@ -1424,6 +1602,10 @@ pub(crate) struct Applied {
     /// result (timed out): [`EngineInner::follow_up`] cancels the children before the
     /// transaction commits.
     pub(crate) abandoned_children: Vec<(String, String)>,
+    /// The worker a ready step of the run may be claimed for (eager dispatch).
+    pub(crate) claims_for: Option<String>,
+    /// The step claimed for it, to execute once the transaction has committed.
+    pub(crate) eager: Option<EagerStep>,
 }
 
 impl Applied {
@@ -1442,6 +1624,22 @@ impl Applied {
         if let Some((run_id, status)) = other.run_ended {
             self.events.push(RunEvent::Run { run_id, status });
         }
+    }
+}
+
+/// Where the task being committed came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// Fetched from the queue.
+    Queue,
+    /// Claimed by the commit that made it ready; its outbox row is held.
+    Held,
+}
+
+impl Slot<'_> {
+    /// The worker a commit made in this slot may claim a ready step for.
+    fn claims_for(&self) -> Option<&str> {
+        (!(self.stopping)()).then_some(self.worker)
     }
 }
 

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::db::Pool;
 use crate::engine::{Engine, EngineInner};
+use crate::executor::Slot;
 use crate::health::FLUSH_INTERVAL;
 use crate::retention::Retention;
 use crate::status::RunStatus;
@@ -118,8 +119,17 @@ impl Runtime {
     }
 }
 
-async fn handle_step(task: StepTask, engine: Data<Arc<EngineInner>>) -> Result<(), BoxDynError> {
-    engine.handle_task(task).await.map_err(|error| {
+async fn handle_step(
+    task: StepTask,
+    engine: Data<Arc<EngineInner>>,
+    worker: WorkerContext,
+) -> Result<(), BoxDynError> {
+    let stopping = || worker.is_shutting_down();
+    let slot = Slot {
+        worker: worker.name(),
+        stopping: &stopping,
+    };
+    engine.handle_task(task, &slot).await.map_err(|error| {
         tracing::warn!(message = "Step task failed; the queue will deliver it again.", %error);
         BoxDynError::from(error)
     })
@@ -393,6 +403,19 @@ async fn sweeper_loop(
             }
             Err(error) => {
                 tracing::warn!(message = "Taking over dead workers' tasks failed.", %error)
+            }
+        }
+        match outbox::release_orphaned_holds(&inner.db.pool, orphaned_after).await {
+            Ok(0) => {}
+            Ok(steps) => {
+                tracing::info!(
+                    message = "Took over the steps a dead worker had claimed.",
+                    steps
+                );
+                inner.wake_relay();
+            }
+            Err(error) => {
+                tracing::warn!(message = "Taking over dead workers' claimed steps failed.", %error)
             }
         }
         if ticks.is_multiple_of(60)

@@ -436,3 +436,95 @@ async fn cancelling_from_another_process_stops_a_running_action() {
         h.stop().await;
     }
 }
+
+/// Queue tasks and outbox rows that name `run_id` (the task's idempotency key starts with it).
+async fn queue_rows(url: &str, run_id: &str) -> (i64, i64) {
+    let pattern = format!("{run_id}:%");
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.expect("connect");
+        let jobs = sqlx::query_scalar("SELECT COUNT(*) FROM Jobs WHERE idempotency_key LIKE ?")
+            .bind(&pattern)
+            .fetch_one(&pool)
+            .await
+            .expect("count jobs");
+        let outbox = sqlx::query_scalar("SELECT COUNT(*) FROM step_outbox WHERE run_id = ?")
+            .bind(run_id)
+            .fetch_one(&pool)
+            .await
+            .expect("count outbox");
+        pool.close().await;
+        (jobs, outbox)
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.expect("connect");
+        let jobs =
+            sqlx::query_scalar("SELECT COUNT(*) FROM apalis.jobs WHERE idempotency_key LIKE $1")
+                .bind(&pattern)
+                .fetch_one(&pool)
+                .await
+                .expect("count jobs");
+        let outbox = sqlx::query_scalar("SELECT COUNT(*) FROM step_outbox WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_one(&pool)
+            .await
+            .expect("count outbox");
+        pool.close().await;
+        (jobs, outbox)
+    }
+}
+
+/// Eager dispatch: the commit of a side-effecting step claims its successor for the same
+/// worker, which executes it at once, so a chain goes through the queue only for its first
+/// step, every step runs once, and no outbox row is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_side_effecting_chain_goes_through_the_queue_once() {
+    for database in databases().await {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+            .mount(&server)
+            .await;
+        let h = Harness::start(&database).await;
+        let mut source = String::from("name: chain\nsteps:\n");
+        for (index, id) in ["first", "second", "third"].iter().enumerate() {
+            source.push_str(&format!(
+                "  - id: {id}\n    uses: http.request\n    with: {{ method: POST, url: \"{}/{id}\" }}\n",
+                server.uri()
+            ));
+            if index > 0 {
+                source.push_str("    needs: [");
+                source.push_str(["first", "second"][index - 1]);
+                source.push_str("]\n");
+            }
+        }
+        source.push_str("outputs:\n  status: ${{ steps.third.output.status }}\n");
+        h.deploy(&source).await;
+        let run_id = h.start_run("chain", json!({})).await;
+        let run = h.finish(&run_id).await;
+        assert_eq!(
+            run.summary.status,
+            RunStatus::Succeeded,
+            "[{}] {run:?}",
+            h.label
+        );
+        assert_eq!(run.output, Some(json!({"status": 200})), "[{}]", h.label);
+        for id in ["first", "second", "third"] {
+            assert_eq!(step(&run, id).attempts, 1, "[{}] {id}", h.label);
+            assert_eq!(
+                step(&run, id).attempt_history.len(),
+                1,
+                "[{}] {id}",
+                h.label
+            );
+        }
+        assert_eq!(
+            server.received_requests().await.unwrap_or_default().len(),
+            3,
+            "[{}] one request per step",
+            h.label
+        );
+        let (jobs, outbox) = queue_rows(&database.url, &run_id).await;
+        assert_eq!(jobs, 1, "[{}] queue tasks of the run", h.label);
+        assert_eq!(outbox, 0, "[{}] outbox rows left", h.label);
+        h.stop().await;
+    }
+}

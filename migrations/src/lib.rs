@@ -26,6 +26,7 @@ mod m20261207_000021_sealed_unmasked;
 mod m20261207_000022_token_refresh_margin;
 mod m20261207_000040_run_stored_bytes;
 mod m20261208_000001_connection_params;
+mod m20261208_000010_outbox_held_by;
 
 pub struct Migrator;
 
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000022_token_refresh_margin::Migration),
             Box::new(m20261207_000040_run_stored_bytes::Migration),
             Box::new(m20261208_000001_connection_params::Migration),
+            Box::new(m20261208_000010_outbox_held_by::Migration),
         ]
     }
 }

@@ -210,6 +210,9 @@ pub mod step_outbox {
         pub dispatch: i32,
         pub available_at: i64,
         pub created_at: i64,
+        /// The worker (apalis worker id) executing this step after claiming it in the commit
+        /// that wrote the row; the relay leaves the row alone while that worker is alive.
+        pub held_by: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -2,10 +2,17 @@
 //! ready, then relayed into the apalis queue. The relay pushes the tasks and deletes the rows in
 //! one sqlx transaction, so each row becomes exactly one task (guarantee 2 of ARCHITECTURE.md); the
 //! task's idempotency key `{run}:{step}:{dispatch}` makes a re-push after a lost commit a no-op.
+//!
+//! A row may be *held* (`held_by`): the worker that wrote it claimed its step in the same
+//! commit and executes it at once (eager dispatch). The relay skips held rows; the commit of
+//! the step's result deletes its row; if the holder dies, the sweeper releases the row once
+//! the holder has missed its heartbeats, and the step goes through the queue like any other
+//! (at least once, as for a task whose worker died).
 
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, EntityTrait, Set};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -35,9 +42,26 @@ impl StepTask {
     }
 }
 
+/// A task claimed in the commit that makes it ready, and the worker executing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub task: StepTask,
+    pub worker: String,
+}
+
 pub async fn insert(
     db: &impl ConnectionTrait,
     tasks: &[(StepTask, i64)],
+) -> Result<(), EngineError> {
+    insert_holding(db, tasks, None).await
+}
+
+/// Inserts the outbox rows of `tasks`; the row of `held`'s task (one of `tasks`) is held by
+/// its worker.
+pub async fn insert_holding(
+    db: &impl ConnectionTrait,
+    tasks: &[(StepTask, i64)],
+    held: Option<&Held>,
 ) -> Result<(), EngineError> {
     if tasks.is_empty() {
         return Ok(());
@@ -53,6 +77,9 @@ pub async fn insert(
                 dispatch: Set(task.dispatch),
                 available_at: Set(*available_at),
                 created_at: Set(now),
+                held_by: Set(held
+                    .filter(|held| held.task == *task)
+                    .map(|held| held.worker.clone())),
                 ..Default::default()
             });
         step_outbox::Entity::insert_many(rows)
@@ -60,6 +87,61 @@ pub async fn insert(
             .await?;
     }
     Ok(())
+}
+
+/// Deletes the held row of `task`, in the transaction that commits the step's result.
+pub async fn delete_held(db: &impl ConnectionTrait, task: &StepTask) -> Result<(), EngineError> {
+    step_outbox::Entity::delete_many()
+        .filter(step_outbox::Column::RunId.eq(&task.run_id))
+        .filter(step_outbox::Column::StepId.eq(&task.step_id))
+        .filter(step_outbox::Column::Dispatch.eq(task.dispatch))
+        .filter(step_outbox::Column::HeldBy.is_not_null())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Lets the relay have the held row of `task`: its holder could not finish the step.
+pub async fn release_held(db: &impl ConnectionTrait, task: &StepTask) -> Result<(), EngineError> {
+    step_outbox::Entity::update_many()
+        .col_expr(step_outbox::Column::HeldBy, Expr::cust("NULL"))
+        .filter(step_outbox::Column::RunId.eq(&task.run_id))
+        .filter(step_outbox::Column::StepId.eq(&task.step_id))
+        .filter(step_outbox::Column::Dispatch.eq(task.dispatch))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Releases the rows held by workers that have not beaten for `orphaned_after` (or are gone):
+/// their steps go through the queue. Returns how many.
+pub(crate) async fn release_orphaned_holds(
+    pool: &Pool,
+    orphaned_after: Duration,
+) -> Result<u64, EngineError> {
+    // The queue's heartbeats are whole seconds; rounding up never takes a live worker's step.
+    let seconds = orphaned_after.as_millis().div_ceil(1000) as i64;
+    let released = match pool {
+        Pool::Sqlite(pool) => sqlx::query(
+            "UPDATE step_outbox SET held_by = NULL WHERE held_by IS NOT NULL AND NOT EXISTS \
+             (SELECT 1 FROM Workers WHERE Workers.id = step_outbox.held_by \
+              AND strftime('%s', 'now') - Workers.last_seen < ?)",
+        )
+        .bind(seconds)
+        .execute(pool)
+        .await?
+        .rows_affected(),
+        Pool::Postgres(pool) => sqlx::query(
+            "UPDATE step_outbox SET held_by = NULL WHERE held_by IS NOT NULL AND NOT EXISTS \
+             (SELECT 1 FROM apalis.workers w WHERE w.id = step_outbox.held_by \
+              AND NOW() - w.last_seen < make_interval(secs => $1))",
+        )
+        .bind(seconds as f64)
+        .execute(pool)
+        .await?
+        .rows_affected(),
+    };
+    Ok(released)
 }
 
 type ApalisTask = apalis_core::task::Task<Vec<u8>>;
@@ -111,7 +193,7 @@ pub(crate) async fn relay(pool: &Pool) -> Result<usize, EngineError> {
             // could not upgrade to a writer once another connection has committed.
             let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
             let rows = sqlx::query(
-                "SELECT id, run_id, step_id, dispatch, available_at FROM step_outbox ORDER BY id LIMIT ?",
+                "SELECT id, run_id, step_id, dispatch, available_at FROM step_outbox WHERE held_by IS NULL ORDER BY id LIMIT ?",
             )
             .bind(RELAY_BATCH)
             .fetch_all(&mut *tx)
@@ -139,7 +221,7 @@ pub(crate) async fn relay(pool: &Pool) -> Result<usize, EngineError> {
             // SKIP LOCKED lets relays of several processes work side by side without pushing
             // the same row twice.
             let rows = sqlx::query(
-                "SELECT id, run_id, step_id, dispatch, available_at FROM step_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                "SELECT id, run_id, step_id, dispatch, available_at FROM step_outbox WHERE held_by IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
             )
             .bind(RELAY_BATCH)
             .fetch_all(&mut *tx)
@@ -215,25 +297,40 @@ pub(crate) async fn reenqueue_orphaned(
 }
 
 /// Puts the unfinished tasks locked to `worker` (a stopped generation of this process'
-/// worker, whose handlers are gone) back in the queue; returns how many.
+/// worker, whose handlers are gone) back in the queue, and releases the outbox rows it held;
+/// returns how many tasks and rows.
 pub(crate) async fn release_worker_tasks(pool: &Pool, worker: &str) -> Result<u64, EngineError> {
     let released = match pool {
-        Pool::Sqlite(pool) => sqlx::query(
-            "UPDATE Jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL \
-             WHERE lock_by = ? AND status IN ('Queued', 'Running')",
-        )
-        .bind(worker)
-        .execute(pool)
-        .await?
-        .rows_affected(),
-        Pool::Postgres(pool) => sqlx::query(
-            "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL \
-             WHERE lock_by = $1 AND status IN ('Queued', 'Running')",
-        )
-        .bind(worker)
-        .execute(pool)
-        .await?
-        .rows_affected(),
+        Pool::Sqlite(pool) => {
+            sqlx::query(
+                "UPDATE Jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL \
+                 WHERE lock_by = ? AND status IN ('Queued', 'Running')",
+            )
+            .bind(worker)
+            .execute(pool)
+            .await?
+            .rows_affected()
+                + sqlx::query("UPDATE step_outbox SET held_by = NULL WHERE held_by = ?")
+                    .bind(worker)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+        }
+        Pool::Postgres(pool) => {
+            sqlx::query(
+                "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL \
+                 WHERE lock_by = $1 AND status IN ('Queued', 'Running')",
+            )
+            .bind(worker)
+            .execute(pool)
+            .await?
+            .rows_affected()
+                + sqlx::query("UPDATE step_outbox SET held_by = NULL WHERE held_by = $1")
+                    .bind(worker)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+        }
     };
     Ok(released)
 }
@@ -306,15 +403,113 @@ mod tests {
         assert_eq!(count(&db.pool).await, 2);
     }
 
-    #[tokio::test]
-    async fn purge_on_sqlite() {
+    /// A worker row of the queue, last seen `seconds_ago`.
+    async fn register_worker(pool: &Pool, worker: &str, seconds_ago: i64) {
+        let last_seen = chrono::Utc::now().timestamp() - seconds_ago;
+        match pool {
+            Pool::Sqlite(pool) => sqlx::query(
+                "INSERT INTO Workers (id, worker_type, storage_name, layers, last_seen) VALUES (?, ?, 'test', '', ?)",
+            )
+            .bind(worker)
+            .bind(QUEUE)
+            .bind(last_seen)
+            .execute(pool)
+            .await
+            .map(drop)
+            .unwrap(),
+            Pool::Postgres(pool) => sqlx::query(
+                "INSERT INTO apalis.workers (id, worker_type, storage_name, layers, last_seen) VALUES ($1, $2, 'test', '', to_timestamp($3))",
+            )
+            .bind(worker)
+            .bind(QUEUE)
+            .bind(last_seen as f64)
+            .execute(pool)
+            .await
+            .map(drop)
+            .unwrap(),
+        }
+    }
+
+    /// Held rows are not relayed while their worker beats; those of a worker that missed its
+    /// heartbeats (or has no row) are released and relayed; a committed step deletes its own.
+    async fn held_rows_wait_for_their_worker(db: Database) {
+        db.migrate().await.unwrap();
+        let task = |step: &str| StepTask {
+            run_id: "r".into(),
+            step_id: step.into(),
+            dispatch: 1,
+        };
+        register_worker(&db.pool, "alive", 0).await;
+        register_worker(&db.pool, "silent", 60).await;
+        for (step, worker) in [
+            ("alive", Some("alive")),
+            ("silent", Some("silent")),
+            ("ghost", Some("ghost")),
+            ("free", None),
+        ] {
+            let held = worker.map(|worker| Held {
+                task: task(step),
+                worker: worker.into(),
+            });
+            insert_holding(&db.conn, &[(task(step), now_ms())], held.as_ref())
+                .await
+                .unwrap();
+        }
+        assert_eq!(relay(&db.pool).await.unwrap(), 1, "only the free row");
+        let orphaned_after = Duration::from_secs(10);
+        assert_eq!(
+            release_orphaned_holds(&db.pool, orphaned_after)
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            relay(&db.pool).await.unwrap(),
+            2,
+            "the silent and the ghost worker's rows"
+        );
+        delete_held(&db.conn, &task("alive")).await.unwrap();
+        assert_eq!(
+            release_orphaned_holds(&db.pool, orphaned_after)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(relay(&db.pool).await.unwrap(), 0);
+        assert_eq!(count(&db.pool).await, 3);
+    }
+
+    async fn sqlite() -> (tempfile::TempDir, Database) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("q.db").display());
-        purges_only_old_finished_tasks(Database::connect(&url).await.unwrap()).await;
+        let db = Database::connect(&url).await.unwrap();
+        (dir, db)
+    }
+
+    #[tokio::test]
+    async fn purge_on_sqlite() {
+        let (_dir, db) = sqlite().await;
+        purges_only_old_finished_tasks(db).await;
+    }
+
+    #[tokio::test]
+    async fn held_rows_on_sqlite() {
+        let (_dir, db) = sqlite().await;
+        held_rows_wait_for_their_worker(db).await;
+    }
+
+    #[tokio::test]
+    async fn held_rows_on_postgres() {
+        on_postgres(held_rows_wait_for_their_worker).await;
     }
 
     #[tokio::test]
     async fn purge_on_postgres() {
+        on_postgres(purges_only_old_finished_tasks).await;
+    }
+
+    /// Runs `test` on a fresh Postgres database, dropped afterwards.
+    async fn on_postgres<F: std::future::Future<Output = ()>>(test: impl FnOnce(Database) -> F) {
         let admin = std::env::var("STEPWISE_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         let Ok(pool) = sqlx::PgPool::connect(&admin).await else {
@@ -332,7 +527,7 @@ mod tests {
             .unwrap();
         let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
         let db = Database::connect(&format!("{base}/{name}")).await.unwrap();
-        purges_only_old_finished_tasks(db.clone()).await;
+        test(db.clone()).await;
         db.close().await;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE {name} WITH (FORCE)"
