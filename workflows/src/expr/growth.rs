@@ -464,10 +464,11 @@ impl fmt::Write for Counter {
 
 /// A copy of `expr` with every `+`, `*` and `~` replaced by a call of its checked function.
 /// Spans are kept, so errors point where they did.
+///
+/// It recurses once per level of the tree, like minijinja's parser and compiler, so each
+/// level's work is in its own function: the recursion's frame stays small enough for the
+/// deepest tree `MAX_EXPRESSION_TOKENS` allows on a 2 MiB stack, even unoptimised.
 pub(super) fn guarded<'a>(expr: &Expr<'a>) -> Expr<'a> {
-    let all = |exprs: &[Expr<'a>]| exprs.iter().map(guarded).collect::<Vec<_>>();
-    let optional = |expr: &Option<Expr<'a>>| expr.as_ref().map(guarded);
-    let arguments = |args: &[CallArg<'a>]| args.iter().map(guarded_argument).collect::<Vec<_>>();
     match expr {
         Expr::Var(var) => Expr::Var(Spanned::new(ast::Var { id: var.id }, var.span())),
         Expr::Const(constant) => Expr::Const(Spanned::new(
@@ -476,123 +477,183 @@ pub(super) fn guarded<'a>(expr: &Expr<'a>) -> Expr<'a> {
             },
             constant.span(),
         )),
-        Expr::Slice(slice) => Expr::Slice(Spanned::new(
-            ast::Slice {
-                expr: guarded(&slice.expr),
-                start: optional(&slice.start),
-                stop: optional(&slice.stop),
-                step: optional(&slice.step),
-            },
-            slice.span(),
-        )),
-        Expr::UnaryOp(unary) => Expr::UnaryOp(Spanned::new(
-            ast::UnaryOp {
-                op: match unary.op {
-                    ast::UnaryOpKind::Not => ast::UnaryOpKind::Not,
-                    ast::UnaryOpKind::Neg => ast::UnaryOpKind::Neg,
-                },
-                expr: guarded(&unary.expr),
-            },
-            unary.span(),
-        )),
-        Expr::BinOp(binary) => match Growth::of(binary.op) {
-            Some(growth) => Expr::Call(Spanned::new(
-                ast::Call {
-                    expr: Expr::Var(Spanned::new(
-                        ast::Var {
-                            id: growth.function(),
-                        },
-                        binary.span(),
-                    )),
-                    args: vec![
-                        CallArg::Pos(guarded(&binary.left)),
-                        CallArg::Pos(guarded(&binary.right)),
-                    ],
-                },
-                binary.span(),
-            )),
-            None => Expr::BinOp(Spanned::new(
-                ast::BinOp {
-                    op: binary.op,
-                    left: guarded(&binary.left),
-                    right: guarded(&binary.right),
-                },
-                binary.span(),
-            )),
+        Expr::Slice(slice) => guarded_slice(slice),
+        Expr::UnaryOp(unary) => guarded_unary(unary),
+        Expr::BinOp(binary) => guarded_binary(binary),
+        Expr::Compare(compare) => guarded_compare(compare),
+        Expr::IfExpr(conditional) => guarded_conditional(conditional),
+        Expr::Filter(filter) => guarded_filter(filter),
+        Expr::Test(test) => guarded_test(test),
+        Expr::GetAttr(attribute) => guarded_attribute(attribute),
+        Expr::GetItem(item) => guarded_item(item),
+        Expr::Call(call) => guarded_call(call),
+        Expr::List(list) => guarded_list(list),
+        Expr::Map(map) => guarded_map(map),
+    }
+}
+
+fn guarded_optional<'a>(expr: &Option<Expr<'a>>) -> Option<Expr<'a>> {
+    expr.as_ref().map(guarded)
+}
+
+fn guarded_all<'a>(exprs: &[Expr<'a>]) -> Vec<Expr<'a>> {
+    exprs.iter().map(guarded).collect()
+}
+
+fn guarded_arguments<'a>(args: &[CallArg<'a>]) -> Vec<CallArg<'a>> {
+    args.iter().map(guarded_argument).collect()
+}
+
+fn guarded_slice<'a>(slice: &Spanned<ast::Slice<'a>>) -> Expr<'a> {
+    Expr::Slice(Spanned::new(
+        ast::Slice {
+            expr: guarded(&slice.expr),
+            start: guarded_optional(&slice.start),
+            stop: guarded_optional(&slice.stop),
+            step: guarded_optional(&slice.step),
         },
-        Expr::Compare(compare) => Expr::Compare(Spanned::new(
-            ast::Compare {
-                expr: guarded(&compare.expr),
-                ops: compare
-                    .ops
-                    .iter()
-                    .map(|operation| ast::CompareOp {
-                        op: operation.op,
-                        expr: guarded(&operation.expr),
-                    })
-                    .collect(),
-            },
-            compare.span(),
-        )),
-        Expr::IfExpr(conditional) => Expr::IfExpr(Spanned::new(
-            ast::IfExpr {
-                test_expr: guarded(&conditional.test_expr),
-                true_expr: guarded(&conditional.true_expr),
-                false_expr: optional(&conditional.false_expr),
-            },
-            conditional.span(),
-        )),
-        Expr::Filter(filter) => Expr::Filter(Spanned::new(
-            ast::Filter {
-                name: filter.name,
-                expr: optional(&filter.expr),
-                args: arguments(&filter.args),
-            },
-            filter.span(),
-        )),
-        Expr::Test(test) => Expr::Test(Spanned::new(
-            ast::Test {
-                name: test.name,
-                expr: guarded(&test.expr),
-                args: arguments(&test.args),
-            },
-            test.span(),
-        )),
-        Expr::GetAttr(attribute) => Expr::GetAttr(Spanned::new(
-            ast::GetAttr {
-                expr: guarded(&attribute.expr),
-                name: attribute.name,
-            },
-            attribute.span(),
-        )),
-        Expr::GetItem(item) => Expr::GetItem(Spanned::new(
-            ast::GetItem {
-                expr: guarded(&item.expr),
-                subscript_expr: guarded(&item.subscript_expr),
-            },
-            item.span(),
-        )),
-        Expr::Call(call) => Expr::Call(Spanned::new(
+        slice.span(),
+    ))
+}
+
+fn guarded_unary<'a>(unary: &Spanned<ast::UnaryOp<'a>>) -> Expr<'a> {
+    let op = match unary.op {
+        ast::UnaryOpKind::Not => ast::UnaryOpKind::Not,
+        ast::UnaryOpKind::Neg => ast::UnaryOpKind::Neg,
+    };
+    Expr::UnaryOp(Spanned::new(
+        ast::UnaryOp {
+            op,
+            expr: guarded(&unary.expr),
+        },
+        unary.span(),
+    ))
+}
+
+fn guarded_binary<'a>(binary: &Spanned<ast::BinOp<'a>>) -> Expr<'a> {
+    let left = guarded(&binary.left);
+    let right = guarded(&binary.right);
+    match Growth::of(binary.op) {
+        Some(growth) => Expr::Call(Spanned::new(
             ast::Call {
-                expr: guarded(&call.expr),
-                args: arguments(&call.args),
+                expr: Expr::Var(Spanned::new(
+                    ast::Var {
+                        id: growth.function(),
+                    },
+                    binary.span(),
+                )),
+                args: vec![CallArg::Pos(left), CallArg::Pos(right)],
             },
-            call.span(),
+            binary.span(),
         )),
-        Expr::List(list) => Expr::List(Spanned::new(
-            ast::List {
-                items: all(&list.items),
+        None => Expr::BinOp(Spanned::new(
+            ast::BinOp {
+                op: binary.op,
+                left,
+                right,
             },
-            list.span(),
-        )),
-        Expr::Map(map) => Expr::Map(Spanned::new(
-            ast::Map {
-                keys: all(&map.keys),
-                values: all(&map.values),
-            },
-            map.span(),
+            binary.span(),
         )),
     }
+}
+
+fn guarded_compare<'a>(compare: &Spanned<ast::Compare<'a>>) -> Expr<'a> {
+    Expr::Compare(Spanned::new(
+        ast::Compare {
+            expr: guarded(&compare.expr),
+            ops: compare
+                .ops
+                .iter()
+                .map(|operation| ast::CompareOp {
+                    op: operation.op,
+                    expr: guarded(&operation.expr),
+                })
+                .collect(),
+        },
+        compare.span(),
+    ))
+}
+
+fn guarded_conditional<'a>(conditional: &Spanned<ast::IfExpr<'a>>) -> Expr<'a> {
+    Expr::IfExpr(Spanned::new(
+        ast::IfExpr {
+            test_expr: guarded(&conditional.test_expr),
+            true_expr: guarded(&conditional.true_expr),
+            false_expr: guarded_optional(&conditional.false_expr),
+        },
+        conditional.span(),
+    ))
+}
+
+fn guarded_filter<'a>(filter: &Spanned<ast::Filter<'a>>) -> Expr<'a> {
+    Expr::Filter(Spanned::new(
+        ast::Filter {
+            name: filter.name,
+            expr: guarded_optional(&filter.expr),
+            args: guarded_arguments(&filter.args),
+        },
+        filter.span(),
+    ))
+}
+
+fn guarded_test<'a>(test: &Spanned<ast::Test<'a>>) -> Expr<'a> {
+    Expr::Test(Spanned::new(
+        ast::Test {
+            name: test.name,
+            expr: guarded(&test.expr),
+            args: guarded_arguments(&test.args),
+        },
+        test.span(),
+    ))
+}
+
+fn guarded_attribute<'a>(attribute: &Spanned<ast::GetAttr<'a>>) -> Expr<'a> {
+    Expr::GetAttr(Spanned::new(
+        ast::GetAttr {
+            expr: guarded(&attribute.expr),
+            name: attribute.name,
+        },
+        attribute.span(),
+    ))
+}
+
+fn guarded_item<'a>(item: &Spanned<ast::GetItem<'a>>) -> Expr<'a> {
+    Expr::GetItem(Spanned::new(
+        ast::GetItem {
+            expr: guarded(&item.expr),
+            subscript_expr: guarded(&item.subscript_expr),
+        },
+        item.span(),
+    ))
+}
+
+fn guarded_call<'a>(call: &Spanned<ast::Call<'a>>) -> Expr<'a> {
+    Expr::Call(Spanned::new(
+        ast::Call {
+            expr: guarded(&call.expr),
+            args: guarded_arguments(&call.args),
+        },
+        call.span(),
+    ))
+}
+
+fn guarded_list<'a>(list: &Spanned<ast::List<'a>>) -> Expr<'a> {
+    Expr::List(Spanned::new(
+        ast::List {
+            items: guarded_all(&list.items),
+        },
+        list.span(),
+    ))
+}
+
+fn guarded_map<'a>(map: &Spanned<ast::Map<'a>>) -> Expr<'a> {
+    Expr::Map(Spanned::new(
+        ast::Map {
+            keys: guarded_all(&map.keys),
+            values: guarded_all(&map.values),
+        },
+        map.span(),
+    ))
 }
 
 fn guarded_argument<'a>(argument: &CallArg<'a>) -> CallArg<'a> {
