@@ -71,7 +71,10 @@ fn growing_operators_are_bounded_before_they_allocate() {
     for expression in over_the_limit {
         let (bytes, checked) = allocated(|| evaluator.check_expression(expression));
         assert_eq!(checked, Ok(()), "{expression}");
-        assert!(bytes < ALLOWED, "validating `{expression}` allocated {bytes} bytes");
+        assert!(
+            bytes < ALLOWED,
+            "validating `{expression}` allocated {bytes} bytes"
+        );
 
         let (bytes, result) = allocated(|| evaluator.condition(expression, &context));
         match result {
@@ -109,7 +112,10 @@ fn growing_operators_are_bounded_before_they_allocate() {
         ("1 + 2 * 3", json!(7)),
         ("1.5 * 2", json!(3.0)),
         ("('x' * 1048576) | length", json!(LIMIT)),
-        ("(inputs.text ~ inputs.text[:400000]) | length", json!(1_000_000)),
+        (
+            "(inputs.text ~ inputs.text[:400000]) | length",
+            json!(1_000_000),
+        ),
         ("(inputs.zeros + [1]) | last", json!(1)),
         ("['a', 1] | join('-')", json!("a-1")),
         ("'aXbX' | replace('X', '--')", json!("a--b--")),

@@ -17,8 +17,8 @@ use std::fmt::{self, Write as _};
 use std::sync::OnceLock;
 
 use minijinja::machinery::ast::{self, BinOpKind, CallArg, Expr, Spanned};
-use minijinja::value::ValueKind;
 use minijinja::value::Rest;
+use minijinja::value::ValueKind;
 use minijinja::{Environment, Error, ErrorKind, Expression, State, UndefinedBehavior, Value};
 
 thread_local! {
@@ -127,10 +127,26 @@ fn filters() -> [(&'static str, Value, Measure); 8] {
     use minijinja::filters;
     [
         ("join", Value::from_function(filters::join), join_length),
-        ("replace", Value::from_function(filters::replace), replace_length),
-        ("indent", Value::from_function(filters::indent), indent_length),
-        ("tojson", Value::from_function(filters::tojson), tojson_length),
-        ("format", Value::from_function(filters::format), format_length),
+        (
+            "replace",
+            Value::from_function(filters::replace),
+            replace_length,
+        ),
+        (
+            "indent",
+            Value::from_function(filters::indent),
+            indent_length,
+        ),
+        (
+            "tojson",
+            Value::from_function(filters::tojson),
+            tojson_length,
+        ),
+        (
+            "format",
+            Value::from_function(filters::format),
+            format_length,
+        ),
         ("batch", Value::from_function(filters::batch), batch_length),
         ("slice", Value::from_function(filters::slice), slice_length),
         ("chain", Value::from_function(filters::chain), chain_length),
@@ -186,13 +202,14 @@ fn length_over(growth: Growth, a: &Value, b: &Value, limit: usize) -> Option<usi
             _ => return None,
         },
         Growth::Mul => {
-            let (repeated, times) = if a.as_str().is_some() || (b.as_str().is_none() && is_sequence(a)) {
-                (a, b)
-            } else if b.as_str().is_some() || is_sequence(b) {
-                (b, a)
-            } else {
-                return None;
-            };
+            let (repeated, times) =
+                if a.as_str().is_some() || (b.as_str().is_none() && is_sequence(a)) {
+                    (a, b)
+                } else if b.as_str().is_some() || is_sequence(b) {
+                    (b, a)
+                } else {
+                    return None;
+                };
             let times = times.as_usize()?;
             match repeated.as_str() {
                 Some(text) => text.len().saturating_mul(times),
@@ -230,9 +247,7 @@ fn replace_length(args: &[Value], _limit: usize) -> Option<usize> {
     } else {
         value.matches(from).count()
     };
-    Some(
-        (value.len() - matches * from.len()).saturating_add(matches.saturating_mul(to.len())),
-    )
+    Some((value.len() - matches * from.len()).saturating_add(matches.saturating_mul(to.len())))
 }
 
 /// `value | indent(width)`: at most `width` spaces before every line.
@@ -240,10 +255,16 @@ fn indent_length(args: &[Value], _limit: usize) -> Option<usize> {
     let value = args.first()?.as_str()?;
     let width = match args.get(1) {
         Some(width) if !width.is_kwargs() => width.as_usize()?,
-        _ => keyword(args, "width").and_then(|width| width.as_usize()).unwrap_or(4),
+        _ => keyword(args, "width")
+            .and_then(|width| width.as_usize())
+            .unwrap_or(4),
     };
     let lines = value.matches('\n').count() + 1;
-    Some(value.len().saturating_add(lines.saturating_mul(width.saturating_add(1))))
+    Some(
+        value
+            .len()
+            .saturating_add(lines.saturating_mul(width.saturating_add(1))),
+    )
 }
 
 /// `value | tojson(indent)`: the indented JSON text itself, measured (minijinja allocates the
@@ -293,15 +314,25 @@ fn format_length(args: &[Value], limit: usize) -> Option<usize> {
         if bytes.get(at) == Some(&b'(') {
             let close = bytes[at..].iter().position(|&byte| byte == b')')?;
             let key = &format[at + 1..at + close];
-            argument = arguments.first().map(|mapping| (format!("({key})"), mapping.get_attr(key).unwrap_or_default()));
+            argument = arguments.first().map(|mapping| {
+                (
+                    format!("({key})"),
+                    mapping.get_attr(key).unwrap_or_default(),
+                )
+            });
             at += close + 1;
         }
         while matches!(bytes.get(at), Some(b'#' | b'0' | b'-' | b' ' | b'+')) {
             at += 1;
         }
         let number = |at: &mut usize| {
-            let digits = bytes[*at..].iter().take_while(|byte| byte.is_ascii_digit()).count();
-            let value = format[*at..*at + digits].parse::<usize>().unwrap_or(if digits > 0 { usize::MAX } else { 0 });
+            let digits = bytes[*at..]
+                .iter()
+                .take_while(|byte| byte.is_ascii_digit())
+                .count();
+            let value = format[*at..*at + digits]
+                .parse::<usize>()
+                .unwrap_or(if digits > 0 { usize::MAX } else { 0 });
             *at += digits;
             value
         };
@@ -314,7 +345,10 @@ fn format_length(args: &[Value], limit: usize) -> Option<usize> {
         };
         let (key, value) = argument.unwrap_or_else(|| {
             position += 1;
-            (position.to_string(), arguments.get(position - 1).cloned().unwrap_or_default())
+            (
+                position.to_string(),
+                arguments.get(position - 1).cloned().unwrap_or_default(),
+            )
         });
         let shown = *measured
             .entry(key)
@@ -349,7 +383,11 @@ fn batch_length(args: &[Value], _limit: usize) -> Option<usize> {
 fn slice_length(args: &[Value], _limit: usize) -> Option<usize> {
     let items = args.first()?.len().unwrap_or(0);
     let count = args.get(1)?.as_usize()?;
-    Some(count.saturating_mul(3).saturating_add(items.saturating_mul(2)))
+    Some(
+        count
+            .saturating_mul(3)
+            .saturating_add(items.saturating_mul(2)),
+    )
 }
 
 /// `chain(a, b, ...)`: all of them, one after another.
@@ -370,7 +408,10 @@ fn chain_length(args: &[Value], limit: usize) -> Option<usize> {
 /// The keyword argument `name` of a filter call (minijinja passes them last, as one map).
 fn keyword(args: &[Value], name: &str) -> Option<Value> {
     let keywords = args.last().filter(|value| value.is_kwargs())?;
-    keywords.get_attr(name).ok().filter(|value| !value.is_undefined())
+    keywords
+        .get_attr(name)
+        .ok()
+        .filter(|value| !value.is_undefined())
 }
 
 fn is_sequence(value: &Value) -> bool {
@@ -412,7 +453,8 @@ pub(super) fn json_length(value: &Value, limit: usize) -> Option<usize> {
 /// [`json_length`], or for a value JSON cannot encode, its least possible size: two bytes an
 /// item (minijinja then refuses it as a result anyway).
 fn array_length(value: &Value, limit: usize) -> usize {
-    json_length(value, limit).unwrap_or_else(|| value.len().map_or(0, |items| items.saturating_mul(2)))
+    json_length(value, limit)
+        .unwrap_or_else(|| value.len().map_or(0, |items| items.saturating_mul(2)))
 }
 
 /// Length of `value` as `~` writes it, measured up to just past `limit`.
@@ -517,6 +559,8 @@ fn guarded_slice<'a>(slice: &Spanned<ast::Slice<'a>>) -> Expr<'a> {
 }
 
 fn guarded_unary<'a>(unary: &Spanned<ast::UnaryOp<'a>>) -> Expr<'a> {
+    // `UnaryOpKind` is neither `Copy` nor `Clone`: the match is the copy.
+    #[allow(clippy::needless_match)]
     let op = match unary.op {
         ast::UnaryOpKind::Not => ast::UnaryOpKind::Not,
         ast::UnaryOpKind::Neg => ast::UnaryOpKind::Neg,
@@ -769,9 +813,15 @@ mod tests {
     #[test]
     fn array_lengths_follow_json() {
         let json = |value: serde_json::Value| value.to_string().len();
-        assert_eq!(joined_length(json([1].into()), json([2, 3].into())), json([1, 2, 3].into()));
+        assert_eq!(
+            joined_length(json([1].into()), json([2, 3].into())),
+            json([1, 2, 3].into())
+        );
         assert_eq!(joined_length(2, json([2].into())), json([2].into()));
-        assert_eq!(repeated_length(json([1, 22].into()), 3), json([1, 22, 1, 22, 1, 22].into()));
+        assert_eq!(
+            repeated_length(json([1, 22].into()), 3),
+            json([1, 22, 1, 22, 1, 22].into())
+        );
         assert_eq!(repeated_length(json([1].into()), 0), 2);
         assert_eq!(repeated_length(2, 1_000_000), 2);
     }
