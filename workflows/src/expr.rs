@@ -9,11 +9,14 @@
 //! Security: only strings of the workflow definition are ever compiled. Values that come out of
 //! the context (webhook payloads, step outputs) are inserted as data and never rendered again.
 
-use std::collections::{BTreeSet, HashMap};
+mod growth;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
-use minijinja::{Environment, ErrorKind, Expression, UndefinedBehavior};
+use minijinja::machinery::{self, CodeGenerator, Vm};
+use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 use serde_json::Value;
 
 pub use crate::functions::STATUS_FUNCTIONS;
@@ -35,7 +38,15 @@ pub const MAX_EXPRESSION_TOKENS: usize = 1000;
 /// reached by a process that has loaded thousands of distinct workflow versions.
 const CACHE_LIMIT: usize = 4096;
 
-type Compiled = Arc<Expression<'static, 'static>>;
+/// What the cache keeps of an expression that parses: the paths it reads. Evaluation compiles
+/// it again from its syntax tree (see `growth`): minijinja's instructions borrow their source,
+/// so they cannot be kept beside it.
+#[derive(Debug)]
+struct Parsed {
+    references: BTreeSet<String>,
+}
+
+type Compiled = Arc<Parsed>;
 
 /// What evaluating one expression may produce, chosen by the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,7 +224,7 @@ impl Evaluator {
     /// The dotted variable paths a bare expression reads.
     pub(crate) fn expression_references(&self, expr: &str) -> Result<BTreeSet<String>, String> {
         let compiled = self.compile(expr).map_err(|error| message(&error))?;
-        Ok(compiled.undeclared_variables(true).into_iter().collect())
+        Ok(compiled.references.clone())
     }
 
     /// Which secrets a step's templates (`if`, `with`, `for_each`) read.
@@ -267,7 +278,10 @@ impl Evaluator {
     /// Names the environment provides itself (functions such as `range`), which expressions
     /// may use besides the run context.
     pub(crate) fn globals(&self) -> impl Iterator<Item = &str> {
-        self.env.globals().map(|(name, _)| name)
+        self.env
+            .globals()
+            .map(|(name, _)| name)
+            .filter(|name| !growth::is_operator(name))
     }
 
     /// If `source` is exactly one `${{ }}` (surrounding whitespace allowed), its body.
@@ -352,7 +366,7 @@ impl Evaluator {
                     message: "the result is undefined".to_owned(),
                 },
             };
-        match compiled.eval(&scope.value) {
+        match self.run(expr, &scope.value) {
             // Strict mode only fails when an undefined value is used; one that is the result of
             // the expression would otherwise quietly become `null` or `false`.
             Ok(value) if value.is_undefined() => Err(undefined(None)),
@@ -365,9 +379,16 @@ impl Evaluator {
                 None => Ok(value),
             },
             Err(error) if error.kind() == ErrorKind::UndefinedError => Err(undefined(Some(&error))),
-            Err(error) => Err(ExprError::Eval {
-                expression: expr.trim().to_owned(),
-                message: message(&error),
+            Err(error) => Err(match over_limit(&error) {
+                Some(over) => ExprError::TooLarge {
+                    expression: format!("{OPEN} {} {CLOSE}", shorten(expr.trim())),
+                    limit: over.limit,
+                    length: over.length,
+                },
+                None => ExprError::Eval {
+                    expression: expr.trim().to_owned(),
+                    message: message(&error),
+                },
             }),
         }
     }
@@ -397,13 +418,43 @@ impl Evaluator {
                 format!("unexpected `{CLOSE}`"),
             ));
         }
-        let compiled = Arc::new(self.env.compile_expression_owned(expr.to_owned())?);
+        let tree = machinery::parse_expr(expr)?;
+        let mut references = BTreeSet::new();
+        growth::references(&tree, &mut references);
+        let compiled = Arc::new(Parsed { references });
         let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
         if cache.len() >= CACHE_LIMIT {
             cache.clear();
         }
         cache.insert(expr.to_owned(), Arc::clone(&compiled));
         Ok(compiled)
+    }
+
+    /// Evaluates `expr`, which [`Self::compile`] accepted, with `+`, `*` and `~` checked
+    /// against the result limit before they allocate.
+    fn run(
+        &self,
+        expr: &str,
+        root: &minijinja::Value,
+    ) -> Result<minijinja::Value, minijinja::Error> {
+        let tree = machinery::parse_expr(expr)?;
+        let guarded = growth::guarded(&tree);
+        let mut generator = CodeGenerator::new("<expression>", expr);
+        generator.compile_expr(&guarded);
+        let (instructions, _) = generator.finish();
+        let mut discarded = String::new();
+        let value = growth::with_limit(self.max_result_bytes(), || {
+            Vm::new(self.env)
+                .eval(
+                    &instructions,
+                    root.clone(),
+                    &BTreeMap::new(),
+                    &mut machinery::make_string_output(&mut discarded),
+                    AutoEscape::None,
+                )
+                .map(|(value, _)| value)
+        })?;
+        Ok(value.unwrap_or(minijinja::Value::UNDEFINED))
     }
 
     /// Splits a string value into text and expression bodies. An expression ends at the first
@@ -462,7 +513,20 @@ fn environment() -> Environment<'static> {
     // `namespace()` only serves `{% set %}`, which an expression cannot contain.
     env.remove_global("namespace");
     crate::functions::register(&mut env);
+    growth::register(&mut env);
     env
+}
+
+/// The checked operator's refusal behind `error`, if that is what stopped the evaluation.
+fn over_limit(error: &minijinja::Error) -> Option<growth::OverLimit> {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(over) = cause.downcast_ref::<growth::OverLimit>() {
+            return Some(*over);
+        }
+        source = cause.source();
+    }
+    None
 }
 
 /// Whether `expr` has `}}` outside brackets and string literals.
@@ -555,31 +619,7 @@ fn json_length(value: &minijinja::Value, limit: usize) -> Option<usize> {
         // A string's JSON text is at least as long as the string.
         return (text.len() > limit).then_some(text.len());
     }
-    let mut counter = Counter { written: 0, limit };
-    match serde_json::to_writer(&mut counter, value) {
-        Err(_) if counter.written > limit => Some(counter.written),
-        _ => None,
-    }
-}
-
-/// Counts bytes and fails once more than `limit` were written.
-struct Counter {
-    written: usize,
-    limit: usize,
-}
-
-impl std::io::Write for Counter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.written += bytes.len();
-        if self.written > self.limit {
-            return Err(std::io::Error::other("over the limit"));
-        }
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    growth::json_length(value, limit).filter(|&length| length > limit)
 }
 
 /// An expression's first 80 characters, for messages.
@@ -606,10 +646,8 @@ fn message(error: &minijinja::Error) -> String {
 
 /// The shortest dotted prefix of a path the expression reads that the context lacks, e.g.
 /// `steps.foo` for `steps.foo.output.x` when no step `foo` has run.
-fn missing_path(compiled: &Expression<'_, '_>, context: &Value) -> Option<String> {
-    let mut paths: Vec<String> = compiled.undeclared_variables(true).into_iter().collect();
-    paths.sort();
-    paths.iter().find_map(|path| {
+fn missing_path(compiled: &Parsed, context: &Value) -> Option<String> {
+    compiled.references.iter().find_map(|path| {
         let mut current = context;
         let mut prefix_len = 0;
         for part in path.split('.') {
