@@ -53,6 +53,23 @@ fn fixtures() -> BTreeMap<&'static str, Value> {
             }),
         ),
         (
+            "openai.create_chat_completion",
+            json!({
+                "model": "gpt-4o-mini",
+                "messages": [
+                    {"role": "system", "content": "Sort tickets into billing, bug or other."},
+                    {"role": "user", "content": "I was charged twice for order 42."},
+                ],
+                "temperature": 0,
+                "max_tokens": 5,
+            }),
+        ),
+        (
+            "openai.create_embeddings",
+            json!({"model": "text-embedding-3-small", "input": ["Refund for order 42"]}),
+        ),
+        ("openai.list_models", json!({})),
+        (
             "slack.list_channels",
             json!({
                 "types": ["public_channel", "private_channel"],
