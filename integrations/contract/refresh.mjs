@@ -81,9 +81,12 @@ function collectRefs(spec, node, found = new Set()) {
     for (const [key, value] of Object.entries(node)) {
       if (key === "$ref" && typeof value === "string") {
         if (!value.startsWith("#/components/")) throw new Error(`non-local $ref ${value}`);
-        if (!found.has(value)) {
-          found.add(value);
-          collectRefs(spec, compact(resolve(spec, value)), found);
+        // A reference into a component (OpenAI's `.../CreateCompletionRequest/properties/user`)
+        // takes the whole component, so the pointer resolves in the extract too.
+        const component = value.split("/").slice(0, 4).join("/");
+        if (!found.has(component)) {
+          found.add(component);
+          collectRefs(spec, compact(resolve(spec, component)), found);
         }
       } else {
         collectRefs(spec, value, found);
@@ -121,8 +124,8 @@ function extract(name, provider) {
   }
   const components = {};
   for (const ref of [...refs].sort()) {
-    const [, , kind, ...rest] = ref.split("/");
-    const key = rest.join("/").replaceAll("~1", "/").replaceAll("~0", "~");
+    const [, , kind, name] = ref.split("/");
+    const key = name.replaceAll("~1", "/").replaceAll("~0", "~");
     components[kind] ??= {};
     components[kind][key] = compact(resolve(spec, ref));
   }

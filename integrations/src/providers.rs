@@ -22,7 +22,7 @@ use stepwise_workflows::HttpRetry;
 use crate::catalog::DECLARATIONS;
 use crate::declarative::ErrorEnvelope;
 use crate::http::TlsVersion;
-use crate::ratelimit::ProviderProfile;
+use crate::ratelimit::{HeaderQuota, ProviderProfile};
 use crate::runtime::IntegrationPolicy;
 use crate::runtime::circuit::CircuitConfig;
 use crate::runtime::retry::RetryPolicy;
@@ -195,6 +195,10 @@ pub struct RateLimitSpec {
     /// The bucket scope when no header names one (Slack's tier).
     #[serde(default)]
     pub scope: Option<String>,
+    /// Quotas stated in headers of the provider's own naming (OpenAI's
+    /// `x-ratelimit-remaining-requests` and `-tokens`), lower case.
+    #[serde(default)]
+    pub header_quotas: Vec<HeaderQuota>,
 }
 
 /// Overrides of the runtime's circuit breaker.
@@ -306,6 +310,7 @@ impl ProviderSpec {
             default_window: limit.window,
             rejection_wait: limit.rejection_wait.unwrap_or(generic.rejection_wait),
             implied_scope: limit.scope.clone(),
+            header_quotas: limit.header_quotas.clone(),
             ..ProviderProfile::seeded(limit.requests, limit.per)
         }
     }
@@ -451,6 +456,21 @@ mod tests {
             .is_some_and(|limit| limit.requests == 0 || limit.per.is_zero())
         {
             return Err("a rate limit is at least one request per non-zero time".into());
+        }
+        let quota_headers = spec.rate_limit.iter().flat_map(|limit| {
+            limit.header_quotas.iter().flat_map(|quota| {
+                [&quota.limit, &Some(quota.remaining.clone()), &quota.reset]
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+        });
+        if quota_headers
+            .into_iter()
+            .any(|header| header.is_empty() || header.to_ascii_lowercase() != header)
+        {
+            return Err("rate-limit quota headers are lower case".into());
         }
         if let Some(webhook) = &spec.webhook {
             if !crate::webhooks::WebhookScheme::NAMES.contains(&webhook.scheme.as_str()) {

@@ -53,6 +53,45 @@ fn fixtures() -> BTreeMap<&'static str, Value> {
             }),
         ),
         (
+            "notion.append_block_children",
+            json!({
+                "block_id": "b55c9c91-384d-452b-81db-d1ef79372b75",
+                "children": [{"object": "block", "type": "paragraph",
+                              "paragraph": {"rich_text": [{"text": {"content": "Refunded order 42."}}]}}],
+            }),
+        ),
+        (
+            "notion.get_page",
+            json!({"page_id": "59833787-2cf9-4fdf-8782-e53db20768a5"}),
+        ),
+        (
+            "notion.query_database",
+            json!({
+                "database_id": "897e5a76ae524b489fdfe71f5945d1af",
+                "filter": {"property": "Status", "select": {"equals": "Reading"}},
+                "sorts": [{"property": "Due", "direction": "ascending"}],
+                "page_size": 50,
+                "max_pages": 3,
+            }),
+        ),
+        (
+            "openai.create_chat_completion",
+            json!({
+                "model": "gpt-4o-mini",
+                "messages": [
+                    {"role": "system", "content": "Sort tickets into billing, bug or other."},
+                    {"role": "user", "content": "I was charged twice for order 42."},
+                ],
+                "temperature": 0,
+                "max_tokens": 5,
+            }),
+        ),
+        (
+            "openai.create_embeddings",
+            json!({"model": "text-embedding-3-small", "input": ["Refund for order 42"]}),
+        ),
+        ("openai.list_models", json!({})),
+        (
             "slack.list_channels",
             json!({
                 "types": ["public_channel", "private_channel"],

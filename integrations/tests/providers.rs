@@ -834,3 +834,461 @@ async fn a_steps_http_retry_overrides_the_integrations_retry_policy() {
     };
     assert_eq!(requests_against_503(Some(five_quick)).await, 5);
 }
+
+/// OpenAI's quota headers on an answer: `requests` and `tokens` left, resets as durations.
+fn openai_quota(template: ResponseTemplate, requests: &str, tokens: &str) -> ResponseTemplate {
+    template
+        .insert_header("x-ratelimit-limit-requests", "500")
+        .insert_header("x-ratelimit-remaining-requests", requests)
+        .insert_header("x-ratelimit-reset-requests", "120ms")
+        .insert_header("x-ratelimit-limit-tokens", "200000")
+        .insert_header("x-ratelimit-remaining-tokens", tokens)
+        .insert_header("x-ratelimit-reset-tokens", "6m0s")
+}
+
+fn openai_error(kind: &str, code: &str, message: &str) -> Value {
+    json!({"error": {"message": message, "type": kind, "param": null, "code": code}})
+}
+
+#[tokio::test]
+async fn openai_creates_a_chat_completion_with_the_key_as_bearer() {
+    let server = MockServer::start().await;
+    let messages = json!([{"role": "user", "content": "Classify: charged twice"}]);
+    Mock::given(method("POST"))
+        .and(path("/chat/completions"))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .and(header("content-type", "application/json"))
+        .and(body_json(
+            json!({"model": "gpt-4o-mini", "messages": messages, "temperature": 0.2}),
+        ))
+        .respond_with(openai_quota(
+            ResponseTemplate::new(200).set_body_json(json!({
+                "id": "chatcmpl-abc123", "object": "chat.completion", "created": 1_677_858_242,
+                "model": "gpt-4o-mini-2024-07-18",
+                "usage": {"prompt_tokens": 13, "completion_tokens": 1, "total_tokens": 14},
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": "billing"}}]
+            })),
+            "499",
+            "199986",
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let output = run(
+        &server,
+        "openai.create_chat_completion",
+        json!({"model": "gpt-4o-mini", "messages": messages, "temperature": 0.2}),
+    )
+    .await
+    .expect("completed");
+    assert_eq!(
+        output,
+        json!({"id": "chatcmpl-abc123", "model": "gpt-4o-mini-2024-07-18", "content": "billing",
+               "finish_reason": "stop", "prompt_tokens": 13, "completion_tokens": 1,
+               "total_tokens": 14})
+    );
+}
+
+#[tokio::test]
+async fn openai_errors_carry_the_error_object_and_insufficient_quota_is_permanent() {
+    let server = MockServer::start().await;
+    Mock::given(path("/chat/completions"))
+        .and(body_json(
+            json!({"model": "gpt-9", "messages": [{"role": "user", "content": "hi"}]}),
+        ))
+        .respond_with(ResponseTemplate::new(404).set_body_json(openai_error(
+            "invalid_request_error",
+            "model_not_found",
+            "The model `gpt-9` does not exist or you do not have access to it.",
+        )))
+        .mount(&server)
+        .await;
+    Mock::given(path("/chat/completions"))
+        .and(body_json(
+            json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
+        ))
+        .respond_with(ResponseTemplate::new(429).set_body_json(openai_error(
+            "insufficient_quota",
+            "insufficient_quota",
+            "You exceeded your current quota, please check your plan and billing details.",
+        )))
+        .mount(&server)
+        .await;
+    let chat =
+        |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
+
+    let missing = run(&server, "openai.create_chat_completion", chat("gpt-9"))
+        .await
+        .expect_err("no such model");
+    assert_eq!(
+        missing,
+        ActionError::Permanent(
+            "OpenAI create chat completion answered HTTP 404 Not Found invalid_request_error \
+             model_not_found: The model `gpt-9` does not exist or you do not have access to it."
+                .to_owned()
+        )
+    );
+    let billing = run(&server, "openai.create_chat_completion", chat("gpt-4o"))
+        .await
+        .expect_err("no quota");
+    assert!(
+        matches!(&billing, ActionError::Permanent(message)
+            if message.contains("HTTP 429 Too Many Requests insufficient_quota")),
+        "{billing:?}"
+    );
+}
+
+#[tokio::test]
+async fn openai_429_with_spent_tokens_waits_for_the_token_reset() {
+    let server = MockServer::start().await;
+    Mock::given(path("/embeddings"))
+        .respond_with(openai_quota(
+            ResponseTemplate::new(429).set_body_json(openai_error(
+                "tokens",
+                "rate_limit_exceeded",
+                "Rate limit reached for text-embedding-3-small on tokens per min (TPM).",
+            )),
+            "499",
+            "0",
+        ))
+        .mount(&server)
+        .await;
+    let error = run(
+        &server,
+        "openai.create_embeddings",
+        json!({"model": "text-embedding-3-small", "input": "Refund for order 42"}),
+    )
+    .await
+    .expect_err("limited");
+    let ActionError::Retryable {
+        message,
+        retry_after: Some(wait),
+    } = &error
+    else {
+        panic!("expected a retryable error with a wait, got {error:?}");
+    };
+    assert!(message.contains("tokens rate_limit_exceeded"), "{message}");
+    // The token quota refills in 6 minutes; the request quota is not what ran out.
+    assert!(
+        *wait > Duration::from_secs(350) && *wait <= Duration::from_secs(360),
+        "{wait:?}"
+    );
+}
+
+#[tokio::test]
+async fn openai_creates_embeddings_in_input_order() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/embeddings"))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .and(body_json(
+            json!({"model": "text-embedding-3-small", "input": ["refund", "checkout"]}),
+        ))
+        .respond_with(openai_quota(
+            ResponseTemplate::new(200).set_body_json(json!({
+                "object": "list", "model": "text-embedding-3-small",
+                "data": [
+                    {"object": "embedding", "index": 0, "embedding": [0.25, -0.5]},
+                    {"object": "embedding", "index": 1, "embedding": [0.125, 1.0]}
+                ],
+                "usage": {"prompt_tokens": 2, "total_tokens": 2}
+            })),
+            "499",
+            "199998",
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let output = run(
+        &server,
+        "openai.create_embeddings",
+        json!({"model": "text-embedding-3-small", "input": ["refund", "checkout"]}),
+    )
+    .await
+    .expect("embedded");
+    assert_eq!(
+        output,
+        json!({"model": "text-embedding-3-small", "embeddings": [[0.25, -0.5], [0.125, 1.0]],
+               "prompt_tokens": 2, "total_tokens": 2})
+    );
+}
+
+#[tokio::test]
+async fn openai_lists_models_and_a_key_without_the_scope_is_permanent() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/models"))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "object": "list",
+            "data": [
+                {"id": "gpt-4o-mini", "object": "model", "created": 1_721_172_741, "owned_by": "system"},
+                {"id": "ft:gpt-4o-mini:acme::9x", "object": "model", "created": 1_730_000_000,
+                 "owned_by": "acme"}
+            ]
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let output = run(&server, "openai.list_models", json!({}))
+        .await
+        .expect("listed");
+    assert_eq!(
+        output,
+        json!({"models": [
+            {"id": "gpt-4o-mini", "owned_by": "system", "created": 1_721_172_741},
+            {"id": "ft:gpt-4o-mini:acme::9x", "owned_by": "acme", "created": 1_730_000_000}
+        ]})
+    );
+
+    // A restricted key without `model.read`: OpenAI states no code, only the type.
+    let restricted = MockServer::start().await;
+    Mock::given(path("/models"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({"error": {
+            "message": "You have insufficient permissions for this operation. Missing scopes: \
+                        model.read.",
+            "type": "invalid_request_error", "param": null, "code": null
+        }})))
+        .mount(&restricted)
+        .await;
+    let error = run(&restricted, "openai.list_models", json!({}))
+        .await
+        .expect_err("no scope");
+    assert_eq!(
+        error,
+        ActionError::Permanent(
+            "OpenAI list models answered HTTP 403 Forbidden invalid_request_error: You have \
+             insufficient permissions for this operation. Missing scopes: model.read."
+                .to_owned()
+        )
+    );
+    assert_eq!(
+        restricted
+            .received_requests()
+            .await
+            .expect("recording")
+            .len(),
+        1,
+        "a 403 is not retried"
+    );
+}
+
+/// A Notion page as a database query or a page read returns it.
+fn notion_page(id: &str) -> Value {
+    json!({
+        "object": "page", "id": id, "created_time": "2022-03-01T19:05:00.000Z",
+        "last_edited_time": "2022-07-06T20:25:00.000Z", "archived": false, "cover": null,
+        "icon": null, "parent": {"type": "database_id", "database_id": "897e5a76"},
+        "properties": {"Status": {"id": "Z%3ClH", "type": "select",
+                                  "select": {"id": "1", "name": "Reading", "color": "red"}}},
+        "url": format!("https://www.notion.so/{id}")
+    })
+}
+
+/// One page of `databases/db1/query` answering the request with `cursor` in its body (none
+/// for the first).
+async fn notion_query_page(server: &MockServer, cursor: Option<&str>, ids: &[&str], next: Value) {
+    let mut body = json!({"filter": {"property": "Status", "select": {"equals": "Reading"}},
+                          "page_size": 2});
+    if let Some(cursor) = cursor {
+        body["start_cursor"] = json!(cursor);
+    }
+    Mock::given(method("POST"))
+        .and(path("/v1/databases/db1/query"))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .and(header("notion-version", "2022-06-28"))
+        .and(body_json(body))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "object": "list", "type": "page_or_database", "page_or_database": {},
+            "results": ids.iter().map(|id| notion_page(id)).collect::<Vec<_>>(),
+            "has_more": !next.is_null(), "next_cursor": next
+        })))
+        .expect(1)
+        .mount(server)
+        .await;
+}
+
+fn notion_query_input() -> Value {
+    json!({"database_id": "db1", "filter": {"property": "Status", "select": {"equals": "Reading"}},
+           "page_size": 2})
+}
+
+fn page_ids(output: &Value) -> Vec<&str> {
+    output["pages"]
+        .as_array()
+        .expect("pages")
+        .iter()
+        .map(|page| page["id"].as_str().expect("id"))
+        .collect()
+}
+
+#[tokio::test]
+async fn notion_queries_a_database_across_pages_by_cursor_in_the_body() {
+    let server = MockServer::start().await;
+    notion_query_page(&server, None, &["p1", "p2"], json!("c-2")).await;
+    notion_query_page(&server, Some("c-2"), &["p3", "p4"], json!("c-3")).await;
+    notion_query_page(&server, Some("c-3"), &["p5"], Value::Null).await;
+    let output = run(&server, "notion.query_database", notion_query_input())
+        .await
+        .expect("queried");
+    assert_eq!(page_ids(&output), ["p1", "p2", "p3", "p4", "p5"]);
+    assert_eq!(output["next_cursor"], Value::Null);
+    assert_eq!(
+        output["pages"][0],
+        json!({"id": "p1", "url": "https://www.notion.so/p1", "archived": false,
+               "created_time": "2022-03-01T19:05:00.000Z",
+               "last_edited_time": "2022-07-06T20:25:00.000Z",
+               "properties": notion_page("p1")["properties"]})
+    );
+}
+
+#[tokio::test]
+async fn notion_query_stops_at_max_pages_and_resumes_from_the_cursor() {
+    let server = MockServer::start().await;
+    notion_query_page(&server, None, &["p1", "p2"], json!("c-2")).await;
+    notion_query_page(&server, Some("c-2"), &["p3"], Value::Null).await;
+    let mut input = notion_query_input();
+    input["max_pages"] = json!(1);
+    let first = run(&server, "notion.query_database", input.clone())
+        .await
+        .expect("first page");
+    assert_eq!(page_ids(&first), ["p1", "p2"]);
+    assert_eq!(first["next_cursor"], "c-2");
+    input["start_cursor"] = first["next_cursor"].clone();
+    let rest = run(&server, "notion.query_database", input)
+        .await
+        .expect("the rest");
+    assert_eq!(page_ids(&rest), ["p3"]);
+    assert_eq!(rest["next_cursor"], Value::Null);
+}
+
+fn notion_error(status: u16, code: &str, message: &str) -> Value {
+    json!({"object": "error", "status": status, "code": code, "message": message,
+           "request_id": "c5fcd9a6-1c6a-4bb4-b1d3-2b2b2c2d2e2f"})
+}
+
+#[tokio::test]
+async fn notion_rate_limited_is_retryable_after_its_retry_after_and_errors_carry_the_code() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/pages/limited"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "7")
+                .set_body_json(notion_error(
+                    429,
+                    "rate_limited",
+                    "You have been rate limited. Please try again in a few minutes.",
+                )),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(path("/v1/pages/missing"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(notion_error(
+            404,
+            "object_not_found",
+            "Could not find page with ID: missing. Make sure the relevant pages and databases \
+             are shared with your integration.",
+        )))
+        .mount(&server)
+        .await;
+    // A step may retry a read itself (GET is idempotent): one 429 per attempt here.
+    let mut step = support::provider_step();
+    step.http_retry = Some(HttpRetry {
+        max_attempts: Some(1),
+        ..HttpRetry::default()
+    });
+    let ctx = support::provider_context(&server.uri(), step);
+    let limited = support::run_in(&ctx, "notion.get_page", json!({"page_id": "limited"}))
+        .await
+        .expect_err("limited");
+    assert_eq!(
+        limited,
+        ActionError::Retryable {
+            message: "Notion get page answered HTTP 429 Too Many Requests rate_limited: You \
+                      have been rate limited. Please try again in a few minutes."
+                .to_owned(),
+            retry_after: Some(Duration::from_secs(7)),
+        }
+    );
+    let missing = run(&server, "notion.get_page", json!({"page_id": "missing"}))
+        .await
+        .expect_err("missing");
+    assert_eq!(
+        missing,
+        ActionError::Permanent(
+            "Notion get page answered HTTP 404 Not Found object_not_found: Could not find page \
+             with ID: missing. Make sure the relevant pages and databases are shared with your \
+             integration."
+                .to_owned()
+        )
+    );
+}
+
+#[tokio::test]
+async fn notion_reads_a_page_with_the_version_header() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/pages/p1"))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .and(header("notion-version", "2022-06-28"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(notion_page("p1")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let output = run(&server, "notion.get_page", json!({"page_id": "p1"}))
+        .await
+        .expect("read");
+    assert_eq!(
+        output,
+        json!({"id": "p1", "url": "https://www.notion.so/p1", "archived": false,
+               "created_time": "2022-03-01T19:05:00.000Z",
+               "last_edited_time": "2022-07-06T20:25:00.000Z",
+               "parent": {"type": "database_id", "database_id": "897e5a76"},
+               "properties": notion_page("p1")["properties"]})
+    );
+}
+
+#[tokio::test]
+async fn notion_appends_blocks_and_a_conflict_is_retryable() {
+    let server = MockServer::start().await;
+    let children = json!([{"object": "block", "type": "paragraph",
+                           "paragraph": {"rich_text": [{"type": "text",
+                                                        "text": {"content": "Refunded"}}]}}]);
+    Mock::given(method("PATCH"))
+        .and(path("/v1/blocks/p1/children"))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .and(header("notion-version", "2022-06-28"))
+        .and(body_json(json!({"children": children})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "object": "list", "next_cursor": null, "has_more": false,
+            "results": [{"object": "block", "id": "b1", "type": "paragraph", "has_children": false}]
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v1/blocks/busy/children"))
+        .respond_with(ResponseTemplate::new(409).set_body_json(notion_error(
+            409,
+            "conflict_error",
+            "Conflict occurred while saving. Please try again.",
+        )))
+        .mount(&server)
+        .await;
+    let output = run(
+        &server,
+        "notion.append_block_children",
+        json!({"block_id": "p1", "children": children}),
+    )
+    .await
+    .expect("appended");
+    assert_eq!(output, json!({"block_ids": ["b1"]}));
+    let conflict = run(
+        &server,
+        "notion.append_block_children",
+        json!({"block_id": "busy", "children": children}),
+    )
+    .await
+    .expect_err("conflict");
+    assert!(conflict.is_retryable(), "{conflict:?}");
+}

@@ -40,9 +40,9 @@ pub struct ErrorEnvelope {
 
 impl ErrorEnvelope {
     /// The answer as an [`ActionError`], or `Ok` when it is a success. A 4xx/5xx is
-    /// transient when the rate-limit reading calls it a rejection (a 429, GitHub's secondary
-    /// limit 403) or a code is transient, permanent when a code is permanent, else by its
-    /// status (429/5xx transient); a success flag of `false` is permanent unless its code is
+    /// permanent when a code is permanent (even a 429), transient when the rate-limit reading
+    /// calls it a rejection (a 429, GitHub's secondary limit 403) or a code is transient,
+    /// else by its status (429/5xx transient); a success flag of `false` is permanent unless its code is
     /// transient.
     pub fn check(
         &self,
@@ -93,7 +93,10 @@ impl ErrorEnvelope {
             now,
             &provider.rate_limit_profile(),
         );
-        if observation.rejected {
+        let transient = self.is_transient(&codes);
+        // A permanent code wins over a rejection: OpenAI's 429 `insufficient_quota` is a
+        // billing state no wait fixes.
+        if observation.rejected && transient != Some(false) {
             return Err(ActionError::Retryable {
                 message,
                 retry_after: observation
@@ -101,7 +104,7 @@ impl ErrorEnvelope {
                     .and_then(|at| (at - now).to_std().ok()),
             });
         }
-        Err(match self.is_transient(&codes) {
+        Err(match transient {
             Some(true) => ActionError::Retryable {
                 message,
                 retry_after: retry_after(&response.headers, now),
@@ -341,6 +344,26 @@ mod tests {
         assert!(
             !check(&spec, &answer(403, &[], json!({"message": "no"})))
                 .is_err_and(|e| e.is_retryable())
+        );
+    }
+
+    #[test]
+    fn a_permanent_code_wins_over_a_rate_limit_rejection() {
+        let spec = provider(
+            "  code: [error.type, error.code]\n  message: error.message\n  \
+             permanent_codes: [insufficient_quota]\n",
+        );
+        let openai = |code| json!({"error": {"type": code, "code": code, "message": "m"}});
+        assert_eq!(
+            check(&spec, &answer(429, &[], openai("insufficient_quota"))),
+            Err(ActionError::Permanent(
+                "Acme do it answered HTTP 429 Too Many Requests insufficient_quota \
+                 insufficient_quota: m"
+                    .into()
+            ))
+        );
+        assert!(
+            check(&spec, &answer(429, &[], openai("requests"))).is_err_and(|e| e.is_retryable())
         );
     }
 }

@@ -19,6 +19,7 @@
 //! | Shopify (REST) | `X-Shopify-Shop-Api-Call-Limit: 32/40` | a leaky bucket: used/capacity, leaks capacity/20 per second (2/s for 40). |
 //! | HubSpot | `X-HubSpot-RateLimit-Max`, `-Remaining`, `-Interval-Milliseconds`, `-Daily`, `-Daily-Remaining` | the interval and daily quotas are both read; the one with fewer remaining requests wins. |
 //! | Stripe | none | seed only: 100 requests/s live, 25 test. |
+//! | Declared ([`HeaderQuota`]) | OpenAI `x-ratelimit-limit-requests`, `-remaining-requests`, `-reset-requests: 6m0s` (and `-tokens`) | named in the provider's `rate_limit.header_quotas`; resets may carry units (`1h2m3.5s`, `20ms`). A quota of requests is read like `X-RateLimit-*`; one of anything else (tokens) only blocks until its reset once exhausted, and a rejection waits for it. |
 //!
 //! # Precedence
 //!
@@ -30,7 +31,7 @@
 //!
 //! For the quota fields (`limit`, `remaining`, `reset_at`, `policy`), each field is taken from
 //! the first family that supplies it: IETF (current draft, then older draft) >
-//! provider-specific headers (Shopify, HubSpot) > `X-RateLimit-*` > legacy `RateLimit-*`.
+//! declared header quotas > provider-specific headers (Shopify, HubSpot) > `X-RateLimit-*` > legacy `RateLimit-*`.
 //! Fields no header supplies stay `None`; the bucket then keeps its profile seed.
 //!
 //! # Malformed values
@@ -61,7 +62,7 @@ use chrono::{DateTime, Utc};
 
 pub use bucket::Bucket;
 pub use parse::{is_secondary_rate_limit_body, parse, parse_with_body};
-pub use profile::{ProviderProfile, SeedBucket};
+pub use profile::{HeaderQuota, ProviderProfile, SeedBucket};
 
 /// Resets further ahead than this are clamped to it (monthly quotas fit).
 pub const MAX_RESET_HORIZON: Duration = Duration::from_secs(31 * 24 * 3600);

@@ -51,9 +51,11 @@ pub fn parse_with_body(
     reader.skew = reader.clock_skew();
 
     // Precedence order for the quota fields.
+    let declared = reader.declared_quotas(profile);
     let candidates = [
         reader.ietf(),
         reader.ietf_dictionary(),
+        declared.requests,
         reader.shopify(),
         reader.hubspot(),
         reader.x_ratelimit("x-ratelimit-", HeaderSource::XRateLimit),
@@ -83,17 +85,19 @@ pub fn parse_with_body(
         || (status == StatusCode::FORBIDDEN
             && (obs.retry_after.is_some() || exhausted || is_secondary_rate_limit_body(body)));
     let pending_reset = obs.reset_at.filter(|reset| *reset > now);
+    // The latest refill among the exhausted quotas (of requests, or of what else is counted).
+    let exhausted_until = pending_reset
+        .filter(|_| exhausted)
+        .max(declared.exhausted_until);
     obs.not_before = if let Some(at) = obs.retry_after {
         Some(at)
     } else if obs.rejected {
-        Some(match pending_reset {
-            Some(reset) if exhausted => reset,
-            _ => plus_seconds(now, profile.rejection_wait.as_secs_f64()),
-        })
-    } else if exhausted {
-        pending_reset
+        Some(
+            exhausted_until
+                .unwrap_or_else(|| plus_seconds(now, profile.rejection_wait.as_secs_f64())),
+        )
     } else {
-        None
+        exhausted_until
     };
     obs.diagnostics = reader.diagnostics;
     obs
@@ -106,6 +110,14 @@ pub fn is_secondary_rate_limit_body(body: &[u8]) -> bool {
     let needle = b"secondary rate limit";
     body.windows(needle.len())
         .any(|window| window.eq_ignore_ascii_case(needle))
+}
+
+/// What the profile's declared header quotas say.
+struct DeclaredQuotas {
+    /// The quota of requests with the fewest remaining.
+    requests: Option<Quota>,
+    /// The latest pending reset of an exhausted quota of something else (tokens).
+    exhausted_until: Option<DateTime<Utc>>,
 }
 
 /// A `RateLimit` item: (policy name, remaining, reset).
@@ -614,6 +626,65 @@ impl Reader<'_> {
         })
     }
 
+    /// The quotas `profile` declares in headers of the provider's naming.
+    fn declared_quotas(&mut self, profile: &ProviderProfile) -> DeclaredQuotas {
+        let mut declared = DeclaredQuotas {
+            requests: None,
+            exhausted_until: None,
+        };
+        for quota in &profile.header_quotas {
+            let limit = quota.limit.as_deref().and_then(|name| self.limit(name));
+            let remaining = self.remaining(&quota.remaining);
+            let reset_at = quota
+                .reset
+                .as_deref()
+                .and_then(|name| self.unit_reset(name));
+            if limit.is_none() && remaining.is_none() && reset_at.is_none() {
+                continue;
+            }
+            if quota.counts_requests() {
+                let fewer = declared
+                    .requests
+                    .as_ref()
+                    .is_none_or(|held| remaining.is_some() && remaining < held.remaining);
+                if fewer {
+                    declared.requests = Some(Quota {
+                        limit,
+                        remaining,
+                        reset_at,
+                        policy: None,
+                        scope: None,
+                        source: HeaderSource::Provider,
+                    });
+                }
+            } else if remaining == Some(0) {
+                let pending = reset_at.filter(|reset| *reset > self.now);
+                declared.exhausted_until = declared.exhausted_until.max(pending);
+            }
+        }
+        declared
+    }
+
+    /// A reset in any form [`Self::reset`] reads, or a duration with units (`6m0s`, `20ms`,
+    /// `1h2m3.5s`); several -> the latest.
+    fn unit_reset(&mut self, name: &str) -> Option<DateTime<Utc>> {
+        let mut latest = None;
+        for line in self.lines(name) {
+            for part in line.split(',').map(str::trim) {
+                let at = if let Some(value) = number(part) {
+                    self.reset_value(name, value)
+                } else if let Some(seconds) = unit_seconds(part) {
+                    self.after(name, seconds, MAX_RESET_HORIZON)
+                } else {
+                    self.note(name, Problem::NotNumeric);
+                    continue;
+                };
+                latest = latest.max(Some(at));
+            }
+        }
+        latest
+    }
+
     /// `{prefix}limit`, `{prefix}remaining`, `{prefix}reset` (and `x-ratelimit-reset-after`).
     fn x_ratelimit(&mut self, prefix: &str, source: HeaderSource) -> Option<Quota> {
         let limit = self.limit(&format!("{prefix}limit"));
@@ -655,6 +726,34 @@ fn number(text: &str) -> Option<f64> {
         return None;
     }
     text.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// A duration written as numbers with units, Go's `time.Duration` text (`6m0s`, `20ms`,
+/// `1h2m3.5s`, `1.5µs`), in seconds; `None` for anything else.
+fn unit_seconds(text: &str) -> Option<f64> {
+    // (unit, seconds per unit as a fraction, so `20ms` is exactly 20 / 1000)
+    const UNITS: [(&str, f64, f64); 7] = [
+        ("ns", 1.0, 1e9),
+        ("us", 1.0, 1e6),
+        ("µs", 1.0, 1e6),
+        ("ms", 1.0, 1e3),
+        ("h", 3600.0, 1.0),
+        ("m", 60.0, 1.0),
+        ("s", 1.0, 1.0),
+    ];
+    let mut rest = text;
+    let mut total = 0.0;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .filter(|end| *end > 0)?;
+        let value = number(&rest[..digits])?;
+        rest = &rest[digits..];
+        let (unit, per, divisor) = UNITS.iter().find(|(unit, ..)| rest.starts_with(unit))?;
+        total += value * per / divisor;
+        rest = &rest[unit.len()..];
+    }
+    (!text.is_empty()).then_some(total)
 }
 
 /// A non-negative number as a count (fractions dropped); `None` when it does not fit a `u64`.
@@ -1149,6 +1248,100 @@ mod tests {
         let obs = read_with(&both, 200, &hubspot);
         assert_eq!((obs.limit, obs.remaining), (Some(250000), Some(12)));
         assert_eq!(obs.policy.and_then(|p| p.name).as_deref(), Some("daily"));
+    }
+
+    /// OpenAI's headers, as its profile declares them.
+    fn openai_like() -> ProviderProfile {
+        let quota = |counts: &str| crate::ratelimit::HeaderQuota {
+            limit: Some(format!("x-ratelimit-limit-{counts}")),
+            remaining: format!("x-ratelimit-remaining-{counts}"),
+            reset: Some(format!("x-ratelimit-reset-{counts}")),
+            counts: counts.to_owned(),
+        };
+        ProviderProfile {
+            header_quotas: vec![quota("requests"), quota("tokens")],
+            ..ProviderProfile::generic()
+        }
+    }
+
+    #[test]
+    fn declared_header_quotas_read_requests_and_block_on_exhausted_tokens() {
+        fn quotas<'a>(requests: &'a str, tokens: &'a str) -> [(&'a str, &'a str); 6] {
+            [
+                ("x-ratelimit-limit-requests", "500"),
+                ("x-ratelimit-remaining-requests", requests),
+                ("x-ratelimit-reset-requests", "1m0.5s"),
+                ("x-ratelimit-limit-tokens", "30000"),
+                ("x-ratelimit-remaining-tokens", tokens),
+                ("x-ratelimit-reset-tokens", "6m0s"),
+            ]
+        }
+        let profile = openai_like();
+        let obs = read_with(&quotas("499", "29000"), 200, &profile);
+        assert_eq!(
+            (obs.limit, obs.remaining, obs.reset_at, obs.source),
+            (Some(500), Some(499), Some(secs(60.5)), Some(Provider))
+        );
+        assert_eq!(obs.not_before, None, "tokens remain: no wait");
+        assert!(obs.diagnostics.is_empty(), "{:?}", obs.diagnostics);
+
+        let tokens_out = read_with(&quotas("499", "0"), 200, &profile);
+        assert_eq!(
+            tokens_out.remaining,
+            Some(499),
+            "the bucket counts requests"
+        );
+        assert_eq!(tokens_out.not_before, Some(secs(360.0)));
+
+        let rejected = read_with(&quotas("499", "0"), 429, &profile);
+        assert!(rejected.rejected);
+        assert_eq!(
+            rejected.not_before,
+            Some(secs(360.0)),
+            "waits for the tokens"
+        );
+        let requests_out = read_with(&quotas("0", "29000"), 429, &profile);
+        assert_eq!(requests_out.not_before, Some(secs(60.5)));
+        let mut both = quotas("0", "0").to_vec();
+        both.push(("retry-after", "2"));
+        assert_eq!(
+            read_with(&both, 429, &profile).not_before,
+            Some(secs(2.0)),
+            "Retry-After wins"
+        );
+        // Without the declaration these headers say nothing.
+        assert_eq!(
+            read(&quotas("0", "0")).remaining,
+            None,
+            "not a standard family"
+        );
+    }
+
+    #[test]
+    fn unit_durations_read_as_resets() {
+        for (text, seconds) in [
+            ("1s", 1.0),
+            ("6m0s", 360.0),
+            ("20ms", 0.02),
+            ("1h2m3.5s", 3723.5),
+            ("7.66s", 7.66),
+            ("250us", 0.00025),
+        ] {
+            assert_eq!(unit_seconds(text), Some(seconds), "{text}");
+        }
+        for text in ["", "s", "5", "5x", "1m-2s", "m5"] {
+            assert_eq!(unit_seconds(text), None, "{text}");
+        }
+        let obs = read_with(
+            &[
+                ("x-ratelimit-remaining-requests", "3"),
+                ("x-ratelimit-reset-requests", "soon"),
+            ],
+            200,
+            &openai_like(),
+        );
+        assert_eq!(obs.remaining, Some(3));
+        assert_eq!(problems(&obs), [("x-ratelimit-reset-requests", NotNumeric)]);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use serde::Deserialize;
+
 /// The bucket assumed before any header is seen: `capacity` requests, refilled continuously at
 /// `refill_per_sec`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -35,6 +37,42 @@ pub struct ProviderProfile {
     pub rejection_wait: Duration,
     /// The bucket scope when no header names one (Slack's tier, `tier3`).
     pub implied_scope: Option<String>,
+    /// Quotas stated in headers of the provider's own naming, read before every standard
+    /// family (OpenAI's `x-ratelimit-remaining-requests` and `-tokens`).
+    pub header_quotas: Vec<HeaderQuota>,
+}
+
+/// A quota a provider states in headers it names itself. Header names are lower case.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderQuota {
+    /// The quota per window.
+    #[serde(default)]
+    pub limit: Option<String>,
+    /// What is left of it.
+    pub remaining: String,
+    /// When it refills: delta seconds, an epoch time, or a duration with units (`6m0s`,
+    /// `20ms`, as OpenAI states it).
+    #[serde(default)]
+    pub reset: Option<String>,
+    /// What it counts: `requests` (the bucket's unit, the default) or anything else
+    /// (`tokens`), which paces nothing but blocks every request until its reset once it is
+    /// exhausted.
+    #[serde(default = "requests")]
+    pub counts: String,
+}
+
+impl HeaderQuota {
+    /// Whether the quota counts requests, the unit the bucket paces.
+    pub fn counts_requests(&self) -> bool {
+        self.counts == REQUESTS
+    }
+}
+
+const REQUESTS: &str = "requests";
+
+fn requests() -> String {
+    REQUESTS.to_owned()
 }
 
 impl ProviderProfile {
@@ -53,6 +91,7 @@ impl ProviderProfile {
             max_retry_after: Duration::from_secs(3600),
             rejection_wait: Duration::from_secs(5),
             implied_scope: None,
+            header_quotas: Vec::new(),
         }
     }
 
