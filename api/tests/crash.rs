@@ -183,7 +183,10 @@ async fn crash_at(failpoint: &str, crashed: &str, calls_at_crash: usize, calls_i
 
         let mut doomed = serve(&database.url, port, workflows.path(), Some(failpoint));
         wait_until_healthy(&client, &base).await;
-        let run_id = start_run(&client, &base, &key, &server).await;
+        deploy(&client, &base, &key, workflow(&server)).await;
+        // A failpoint at the relay can fire before the answer to the start is written; the run
+        // is then found by listing once the survivor is up.
+        let started = try_start(&client, &base, &key, "crashy").await;
         wait_for_crash(&mut doomed, &label);
         let at_crash = calls(&server).await;
         for (index, step) in STEPS.iter().enumerate() {
@@ -201,6 +204,10 @@ async fn crash_at(failpoint: &str, crashed: &str, calls_at_crash: usize, calls_i
 
         let mut survivor = serve(&database.url, port, workflows.path(), None);
         wait_until_healthy(&client, &base).await;
+        let run_id = match started {
+            Some(run_id) => run_id,
+            None => only_run(&client, &base, &key, "crashy").await,
+        };
         let run = wait_for_run(&client, &base, &key, &run_id).await;
         survivor.kill().ok();
         survivor.wait().ok();
@@ -235,6 +242,36 @@ async fn crash_at(failpoint: &str, crashed: &str, calls_at_crash: usize, calls_i
 /// Deploys the workflow to our tenant and starts a run; returns its id.
 async fn start_run(client: &reqwest::Client, base: &str, key: &str, server: &MockServer) -> String {
     deploy_and_start(client, base, key, "crashy", workflow(server)).await
+}
+
+/// Starts a run of our tenant's workflow `name`; its id, or `None` when the process died
+/// before answering.
+async fn try_start(client: &reqwest::Client, base: &str, key: &str, name: &str) -> Option<String> {
+    let answer = client
+        .post(format!("{base}/api/v1/workflows/{name}/runs"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .ok()?;
+    let started: Value = answer.json().await.ok()?;
+    started["run_id"].as_str().map(str::to_owned)
+}
+
+/// The id of the one run of our tenant's workflow `name`.
+async fn only_run(client: &reqwest::Client, base: &str, key: &str, name: &str) -> String {
+    let listed: Value = client
+        .get(format!("{base}/api/v1/runs?workflow={name}"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let runs = listed["items"].as_array().expect("a list of runs");
+    assert_eq!(runs.len(), 1, "one run of `{name}`: {listed}");
+    runs[0]["id"].as_str().expect("run id").to_owned()
 }
 
 /// Polls (bounded: a dead worker's tasks are taken over after two missed heartbeats).

@@ -774,7 +774,9 @@ mod tests {
             ),
             "{example}"
         );
-        assert!(example.contains("    # text: <text>\n"), "{example}");
+        // One of `text` and `blocks` is required (an `allOf` rule): the example sets the first.
+        assert!(example.contains("    text: <text>\n"), "{example}");
+        assert!(example.contains("    # blocks:\n"), "{example}");
     }
 
     #[test]
