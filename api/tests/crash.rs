@@ -493,17 +493,9 @@ async fn deploy_and_start(
 
 /// Starts a run of our tenant's workflow `name`; returns its id.
 async fn start(client: &reqwest::Client, base: &str, key: &str, name: &str) -> String {
-    let started: Value = client
-        .post(format!("{base}/api/v1/workflows/{name}/runs"))
-        .bearer_auth(key)
-        .json(&serde_json::json!({}))
-        .send()
+    try_start(client, base, key, name)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    started["run_id"].as_str().expect("run id").to_owned()
+        .expect("the start is answered with a run id")
 }
 
 /// Creates the GitHub webhook source `gh` (secret `s3cret`) of our tenant; returns its path.

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use stepwise_engine::Engine;
 use stepwise_engine::oauth::{CallbackError, CallbackOutcome};
 use stepwise_engine::store::connections::ConnectionStatus;
+use stepwise_integrations::probe::ProbeReport;
 use stepwise_integrations::{ConnectionAuth, SecretValue};
 use wiremock::matchers::{body_string_contains, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -120,6 +121,22 @@ fn query(url: &Url, name: &str) -> Option<String> {
     url.query_pairs()
         .find(|(key, _)| key == name)
         .map(|(_, value)| value.into_owned())
+}
+
+/// The connection test's report for connection `name`.
+async fn probe(h: &Harness, name: &str) -> ProbeReport {
+    h.engine
+        .test_connection(&h.tenant_id, name)
+        .await
+        .expect("test")
+        .report
+}
+
+/// A failed probe whose message names `named` and never `hidden`.
+fn assert_failed_naming(report: &ProbeReport, named: &str, hidden: &str) {
+    assert!(!report.ok);
+    assert!(report.message.contains(named), "{}", report.message);
+    assert!(!report.message.contains(hidden), "{}", report.message);
 }
 
 fn code(value: &str) -> CallbackOutcome {
@@ -303,12 +320,8 @@ async fn a_kept_instance_url_is_sealed_and_shapes_the_base_url() {
             .complete_authorization(None, &state, code("sf-code"), REDIRECT)
             .await
             .expect("complete");
-        let tested = h
-            .engine
-            .test_connection(&h.tenant_id, "conn")
-            .await
-            .expect("test");
-        assert!(tested.report.ok, "{:?}", tested.report);
+        let tested = probe(&h, "conn").await;
+        assert!(tested.ok, "{:?}", tested);
         let dump = h.dump_database().await;
         assert!(
             !dump.contains("sf-instance-7q"),
@@ -344,22 +357,8 @@ async fn a_kept_instance_url_is_sealed_and_shapes_the_base_url() {
             .await
             .expect("complete");
         let before = server.received_requests().await.unwrap_or_default().len();
-        let tested = h
-            .engine
-            .test_connection(&h.tenant_id, "conn")
-            .await
-            .expect("test");
-        assert!(!tested.report.ok);
-        assert!(
-            tested.report.message.contains("instance_url"),
-            "{}",
-            tested.report.message
-        );
-        assert!(
-            !tested.report.message.contains("169.254"),
-            "{}",
-            tested.report.message
-        );
+        let tested = probe(&h, "conn").await;
+        assert_failed_naming(&tested, "instance_url", "169.254");
         assert_eq!(
             server.received_requests().await.unwrap_or_default().len(),
             before
@@ -599,12 +598,8 @@ async fn the_shop_parameter_is_validated_and_its_token_goes_in_the_declared_head
             .await
             .expect("api key connection");
         for name in ["conn", "store"] {
-            let tested = h
-                .engine
-                .test_connection(&h.tenant_id, name)
-                .await
-                .expect("test");
-            assert!(tested.report.ok, "{name}: {:?}", tested.report);
+            let tested = probe(&h, name).await;
+            assert!(tested.ok, "{name}: {:?}", tested);
         }
         let probe = server
             .received_requests()
@@ -647,29 +642,11 @@ async fn an_api_key_in_the_query_and_static_headers_go_on_every_call_and_nowhere
             .respond_with(ResponseTemplate::new(403))
             .mount(&server)
             .await;
-        let tested = h
-            .engine
-            .test_connection(&h.tenant_id, "q")
-            .await
-            .expect("test");
-        assert!(tested.report.ok, "{:?}", tested.report);
+        let tested = probe(&h, "q").await;
+        assert!(tested.ok, "{:?}", tested);
         // A failing probe's message names the URL without the key.
-        let failed = h
-            .engine
-            .test_connection(&h.tenant_id, "q")
-            .await
-            .expect("test");
-        assert!(!failed.report.ok);
-        assert!(
-            failed.report.message.contains("/v1/models"),
-            "{}",
-            failed.report.message
-        );
-        assert!(
-            !failed.report.message.contains("canary"),
-            "{}",
-            failed.report.message
-        );
+        let failed = probe(&h, "q").await;
+        assert_failed_naming(&failed, "/v1/models", "canary");
         let dump = h.dump_database().await;
         assert!(!dump.contains("AIza-query-canary-5e"));
         h.stop().await;
@@ -704,12 +681,8 @@ async fn basic_authentication_sends_the_account_id_as_the_user_name() {
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
             .mount(&server)
             .await;
-        let tested = h
-            .engine
-            .test_connection(&h.tenant_id, "twilio")
-            .await
-            .expect("test");
-        assert!(tested.report.ok, "{:?}", tested.report);
+        let tested = probe(&h, "twilio").await;
+        assert!(tested.ok, "{:?}", tested);
         h.stop().await;
     }
 }
