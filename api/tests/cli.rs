@@ -1,7 +1,52 @@
 //! The real `stepwise` binary, black-box.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A CLI command that has not exited by then is hung: the test fails with the threads' stacks
+/// instead of stalling the suite.
+const COMMAND_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Waits for `child` with its output, up to [`COMMAND_DEADLINE`]; past it, prints every
+/// thread's stack (gdb, where installed), kills the process and fails.
+fn finish(mut child: Child) -> Output {
+    fn drain(pipe: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                pipe.read_to_end(&mut bytes).expect("read the child's output");
+            }
+            bytes
+        })
+    }
+    let (stdout, stderr) = (drain(child.stdout.take()), drain(child.stderr.take()));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll the child") {
+            break status;
+        }
+        if started.elapsed() > COMMAND_DEADLINE {
+            let stacks = Command::new("gdb")
+                .args(["-p", &child.id().to_string(), "-batch", "-ex", "thread apply all bt"])
+                .output()
+                .map(|output| text(&output.stdout))
+                .unwrap_or_else(|error| format!("(no stacks: gdb: {error})"));
+            child.kill().expect("kill the hung command");
+            child.wait().expect("reap the hung command");
+            panic!(
+                "the command did not exit within {COMMAND_DEADLINE:?}\nstderr:\n{}\nstacks:\n{stacks}",
+                text(&stderr.join().expect("stderr reader"))
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -32,9 +77,12 @@ fn stepwise(args: &[&std::ffi::OsStr]) -> (Output, tempfile::TempDir) {
         .env_remove("STEPWISE_DATA_DIR")
         .env_remove("STEPWISE_LOG")
         .env_remove("RUST_LOG")
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run stepwise");
-    (output, dir)
+    (finish(output), dir)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -278,7 +326,6 @@ fn serve_starts_with_zero_config_and_stops_on_sigterm() {
 /// in the environment.
 fn stepwise_in(dir: &Path, args: &[&str], stdin: &str) -> Output {
     use std::io::Write as _;
-    use std::process::Stdio;
     let mut child = Command::new(env!("CARGO_BIN_EXE_stepwise"))
         .args(args)
         .current_dir(dir)
@@ -301,7 +348,7 @@ fn stepwise_in(dir: &Path, args: &[&str], stdin: &str) -> Output {
         .expect("stdin")
         .write_all(stdin.as_bytes())
         .expect("write stdin");
-    child.wait_with_output().expect("wait")
+    finish(child)
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {

@@ -13,6 +13,9 @@ use stepwise_migrations::{Migrator, MigratorTrait};
 
 use crate::error::EngineError;
 
+/// How long [`Database::close`] waits for checked-out connections.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -87,10 +90,20 @@ impl Database {
         Ok(())
     }
 
+    /// Closes the pool, waiting at most [`CLOSE_GRACE`]: sqlx's `Pool::close` waits for every
+    /// checked-out connection, and a connection still on its way back to the pool (its return
+    /// is a spawned task) can keep it waiting for good. Every commit is durable before it
+    /// returns, so giving up the wait loses nothing; SQLite replays its WAL on the next open.
     pub async fn close(&self) {
-        match &self.pool {
-            Pool::Sqlite(pool) => pool.close().await,
-            Pool::Postgres(pool) => pool.close().await,
+        let closed = match &self.pool {
+            Pool::Sqlite(pool) => tokio::time::timeout(CLOSE_GRACE, pool.close()).await,
+            Pool::Postgres(pool) => tokio::time::timeout(CLOSE_GRACE, pool.close()).await,
+        };
+        if closed.is_err() {
+            tracing::warn!(
+                grace = ?CLOSE_GRACE,
+                "the database pool did not close in time; leaving its connections to the process exit"
+            );
         }
     }
 }
