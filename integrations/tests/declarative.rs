@@ -165,6 +165,112 @@ async fn a_cursor_in_the_json_body_follows_next_cursor_while_has_more() {
     assert_eq!(output, json!({"ids": ["p1", "p2"], "next": null}));
 }
 
+/// `next_url`: the answer names the next page's URL, absolute (`@odata.nextLink`, a key with
+/// dots) or a path on the same host; the query it carries replaces the first request's.
+fn next_url_listing(next: &str) -> &'static DeclaredAction {
+    action(
+        "list_urls",
+        &format!(
+            "description: d\nmethod: GET\npath: /v1/things\nquery: [{{$top: top}}]\n\
+             input:\n  properties:\n    top: {{type: integer, default: 2, description: Page size.}}\n    \
+             max_pages: {{type: integer, minimum: 1, maximum: 10, default: 10, description: Pages at most.}}\n\
+             pagination: {{style: next_url, items: value, next: '{next}', max_pages: max_pages, more: more}}\n\
+             output:\n  schema:\n    properties:\n      names: {{type: array}}\n      more: {{type: boolean}}\n  \
+             fields:\n    names: {{each: value, value: name}}\n"
+        ),
+    )
+}
+
+#[tokio::test]
+async fn a_next_url_in_the_answer_is_followed_as_a_url_or_a_path() {
+    let server = MockServer::start().await;
+    let page = |names: &[&str], next: Option<String>| {
+        let value: Vec<Value> = names.iter().map(|name| json!({"name": name})).collect();
+        ResponseTemplate::new(200).set_body_json(json!({"value": value, "@odata.nextLink": next}))
+    };
+    Mock::given(path("/v1/things"))
+        .and(query_param("$top", "2"))
+        .and(query_param_is_missing("$skiptoken"))
+        .respond_with(page(
+            &["a", "b"],
+            Some(format!("{}/v1/things?$top=2&$skiptoken=X1", server.uri())),
+        ))
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v1/things"))
+        .and(query_param("$skiptoken", "X1"))
+        .respond_with(page(&["c"], Some("/v1/things?$top=2&$skiptoken=X2".into())))
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v1/things"))
+        .and(query_param("$skiptoken", "X2"))
+        .respond_with(page(&["d"], None))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let output = run(&server, next_url_listing("@odata.nextLink"), json!({}))
+        .await
+        .expect("listed");
+    assert_eq!(output, json!({"names": ["a", "b", "c", "d"], "more": false}));
+    let output = run(
+        &server,
+        next_url_listing("@odata.nextLink"),
+        json!({"max_pages": 2}),
+    )
+    .await
+    .expect("two pages");
+    assert_eq!(output, json!({"names": ["a", "b", "c"], "more": true}));
+}
+
+#[tokio::test]
+async fn a_next_url_to_another_origin_is_refused() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/things"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"value": [{"name": "a"}], "next": "https://elsewhere.example/v1/things?page=2"}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let refused = run(&server, next_url_listing("next"), json!({}))
+        .await
+        .expect_err("another origin");
+    assert!(
+        matches!(&refused, ActionError::Permanent(message)
+            if message.contains("points to https://elsewhere.example")),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_write_answered_without_a_body_succeeds_and_a_json_value_is_the_whole_body() {
+    let update = action(
+        "update",
+        "description: d\nmethod: PATCH\npath: /records/{id}\nbody: {json_value: fields}\n\
+         input:\n  required: [id, fields]\n  properties:\n    id: {type: string, description: The record.}\n    \
+         fields: {type: object, description: Its new values.}\n\
+         output:\n  schema: {properties: {}}\n  fields: {}\n",
+    );
+    let server = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .and(path("/records/r1"))
+        .and(body_json(json!({"Name": "Acme", "Rating": null})))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let output = run(
+        &server,
+        update,
+        json!({"id": "r1", "fields": {"Name": "Acme", "Rating": null}}),
+    )
+    .await
+    .expect("updated");
+    assert_eq!(output, json!({}));
+}
+
 #[tokio::test]
 async fn a_multipart_body_carries_one_text_part_per_input() {
     let upload = action(

@@ -154,6 +154,22 @@ fn inconsistent_declarations_are_refused() {
             ),
             "`param` is needed",
         ),
+        (
+            format!(
+                "description: d\nmethod: GET\npath: /x/{{id}}\n{input}{OUTPUT}pagination:\n  style: next_url\n  items: things\n  max_pages: id\n"
+            ),
+            "`next` is needed exactly when the style is `cursor` or `next_url`",
+        ),
+        (
+            format!(
+                "description: d\nmethod: GET\npath: /x/{{id}}\n{input}{OUTPUT}pagination:\n  style: next_url\n  items: things\n  next: next\n  param: page\n  max_pages: id\n"
+            ),
+            "`param` is needed exactly when the style is not `link` or `next_url`",
+        ),
+        (
+            format!("description: d\nmethod: PATCH\npath: /x\nbody: {{json_value: id}}\n{input}{OUTPUT}"),
+            "`json_value` input `id` must be declared `type: object`",
+        ),
     ] {
         let error = declare(&yaml).expect_err(expected);
         assert!(
