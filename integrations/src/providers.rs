@@ -459,7 +459,7 @@ mod tests {
         }
         let quota_headers = spec.rate_limit.iter().flat_map(|limit| {
             limit.header_quotas.iter().flat_map(|quota| {
-                [&quota.limit, &Some(quota.remaining.clone()), &quota.reset]
+                [&quota.limit, &quota.remaining, &quota.reset, &quota.usage]
                     .into_iter()
                     .flatten()
                     .cloned()
@@ -471,6 +471,16 @@ mod tests {
             .any(|header| header.is_empty() || header.to_ascii_lowercase() != header)
         {
             return Err("rate-limit quota headers are lower case".into());
+        }
+        let quotas = spec.rate_limit.iter().flat_map(|limit| &limit.header_quotas);
+        for quota in quotas {
+            if quota.remaining.is_some() == quota.usage.is_some()
+                || (quota.key.is_some() && quota.usage.is_none())
+            {
+                return Err(
+                    "a header quota states `remaining` or `usage` (with its `key`), not both".into(),
+                );
+            }
         }
         if let Some(webhook) = &spec.webhook {
             if !crate::webhooks::WebhookScheme::NAMES.contains(&webhook.scheme.as_str()) {
