@@ -512,6 +512,10 @@ fn openapi_schemas_become_json_schema() {
             json!({"type": "array", "items": {"type": "object", "additionalProperties": {"type": "integer", "nullable": true}}}),
             json!({"type": "array", "items": {"type": "object", "additionalProperties": {"type": ["integer", "null"]}}}),
         ),
+        (
+            json!({"type": "object", "required": ["@odata.type", "id"], "properties": {"@odata.type": {"type": "string"}}}),
+            json!({"type": "object", "required": ["id"], "properties": {"@odata.type": {"type": "string"}}}),
+        ),
     ];
     for (openapi, expected) in cases {
         assert_eq!(to_json_schema(&openapi), expected, "{openapi}");
