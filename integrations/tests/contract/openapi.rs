@@ -53,10 +53,6 @@ pub struct Spec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fixture {
-    /// The page of the provider's documentation the fixture was taken from, for a provider
-    /// that publishes no OpenAPI description.
-    #[serde(default)]
-    pub documentation: Option<String>,
     pub operation: String,
     pub input: Value,
     pub request: FixtureRequest,
