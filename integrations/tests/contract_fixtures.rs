@@ -27,6 +27,10 @@ fn providers() -> impl Iterator<Item = &'static str> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Fixture {
+    /// The documentation page the fixture was taken from: what ties it to the real API when
+    /// the provider publishes no OpenAPI description (`contract:`) to check it against.
+    #[serde(default)]
+    documentation: Option<String>,
     operation: String,
     input: Value,
     request: ExpectedRequest,
@@ -98,6 +102,7 @@ async fn every_action_sends_its_fixture_request_and_accepts_its_response() {
         let fixture: Fixture = serde_json::from_str(&text)
             .unwrap_or_else(|error| panic!("{path:?}: not a fixture: {error}"));
         check_operation(&action, &fixture);
+        check_source(&action, &fixture);
 
         let server = MockServer::start().await;
         Mock::given(any())
@@ -121,6 +126,28 @@ async fn every_action_sends_its_fixture_request_and_accepts_its_response() {
             fixture.request,
             "{action}: the request differs from its fixture"
         );
+    }
+}
+
+/// A fixture of a provider without a published description cites the documentation page it
+/// was taken from; one with a description is checked against it instead (`contract.rs`).
+fn check_source(action: &str, fixture: &Fixture) {
+    let provider = action.split_once('.').map_or(action, |(provider, _)| provider);
+    let published = stepwise_integrations::providers::provider(provider)
+        .is_some_and(|spec| spec.contract.is_some());
+    match (&fixture.documentation, published) {
+        (Some(page), false) => assert!(
+            page.starts_with("https://"),
+            "{action}: `documentation` is the page's https URL, not `{page}`"
+        ),
+        (None, false) => panic!(
+            "{action}: `{provider}` publishes no OpenAPI description, so the fixture names the \
+             documentation page it was taken from (`documentation`)"
+        ),
+        (Some(_), true) => panic!(
+            "{action}: checked against `{provider}`'s published description; no `documentation`"
+        ),
+        (None, true) => {}
     }
 }
 
