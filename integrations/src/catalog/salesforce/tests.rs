@@ -212,7 +212,7 @@ async fn creates_updates_and_reads_a_record() {
     let traversal = run(
         &server,
         "salesforce.get_record",
-        json!({"sobject": "../limits", "id": "001D000000IqhSLIAZ"}),
+        json!({"sobject": "Account/../limits", "id": "001D000000IqhSLIAZ"}),
     )
     .await
     .expect_err("not an object name");
