@@ -100,6 +100,10 @@ pub struct ProviderSpec {
     /// Where `contract/refresh.mjs` finds the provider's published OpenAPI description.
     #[serde(default)]
     pub contract: Option<ContractSource>,
+    /// Why the folder holds no contract fixtures (`contract/{action}.json`), when it holds
+    /// none: a provider without actions of its own (`api/tests/architecture.rs`).
+    #[serde(default)]
+    pub no_fixtures: Option<String>,
     /// Values each connection gives (`shop`, `subdomain`, `tenant`), read as `{name}` by the
     /// base URL and the OAuth endpoints (`providers/auth.rs`).
     #[serde(default)]
@@ -459,7 +463,7 @@ mod tests {
         }
         let quota_headers = spec.rate_limit.iter().flat_map(|limit| {
             limit.header_quotas.iter().flat_map(|quota| {
-                [&quota.limit, &Some(quota.remaining.clone()), &quota.reset]
+                [&quota.limit, &quota.remaining, &quota.reset, &quota.usage]
                     .into_iter()
                     .flatten()
                     .cloned()
@@ -471,6 +475,16 @@ mod tests {
             .any(|header| header.is_empty() || header.to_ascii_lowercase() != header)
         {
             return Err("rate-limit quota headers are lower case".into());
+        }
+        let quotas = spec.rate_limit.iter().flat_map(|limit| &limit.header_quotas);
+        for quota in quotas {
+            if quota.remaining.is_some() == quota.usage.is_some()
+                || (quota.key.is_some() && quota.usage.is_none())
+            {
+                return Err(
+                    "a header quota states `remaining` or `usage` (with its `key`), not both".into(),
+                );
+            }
         }
         if let Some(webhook) = &spec.webhook {
             if !crate::webhooks::WebhookScheme::NAMES.contains(&webhook.scheme.as_str()) {

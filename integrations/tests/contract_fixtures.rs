@@ -1,8 +1,8 @@
-//! Every provider action against its contract fixture (`fixtures/contract/{provider}/{action}.json`):
+//! Every provider action against its contract fixture (`src/catalog/{provider}/contract/{action}.json`):
 //! run with the fixture's `input` against a stand-in answering the fixture's `response`, the
 //! action sends exactly the fixture's `request` and succeeds. `contract.rs` checks the same
-//! files against the providers' OpenAPI descriptions, so together they tie each action to the
-//! real API.
+//! files against the providers' OpenAPI descriptions where one is published, so together they
+//! tie each action to the real API.
 
 mod support;
 
@@ -15,18 +15,22 @@ use stepwise_integrations::Registry;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-/// The providers whose declaration names a published description (`contract:`): each of
-/// their actions has a fixture.
+/// The extract of a provider's published description (`contract/refresh.mjs`), beside its
+/// fixtures; not a fixture.
+const EXTRACT: &str = "openapi.json";
+
+/// Every declared provider: each of their actions has a fixture.
 fn providers() -> impl Iterator<Item = &'static str> {
-    stepwise_integrations::providers::providers()
-        .iter()
-        .filter(|spec| spec.contract.is_some())
-        .map(|spec| spec.name.as_str())
+    stepwise_integrations::providers::provider_names()
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Fixture {
+    /// The documentation page the fixture was taken from: what ties it to the real API when
+    /// the provider publishes no OpenAPI description (`contract:`) to check it against.
+    #[serde(default)]
+    documentation: Option<String>,
     operation: String,
     input: Value,
     request: ExpectedRequest,
@@ -49,17 +53,20 @@ struct FixtureResponse {
     body: Value,
 }
 
-fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/contract")
-}
-
-/// `(action name, path)` of every fixture file.
+/// `(action name, path)` of every fixture file in the providers' `contract/` folders.
 fn fixture_files() -> Vec<(String, PathBuf)> {
+    let catalog = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/catalog");
     let mut files = Vec::new();
     for provider in providers() {
-        let dir = fixtures_dir().join(provider);
+        let dir = catalog.join(provider).join("contract");
+        if !dir.is_dir() {
+            continue;
+        }
         for entry in std::fs::read_dir(&dir).unwrap_or_else(|error| panic!("{dir:?}: {error}")) {
             let path = entry.expect("directory entry").path();
+            if path.file_name().is_some_and(|name| name == EXTRACT) {
+                continue;
+            }
             assert_eq!(
                 path.extension().and_then(|ext| ext.to_str()),
                 Some("json"),
@@ -95,6 +102,7 @@ async fn every_action_sends_its_fixture_request_and_accepts_its_response() {
         let fixture: Fixture = serde_json::from_str(&text)
             .unwrap_or_else(|error| panic!("{path:?}: not a fixture: {error}"));
         check_operation(&action, &fixture);
+        check_source(&action, &fixture);
 
         let server = MockServer::start().await;
         Mock::given(any())
@@ -118,6 +126,28 @@ async fn every_action_sends_its_fixture_request_and_accepts_its_response() {
             fixture.request,
             "{action}: the request differs from its fixture"
         );
+    }
+}
+
+/// A fixture of a provider without a published description cites the documentation page it
+/// was taken from; one with a description is checked against it instead (`contract.rs`).
+fn check_source(action: &str, fixture: &Fixture) {
+    let provider = action.split_once('.').map_or(action, |(provider, _)| provider);
+    let published = stepwise_integrations::providers::provider(provider)
+        .is_some_and(|spec| spec.contract.is_some());
+    match (&fixture.documentation, published) {
+        (Some(page), false) => assert!(
+            page.starts_with("https://"),
+            "{action}: `documentation` is the page's https URL, not `{page}`"
+        ),
+        (None, false) => panic!(
+            "{action}: `{provider}` publishes no OpenAPI description, so the fixture names the \
+             documentation page it was taken from (`documentation`)"
+        ),
+        (Some(_), true) => panic!(
+            "{action}: checked against `{provider}`'s published description; no `documentation`"
+        ),
+        (None, true) => {}
     }
 }
 

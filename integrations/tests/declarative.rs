@@ -2,7 +2,7 @@
 //! use: page and offset pagination, a cursor in the JSON body with a `has_more` flag, a
 //! multipart body, an error envelope with transient and permanent codes (Google's shape), and
 //! an answer that does not fit the output schema. The provider actions' own tests
-//! (`providers.rs`, `contract_fixtures.rs`) cover the rest.
+//! (`catalog/{provider}/tests.rs`, `contract_fixtures.rs`) cover the rest.
 
 mod support;
 
@@ -165,6 +165,112 @@ async fn a_cursor_in_the_json_body_follows_next_cursor_while_has_more() {
     assert_eq!(output, json!({"ids": ["p1", "p2"], "next": null}));
 }
 
+/// `next_url`: the answer names the next page's URL, absolute (`@odata.nextLink`, a key with
+/// dots) or a path on the same host; the query it carries replaces the first request's.
+fn next_url_listing(next: &str) -> &'static DeclaredAction {
+    action(
+        "list_urls",
+        &format!(
+            "description: d\nmethod: GET\npath: /v1/things\nquery: [{{$top: top}}]\n\
+             input:\n  properties:\n    top: {{type: integer, default: 2, description: Page size.}}\n    \
+             max_pages: {{type: integer, minimum: 1, maximum: 10, default: 10, description: Pages at most.}}\n\
+             pagination: {{style: next_url, items: value, next: '{next}', max_pages: max_pages, more: more}}\n\
+             output:\n  schema:\n    properties:\n      names: {{type: array}}\n      more: {{type: boolean}}\n  \
+             fields:\n    names: {{each: value, value: name}}\n"
+        ),
+    )
+}
+
+#[tokio::test]
+async fn a_next_url_in_the_answer_is_followed_as_a_url_or_a_path() {
+    let server = MockServer::start().await;
+    let page = |names: &[&str], next: Option<String>| {
+        let value: Vec<Value> = names.iter().map(|name| json!({"name": name})).collect();
+        ResponseTemplate::new(200).set_body_json(json!({"value": value, "@odata.nextLink": next}))
+    };
+    Mock::given(path("/v1/things"))
+        .and(query_param("$top", "2"))
+        .and(query_param_is_missing("$skiptoken"))
+        .respond_with(page(
+            &["a", "b"],
+            Some(format!("{}/v1/things?$top=2&$skiptoken=X1", server.uri())),
+        ))
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v1/things"))
+        .and(query_param("$skiptoken", "X1"))
+        .respond_with(page(&["c"], Some("/v1/things?$top=2&$skiptoken=X2".into())))
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v1/things"))
+        .and(query_param("$skiptoken", "X2"))
+        .respond_with(page(&["d"], None))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let output = run(&server, next_url_listing("@odata.nextLink"), json!({}))
+        .await
+        .expect("listed");
+    assert_eq!(output, json!({"names": ["a", "b", "c", "d"], "more": false}));
+    let output = run(
+        &server,
+        next_url_listing("@odata.nextLink"),
+        json!({"max_pages": 2}),
+    )
+    .await
+    .expect("two pages");
+    assert_eq!(output, json!({"names": ["a", "b", "c"], "more": true}));
+}
+
+#[tokio::test]
+async fn a_next_url_to_another_origin_is_refused() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/things"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"value": [{"name": "a"}], "next": "https://elsewhere.example/v1/things?page=2"}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let refused = run(&server, next_url_listing("next"), json!({}))
+        .await
+        .expect_err("another origin");
+    assert!(
+        matches!(&refused, ActionError::Permanent(message)
+            if message.contains("points to https://elsewhere.example")),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_write_answered_without_a_body_succeeds_and_a_json_value_is_the_whole_body() {
+    let update = action(
+        "update",
+        "description: d\nmethod: PATCH\npath: /records/{id}\nbody: {json_value: fields}\n\
+         input:\n  required: [id, fields]\n  properties:\n    id: {type: string, description: The record.}\n    \
+         fields: {type: object, description: Its new values.}\n\
+         output:\n  schema: {properties: {}}\n  fields: {}\n",
+    );
+    let server = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .and(path("/records/r1"))
+        .and(body_json(json!({"Name": "Acme", "Rating": null})))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let output = run(
+        &server,
+        update,
+        json!({"id": "r1", "fields": {"Name": "Acme", "Rating": null}}),
+    )
+    .await
+    .expect("updated");
+    assert_eq!(output, json!({}));
+}
+
 #[tokio::test]
 async fn a_multipart_body_carries_one_text_part_per_input() {
     let upload = action(
@@ -260,33 +366,5 @@ async fn an_answer_that_does_not_fit_the_output_schema_fails_permanently() {
         matches!(&odd, ActionError::Permanent(message)
             if message.starts_with("Acme get thing answered oddly: /size")),
         "{odd:?}"
-    );
-}
-
-/// The workflow validator sees declared actions as it sees Rust ones: it suggests the closest
-/// name and checks `with:` against the declared schema, located, rules by their message.
-#[test]
-fn the_workflow_validator_checks_declared_actions() {
-    let source = "name: declared\nsteps:\n  - id: post\n    uses: slack.post_mesage\n    with: {channel: '#sales', text: hi}\n  \
-        - id: issue\n    uses: github.create_issue\n    with:\n      owner: acme\n      repo: web\n      titel: Broken\n  \
-        - id: refund\n    uses: stripe.create_refund\n    with: {amount: 12}\n  \
-        - id: list\n    uses: github.list_issues\n    with: {owner: acme, repo: web, per_page: 500, state: '${{ inputs.state }}'}\n";
-    let registry = stepwise_integrations::Registry::builtin();
-    let parsed = stepwise_workflows::parse_workflow("declared.yaml", source, &registry);
-    let rendered: Vec<String> = parsed
-        .diagnostics
-        .iter()
-        .map(|diagnostic| diagnostic.render("declared.yaml"))
-        .collect();
-    assert_eq!(
-        rendered,
-        [
-            "declared.yaml:4:11: WF0010 unknown action `slack.post_mesage`; did you mean `slack.post_message`?",
-            "declared.yaml:8:5: WF0011 invalid input for `github.create_issue`: `with`: \"title\" is a required property",
-            "declared.yaml:11:7: WF0011 invalid input for `github.create_issue`: `with`: Additional properties are not allowed ('titel' was unexpected)",
-            "declared.yaml:14:5: WF0011 invalid input for `stripe.create_refund`: `with`: set exactly one of `payment_intent` and `charge`",
-            "declared.yaml:17:36: WF0011 invalid input for `github.list_issues`: `with.per_page`: 500 is greater than the maximum of 100",
-        ],
-        "{rendered:#?}"
     );
 }

@@ -158,11 +158,16 @@ impl ErrorEnvelope {
     }
 }
 
-/// A string, or a number's text (some providers' codes are numbers).
+/// A string, a number's text (some providers' codes are numbers), or a list's texts joined
+/// with commas (Salesforce names the fields at fault in a list).
 fn text(value: &Value) -> Option<String> {
     match value {
         Value::String(text) if !text.is_empty() => Some(text.clone()),
         Value::Number(number) => Some(number.to_string()),
+        Value::Array(items) => {
+            let texts: Vec<String> = items.iter().filter_map(text).collect();
+            (!texts.is_empty()).then(|| texts.join(", "))
+        }
         _ => None,
     }
 }
@@ -297,6 +302,40 @@ mod tests {
             Err(ActionError::Permanent(
                 "Acme do it answered HTTP 404 Not Found".into()
             ))
+        );
+    }
+
+    #[test]
+    fn an_array_envelope_is_read_by_index_and_a_list_param_is_joined() {
+        let spec = provider(
+            "  code: [0.errorCode]\n  param: 0.fields\n  message: 0.message\n  \
+             transient_codes: [UNABLE_TO_LOCK_ROW]\n",
+        );
+        let salesforce = |code: &str, fields: Value| {
+            json!([{"message": "Required fields are missing: [Name]", "errorCode": code,
+                    "fields": fields}])
+        };
+        assert_eq!(
+            check(
+                &spec,
+                &answer(
+                    400,
+                    &[],
+                    salesforce("REQUIRED_FIELD_MISSING", json!(["Name", "Type"]))
+                )
+            ),
+            Err(ActionError::Permanent(
+                "Acme do it answered HTTP 400 Bad Request REQUIRED_FIELD_MISSING \
+                 param `Name, Type`: Required fields are missing: [Name]"
+                    .into()
+            ))
+        );
+        assert!(
+            check(
+                &spec,
+                &answer(400, &[], salesforce("UNABLE_TO_LOCK_ROW", json!([])))
+            )
+            .is_err_and(|e| e.is_retryable())
         );
     }
 

@@ -84,6 +84,13 @@ impl DeclaredAction {
         let compile = |schema: &Value, what: &str| {
             jsonschema::validator_for(schema).map_err(|error| format!("{what}: {error}"))
         };
+        let input = compile(&input_schema, "input")?;
+        if let Some(example) = &spec.example
+            && let Some(error) = input.iter_errors(example).next()
+        {
+            let at = error.instance_path().as_str().to_owned();
+            return Err(format!("example{at}: {error}"));
+        }
         Ok(Self {
             provider,
             name: format!("{}.{name}", provider.name),
@@ -92,7 +99,7 @@ impl DeclaredAction {
                 .clone()
                 .unwrap_or_else(|| name.replace('_', " ")),
             method,
-            input: compile(&input_schema, "input")?,
+            input,
             output: compile(&output_schema, "output.schema")?,
             input_schema,
             output_schema,
@@ -161,7 +168,7 @@ impl DeclaredAction {
             }
         }
         match (position, param) {
-            (Some(Position::Link(next)), _) => {
+            (Some(Position::Url(next)), _) => {
                 url = next.clone();
                 query.clear();
             }
@@ -207,7 +214,12 @@ impl DeclaredAction {
             Err(wait) => return Ok(wait),
         };
         envelope::read(self.provider, &self.operation, &response)?;
-        let answer = serde_json::from_slice(&response.body).map_err(|error| self.oddly(error))?;
+        // A write may be answered with no body at all (Graph's 202, Salesforce's 204).
+        let answer = if response.body.iter().all(u8::is_ascii_whitespace) {
+            Value::Null
+        } else {
+            serde_json::from_slice(&response.body).map_err(|error| self.oddly(error))?
+        };
         Ok(ActionOutcome::Done((response, answer)))
     }
 
@@ -265,7 +277,7 @@ impl DeclaredAction {
                 );
                 let resume = next.map(|next| match next {
                     Position::Param(value) => value,
-                    Position::Link(url) => Value::String(url.into()),
+                    Position::Url(url) => Value::String(url.into()),
                 });
                 return Ok(ActionOutcome::Done((answer, resume)));
             }
@@ -288,7 +300,7 @@ impl DeclaredAction {
                 _ => None,
             });
         match pagination.style {
-            PageStyle::Cursor | PageStyle::Link => given
+            PageStyle::Cursor | PageStyle::Link | PageStyle::NextUrl => given
                 .filter(|value| value.as_str().is_none_or(|text| !text.is_empty()))
                 .map(Position::Param),
             PageStyle::Page | PageStyle::Offset => {
@@ -333,7 +345,16 @@ impl DeclaredAction {
             PageStyle::Offset => {
                 (count > 0).then(|| Position::Param(json!(number(current) + count)))
             }
-            PageStyle::Link => self.next_link(response, base)?.map(Position::Link),
+            PageStyle::Link => self.next_link(response, base)?.map(Position::Url),
+            PageStyle::NextUrl => pagination
+                .next
+                .as_deref()
+                .and_then(|path| lookup(answer, path))
+                .and_then(Value::as_str)
+                .filter(|next| !next.is_empty())
+                .map(|next| self.next_page_url(response, base, next))
+                .transpose()?
+                .map(Position::Url),
         })
     }
 
@@ -360,7 +381,20 @@ impl DeclaredAction {
         let Some(next) = links.into_iter().find(|link| link.has_rel("next")) else {
             return Ok(None);
         };
-        let next = response.url.join(&next.target).map_err(|error| {
+        self.next_page_url(response, base, &next.target).map(Some)
+    }
+
+    /// `target` (a URL or a path) resolved against the answer's URL, refused when it leaves
+    /// the connection's origin: its token goes with every page.
+    fn next_page_url(
+        &self,
+        response: &IntegrationResponse,
+        base: &Url,
+        target: &str,
+    ) -> Result<Url, ActionError> {
+        let display = &self.provider.display_name;
+        let operation = &self.operation;
+        let next = response.url.join(target).map_err(|error| {
             ActionError::Permanent(format!(
                 "{display} {operation} sent an invalid next page link: {error}"
             ))
@@ -373,7 +407,7 @@ impl DeclaredAction {
                 base.origin().ascii_serialization()
             )));
         }
-        Ok(Some(next))
+        Ok(next)
     }
 }
 
@@ -382,8 +416,8 @@ impl DeclaredAction {
 enum Position {
     /// The value of the pagination parameter.
     Param(Value),
-    /// The URL the `Link` header named.
-    Link(Url),
+    /// The next page's URL (the `Link` header's or the answer's).
+    Url(Url),
 }
 
 /// Replaces the value at the dotted `path` (`.` is the whole value).
@@ -427,6 +461,10 @@ impl DynAction for &'static DeclaredAction {
 
     fn check_input(&self, input: &Value) -> Result<(), ActionError> {
         self.prepared_input(input).map(drop)
+    }
+
+    fn example(&self) -> Option<&Value> {
+        self.spec.example.as_ref()
     }
 
     fn is_pure(&self) -> bool {
@@ -569,16 +607,21 @@ fn check_mapping(spec: &ActionSpec, schema: &Value) -> Result<(), String> {
     used.extend(params.map(|param| param.input.as_str()));
     if let Some(pagination) = &spec.pagination {
         used.push(&pagination.max_pages);
-        let needs_param = pagination.style != PageStyle::Link;
-        if needs_param != pagination.param.is_some() {
+        let follows_urls = matches!(pagination.style, PageStyle::Link | PageStyle::NextUrl);
+        if follows_urls == pagination.param.is_some() {
             return Err(
-                "pagination: `param` is needed exactly when the style is not `link`".into(),
+                "pagination: `param` is needed exactly when the style is not `link` or `next_url`"
+                    .into(),
             );
         }
-        if (pagination.style == PageStyle::Cursor) != pagination.next.is_some() {
-            return Err("pagination: `next` is needed exactly when the style is `cursor`".into());
+        let reads_next = matches!(pagination.style, PageStyle::Cursor | PageStyle::NextUrl);
+        if reads_next != pagination.next.is_some() {
+            return Err(
+                "pagination: `next` is needed exactly when the style is `cursor` or `next_url`"
+                    .into(),
+            );
         }
-        if pagination.param_in == ParamIn::Body && !matches!(spec.body, Some(Body::Json(_))) {
+        if pagination.param_in == ParamIn::Body && !spec.body.as_ref().is_some_and(Body::is_json) {
             return Err("pagination: `param_in: body` needs a JSON body".into());
         }
         let max_pages = &properties.get(&pagination.max_pages).ok_or_else(|| {
@@ -592,6 +635,16 @@ fn check_mapping(spec: &ActionSpec, schema: &Value) -> Result<(), String> {
                 "pagination: the `max_pages` input needs a `default` and a `maximum`".into(),
             );
         }
+    }
+    if let Some(Body::JsonValue(param)) = &spec.body
+        && properties
+            .get(&param.input)
+            .is_some_and(|property| property["type"] != "object")
+    {
+        return Err(format!(
+            "`json_value` input `{}` must be declared `type: object`",
+            param.input
+        ));
     }
     let mut seen = std::collections::BTreeSet::new();
     for name in &used {

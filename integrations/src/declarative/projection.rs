@@ -122,17 +122,33 @@ impl Projection {
 }
 
 /// The value at the dotted `path` in `value` (`.` or the empty path is `value` itself); a
-/// segment that is a number indexes a list.
+/// segment that is a number indexes a list. A key that holds dots itself (OData's
+/// `@odata.nextLink`) is one segment: the longest key present wins.
 pub fn lookup<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
     if path.is_empty() || path == "." {
         return Some(value);
     }
-    path.split('.')
-        .try_fold(value, |value, segment| match value {
-            Value::Object(fields) => fields.get(segment),
-            Value::Array(items) => items.get(segment.parse::<usize>().ok()?),
-            _ => None,
-        })
+    match value {
+        Value::Object(fields) => {
+            if let Some(found) = fields.get(path) {
+                return Some(found);
+            }
+            path.rmatch_indices('.').find_map(|(dot, _)| {
+                let inner = fields.get(&path[..dot])?;
+                lookup(inner, &path[dot + 1..])
+            })
+        }
+        Value::Array(items) => {
+            let (index, rest) = path.split_once('.').unwrap_or((path, ""));
+            let item = items.get(index.parse::<usize>().ok()?)?;
+            if rest.is_empty() {
+                Some(item)
+            } else {
+                lookup(item, rest)
+            }
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -153,6 +169,14 @@ mod tests {
         });
         assert_eq!(projection("user.login").apply(&answer), json!("octocat"));
         assert_eq!(projection("items.1.id").apply(&answer), json!(2));
+        let odata = json!({"@odata.nextLink": "https://n", "value": [{"@odata.etag": "W/1"}],
+                           "a": {"b.c": {"d": 1}}, "a.b": {"c": {"d": 2}}});
+        assert_eq!(projection("'@odata.nextLink'").apply(&odata), json!("https://n"));
+        assert_eq!(projection("value.0.@odata.etag").apply(&odata), json!("W/1"));
+        assert_eq!(projection("a.b.c.d").apply(&odata), json!(2), "the longest key wins");
+        assert_eq!(projection("a.b.c").apply(&odata), json!({"d": 2}));
+        assert_eq!(projection("a.b.c.e").apply(&odata), Value::Null);
+        assert_eq!(lookup(&json!([[1, 2]]), "0.1"), Some(&json!(2)));
         assert_eq!(projection("missing.deep").apply(&answer), Value::Null);
         let expandable = projection("[customer.id, customer]");
         assert_eq!(expandable.apply(&answer), json!("cus_1"));

@@ -49,8 +49,15 @@ pub(crate) fn parts(
             .collect()
     };
     let body = spec.body.as_ref().map(|body| {
-        let fields = present(body.params(), input, matches!(body, Body::Json(_)));
+        let fields = present(body.params(), input, body.is_json());
         match body {
+            Body::JsonValue(_) => Payload::Json(
+                fields
+                    .filter_map(|(_, value)| value.as_object())
+                    .flatten()
+                    .map(|(name, value)| (name.clone(), value.clone()))
+                    .collect(),
+            ),
             Body::Json(_) => Payload::Json(
                 fields
                     .map(|(wire, value)| (wire.to_owned(), value.clone()))
@@ -257,6 +264,16 @@ mod tests {
             Some(Payload::Json(input(
                 json!({"email": "ada@example.com", "metadata": {"plan": "pro"}})
             )))
+        );
+        let whole = parts(
+            &spec("method: PATCH\npath: /x\nbody: {json_value: metadata}\n"),
+            "https://h",
+            &values,
+        )
+        .expect("json value");
+        assert_eq!(
+            whole.body,
+            Some(Payload::Json(input(json!({"plan": "pro"}))))
         );
         let form = parts(
             &spec(

@@ -41,6 +41,10 @@ pub struct ActionSpec {
     pub output: Output,
     #[serde(default)]
     pub pagination: Option<Pagination>,
+    /// One realistic `with:`, checked against `input` when the declaration loads; the
+    /// conformance suite and the reference page use it.
+    #[serde(default)]
+    pub example: Option<Value>,
 }
 
 /// An input sent as a parameter: `name`, or `{wire_name: input}` when the provider calls
@@ -87,13 +91,22 @@ pub enum Body {
     Form(Vec<Param>),
     /// `multipart/form-data`: one text part per input (objects and lists as JSON text).
     Multipart(Vec<Param>),
+    /// `application/json`: one object input is the whole body, for an API whose body is a
+    /// map of names the caller chooses (Salesforce's record fields).
+    JsonValue(Param),
 }
 
 impl Body {
     pub fn params(&self) -> &[Param] {
         match self {
             Self::Json(params) | Self::Form(params) | Self::Multipart(params) => params,
+            Self::JsonValue(param) => std::slice::from_ref(param),
         }
+    }
+
+    /// Whether the body is a JSON object (of named inputs, or one input's).
+    pub fn is_json(&self) -> bool {
+        matches!(self, Self::Json(_) | Self::JsonValue(_))
     }
 }
 
@@ -117,8 +130,8 @@ pub struct Pagination {
     /// Where a page's items are in the answer (`.` when the answer is the list). The fields
     /// are projected from the last answer with every page's items there.
     pub items: String,
-    /// `cursor`: where the answer states the next cursor or page token (absent or empty on
-    /// the last page).
+    /// `cursor`: where the answer states the next cursor or page token; `next_url`: where it
+    /// states the next page's URL (absent, `null` or empty on the last page).
     #[serde(default)]
     pub next: Option<String>,
     /// `cursor`, `page`, `offset`: the request parameter that carries the position.
@@ -154,6 +167,10 @@ pub enum PageStyle {
     /// The `Link` header's `rel="next"` (RFC 8288), never to another origin than the
     /// connection's base URL (GitHub).
     Link,
+    /// The next page's URL in the answer, absolute (Microsoft Graph's `@odata.nextLink`) or a
+    /// path (Salesforce's `nextRecordsUrl`), resolved against the answer's URL and, like
+    /// `link`, never followed to another origin.
+    NextUrl,
     /// A page number in `param`, from `start` (default 1).
     Page,
     /// An item offset in `param`, from `start` (default 0).

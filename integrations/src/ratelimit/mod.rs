@@ -19,7 +19,7 @@
 //! | Shopify (REST) | `X-Shopify-Shop-Api-Call-Limit: 32/40` | a leaky bucket: used/capacity, leaks capacity/20 per second (2/s for 40). |
 //! | HubSpot | `X-HubSpot-RateLimit-Max`, `-Remaining`, `-Interval-Milliseconds`, `-Daily`, `-Daily-Remaining` | the interval and daily quotas are both read; the one with fewer remaining requests wins. |
 //! | Stripe | none | seed only: 100 requests/s live, 25 test. |
-//! | Declared ([`HeaderQuota`]) | OpenAI `x-ratelimit-limit-requests`, `-remaining-requests`, `-reset-requests: 6m0s` (and `-tokens`) | named in the provider's `rate_limit.header_quotas`; resets may carry units (`1h2m3.5s`, `20ms`). A quota of requests is read like `X-RateLimit-*`; one of anything else (tokens) only blocks until its reset once exhausted, and a rejection waits for it. |
+//! | Declared ([`HeaderQuota`]) | OpenAI `x-ratelimit-limit-requests`, `-remaining-requests`, `-reset-requests: 6m0s` (and `-tokens`) | named in the provider's `rate_limit.header_quotas`; resets may carry units (`1h2m3.5s`, `20ms`); one header may state `used/limit` under a key instead (Salesforce `Sforce-Limit-Info: api-usage=25/15000`). A quota of requests is read like `X-RateLimit-*`; one of anything else (tokens) only blocks until its reset once exhausted, and a rejection waits for it. |
 //!
 //! # Precedence
 //!

@@ -633,8 +633,19 @@ impl Reader<'_> {
             exhausted_until: None,
         };
         for quota in &profile.header_quotas {
-            let limit = quota.limit.as_deref().and_then(|name| self.limit(name));
-            let remaining = self.remaining(&quota.remaining);
+            let (limit, remaining) = match quota.usage.as_deref() {
+                Some(header) => match self.usage(header, quota.key.as_deref()) {
+                    Some((used, limit)) => (Some(limit), Some(limit.saturating_sub(used))),
+                    None => (None, None),
+                },
+                None => (
+                    quota.limit.as_deref().and_then(|name| self.limit(name)),
+                    quota
+                        .remaining
+                        .as_deref()
+                        .and_then(|name| self.remaining(name)),
+                ),
+            };
             let reset_at = quota
                 .reset
                 .as_deref()
@@ -663,6 +674,35 @@ impl Reader<'_> {
             }
         }
         declared
+    }
+
+    /// `(used, limit)` from header `name` stating `used/limit`, or `key=used/limit` among
+    /// comma-separated entries when `key` is given; the entry with the least left wins.
+    fn usage(&mut self, name: &str, key: Option<&str>) -> Option<(u64, u64)> {
+        let mut least: Option<(u64, u64)> = None;
+        for line in self.lines(name) {
+            for entry in line.split(',').map(str::trim) {
+                let value = match (key, entry.split_once('=')) {
+                    (Some(key), Some((entry_key, value))) if entry_key.trim() == key => value,
+                    (None, None) => entry,
+                    _ => continue,
+                };
+                let parsed = value.split_once('/').and_then(|(used, limit)| {
+                    Some((used.trim().parse::<u64>().ok()?, limit.trim().parse::<u64>().ok()?))
+                });
+                match parsed {
+                    Some((_, 0)) => self.note(name, Problem::ZeroLimit),
+                    Some((used, limit)) => {
+                        let left = limit.saturating_sub(used);
+                        if least.is_none_or(|(u, l)| left < l.saturating_sub(u)) {
+                            least = Some((used, limit));
+                        }
+                    }
+                    None => self.note(name, Problem::NotNumeric),
+                }
+            }
+        }
+        least
     }
 
     /// A reset in any form [`Self::reset`] reads, or a duration with units (`6m0s`, `20ms`,
@@ -1254,9 +1294,11 @@ mod tests {
     fn openai_like() -> ProviderProfile {
         let quota = |counts: &str| crate::ratelimit::HeaderQuota {
             limit: Some(format!("x-ratelimit-limit-{counts}")),
-            remaining: format!("x-ratelimit-remaining-{counts}"),
+            remaining: Some(format!("x-ratelimit-remaining-{counts}")),
             reset: Some(format!("x-ratelimit-reset-{counts}")),
             counts: counts.to_owned(),
+            usage: None,
+            key: None,
         };
         ProviderProfile {
             header_quotas: vec![quota("requests"), quota("tokens")],
@@ -1315,6 +1357,42 @@ mod tests {
             None,
             "not a standard family"
         );
+    }
+
+    #[test]
+    fn a_usage_header_states_used_of_limit_under_its_key() {
+        let profile = ProviderProfile {
+            header_quotas: vec![crate::ratelimit::HeaderQuota {
+                limit: None,
+                remaining: None,
+                reset: None,
+                counts: "requests".into(),
+                usage: Some("sforce-limit-info".into()),
+                key: Some("api-usage".into()),
+            }],
+            ..ProviderProfile::generic()
+        };
+        let obs = read_with(&[("sforce-limit-info", "api-usage=25/15000")], 200, &profile);
+        assert_eq!(
+            (obs.limit, obs.remaining, obs.source),
+            (Some(15000), Some(14975), Some(Provider))
+        );
+        assert!(obs.diagnostics.is_empty(), "{:?}", obs.diagnostics);
+        let other_entries = read_with(
+            &[(
+                "sforce-limit-info",
+                "per-app-api-usage=9/5000(appName=sample), api-usage=18/15000",
+            )],
+            200,
+            &profile,
+        );
+        assert_eq!(other_entries.remaining, Some(14982));
+        let spent = read_with(&[("sforce-limit-info", "api-usage=15003/15000")], 403, &profile);
+        assert_eq!(spent.remaining, Some(0));
+        assert!(spent.rejected, "a 403 with the allowance spent is a rejection");
+        let odd = read_with(&[("sforce-limit-info", "api-usage=lots")], 200, &profile);
+        assert_eq!(odd.remaining, None);
+        assert_eq!(odd.diagnostics.len(), 1, "{:?}", odd.diagnostics);
     }
 
     #[test]

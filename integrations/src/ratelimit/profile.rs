@@ -50,7 +50,15 @@ pub struct HeaderQuota {
     #[serde(default)]
     pub limit: Option<String>,
     /// What is left of it.
-    pub remaining: String,
+    #[serde(default)]
+    pub remaining: Option<String>,
+    /// A header stating the quota as `used/limit` instead, with `key` the entry's name when
+    /// it holds `name=used/limit` entries separated by commas (Salesforce's
+    /// `Sforce-Limit-Info: api-usage=25/15000`).
+    #[serde(default)]
+    pub usage: Option<String>,
+    #[serde(default)]
+    pub key: Option<String>,
     /// When it refills: delta seconds, an epoch time, or a duration with units (`6m0s`,
     /// `20ms`, as OpenAI states it).
     #[serde(default)]

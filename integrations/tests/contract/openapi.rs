@@ -1,5 +1,5 @@
-//! The extracted provider descriptions (`integrations/contract/specs/*.json`, written by
-//! `refresh.mjs`) and the check of one contract fixture against its operation.
+//! The extracted provider descriptions (`src/catalog/{provider}/contract/openapi.json`, written
+//! by `contract/refresh.mjs`) and the check of one contract fixture against its operation.
 //!
 //! OpenAPI 3.0 schema objects become JSON Schema 2020-12 (`to_json_schema`): `nullable` adds
 //! `null` (to `type` and `enum`, or as an `anyOf` branch when the schema composes others),
@@ -14,7 +14,14 @@
 //! as Stripe's `deepObject` style encodes them (a fixture may give them decoded already, and an
 //! object keyed `0`, `1`... where the schema wants an array is that array); an array or object given for a field the form
 //! schema types as a string is its JSON text (Slack's `blocks` travel as JSON in a form field,
-//! or as JSON in a JSON body, which Slack also accepts).
+//! or as JSON in a JSON body, which Slack also accepts). A query parameter of `style: form`
+//! with `explode: false` is an array written as one comma-separated value (OpenAPI 3.0
+//! "Style Values"), so it is split before validation (Microsoft Graph's `$select`).
+//!
+//! OData control information (`@odata.type`, `@odata.etag`...) is never required: an OData
+//! payload states `@odata.type` only when the type cannot be inferred (OData JSON Format 4.01,
+//! section 4.5.3), but descriptions generated from OData metadata (Microsoft Graph's) list it
+//! as required on every type.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -301,7 +308,20 @@ impl Spec {
             let pointer = format!("/request/query/{}", escape_pointer(name));
             match find_parameter(parameters, "query", name) {
                 Some(parameter) => {
-                    let value = self.coerce(value, &parameter["schema"]);
+                    let value = match value {
+                        Value::String(text)
+                            if parameter["explode"] == false
+                                && self.types_of(&parameter["schema"]).contains("array") =>
+                        {
+                            Value::Array(
+                                text.split(',')
+                                    .map(|item| Value::String(item.to_owned()))
+                                    .collect(),
+                            )
+                        }
+                        other => other.clone(),
+                    };
+                    let value = self.coerce(&value, &parameter["schema"]);
                     violations.extend(self.validate(&parameter["schema"], &value, &pointer));
                 }
                 None => violations.push(violation(
@@ -510,6 +530,15 @@ pub fn to_json_schema(schema: &Value) -> Value {
                     .collect(),
             ),
             "items" | "additionalProperties" | "not" => to_json_schema(value),
+            "required" => Value::Array(
+                value
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|name| name.as_str().is_none_or(|name| !name.starts_with("@odata.")))
+                    .cloned()
+                    .collect(),
+            ),
             "allOf" | "anyOf" | "oneOf" => Value::Array(
                 value
                     .as_array()
