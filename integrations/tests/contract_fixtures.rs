@@ -122,7 +122,7 @@ async fn every_action_sends_its_fixture_request_and_accepts_its_response() {
 }
 
 /// The fixture's `operation` is `METHOD /template` whose method is the request's and whose
-/// template matches the request's path segment by segment (`{name}` matches any segment).
+/// template matches the request's path segment by segment ([`fits`]).
 fn check_operation(action: &str, fixture: &Fixture) {
     let (method, template) = fixture.operation.split_once(' ').unwrap_or_else(|| {
         panic!(
@@ -134,15 +134,26 @@ fn check_operation(action: &str, fixture: &Fixture) {
     let template: Vec<&str> = template.split('/').collect();
     let concrete: Vec<&str> = fixture.request.path.split('/').collect();
     let matches = template.len() == concrete.len()
-        && template.iter().zip(&concrete).all(|(expected, actual)| {
-            (expected.starts_with('{') && expected.ends_with('}') && !actual.is_empty())
-                || expected == actual
-        });
+        && template
+            .iter()
+            .zip(&concrete)
+            .all(|(expected, actual)| fits(expected, actual));
     assert!(
         matches,
         "{action}: path `{}` does not match `{}`",
         fixture.request.path, fixture.operation
     );
+}
+
+/// Whether a path segment fits a template segment: literally, or `{name}` and a literal
+/// suffix (Google's `{range}:append`) around a non-empty value.
+fn fits(template: &str, actual: &str) -> bool {
+    match template.strip_prefix('{').and_then(|rest| rest.split_once('}')) {
+        Some((_, suffix)) => actual
+            .strip_suffix(suffix)
+            .is_some_and(|value| !value.is_empty()),
+        None => template == actual,
+    }
 }
 
 /// The request as a fixture states it: query and form bodies decoded, JSON bodies parsed.

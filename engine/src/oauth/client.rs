@@ -227,9 +227,16 @@ pub fn app_client(
     Ok(client)
 }
 
-/// The scopes of an authorization request, joined as the provider expects.
+/// The scopes of an authorization request (the app's, else the provider's declared
+/// defaults), joined as the provider expects.
 pub fn scope_parameter(integration: &str, scopes: &[String]) -> Vec<oauth2::Scope> {
-    let separator = provider(integration).map_or(" ", |spec| spec.scope_separator());
+    let spec = provider(integration);
+    let separator = spec.map_or(" ", |spec| spec.scope_separator());
+    let declared = spec.and_then(|spec| spec.oauth2.as_ref());
+    let scopes = match declared {
+        Some(oauth) if scopes.is_empty() => oauth.scopes.as_slice(),
+        _ => scopes,
+    };
     if scopes.is_empty() {
         Vec::new()
     } else if separator == " " {
