@@ -245,3 +245,34 @@ pub fn scope_parameter(integration: &str, scopes: &[String]) -> Vec<oauth2::Scop
         vec![oauth2::Scope::new(scopes.join(separator))]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scopes(integration: &str, app: &[&str]) -> Vec<String> {
+        let app: Vec<String> = app.iter().map(|scope| (*scope).to_owned()).collect();
+        scope_parameter(integration, &app)
+            .into_iter()
+            .map(|scope| scope.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn an_app_without_scopes_asks_for_the_declared_ones() {
+        assert_eq!(
+            scopes("gmail", &[]),
+            [
+                "https://www.googleapis.com/auth/gmail.send",
+                "https://www.googleapis.com/auth/gmail.readonly"
+            ]
+        );
+        assert_eq!(
+            scopes("gmail", &["https://www.googleapis.com/auth/gmail.send"]),
+            ["https://www.googleapis.com/auth/gmail.send"],
+            "the app's scopes replace the declared ones"
+        );
+        assert_eq!(scopes("slack", &["chat:write", "channels:read"]), ["chat:write,channels:read"]);
+        assert!(scopes("generic", &[]).is_empty());
+    }
+}

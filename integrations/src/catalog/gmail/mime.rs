@@ -25,7 +25,12 @@ impl Mailbox {
             allow_display_text: true,
             ..Options::default()
         };
-        let parsed = EmailAddress::parse_with_options(text, options)
+        // `<ada@example.com>`: an address in brackets without a name.
+        let bare = text
+            .strip_prefix('<')
+            .and_then(|rest| rest.strip_suffix('>'))
+            .unwrap_or(text);
+        let parsed = EmailAddress::parse_with_options(bare, options)
             .map_err(|error| format!("`{field}`: `{text}` is not an email address: {error}"))?;
         let address = parsed.email().to_owned();
         if !address.is_ascii() {
