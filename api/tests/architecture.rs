@@ -336,8 +336,9 @@ fn names_provider(line: &str, name: &str) -> bool {
     }) || line.trim_start().starts_with(&format!("{name}: {{"))
 }
 
-/// A provider is its folder (`integrations/src/catalog/{name}/`: `provider.yaml` and its
-/// actions) and one registration line: everything else derives from the declaration.
+/// A provider is its folder (`integrations/src/catalog/{name}/`: `provider.yaml`, its actions,
+/// their tests and contract fixtures) and one registration line: everything else derives from
+/// the declaration, and the test harnesses find the folders.
 #[test]
 fn adding_a_provider_touches_its_folder_and_one_registration_line() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -395,6 +396,83 @@ fn adding_a_provider_touches_its_folder_and_one_registration_line() {
             }
         }
     }
+
+    let actions: Vec<&str> = stepwise_integrations::Registry::builtin()
+        .iter()
+        .map(|action| action.name())
+        .filter(|action| {
+            action
+                .split_once('.')
+                .is_some_and(|(provider, _)| declared.contains(&provider))
+        })
+        .collect();
+    assert!(!actions.is_empty(), "the providers declare actions");
+    let mut harness_files = Vec::new();
+    for dir in ["integrations/tests", "integrations/contract"] {
+        text_files(&root.join(dir), &mut harness_files);
+    }
+    for file in harness_files {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        for action in &actions {
+            assert!(
+                !names_action(&text, action),
+                "{} names `{action}`: a provider's tests and fixtures live in its folder \
+                 (integrations/README.md, step 5)",
+                file.display()
+            );
+        }
+    }
+
+    for name in &declared {
+        let contract = catalog.join(name).join("contract");
+        let fixtures = std::fs::read_dir(&contract)
+            .map(|entries| {
+                entries
+                    .map(|entry| entry.expect("entry").path())
+                    .filter(|path| {
+                        path.extension().is_some_and(|ext| ext == "json")
+                            && !path.ends_with("openapi.json")
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        let reason = stepwise_integrations::providers::provider(name)
+            .and_then(|spec| spec.no_fixtures.as_deref())
+            .filter(|reason| !reason.trim().is_empty());
+        assert!(
+            (fixtures > 0) != reason.is_some(),
+            "catalog/{name}: contract fixtures in `contract/` ({fixtures}) or, without any, \
+             `no_fixtures:` in provider.yaml saying why ({reason:?}); not both"
+        );
+    }
+}
+
+/// Every file below `dir` but installed npm packages and lock files.
+fn text_files(dir: &Path, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("dir entry").path();
+        let name = path.file_name().unwrap_or_default();
+        if name == "node_modules" || name == "package-lock.json" {
+            continue;
+        }
+        if path.is_dir() {
+            text_files(&path, found);
+        } else {
+            found.push(path);
+        }
+    }
+}
+
+/// Whether `text` names `action` (`slack.post_message`) as a whole word.
+fn names_action(text: &str, action: &str) -> bool {
+    text.match_indices(action).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + action.len()..].chars().next();
+        let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        !word(before) && !word(after)
+    })
 }
 
 /// A provider's error answers are read by its declared envelope (`errors:` in its
@@ -413,6 +491,9 @@ fn provider_actions_read_errors_only_through_the_declared_envelope() {
             rust_files(&folder, &mut files);
         }
     }
+    // A folder's `tests.rs` is its wiremock tests (`#[cfg(test)] mod tests;`), which assert
+    // how errors are classified.
+    files.retain(|file| !file.ends_with("tests.rs"));
     assert!(!files.is_empty(), "the provider folders hold Rust files");
     for file in files {
         let text = std::fs::read_to_string(&file).expect("read source");

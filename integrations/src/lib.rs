@@ -16,7 +16,15 @@ pub mod reference;
 pub mod registry;
 pub mod runtime;
 pub mod secrets;
+/// What the provider folders' tests (`catalog/{name}/tests.rs`) share: a provider connection
+/// pointed at a stand-in, and running an action in it.
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod webhooks;
+
+// `testing` is also included by the integration tests, so it names this crate as they do.
+#[cfg(test)]
+extern crate self as stepwise_integrations;
 
 pub use action::{Action, ActionOutcome, AwaitTarget, DynAction};
 pub use connections::{ConnectionAuth, ConnectionProvider};

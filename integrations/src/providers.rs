@@ -100,6 +100,10 @@ pub struct ProviderSpec {
     /// Where `contract/refresh.mjs` finds the provider's published OpenAPI description.
     #[serde(default)]
     pub contract: Option<ContractSource>,
+    /// Why the folder holds no contract fixtures (`contract/{action}.json`), when it holds
+    /// none: a provider without actions of its own (`api/tests/architecture.rs`).
+    #[serde(default)]
+    pub no_fixtures: Option<String>,
     /// Values each connection gives (`shop`, `subdomain`, `tenant`), read as `{name}` by the
     /// base URL and the OAuth endpoints (`providers/auth.rs`).
     #[serde(default)]

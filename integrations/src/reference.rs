@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use stepwise_workflows::diagnostics::closest;
 use utoipa::ToSchema;
 
@@ -77,8 +77,9 @@ pub struct ActionReference {
     /// The JSON Schema of the step's output.
     #[schema(value_type = Value)]
     pub output_schema: Value,
-    /// A step using the action, in YAML: required inputs with placeholder values (or the
-    /// schema's examples), optional ones commented out.
+    /// A step using the action, in YAML: the inputs the action's declared example sets (else
+    /// the required ones with placeholder values or the schema's examples), the others
+    /// commented out.
     pub example: String,
 }
 
@@ -206,7 +207,12 @@ pub fn action_reference(action: &dyn DynAction) -> ActionReference {
         outputs: output.fields(),
         input_schema: action.input_schema().clone(),
         output_schema: action.output_schema().clone(),
-        example: example_step(name, needs_connection.then_some(integration), &input),
+        example: example_step(
+            name,
+            needs_connection.then_some(integration),
+            &input,
+            action.example(),
+        ),
     }
 }
 
@@ -541,6 +547,24 @@ enum Sample {
     Map(Vec<(String, Sample)>),
 }
 
+impl From<&Value> for Sample {
+    /// `value` with every object's keys in name order.
+    fn from(value: &Value) -> Self {
+        match value {
+            Value::Array(items) => Self::List(items.iter().map(Self::from).collect()),
+            Value::Object(fields) => {
+                let mut entries: Vec<(String, Sample)> = fields
+                    .iter()
+                    .map(|(key, value)| (key.clone(), Self::from(value)))
+                    .collect();
+                entries.sort_by(|(a, _), (b, _)| a.cmp(b));
+                Self::Map(entries)
+            }
+            other => Self::Json(other.clone()),
+        }
+    }
+}
+
 impl Serialize for Sample {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -558,8 +582,14 @@ impl Serialize for Sample {
 }
 
 /// A step using `action`: `id` from the action's name, `connection:` when the action's
-/// integration needs one, required inputs as values and optional ones as comments.
-fn example_step(action: &str, connection: Option<&str>, input: &SchemaDoc<'_>) -> String {
+/// integration needs one, the inputs of its declared `example` (else the required inputs) as
+/// values and the other inputs as comments.
+fn example_step(
+    action: &str,
+    connection: Option<&str>,
+    input: &SchemaDoc<'_>,
+    example: Option<&Value>,
+) -> String {
     let id = action.split_once('.').map_or(action, |(_, id)| id);
     let mut out = format!("- id: {id}\n  uses: {action}\n");
     if let Some(integration) = connection {
@@ -569,13 +599,16 @@ fn example_step(action: &str, connection: Option<&str>, input: &SchemaDoc<'_>) -
         ));
     }
     let root = input.non_null(input.root);
-    let Sample::Map(required) = input.sample(root, "value", 0) else {
-        return out;
+    let required = match example {
+        Some(Value::Object(fields)) => example_fields(root, fields),
+        _ => match input.sample(root, "value", 0) {
+            Sample::Map(required) => required,
+            _ => return out,
+        },
     };
-    let sampled = sampled_properties(root);
     let optional: Vec<(String, Sample)> = ordered_properties(root)
         .into_iter()
-        .filter(|(key, _, _)| !sampled.contains(key))
+        .filter(|(key, _, _)| !required.iter().any(|(set, _)| set == key))
         .map(|(key, property, _)| (key.to_owned(), input.sample(property, key, 1)))
         .collect();
     let with_prefix = if required.is_empty() { "  # " } else { "  " };
@@ -596,6 +629,27 @@ fn example_step(action: &str, connection: Option<&str>, input: &SchemaDoc<'_>) -
         push_entry(&mut out, comment, key, value);
     }
     out
+}
+
+/// The fields of a declared example in the order of the schema's properties (then any others
+/// by name), so a page reads as the reference table does.
+fn example_fields(schema: &Value, fields: &Map<String, Value>) -> Vec<(String, Sample)> {
+    let declared: Vec<&str> = ordered_properties(schema)
+        .into_iter()
+        .map(|(key, _, _)| key)
+        .collect();
+    let mut others: Vec<&str> = fields
+        .keys()
+        .map(String::as_str)
+        .filter(|key| !declared.contains(key))
+        .collect();
+    others.sort_unstable();
+    declared
+        .into_iter()
+        .filter(|key| fields.contains_key(*key))
+        .chain(others)
+        .map(|key| (key.to_owned(), Sample::from(&fields[key])))
+        .collect()
 }
 
 /// `key: value` in YAML, every line behind `prefix`.
@@ -767,16 +821,29 @@ mod tests {
             ("any[]", false)
         );
         assert!(action.outputs.iter().any(|f| f.path == "ts" && f.required));
-        let example = action.example;
+        // The declared example's inputs, the others commented out.
+        let example = &action.example;
         assert!(
             example.starts_with(
-                "- id: post_message\n  uses: slack.post_message\n  connection: my-slack\n  with:\n    channel: <channel>\n"
+                "- id: post_message\n  uses: slack.post_message\n  connection: my-slack\n  with:\n    \
+                 channel: \"#sales\"\n    text: \"Paid: 42 EUR\"\n    thread_ts: \"1700000000.000100\"\n"
             ),
             "{example}"
         );
-        // One of `text` and `blocks` is required (an `allOf` rule): the example sets the first.
-        assert!(example.contains("    text: <text>\n"), "{example}");
         assert!(example.contains("    # blocks:\n"), "{example}");
+        // Without one, the required inputs as placeholders; one of `text` and `blocks` is
+        // required (an `allOf` rule): the step sets the first.
+        let placeholders = example_step(
+            &action.name,
+            Some("slack"),
+            &SchemaDoc::new(&action.input_schema),
+            None,
+        );
+        assert!(
+            placeholders.contains("  with:\n    channel: <channel>\n    text: <text>\n"),
+            "{placeholders}"
+        );
+        assert!(placeholders.contains("    # blocks:\n"), "{placeholders}");
     }
 
     #[test]
@@ -796,21 +863,36 @@ mod tests {
             ("*", "any")
         );
         assert!(
-            set.example.contains("  with:\n    key: <value>\n"),
+            set.example
+                .contains("  with:\n    customer_id: 42\n    tags:\n    - vip\n"),
             "{}",
             set.example
         );
-        // `oneOf` of required fields: the example sets the first.
+        let without_example = |action: &ActionReference| {
+            example_step(
+                &action.name,
+                None,
+                &SchemaDoc::new(&action.input_schema),
+                None,
+            )
+        };
+        let placeholders = without_example(&set);
+        assert!(
+            placeholders.contains("  with:\n    key: <value>\n"),
+            "{placeholders}"
+        );
+        // `oneOf` of required fields: a step without an example sets the first.
         let sleep = lookup(&registry, "core.sleep")
             .expect("known")
             .action
             .expect("action");
-        assert!(
-            sleep.example.contains("    duration: <duration>\n"),
-            "{}",
-            sleep.example
-        );
         assert!(sleep.example.contains("    # until: "), "{}", sleep.example);
+        let placeholders = without_example(&sleep);
+        assert!(
+            placeholders.contains("    duration: <duration>\n"),
+            "{placeholders}"
+        );
+        assert!(placeholders.contains("    # until: "), "{placeholders}");
     }
 
     #[test]

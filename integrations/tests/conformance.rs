@@ -1,176 +1,27 @@
 //! The suite every registered action passes: a description, input and output schemas that are
-//! well-formed JSON Schema documents with every input field described, and a fixture input that
-//! the action accepts. A new action without a fixture here fails `every_action_has_a_fixture`.
+//! well-formed JSON Schema documents with every input field described, and an example input
+//! (`example:` in `actions.yaml`, `Action::example` for a Rust action) that the action accepts.
+//! A new action without an example fails `every_action_has_an_accepted_example`.
 
-use std::collections::BTreeMap;
-
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use stepwise_integrations::Registry;
 
-/// One realistic `with:` per action, keyed by action name.
-fn fixtures() -> BTreeMap<&'static str, Value> {
-    BTreeMap::from([
-        (
-            "core.log",
-            json!({"message": {"order": 42}, "level": "warn"}),
-        ),
-        ("core.set", json!({"customer_id": 42, "tags": ["vip"]})),
-        ("core.fail", json!({"message": "order 42 has no lines"})),
-        ("core.sleep", json!({"duration": "1h 30m"})),
-        (
-            "core.wait_for_webhook",
-            json!({
-                "source": "github",
-                "events": ["pull_request"],
-                "match": {"body.action": "closed", "body.pull_request.number": 42},
-                "timeout": "7d",
-            }),
-        ),
-        (
-            "github.create_issue",
-            json!({
-                "owner": "acme",
-                "repo": "web",
-                "title": "Checkout fails",
-                "body": "Seen in run 42",
-                "labels": ["bug"],
-                "assignees": ["octocat"],
-            }),
-        ),
-        (
-            "github.comment",
-            json!({"owner": "acme", "repo": "web", "issue_number": 1347, "body": "Fixed in run 42"}),
-        ),
-        (
-            "github.list_issues",
-            json!({
-                "owner": "acme",
-                "repo": "web",
-                "state": "all",
-                "labels": ["bug", "ui"],
-                "per_page": 50,
-                "max_pages": 3,
-            }),
-        ),
-        (
-            "notion.append_block_children",
-            json!({
-                "block_id": "b55c9c91-384d-452b-81db-d1ef79372b75",
-                "children": [{"object": "block", "type": "paragraph",
-                              "paragraph": {"rich_text": [{"text": {"content": "Refunded order 42."}}]}}],
-            }),
-        ),
-        (
-            "notion.get_page",
-            json!({"page_id": "59833787-2cf9-4fdf-8782-e53db20768a5"}),
-        ),
-        (
-            "notion.query_database",
-            json!({
-                "database_id": "897e5a76ae524b489fdfe71f5945d1af",
-                "filter": {"property": "Status", "select": {"equals": "Reading"}},
-                "sorts": [{"property": "Due", "direction": "ascending"}],
-                "page_size": 50,
-                "max_pages": 3,
-            }),
-        ),
-        (
-            "openai.create_chat_completion",
-            json!({
-                "model": "gpt-4o-mini",
-                "messages": [
-                    {"role": "system", "content": "Sort tickets into billing, bug or other."},
-                    {"role": "user", "content": "I was charged twice for order 42."},
-                ],
-                "temperature": 0,
-                "max_tokens": 5,
-            }),
-        ),
-        (
-            "openai.create_embeddings",
-            json!({"model": "text-embedding-3-small", "input": ["Refund for order 42"]}),
-        ),
-        ("openai.list_models", json!({})),
-        (
-            "slack.list_channels",
-            json!({
-                "types": ["public_channel", "private_channel"],
-                "exclude_archived": true,
-                "limit": 100,
-                "max_pages": 5,
-            }),
-        ),
-        (
-            "slack.post_message",
-            json!({"channel": "#sales", "text": "Paid: 42 EUR", "thread_ts": "1700000000.000100"}),
-        ),
-        (
-            "slack.update_message",
-            json!({"channel": "C024BE91L", "ts": "1700000000.000100", "text": "Refunded: 42 EUR"}),
-        ),
-        (
-            "stripe.create_customer",
-            json!({
-                "email": "ada@example.com",
-                "name": "Ada Lovelace",
-                "metadata": {"plan": "pro"},
-            }),
-        ),
-        (
-            "stripe.create_refund",
-            json!({
-                "payment_intent": "pi_3MtwBwLkdIwHu7ix28a3tqPa",
-                "amount": 1500,
-                "reason": "requested_by_customer",
-                "metadata": {"order": "42"},
-            }),
-        ),
-        (
-            "stripe.get_payment_intent",
-            json!({"id": "pi_3MtwBwLkdIwHu7ix28a3tqPa"}),
-        ),
-        (
-            "http.request",
-            json!({
-                "method": "POST",
-                "url": "https://api.example.com/orders",
-                "headers": {"Authorization": "Bearer secret"},
-                "query": {"page": 2, "expand": true, "q": "open"},
-                "json": {"id": 42},
-                "timeout": "10s",
-                "fail_on_status": false,
-            }),
-        ),
-        (
-            "workflow.run",
-            json!({"workflow": "refund", "input": {"order": 42}, "timeout": "10m"}),
-        ),
-    ])
-}
-
 #[test]
-fn every_action_has_a_fixture() {
+fn every_action_has_an_accepted_example() {
     let registry = Registry::builtin();
-    let registered: Vec<&str> = registry.iter().map(|action| action.name()).collect();
-    let fixtures = fixtures();
-    let with_fixture: Vec<&str> = fixtures.keys().copied().collect();
-    assert_eq!(
-        registered, with_fixture,
-        "every registered action needs exactly one fixture in tests/conformance.rs"
-    );
-}
-
-#[test]
-fn fixtures_are_accepted() {
-    let registry = Registry::builtin();
-    for (name, fixture) in fixtures() {
-        let action = registry
-            .get(name)
-            .expect("fixture names a registered action");
-        if let Err(error) = action.check_input(&fixture) {
-            panic!("{name}: fixture rejected: {error}");
+    let mut problems = Vec::new();
+    for action in registry.iter() {
+        let name = action.name();
+        match action.example() {
+            None => problems.push(format!("{name}: no example")),
+            Some(example) => {
+                if let Err(error) = action.check_input(example) {
+                    problems.push(format!("{name}: example rejected: {error}"));
+                }
+            }
         }
     }
+    assert!(problems.is_empty(), "{problems:#?}");
 }
 
 #[test]

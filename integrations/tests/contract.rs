@@ -1,8 +1,8 @@
 //! Contract tests: every provider action's request and response fixture
-//! (`tests/fixtures/contract/{provider}/{action}.json`) is validated against the provider's
-//! published OpenAPI description, reduced to the operations the actions call
-//! (`contract/specs/{provider}.json`, written by `contract/refresh.mjs`). A fixture that
-//! drifts from the real API fails here.
+//! (`src/catalog/{provider}/contract/{action}.json`) is validated against the provider's
+//! published OpenAPI description, reduced to the operations the actions call (the folder's
+//! `contract/openapi.json`, written by `contract/refresh.mjs`). A fixture that drifts from the
+//! real API fails here.
 
 #[path = "contract/openapi.rs"]
 mod openapi;
@@ -16,32 +16,42 @@ use openapi::{Fixture, Spec, decode_brackets, to_json_schema};
 use serde_json::{Value, json};
 use stepwise_integrations::Registry;
 
+/// The extract of a provider's published description, beside its fixtures; not a fixture.
+const EXTRACT: &str = "openapi.json";
+
 fn crate_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The `contract/` folder of every provider whose declaration names a published description
+/// (`contract:`), as (provider, folder).
+fn contract_dirs() -> Vec<(String, PathBuf)> {
+    stepwise_integrations::providers::providers()
+        .iter()
+        .filter(|spec| spec.contract.is_some())
+        .map(|spec| {
+            let dir = crate_dir().join(format!("src/catalog/{}/contract", spec.name));
+            (spec.name.clone(), dir)
+        })
+        .collect()
 }
 
 /// The extracted descriptions, keyed by provider; loaded once, so every test shares their
 /// compiled validators.
 fn specs() -> &'static BTreeMap<String, Spec> {
     static SPECS: LazyLock<BTreeMap<String, Spec>> = LazyLock::new(|| {
-        let dir = crate_dir().join("contract/specs");
-        let mut specs = BTreeMap::new();
-        let entries =
-            std::fs::read_dir(&dir).unwrap_or_else(|error| panic!("{}: {error}", dir.display()));
-        for entry in entries {
-            let path = entry.expect("a directory entry").path();
-            if path
-                .extension()
-                .is_some_and(|extension| extension == "json")
-            {
+        let specs: BTreeMap<String, Spec> = contract_dirs()
+            .into_iter()
+            .map(|(_, dir)| dir.join(EXTRACT))
+            .filter(|path| path.is_file())
+            .map(|path| {
                 let spec = Spec::load(&path);
-                specs.insert(spec.provider.clone(), spec);
-            }
-        }
+                (spec.provider.clone(), spec)
+            })
+            .collect();
         assert!(
             !specs.is_empty(),
-            "no extracted descriptions in {}",
-            dir.display()
+            "no extracted descriptions in src/catalog/*/contract/{EXTRACT}"
         );
         specs
     });
@@ -52,31 +62,25 @@ fn fixture_path(action: &str) -> PathBuf {
     let (provider, verb) = action
         .split_once('.')
         .expect("actions are `provider.action`");
-    crate_dir().join(format!("tests/fixtures/contract/{provider}/{verb}.json"))
+    crate_dir().join(format!("src/catalog/{provider}/contract/{verb}.json"))
 }
 
 /// Every fixture file on disk, as (action name, path).
 fn fixture_files() -> Vec<(String, PathBuf)> {
-    let root = crate_dir().join("tests/fixtures/contract");
     let mut files = Vec::new();
-    for provider in
-        std::fs::read_dir(&root).unwrap_or_else(|error| panic!("{}: {error}", root.display()))
-    {
-        let provider = provider.expect("a directory entry").path();
-        let provider_name = provider
-            .file_name()
-            .and_then(|name| name.to_str())
-            .unwrap_or_default()
-            .to_owned();
-        for file in std::fs::read_dir(&provider)
-            .unwrap_or_else(|error| panic!("{}: {error}", provider.display()))
+    for (provider, dir) in contract_dirs() {
+        for file in
+            std::fs::read_dir(&dir).unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
         {
             let path = file.expect("a directory entry").path();
+            if path.file_name().is_some_and(|name| name == EXTRACT) {
+                continue;
+            }
             let verb = path
                 .file_stem()
                 .and_then(|stem| stem.to_str())
                 .unwrap_or_default();
-            files.push((format!("{provider_name}.{verb}"), path));
+            files.push((format!("{provider}.{verb}"), path));
         }
     }
     files.sort();
@@ -236,194 +240,252 @@ fn tampered(mut fixture: Value, pointer: &str, value: Option<Value>) -> Value {
 #[test]
 fn a_tampered_fixture_is_rejected_with_its_name_and_pointer() {
     let specs = specs();
-    // (action, pointer, new value or removal, the pointer the problem names, words it says)
-    let cases: [(&str, &str, Option<Value>, &str, &str); 13] = [
+    for (action, path) in fixture_files() {
+        let original = read_json(&path);
+        let method = original["request"]["method"].as_str().unwrap_or_default();
+        let other_method = if method == "PUT" { "PATCH" } else { "PUT" };
+        let request_path = original["request"]["path"].as_str().unwrap_or_default();
+        let name = relative(&path);
+        for (pointer, value, says) in [
+            (
+                "/request/method",
+                json!(other_method),
+                "but the operation is",
+            ),
+            (
+                "/request/path",
+                json!(format!("{request_path}/more")),
+                "does not match",
+            ),
+        ] {
+            let variant = tampered(original.clone(), pointer, Some(value));
+            let problems = check_fixture(specs, &action, &path, &variant);
+            let expected = format!("{name}#{pointer}:");
+            assert!(
+                problems
+                    .iter()
+                    .any(|problem| problem.starts_with(&expected) && problem.contains(says)),
+                "{action}: tampering {pointer} should report `{expected} ... {says}`, got {problems:#?}"
+            );
+        }
+    }
+}
+
+/// The checker's own test description (`contract/acme.json`): the OpenAPI 3.0 features the
+/// providers' descriptions use, in a made-up API, so these tests depend on no provider.
+fn acme() -> &'static Spec {
+    static ACME: LazyLock<Spec> =
+        LazyLock::new(|| Spec::load(&crate_dir().join("tests/contract/acme.json")));
+    &ACME
+}
+
+/// A fixture of `acme()` that conforms, for each of its operations.
+fn acme_fixture(operation: &str) -> Value {
+    let issue = json!({
+        "id": 1, "number": 1347, "title": "Broken", "closed_at": null,
+        "user": {"id": 583231, "login": "octocat"},
+    });
+    let (path, query, body, status, answer) = match operation {
+        "POST /repos/{owner}/{repo}/issues" => (
+            "/repos/acme/web/issues",
+            Value::Null,
+            json!({"title": "Broken", "labels": ["bug"]}),
+            201,
+            issue,
+        ),
+        "GET /repos/{owner}/{repo}/issues" => (
+            "/repos/acme/web/issues",
+            json!({"state": "open", "per_page": "30"}),
+            Value::Null,
+            200,
+            json!([issue]),
+        ),
+        "POST /chat.postMessage" => (
+            "/chat.postMessage",
+            Value::Null,
+            json!({"channel": "C024BE91L", "text": "Paid"}),
+            200,
+            json!({"ok": true, "ts": "1700000000.000100", "message": {"text": "Paid", "ts": "1700000000.000100"}}),
+        ),
+        "POST /v1/customers" => (
+            "/v1/customers",
+            Value::Null,
+            json!({"email": "ada@example.com", "name": "Ada Lovelace", "metadata[plan]": "pro"}),
+            200,
+            json!({"id": "cus_1", "object": "customer", "email": "ada@example.com", "livemode": false}),
+        ),
+        other => panic!("no acme fixture of {other}"),
+    };
+    json!({
+        "operation": operation,
+        "input": {},
+        "request": {"method": operation.split(' ').next(), "path": path, "query": query, "body": body},
+        "response": {"status": status, "body": answer},
+    })
+}
+
+/// The problems `acme()` finds in `fixture`, each `#pointer: message`.
+fn acme_problems(fixture: Value) -> Vec<String> {
+    let fixture: Fixture = serde_json::from_value(fixture).expect("a contract fixture");
+    acme()
+        .check(&fixture)
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn a_value_that_breaks_the_description_is_rejected_at_its_pointer() {
+    const ISSUE: &str = "POST /repos/{owner}/{repo}/issues";
+    const MESSAGE: &str = "POST /chat.postMessage";
+    const CUSTOMER: &str = "POST /v1/customers";
+    // (operation, pointer, new value or removal, the pointer the problem names, words it says)
+    let cases: [(&str, &str, Option<Value>, &str, &str); 12] = [
         (
-            "github.create_issue",
+            ISSUE,
             "/response/body/number",
             None,
             "#/response/body:",
             "\"number\" is a required property",
         ),
         (
-            "github.create_issue",
+            ISSUE,
             "/response/body/user/id",
             Some(json!("583231")),
             "#/response/body/user/id:",
             "is not of type \"integer\"",
         ),
         (
-            "github.create_issue",
+            ISSUE,
             "/response/body/closed_at",
             Some(json!("yesterday")),
             "#/response/body/closed_at:",
             "is not a \"date-time\"",
         ),
         (
-            "github.create_issue",
+            ISSUE,
             "/request/body/title",
             Some(json!(true)),
             "#/request/body/title:",
             "is not valid under any of the schemas",
         ),
         (
-            "github.create_issue",
+            ISSUE,
             "/request/path",
             Some(json!("/repos/acme/issues")),
             "#/request/path:",
             "does not match `/repos/{owner}/{repo}/issues`",
         ),
         (
-            "github.create_issue",
+            ISSUE,
             "/request/method",
             Some(json!("PUT")),
             "#/request/method:",
             "the operation is POST",
         ),
         (
-            "github.create_issue",
-            "/response/status",
-            Some(json!(418)),
-            "#/response/status:",
-            "418 is not a declared response",
-        ),
-        (
-            "slack.post_message",
+            MESSAGE,
             "/response/body/ts",
             Some(json!("yesterday")),
             "#/response/body/ts:",
             "does not match",
         ),
         (
-            "slack.post_message",
+            MESSAGE,
             "/response/body/message/app_name",
             Some(json!("Stepwise")),
             "#/response/body/message:",
             "Additional properties are not allowed",
         ),
         (
-            "stripe.create_customer",
+            CUSTOMER,
             "/response/body/livemode",
             Some(json!("false")),
             "#/response/body/livemode:",
             "is not of type \"boolean\"",
         ),
         (
-            "stripe.create_customer",
+            CUSTOMER,
             "/request/body/balance",
             Some(json!("ten")),
             "#/request/body/balance:",
             "is not of type \"integer\"",
         ),
         (
-            "stripe.create_customer",
+            CUSTOMER,
             "/request/body/invoice_settings[footer]",
             Some(json!("x".repeat(5001))),
             "#/request/body/invoice_settings/footer:",
             "is longer than 5000 characters",
         ),
         (
-            "stripe.create_customer",
+            CUSTOMER,
             "/request/body/nickname",
             Some(json!("Ada")),
             "#/request/body:",
             "Additional properties are not allowed ('nickname' was unexpected)",
         ),
     ];
-    for (action, pointer, value, names, says) in cases {
-        let path = fixture_path(action);
-        let original = read_json(&path);
-        assert!(
-            check_fixture(specs, action, &path, &original).is_empty(),
-            "{action}: the untampered fixture must pass"
+    for (operation, pointer, value, names, says) in cases {
+        let original = acme_fixture(operation);
+        assert_eq!(
+            acme_problems(original.clone()),
+            Vec::<String>::new(),
+            "{operation}: the untampered fixture must pass"
         );
-        let problems = check_fixture(specs, action, &path, &tampered(original, pointer, value));
-        let expected = format!("{}{names}", relative(&path));
+        let problems = acme_problems(tampered(original, pointer, value));
         assert!(
             problems
                 .iter()
-                .any(|problem| problem.starts_with(&expected) && problem.contains(says)),
-            "{action}: tampering {pointer} should report `{expected} ... {says}`, got {problems:#?}"
+                .any(|problem| problem.starts_with(names) && problem.contains(says)),
+            "{operation}: tampering {pointer} should report `{names} ... {says}`, got {problems:#?}"
         );
     }
 }
 
 #[test]
 fn wire_forms_of_valid_values_are_accepted() {
-    let specs = specs();
-    // (action, pointer, a value as the wire or the fixture writer may give it)
+    const MESSAGE: &str = "POST /chat.postMessage";
+    const CUSTOMER: &str = "POST /v1/customers";
+    // (operation, pointer, a value as the wire or the fixture writer may give it)
     let cases = [
+        (CUSTOMER, "/request/body/balance", json!("-500")),
+        (CUSTOMER, "/request/body/metadata[order]", json!("42")),
+        (CUSTOMER, "/request/body/expand[]", json!("tax")),
         (
-            "stripe.create_customer",
-            "/request/body/balance",
-            json!("-500"),
-        ),
-        (
-            "stripe.create_customer",
-            "/request/body/metadata[order]",
-            json!("42"),
-        ),
-        (
-            "stripe.create_customer",
-            "/request/body/expand[]",
-            json!("tax"),
-        ),
-        (
-            "stripe.create_customer",
+            CUSTOMER,
             "/request/body/invoice_settings",
             json!({"custom_fields": {"0": {"name": "PO", "value": "42"}}}),
         ),
-        ("stripe.create_customer", "/request/body/address", json!("")),
+        (CUSTOMER, "/request/body/address", json!("")),
         (
-            "slack.post_message",
+            MESSAGE,
             "/request/body/blocks",
             json!([{"type": "section", "text": {"type": "mrkdwn", "text": "Paid"}}]),
         ),
-        (
-            "slack.post_message",
-            "/request/body/unfurl_links",
-            json!("false"),
-        ),
-        (
-            "slack.post_message",
-            "/request/body/unfurl_media",
-            json!(true),
-        ),
-        // Paths may carry the server's base path (`https://slack.com/api`).
-        (
-            "slack.post_message",
-            "/request/path",
-            json!("/api/chat.postMessage"),
-        ),
+        (MESSAGE, "/request/body/unfurl_links", json!("false")),
+        (MESSAGE, "/request/body/unfurl_media", json!(true)),
+        // Paths may carry the server's base path (`https://api.acme.test/api`).
+        (MESSAGE, "/request/path", json!("/api/chat.postMessage")),
     ];
-    for (action, pointer, value) in cases {
-        let path = fixture_path(action);
-        let variant = tampered(read_json(&path), pointer, Some(value.clone()));
-        let problems = check_fixture(specs, action, &path, &variant);
+    for (operation, pointer, value) in cases {
+        let variant = tampered(acme_fixture(operation), pointer, Some(value.clone()));
+        let problems = acme_problems(variant);
         assert!(
             problems.is_empty(),
-            "{action}: {pointer} = {value} should pass: {problems:#?}"
+            "{operation}: {pointer} = {value} should pass: {problems:#?}"
         );
     }
 }
 
 #[test]
 fn query_strings_are_coerced_to_their_parameter_types_and_checked() {
-    let github = &specs()["github"];
-    let issue = read_json(&fixture_path("github.create_issue"))["response"]["body"].clone();
-    let list_issues = |query: Value| -> Vec<String> {
-        let fixture: Fixture = serde_json::from_value(json!({
-            "operation": "GET /repos/{owner}/{repo}/issues",
-            "input": {},
-            "request": {"method": "GET", "path": "/repos/acme/web/issues", "query": query, "body": null},
-            "response": {"status": 200, "body": [issue]},
-        }))
-        .expect("a contract fixture");
-        github
-            .check(&fixture)
-            .iter()
-            .map(ToString::to_string)
-            .collect()
+    let list_issues = |query: Value| {
+        acme_problems(tampered(
+            acme_fixture("GET /repos/{owner}/{repo}/issues"),
+            "/request/query",
+            Some(query),
+        ))
     };
     assert_eq!(
         list_issues(json!({"state": "open", "labels": "bug,ui", "per_page": "30", "page": 2})),
@@ -447,24 +509,21 @@ fn query_strings_are_coerced_to_their_parameter_types_and_checked() {
 
 #[test]
 fn a_fixture_of_an_unknown_operation_or_query_is_rejected() {
-    let specs = specs();
-    let action = "github.create_issue";
-    let path = fixture_path(action);
-    let original = read_json(&path);
+    let original = acme_fixture("POST /repos/{owner}/{repo}/issues");
     let wrong_operation = tampered(
         original.clone(),
         "/operation",
         Some(json!("POST /repos/{owner}/{repo}/pulls")),
     );
-    let problems = check_fixture(specs, action, &path, &wrong_operation);
+    let problems = acme_problems(wrong_operation);
     assert!(
         problems
             .iter()
-            .any(|p| p.contains("is not an operation of the extracted github description")),
+            .any(|p| p.contains("is not an operation of the extracted acme description")),
         "{problems:#?}"
     );
     let with_query = tampered(original, "/request/query", Some(json!({"draft": "true"})));
-    let problems = check_fixture(specs, action, &path, &with_query);
+    let problems = acme_problems(with_query);
     assert!(
         problems
             .iter()

@@ -1,8 +1,8 @@
-//! Every provider action against its contract fixture (`fixtures/contract/{provider}/{action}.json`):
+//! Every provider action against its contract fixture (`src/catalog/{provider}/contract/{action}.json`):
 //! run with the fixture's `input` against a stand-in answering the fixture's `response`, the
 //! action sends exactly the fixture's `request` and succeeds. `contract.rs` checks the same
-//! files against the providers' OpenAPI descriptions, so together they tie each action to the
-//! real API.
+//! files against the providers' OpenAPI descriptions where one is published, so together they
+//! tie each action to the real API.
 
 mod support;
 
@@ -15,13 +15,13 @@ use stepwise_integrations::Registry;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-/// The providers whose declaration names a published description (`contract:`): each of
-/// their actions has a fixture.
+/// The extract of a provider's published description (`contract/refresh.mjs`), beside its
+/// fixtures; not a fixture.
+const EXTRACT: &str = "openapi.json";
+
+/// Every declared provider: each of their actions has a fixture.
 fn providers() -> impl Iterator<Item = &'static str> {
-    stepwise_integrations::providers::providers()
-        .iter()
-        .filter(|spec| spec.contract.is_some())
-        .map(|spec| spec.name.as_str())
+    stepwise_integrations::providers::provider_names()
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,17 +49,20 @@ struct FixtureResponse {
     body: Value,
 }
 
-fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/contract")
-}
-
-/// `(action name, path)` of every fixture file.
+/// `(action name, path)` of every fixture file in the providers' `contract/` folders.
 fn fixture_files() -> Vec<(String, PathBuf)> {
+    let catalog = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/catalog");
     let mut files = Vec::new();
     for provider in providers() {
-        let dir = fixtures_dir().join(provider);
+        let dir = catalog.join(provider).join("contract");
+        if !dir.is_dir() {
+            continue;
+        }
         for entry in std::fs::read_dir(&dir).unwrap_or_else(|error| panic!("{dir:?}: {error}")) {
             let path = entry.expect("directory entry").path();
+            if path.file_name().is_some_and(|name| name == EXTRACT) {
+                continue;
+            }
             assert_eq!(
                 path.extension().and_then(|ext| ext.to_str()),
                 Some("json"),

@@ -2,7 +2,7 @@
 //! use: page and offset pagination, a cursor in the JSON body with a `has_more` flag, a
 //! multipart body, an error envelope with transient and permanent codes (Google's shape), and
 //! an answer that does not fit the output schema. The provider actions' own tests
-//! (`providers.rs`, `contract_fixtures.rs`) cover the rest.
+//! (`catalog/{provider}/tests.rs`, `contract_fixtures.rs`) cover the rest.
 
 mod support;
 
@@ -260,33 +260,5 @@ async fn an_answer_that_does_not_fit_the_output_schema_fails_permanently() {
         matches!(&odd, ActionError::Permanent(message)
             if message.starts_with("Acme get thing answered oddly: /size")),
         "{odd:?}"
-    );
-}
-
-/// The workflow validator sees declared actions as it sees Rust ones: it suggests the closest
-/// name and checks `with:` against the declared schema, located, rules by their message.
-#[test]
-fn the_workflow_validator_checks_declared_actions() {
-    let source = "name: declared\nsteps:\n  - id: post\n    uses: slack.post_mesage\n    with: {channel: '#sales', text: hi}\n  \
-        - id: issue\n    uses: github.create_issue\n    with:\n      owner: acme\n      repo: web\n      titel: Broken\n  \
-        - id: refund\n    uses: stripe.create_refund\n    with: {amount: 12}\n  \
-        - id: list\n    uses: github.list_issues\n    with: {owner: acme, repo: web, per_page: 500, state: '${{ inputs.state }}'}\n";
-    let registry = stepwise_integrations::Registry::builtin();
-    let parsed = stepwise_workflows::parse_workflow("declared.yaml", source, &registry);
-    let rendered: Vec<String> = parsed
-        .diagnostics
-        .iter()
-        .map(|diagnostic| diagnostic.render("declared.yaml"))
-        .collect();
-    assert_eq!(
-        rendered,
-        [
-            "declared.yaml:4:11: WF0010 unknown action `slack.post_mesage`; did you mean `slack.post_message`?",
-            "declared.yaml:8:5: WF0011 invalid input for `github.create_issue`: `with`: \"title\" is a required property",
-            "declared.yaml:11:7: WF0011 invalid input for `github.create_issue`: `with`: Additional properties are not allowed ('titel' was unexpected)",
-            "declared.yaml:14:5: WF0011 invalid input for `stripe.create_refund`: `with`: set exactly one of `payment_intent` and `charge`",
-            "declared.yaml:17:36: WF0011 invalid input for `github.list_issues`: `with.per_page`: 500 is greater than the maximum of 100",
-        ],
-        "{rendered:#?}"
     );
 }

@@ -1,11 +1,11 @@
 //! The built-in actions. A provider is one folder, `catalog/{name}/`: its declaration
 //! (`provider.yaml`, see `crate::providers`), its declared actions (`actions.yaml`, see
-//! `crate::declarative`) and one Rust file per action that needs logic; adding a provider is
-//! that folder and its name in [`providers!`] below. Adding an action is an entry in its
-//! provider's `actions.yaml` (or a Rust file and a line in its `register`), one fixture in
-//! `tests/conformance.rs`, a wiremock test in `tests/providers.rs` and, for a provider with a
-//! `contract:` source, a contract fixture in `tests/fixtures/contract/`; `integrations/README.md`
-//! walks through it. `core`, `http` and `workflow` are built-in action families, not providers.
+//! `crate::declarative`), one Rust file per action that needs logic, its tests (`tests.rs`) and
+//! contract fixtures (`contract/`); adding a provider is that folder and its name in
+//! [`providers!`] below. Adding an action is an entry in its provider's `actions.yaml` with an
+//! `example:` (or a Rust file and a line in its `register`), a wiremock test in the folder's
+//! `tests.rs` and a contract fixture `contract/{action}.json`; `integrations/README.md` walks
+//! through it. `core`, `http` and `workflow` are built-in action families, not providers.
 
 /// The provider whose folder holds the calling module (`catalog::{provider}::...`): an
 /// action's integration is its folder's, never typed again.

@@ -84,6 +84,13 @@ impl DeclaredAction {
         let compile = |schema: &Value, what: &str| {
             jsonschema::validator_for(schema).map_err(|error| format!("{what}: {error}"))
         };
+        let input = compile(&input_schema, "input")?;
+        if let Some(example) = &spec.example
+            && let Some(error) = input.iter_errors(example).next()
+        {
+            let at = error.instance_path().as_str().to_owned();
+            return Err(format!("example{at}: {error}"));
+        }
         Ok(Self {
             provider,
             name: format!("{}.{name}", provider.name),
@@ -92,7 +99,7 @@ impl DeclaredAction {
                 .clone()
                 .unwrap_or_else(|| name.replace('_', " ")),
             method,
-            input: compile(&input_schema, "input")?,
+            input,
             output: compile(&output_schema, "output.schema")?,
             input_schema,
             output_schema,
@@ -427,6 +434,10 @@ impl DynAction for &'static DeclaredAction {
 
     fn check_input(&self, input: &Value) -> Result<(), ActionError> {
         self.prepared_input(input).map(drop)
+    }
+
+    fn example(&self) -> Option<&Value> {
+        self.spec.example.as_ref()
     }
 
     fn is_pure(&self) -> bool {

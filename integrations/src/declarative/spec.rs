@@ -41,6 +41,10 @@ pub struct ActionSpec {
     pub output: Output,
     #[serde(default)]
     pub pagination: Option<Pagination>,
+    /// One realistic `with:`, checked against `input` when the declaration loads; the
+    /// conformance suite and the reference page use it.
+    #[serde(default)]
+    pub example: Option<Value>,
 }
 
 /// An input sent as a parameter: `name`, or `{wire_name: input}` when the provider calls

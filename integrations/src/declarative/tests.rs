@@ -172,3 +172,87 @@ fn a_dotted_path_is_replaced_in_place() {
     replace(&mut list, ".", json!([1, 2]));
     assert_eq!(list, json!([1, 2]));
 }
+
+#[test]
+fn an_example_the_input_schema_refuses_does_not_load() {
+    let declaration = |example: &str| {
+        format!(
+            "description: d\nmethod: GET\npath: /things/{{id}}\nexample: {example}\n\
+             input:\n  required: [id]\n  properties:\n    id: {{type: string, description: The thing.}}\n{OUTPUT}"
+        )
+    };
+    let action = declare(&declaration("{id: t1}")).expect("declared");
+    assert_eq!(action.spec.example, Some(json!({"id": "t1"})));
+    assert_eq!(
+        declare(&declaration("{id: 3}"))
+            .expect_err("refused")
+            .as_str(),
+        "example/id: 3 is not of type \"string\""
+    );
+    assert_eq!(
+        declare(&declaration("{}")).expect_err("refused").as_str(),
+        "example: \"id\" is a required property"
+    );
+}
+
+/// The workflow validator sees declared actions as it sees Rust ones: it suggests the closest
+/// name and checks `with:` against the declared schema, located, rules by their message.
+#[test]
+fn the_workflow_validator_checks_declared_actions() {
+    let declarations = [
+        (
+            "create_thing",
+            format!(
+                "description: d\nmethod: POST\npath: /things\nbody: {{json: [title]}}\n\
+                 input:\n  required: [title]\n  properties:\n    title: {{type: string, description: t}}\n{OUTPUT}"
+            ),
+        ),
+        (
+            "refund",
+            format!(
+                "description: d\nmethod: POST\npath: /refunds\nbody: {{form: [charge, intent, amount]}}\n\
+                 input:\n  properties:\n    charge: {{type: [string, \"null\"], description: c}}\n    \
+                 intent: {{type: [string, \"null\"], description: i}}\n    amount: {{type: integer, description: a}}\n  \
+                 allOf:\n    - errorMessage: set exactly one of `charge` and `intent`\n      oneOf:\n        \
+                 - {{required: [charge], properties: {{charge: {{type: string}}}}}}\n        \
+                 - {{required: [intent], properties: {{intent: {{type: string}}}}}}\n{OUTPUT}"
+            ),
+        ),
+        (
+            "list_things",
+            format!(
+                "description: d\nmethod: GET\npath: /things\nquery: [per_page, state]\n\
+                 input:\n  properties:\n    per_page: {{type: integer, maximum: 100, description: p}}\n    \
+                 state: {{enum: [open, closed], description: s}}\n{OUTPUT}"
+            ),
+        ),
+    ];
+    let mut registry = Registry::default();
+    for (name, yaml) in declarations {
+        let spec: ActionSpec = serde_saphyr::from_str(&yaml).expect("a declaration");
+        let action = DeclaredAction::new(provider(), name, spec).expect("declared");
+        let action: &'static DeclaredAction = Box::leak(Box::new(action));
+        registry.insert(Arc::new(action));
+    }
+    let source = "name: declared\nsteps:\n  - id: create\n    uses: acme.create_thin\n    with: {title: hi}\n  \
+        - id: thing\n    uses: acme.create_thing\n    with:\n      titel: Broken\n  \
+        - id: refund\n    uses: acme.refund\n    with: {amount: 12}\n  \
+        - id: list\n    uses: acme.list_things\n    with: {per_page: 500, state: '${{ inputs.state }}'}\n";
+    let parsed = stepwise_workflows::parse_workflow("declared.yaml", source, &registry);
+    let rendered: Vec<String> = parsed
+        .diagnostics
+        .iter()
+        .map(|diagnostic| diagnostic.render("declared.yaml"))
+        .collect();
+    assert_eq!(
+        rendered,
+        [
+            "declared.yaml:4:11: WF0010 unknown action `acme.create_thin`; did you mean `acme.create_thing`?",
+            "declared.yaml:8:5: WF0011 invalid input for `acme.create_thing`: `with`: \"title\" is a required property",
+            "declared.yaml:9:7: WF0011 invalid input for `acme.create_thing`: `with`: Additional properties are not allowed ('titel' was unexpected)",
+            "declared.yaml:12:5: WF0011 invalid input for `acme.refund`: `with`: set exactly one of `charge` and `intent`",
+            "declared.yaml:15:12: WF0011 invalid input for `acme.list_things`: `with.per_page`: 500 is greater than the maximum of 100",
+        ],
+        "{rendered:#?}"
+    );
+}

@@ -1,5 +1,5 @@
-//! The extracted provider descriptions (`integrations/contract/specs/*.json`, written by
-//! `refresh.mjs`) and the check of one contract fixture against its operation.
+//! The extracted provider descriptions (`src/catalog/{provider}/contract/openapi.json`, written
+//! by `contract/refresh.mjs`) and the check of one contract fixture against its operation.
 //!
 //! OpenAPI 3.0 schema objects become JSON Schema 2020-12 (`to_json_schema`): `nullable` adds
 //! `null` (to `type` and `enum`, or as an `anyOf` branch when the schema composes others),

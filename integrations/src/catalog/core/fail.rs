@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use crate::action::{Action, ActionOutcome};
 use crate::context::ActionContext;
@@ -29,6 +30,10 @@ impl Action for Fail {
     const NAME: &'static str = "core.fail";
     const DESCRIPTION: &'static str = "Fail the step with the given message, without retrying it.";
     const PURE: bool = true;
+
+    fn example() -> Option<Value> {
+        Some(json!({"message": "order 42 has no lines"}))
+    }
 
     async fn execute(
         &self,

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::action::{Action, ActionOutcome};
 use crate::context::{ActionContext, LogLevel};
@@ -39,6 +39,10 @@ impl Action for Log {
     const NAME: &'static str = "core.log";
     const DESCRIPTION: &'static str = "Write a message to the step's log.";
     const PURE: bool = true;
+
+    fn example() -> Option<Value> {
+        Some(json!({"message": {"order": 42}, "level": "warn"}))
+    }
 
     async fn execute(
         &self,

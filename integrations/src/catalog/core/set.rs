@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::action::{Action, ActionOutcome};
 use crate::context::ActionContext;
@@ -25,6 +25,10 @@ impl Action for Set {
     const DESCRIPTION: &'static str =
         "Output the given object, so later steps can read its keys from this step's output.";
     const PURE: bool = true;
+
+    fn example() -> Option<Value> {
+        Some(json!({"customer_id": 42, "tags": ["vip"]}))
+    }
 
     async fn execute(
         &self,

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use crate::action::{Action, ActionOutcome};
 use crate::catalog::deadline_after;
@@ -45,6 +46,10 @@ impl Action for Sleep {
     const DESCRIPTION: &'static str =
         "Pause the run for a duration or until a time, without holding a worker.";
     const PURE: bool = true;
+
+    fn example() -> Option<Value> {
+        Some(json!({"duration": "1h 30m"}))
+    }
 
     async fn execute(
         &self,

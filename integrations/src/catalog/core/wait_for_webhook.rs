@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::action::{Action, ActionOutcome, AwaitTarget};
 use crate::catalog::await_within;
@@ -57,6 +57,15 @@ impl Action for WaitForWebhook {
     const DESCRIPTION: &'static str =
         "Pause the run until a matching webhook delivery arrives, without holding a worker.";
     const PURE: bool = true;
+
+    fn example() -> Option<Value> {
+        Some(json!({
+            "source": "github",
+            "events": ["pull_request"],
+            "match": {"body.action": "closed", "body.pull_request.number": 42},
+            "timeout": "7d",
+        }))
+    }
 
     async fn execute(
         &self,

@@ -12,3 +12,6 @@ pub(crate) fn register(registry: &mut Registry) {
     crate::declarative::register(registry, provider!());
     registry.register(send_message::SendMessage);
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE;
 use reqwest::Method;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::mime::{Body, Mailbox, Message};
 use crate::action::{Action, ActionOutcome};
@@ -159,6 +159,16 @@ impl Action for SendMessage {
     const NAME: &'static str = "gmail.send_message";
     const DESCRIPTION: &'static str =
         "Send an email from the connection's Gmail account, in plain text, HTML or both.";
+
+    fn example() -> Option<Value> {
+        Some(json!({
+            "to": "Ada Lovelace <ada@example.com>",
+            "cc": ["billing@example.com"],
+            "subject": "Order 42 refunded",
+            "text": "Hi Ada,\nyour refund of 42.50 EUR for order 42 is on its way.",
+            "html": "<p>Hi Ada,</p><p>your refund of <b>42.50 EUR</b> for order 42 is on its way.</p>",
+        }))
+    }
 
     async fn execute(
         &self,

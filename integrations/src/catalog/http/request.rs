@@ -8,7 +8,7 @@ use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Number, Value};
+use serde_json::{Number, Value, json};
 
 use super::response::read_response;
 use crate::action::{Action, ActionOutcome};
@@ -130,6 +130,18 @@ impl Action for HttpRequest {
     const NAME: &'static str = "http.request";
     const DESCRIPTION: &'static str =
         "Call an HTTP endpoint and return its status, headers and body.";
+
+    fn example() -> Option<Value> {
+        Some(json!({
+            "method": "POST",
+            "url": "https://api.example.com/orders",
+            "headers": {"Authorization": "Bearer secret"},
+            "query": {"page": 2, "expand": true, "q": "open"},
+            "json": {"id": 42},
+            "timeout": "10s",
+            "fail_on_status": false,
+        }))
+    }
 
     async fn execute(
         &self,

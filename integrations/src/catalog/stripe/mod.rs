@@ -7,3 +7,6 @@ use crate::registry::Registry;
 pub(crate) fn register(registry: &mut Registry) {
     crate::declarative::register(registry, provider!());
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::action::{Action, ActionOutcome, AwaitTarget};
 use crate::catalog::await_within;
@@ -49,6 +49,10 @@ impl Action for RunWorkflow {
     const DESCRIPTION: &'static str =
         "Run another workflow as a child of this run and wait for its outputs.";
     const PURE: bool = true;
+
+    fn example() -> Option<Value> {
+        Some(json!({"workflow": "refund", "input": {"order": 42}, "timeout": "10m"}))
+    }
 
     async fn execute(
         &self,
