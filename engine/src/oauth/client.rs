@@ -260,19 +260,22 @@ mod tests {
 
     #[test]
     fn an_app_without_scopes_asks_for_the_declared_ones() {
+        for text in [
+            "name: scopedspace\ndisplay_name: Spaces\nauth: [oauth2]\n\
+             oauth2:\n  scopes: [mail.send, mail.read]\n",
+            "name: scopedcomma\ndisplay_name: Commas\nauth: [oauth2]\n\
+             oauth2:\n  scope_separator: ','\n  scopes: ['chat:write', 'channels:read']\n",
+            "name: scopeless\ndisplay_name: None\nauth: [oauth2]\noauth2: {}\n",
+        ] {
+            stepwise_integrations::providers::register(text).expect("a valid declaration");
+        }
+        assert_eq!(scopes("scopedspace", &[]), ["mail.send", "mail.read"]);
         assert_eq!(
-            scopes("gmail", &[]),
-            [
-                "https://www.googleapis.com/auth/gmail.send",
-                "https://www.googleapis.com/auth/gmail.readonly"
-            ]
-        );
-        assert_eq!(
-            scopes("gmail", &["https://www.googleapis.com/auth/gmail.send"]),
-            ["https://www.googleapis.com/auth/gmail.send"],
+            scopes("scopedspace", &["mail.send"]),
+            ["mail.send"],
             "the app's scopes replace the declared ones"
         );
-        assert_eq!(scopes("slack", &["chat:write", "channels:read"]), ["chat:write,channels:read"]);
-        assert!(scopes("generic", &[]).is_empty());
+        assert_eq!(scopes("scopedcomma", &[]), ["chat:write,channels:read"]);
+        assert!(scopes("scopeless", &[]).is_empty());
     }
 }
