@@ -43,7 +43,7 @@ pub mod core;
 pub mod http;
 pub mod workflow;
 
-providers!(github, slack, stripe, openai, notion, generic);
+providers!(github, slack, stripe, openai, notion, shopify, generic);
 
 use std::time::Duration;
 
