@@ -43,7 +43,7 @@ pub mod core;
 pub mod http;
 pub mod workflow;
 
-providers!(github, slack, stripe, openai, notion, google_sheets, gmail, generic);
+providers!(github, slack, stripe, openai, notion, shopify, google_sheets, gmail, generic);
 
 use std::time::Duration;
 

@@ -244,11 +244,12 @@ impl Spec {
         }
         let mut violations = Vec::new();
         for (expected, actual) in expected.into_iter().zip(actual) {
-            // `{name}`, or `{name}` and a literal suffix (Google's `{range}:append`).
-            let parameter = expected
-                .strip_prefix('{')
-                .and_then(|rest| rest.split_once('}'))
-                .and_then(|(name, suffix)| Some((name, actual.strip_suffix(suffix)?)));
+            // `{name}`, with literal text around it or not (Google's `{range}:append`).
+            let parameter = expected.split_once('{').and_then(|(prefix, rest)| {
+                let (name, suffix) = rest.split_once('}')?;
+                let value = actual.strip_prefix(prefix)?.strip_suffix(suffix)?;
+                Some((name, value))
+            });
             let Some((name, value)) = parameter else {
                 if expected != actual {
                     violations.push(violation(
