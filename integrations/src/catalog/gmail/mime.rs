@@ -67,7 +67,11 @@ fn unquote(name: &str) -> String {
     let mut unquoted = String::with_capacity(inner.len());
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
-        unquoted.push(if c == '\\' { chars.next().unwrap_or(c) } else { c });
+        unquoted.push(if c == '\\' {
+            chars.next().unwrap_or(c)
+        } else {
+            c
+        });
     }
     unquoted
 }
@@ -83,7 +87,10 @@ fn phrase(name: &str) -> String {
     if !is_printable_ascii(name) || name.contains("=?") {
         return encoded_words(name);
     }
-    if name.split(' ').all(|word| !word.is_empty() && word.chars().all(is_atext)) {
+    if name
+        .split(' ')
+        .all(|word| !word.is_empty() && word.chars().all(is_atext))
+    {
         return name.to_owned();
     }
     let escaped = name.replace('\\', "\\\\").replace('"', "\\\"");
@@ -201,7 +208,10 @@ fn subject(text: &str) -> String {
 /// A `text/{subtype}` entity: its headers, a blank line and the text with CRLF line breaks
 /// (RFC 2046's canonical form) in base64 lines of 76 characters.
 fn part(subtype: &str, body: &str) -> String {
-    let canonical = body.replace("\r\n", "\n").replace('\r', "\n").replace('\n', "\r\n");
+    let canonical = body
+        .replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .replace('\n', "\r\n");
     let encoded = STANDARD.encode(canonical);
     let mut out = format!(
         "Content-Type: text/{subtype}; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"

@@ -189,7 +189,8 @@ impl Action for SendMessage {
                 &format!("{base}/gmail/v1/users/me/messages/send"),
             )?
             .json(&body);
-        let call = IntegrationCall::new(provider!(), Self::NAME, request).connection(Some(connection));
+        let call =
+            IntegrationCall::new(provider!(), Self::NAME, request).connection(Some(connection));
         let response = match ctx.send(call).await?.done_or_wait() {
             Ok(response) => response,
             Err(wait) => return Ok(wait),

@@ -115,7 +115,10 @@ async fn sends_text_and_html_as_one_base64url_mime_message() {
         ["Hi Ada,\r\nrefunded.\r\n", "<p>Hi Ada,</p><p>refunded.</p>"],
         "the text with CRLF line breaks, then the HTML"
     );
-    assert!(message.ends_with("--=_stepwise_alternative--\r\n"), "{message}");
+    assert!(
+        message.ends_with("--=_stepwise_alternative--\r\n"),
+        "{message}"
+    );
     assert!(message.lines().all(|line| line.len() <= 78), "{message}");
 }
 
@@ -373,7 +376,11 @@ async fn a_backend_error_on_send_is_retryable_but_not_repeated_within_the_call()
     .expect_err("failed");
     assert!(error.is_retryable(), "{error:?}");
     let received = server.received_requests().await.expect("recording");
-    assert_eq!(received.len(), 1, "Gmail may have sent it: the step's retry decides");
+    assert_eq!(
+        received.len(),
+        1,
+        "Gmail may have sent it: the step's retry decides"
+    );
 }
 
 /// One `messages.list` page answering the request with `token` (none for the first).
@@ -424,7 +431,10 @@ async fn lists_messages_across_pages_by_next_page_token() {
         .await
         .expect("listed");
     assert_eq!(message_ids(&output), ["m1", "m2", "m3", "m4", "m5"]);
-    assert_eq!(output["messages"][0], json!({"id": "m1", "thread_id": "t-m1"}));
+    assert_eq!(
+        output["messages"][0],
+        json!({"id": "m1", "thread_id": "t-m1"})
+    );
     assert_eq!(output["next_page_token"], Value::Null);
 }
 

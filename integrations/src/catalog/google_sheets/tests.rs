@@ -19,7 +19,10 @@ fn google_error(code: u16, status: &str, message: &str) -> Value {
 }
 
 fn rows() -> Value {
-    json!([["2024-05-01", "Order 42", 42.5, true], ["2024-05-01", "Order 43", 18, false]])
+    json!([
+        ["2024-05-01", "Order 42", 42.5, true],
+        ["2024-05-01", "Order 43", 18, false]
+    ])
 }
 
 #[tokio::test]
@@ -76,7 +79,11 @@ async fn a_sheet_name_with_spaces_and_slashes_stays_one_path_segment() {
     )
     .await
     .expect("appended");
-    assert_eq!(output["table_range"], Value::Null, "an empty sheet has no table yet");
+    assert_eq!(
+        output["table_range"],
+        Value::Null,
+        "an empty sheet has no table yet"
+    );
     assert_eq!(output["updated_range"], "'Q2/2024 Orders'!A1:B1");
 }
 
@@ -207,7 +214,11 @@ async fn an_append_is_not_repeated_after_unavailable_but_retryable() {
         }
     );
     let received = server.received_requests().await.expect("recording");
-    assert_eq!(received.len(), 1, "Sheets may have appended: the step's retry decides");
+    assert_eq!(
+        received.len(),
+        1,
+        "Sheets may have appended: the step's retry decides"
+    );
 }
 
 #[tokio::test]
@@ -280,13 +291,15 @@ async fn permission_bad_ranges_and_missing_spreadsheets_are_permanent_with_googl
         ),
     ];
     for (spreadsheet, code, status, message, _) in cases {
-        Mock::given(path(format!("/v4/spreadsheets/{spreadsheet}/values/Nope!A1")))
-            .respond_with(
-                ResponseTemplate::new(code).set_body_json(google_error(code, status, message)),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
+        Mock::given(path(format!(
+            "/v4/spreadsheets/{spreadsheet}/values/Nope!A1"
+        )))
+        .respond_with(
+            ResponseTemplate::new(code).set_body_json(google_error(code, status, message)),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
     }
     for (spreadsheet, _, status, message, http) in cases {
         let error = run(
