@@ -35,12 +35,19 @@ function declaredProviders() {
     if (!contract) continue;
     const dir = join(catalogDir, folder, "contract");
     const actions = {};
+    const cited = [];
     for (const file of readdirSync(dir).sort()) {
       if (file === EXTRACT || !file.endsWith(".json")) continue;
       const fixture = JSON.parse(readFileSync(join(dir, file), "utf8"));
+      // A fixture citing its reference page (`source`) is of an operation the published
+      // description lacks.
+      if (fixture.source) {
+        cited.push(fixture.operation);
+        continue;
+      }
       actions[`${name}.${basename(file, ".json")}`] = fixture.operation;
     }
-    providers[name] = { package: contract.package, file: contract.file, dir, actions };
+    providers[name] = { package: contract.package, file: contract.file, dir, actions, cited };
   }
   return providers;
 }
@@ -114,6 +121,12 @@ function extract(name, provider) {
   const packageDir = dirname(require.resolve(`${provider.package}/package.json`));
   const packageVersion = JSON.parse(readFileSync(join(packageDir, "package.json"), "utf8")).version;
   const spec = JSON.parse(readFileSync(join(packageDir, provider.file), "utf8"));
+  for (const operation of provider.cited) {
+    const [method, path] = operation.split(" ");
+    if (spec.paths[path]?.[method.toLowerCase()]) {
+      throw new Error(`${name}: ${operation} is in ${provider.file}: check its fixture against it, not a cited page`);
+    }
+  }
   const operations = {};
   const refs = new Set();
   for (const [action, operation] of Object.entries(provider.actions)) {

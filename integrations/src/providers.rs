@@ -141,6 +141,10 @@ pub struct OAuth2Spec {
     /// consent`, without which it gives no refresh token).
     #[serde(default)]
     pub authorize_params: BTreeMap<String, String>,
+    /// The scopes an authorization request asks for when the OAuth app names none (Google
+    /// refuses a request without `scope`).
+    #[serde(default)]
+    pub scopes: Vec<String>,
     /// The dotted path of the object holding the token in the token answer, when it is not at
     /// the top level (Slack's user token: `authed_user`).
     #[serde(default)]

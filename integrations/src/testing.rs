@@ -13,18 +13,20 @@ use stepwise_integrations::{
 };
 use tokio_util::sync::CancellationToken;
 
-/// The bearer token of [`ProviderConnection`].
+/// The token of [`ProviderConnection`].
 pub const PROVIDER_TOKEN: &str = "xoxb-test-token";
 
 /// A connection whose OAuth app points the integration at `base_url`.
 pub struct ProviderConnection {
     pub base_url: String,
+    /// What its requests carry ([`PROVIDER_TOKEN`] as a bearer token unless a test places it).
+    pub auth: ConnectionAuth,
 }
 
 #[async_trait]
 impl ConnectionProvider for ProviderConnection {
     async fn auth(&self, _tenant: &str, _connection: &str) -> Result<ConnectionAuth, ActionError> {
-        Ok(ConnectionAuth::Bearer(SecretValue::new(PROVIDER_TOKEN)))
+        Ok(self.auth.clone())
     }
 
     async fn refresh_rejected(
@@ -49,9 +51,20 @@ impl ConnectionProvider for ProviderConnection {
 
 /// The step `provider` of `run-1` with the connection `acme`, whose API is at `base_url`.
 pub fn provider_context(base_url: &str, step: StepInvocation) -> ActionContext {
+    let bearer = ConnectionAuth::Bearer(SecretValue::new(PROVIDER_TOKEN));
+    provider_context_with(base_url, step, bearer)
+}
+
+/// [`provider_context`] with a connection whose requests carry `auth`.
+pub fn provider_context_with(
+    base_url: &str,
+    step: StepInvocation,
+    auth: ConnectionAuth,
+) -> ActionContext {
     let runtime = IntegrationRuntime::new(client(true), &MetricsRegistry::new()).expect("runtime");
     let services = ActionServices::new(runtime).with_connections(Arc::new(ProviderConnection {
         base_url: base_url.to_owned(),
+        auth,
     }));
     ActionContext::new(step, Arc::new(services), CancellationToken::new())
 }

@@ -43,7 +43,7 @@ pub mod core;
 pub mod http;
 pub mod workflow;
 
-providers!(github, slack, stripe, openai, notion, outlook, salesforce, generic);
+providers!(github, slack, stripe, openai, notion, shopify, google_sheets, gmail, outlook, salesforce, generic);
 
 use std::time::Duration;
 

@@ -251,10 +251,13 @@ impl Spec {
         }
         let mut violations = Vec::new();
         for (expected, actual) in expected.into_iter().zip(actual) {
-            let Some(name) = expected
-                .strip_prefix('{')
-                .and_then(|rest| rest.strip_suffix('}'))
-            else {
+            // `{name}`, with literal text around it or not (Google's `{range}:append`).
+            let parameter = expected.split_once('{').and_then(|(prefix, rest)| {
+                let (name, suffix) = rest.split_once('}')?;
+                let value = actual.strip_prefix(prefix)?.strip_suffix(suffix)?;
+                Some((name, value))
+            });
+            let Some((name, value)) = parameter else {
                 if expected != actual {
                     violations.push(violation(
                         POINTER,
@@ -263,7 +266,7 @@ impl Spec {
                 }
                 continue;
             };
-            let decoded = percent_decode(actual);
+            let decoded = percent_decode(value);
             if decoded.is_empty() {
                 violations.push(violation(POINTER, format!("`{{{name}}}` is empty")));
                 continue;
@@ -346,8 +349,8 @@ impl Spec {
             };
         };
         let content = &request_body["content"];
-        if let Some(json) = content.get("application/json") {
-            return self.validate(&json["schema"], body, POINTER);
+        if let Some(schema) = json_body_schema(content) {
+            return self.validate(schema, body, POINTER);
         }
         let Some(form) = content.get("application/x-www-form-urlencoded") else {
             return vec![violation(
@@ -501,6 +504,23 @@ impl Spec {
             }
         }
     }
+}
+
+/// The schema of a JSON request body: the `application/json` one, else, in a description
+/// converted from Google's Discovery format, the one schema every upload media type states
+/// (Gmail's `messages.send` lists only `message/*` types, each with the `Message` resource
+/// that its JSON body is).
+fn json_body_schema(content: &Value) -> Option<&Value> {
+    if let Some(json) = content.get("application/json") {
+        return Some(&json["schema"]);
+    }
+    let media = content.as_object()?;
+    let mut schemas = media
+        .iter()
+        .filter(|(kind, _)| *kind != "application/x-www-form-urlencoded")
+        .map(|(_, media)| &media["schema"]);
+    let first = schemas.next()?;
+    schemas.all(|schema| schema == first).then_some(first)
 }
 
 fn find_parameter<'a>(parameters: &[&'a Value], location: &str, name: &str) -> Option<&'a Value> {

@@ -229,3 +229,56 @@ async fn notion_appends_blocks_and_a_conflict_is_retryable() {
     .expect_err("conflict");
     assert!(conflict.is_retryable(), "{conflict:?}");
 }
+
+#[tokio::test]
+async fn notion_creates_a_page_in_a_database_and_a_validation_error_is_permanent() {
+    let server = MockServer::start().await;
+    let properties = json!({"Name": {"title": [{"text": {"content": "Order 42 refunded"}}]}});
+    Mock::given(method("POST"))
+        .and(path("/v1/pages"))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .and(header("notion-version", "2022-06-28"))
+        .and(body_json(json!({
+            "parent": {"database_id": "d9824bdc84454327be8b5b47500af6ce"},
+            "properties": properties,
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(notion_page("p-42")))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/pages"))
+        .and(body_json(json!({"parent": {"page_id": "b55c9c91"}, "properties": {"Status": {}}})))
+        .respond_with(ResponseTemplate::new(400).set_body_json(notion_error(
+            400,
+            "validation_error",
+            "Status is not a property that exists.",
+        )))
+        .mount(&server)
+        .await;
+    let created = run(
+        &server,
+        "notion.create_page",
+        json!({"parent": {"database_id": "d9824bdc84454327be8b5b47500af6ce"}, "properties": properties}),
+    )
+    .await
+    .expect("created");
+    assert_eq!(created["id"], "p-42");
+    assert_eq!(created["archived"], false);
+    let refused = run(
+        &server,
+        "notion.create_page",
+        json!({"parent": {"page_id": "b55c9c91"}, "properties": {"Status": {}}}),
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(
+        refused,
+        ActionError::Permanent(
+            "Notion create page answered HTTP 400 Bad Request validation_error: Status is not a \
+             property that exists."
+                .to_owned()
+        )
+    );
+    let sent = server.received_requests().await.expect("recording");
+    assert_eq!(sent.len(), 2, "a refused write is sent once");
+}
