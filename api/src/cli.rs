@@ -218,7 +218,7 @@ pub struct CreateOauthApp {
     pub integration: String,
     #[arg(long)]
     pub client_id: String,
-    /// App name, unique per tenant; defaults to the integration.
+    /// App name, unique per tenant; defaults to the integration's name with `_` written `-`.
     #[arg(long)]
     pub name: Option<String>,
     /// Requested scope; repeat for several.
@@ -303,7 +303,7 @@ pub struct CreateConnection {
     /// oauth2, api_key, bearer or basic.
     #[arg(long)]
     pub kind: String,
-    /// For oauth2: the OAuth app (default: the integration's name).
+    /// For oauth2: the OAuth app (default: the app named after the integration).
     #[arg(long)]
     pub oauth_app: Option<String>,
     /// For api_key: the header the key is sent in (default: where the provider's declaration

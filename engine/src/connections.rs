@@ -129,7 +129,7 @@ impl Engine {
                 .info
                 .oauth_app
                 .clone()
-                .unwrap_or_else(|| connection.info.integration.clone());
+                .unwrap_or_else(|| oauth_apps::default_name(&connection.info.integration));
             match oauth_apps::load(db, &self.inner.vault, tenant_id, &app_name).await {
                 Ok(app) => {
                     match oauth::revoke(self.inner.services.http(), &app, &connection).await {

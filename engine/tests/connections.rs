@@ -183,6 +183,45 @@ async fn secrets_are_sealed_and_never_listed() {
     }
 }
 
+/// An integration named with `_` gets an app named with `-` (app names are slugs), and a
+/// connection that names no app finds that one.
+#[tokio::test]
+async fn an_unnamed_app_of_an_integration_with_an_underscore_is_found_by_its_connections() {
+    for database in databases().await {
+        let h = Harness::start(&database).await;
+        let app = h
+            .engine
+            .create_oauth_app(
+                &h.tenant_id,
+                from_json(json!({"integration": "google_sheets", "client_id": "client-1",
+                                 "client_secret": "app-secret"})),
+            )
+            .await
+            .expect("create app");
+        assert_eq!(app.name, "google-sheets", "[{}]", h.label);
+        let connection = h
+            .engine
+            .create_connection(
+                &h.tenant_id,
+                from_json(json!({"name": "sheets", "integration": "google_sheets", "kind": "oauth2"})),
+            )
+            .await
+            .expect("create connection");
+        assert_eq!(connection.oauth_app.as_deref(), Some("google-sheets"), "[{}]", h.label);
+        let url = h
+            .engine
+            .authorize_connection(&h.tenant_id, "google_sheets", "sheets", REDIRECT)
+            .await
+            .expect("authorize");
+        assert!(
+            url.starts_with("https://accounts.google.com/") && url.contains("client_id=client-1"),
+            "[{}] {url}",
+            h.label
+        );
+        h.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn the_code_exchange_uses_pkce_and_basic_auth_with_encoded_credentials() {
     for database in databases().await {

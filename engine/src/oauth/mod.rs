@@ -109,7 +109,7 @@ async fn oauth_connection(
     let app_name = connection
         .oauth_app
         .clone()
-        .unwrap_or_else(|| connection.integration.clone());
+        .unwrap_or_else(|| oauth_apps::default_name(&connection.integration));
     let app = oauth_apps::load(db, vault, tenant_id, &app_name).await?;
     Ok((connection, app))
 }
@@ -237,7 +237,7 @@ pub async fn complete(
     let app_name = connection_row
         .oauth_app
         .clone()
-        .unwrap_or_else(|| connection_row.integration.clone());
+        .unwrap_or_else(|| oauth_apps::default_name(&connection_row.integration));
     let app = oauth_apps::load(db, vault, &row.tenant_id, &app_name).await?;
     let values = endpoint_values(
         &connection.info.integration,

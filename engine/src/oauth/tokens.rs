@@ -148,7 +148,7 @@ impl TokenManager {
         let connection = connections::get(&self.db, tenant_id, name).await?;
         let app = connection
             .oauth_app
-            .unwrap_or_else(|| connection.integration.clone());
+            .unwrap_or_else(|| oauth_apps::default_name(&connection.integration));
         match oauth_apps::get(&self.db, tenant_id, &app).await {
             Ok(app) => Ok(app.base_url),
             Err(EngineError::NotFound(_)) => Ok(None),
@@ -217,9 +217,9 @@ impl TokenManager {
         let app = connection
             .info
             .oauth_app
-            .as_deref()
-            .unwrap_or(&connection.info.integration);
-        let own = oauth_apps::refresh_margin_ms(&self.db, &connection.tenant_id, app).await?;
+            .clone()
+            .unwrap_or_else(|| oauth_apps::default_name(&connection.info.integration));
+        let own = oauth_apps::refresh_margin_ms(&self.db, &connection.tenant_id, &app).await?;
         Ok(own.unwrap_or_else(|| self.refresh_margin_ms.load(Ordering::Relaxed)))
     }
 
@@ -341,7 +341,7 @@ impl TokenManager {
             .info
             .oauth_app
             .clone()
-            .unwrap_or_else(|| connection.info.integration.clone());
+            .unwrap_or_else(|| oauth_apps::default_name(&connection.info.integration));
         let app = oauth_apps::load(&self.db, &self.vault, &connection.tenant_id, &app_name).await?;
         let failed = |message: String| TokenError::Failed {
             connection: connection.info.name.clone(),

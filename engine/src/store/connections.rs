@@ -431,7 +431,7 @@ pub async fn create(
             let app = new
                 .oauth_app
                 .clone()
-                .unwrap_or_else(|| new.integration.clone());
+                .unwrap_or_else(|| super::oauth_apps::default_name(&new.integration));
             super::oauth_apps::get(db, tenant_id, &app)
                 .await
                 .map_err(|error| match error {

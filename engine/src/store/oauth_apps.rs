@@ -22,6 +22,12 @@ use crate::vault::{AadContext, Vault};
 const KIND: &str = "oauth_app";
 const FIELD: &str = "client_secret";
 
+/// The OAuth app a connection uses when it names none: the one named after its integration,
+/// with `_` spelled `-` as app names are (`google_sheets` → `google-sheets`).
+pub fn default_name(integration: &str) -> String {
+    integration.replace('_', "-")
+}
+
 /// Largest accepted client secret, in bytes.
 pub const MAX_SECRET_BYTES: usize = 4096;
 
@@ -212,7 +218,10 @@ pub async fn create(
                 .join(", ")
         ))
     })?;
-    let name = new.name.clone().unwrap_or_else(|| new.integration.clone());
+    let name = new
+        .name
+        .clone()
+        .unwrap_or_else(|| default_name(&new.integration));
     validate_slug("OAuth app", &name).map_err(EngineError::InvalidInput)?;
 
     if new.client_id.trim().is_empty() {
