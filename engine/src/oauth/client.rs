@@ -227,9 +227,12 @@ pub fn app_client(
     Ok(client)
 }
 
-/// The scopes of an authorization request, joined as the provider expects.
-pub fn scope_parameter(integration: &str, scopes: &[String]) -> Vec<oauth2::Scope> {
-    let separator = provider(integration).map_or(" ", |spec| spec.scope_separator());
+/// The scopes of an authorization request (the app's, else the provider's declared ones),
+/// joined as the provider expects.
+pub fn scope_parameter(integration: &str, configured: &[String]) -> Vec<oauth2::Scope> {
+    let spec = provider(integration);
+    let separator = spec.map_or(" ", |spec| spec.scope_separator());
+    let scopes = spec.map_or(configured, |spec| spec.requested_scopes(configured));
     if scopes.is_empty() {
         Vec::new()
     } else if separator == " " {
