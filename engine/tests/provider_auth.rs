@@ -56,7 +56,8 @@ fn declare() {
             "name: fakeshop\ndisplay_name: Shopify-like\nauth: [oauth2, api_key]\n\
              params:\n  shop:\n    description: the shop's myshopify.com subdomain\n\
              api_key:\n  in: header\n  name: X-Shopify-Access-Token\n\
-             oauth2:\n  token:\n    in: header\n    name: X-Shopify-Access-Token\n\
+             oauth2:\n  scope_separator: ','\n  scopes: [read_orders, read_products]\n  \
+             token:\n    in: header\n    name: X-Shopify-Access-Token\n\
              probe:\n  method: GET\n  path: /shop.json\n  check: status\n",
             // An API key in the query string, and a version header on every call.
             "name: fakekeyquery\ndisplay_name: Key-in-query\nauth: [api_key]\n\
@@ -90,6 +91,8 @@ async fn oauth_connection(
     });
     if integration == "fakeshop" {
         app["base_url"] = json!(format!("{}/{{shop}}/admin/api/2025-01", server.uri()));
+        // An app naming no scopes asks for the declared ones.
+        app["scopes"] = json!([]);
     }
     h.engine
         .create_oauth_app(&h.tenant_id, from_json(app))
@@ -577,6 +580,10 @@ async fn the_shop_parameter_is_validated_and_its_token_goes_in_the_declared_head
             .await;
         let (url, state) = start(&h.engine, &h.tenant_id, "fakeshop").await;
         assert_eq!(url.path(), "/acme-store/admin/oauth/authorize");
+        assert_eq!(
+            query(&url, "scope").as_deref(),
+            Some("read_orders,read_products")
+        );
         h.engine
             .complete_authorization(None, &state, code("shop-code"), REDIRECT)
             .await

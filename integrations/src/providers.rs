@@ -133,6 +133,10 @@ pub struct OAuth2Spec {
     /// Joins scopes in the authorization request (Slack wants commas).
     #[serde(default = "space")]
     pub scope_separator: String,
+    /// What an authorization asks for when the OAuth app names no scopes: what the declared
+    /// actions need (Google refuses a request without `scope`).
+    #[serde(default)]
+    pub scopes: Vec<String>,
     /// Whether the authorization request carries a PKCE S256 challenge (RFC 7636); on unless
     /// the provider refuses it.
     #[serde(default = "yes")]
@@ -141,10 +145,6 @@ pub struct OAuth2Spec {
     /// consent`, without which it gives no refresh token).
     #[serde(default)]
     pub authorize_params: BTreeMap<String, String>,
-    /// The scopes an authorization request asks for when the OAuth app names none (Google
-    /// refuses a request without `scope`).
-    #[serde(default)]
-    pub scopes: Vec<String>,
     /// The dotted path of the object holding the token in the token answer, when it is not at
     /// the top level (Slack's user token: `authed_user`).
     #[serde(default)]
@@ -299,6 +299,14 @@ impl ProviderSpec {
         self.oauth2
             .as_ref()
             .map_or_else(ClientAuthMethod::default, |oauth| oauth.client_auth)
+    }
+
+    /// The scopes an authorization asks for: the OAuth app's, else the declared defaults.
+    pub fn requested_scopes<'a>(&'a self, configured: &'a [String]) -> &'a [String] {
+        match &self.oauth2 {
+            Some(oauth) if configured.is_empty() => &oauth.scopes,
+            _ => configured,
+        }
     }
 
     /// Joins scopes in the authorization request.
@@ -534,6 +542,19 @@ mod tests {
             crate::catalog::provider_of("stepwise_integrations::catalog::slack::post_message"),
             "slack"
         );
+    }
+
+    #[test]
+    fn an_app_without_scopes_asks_for_the_declared_ones() {
+        let slack = provider("slack").expect("slack");
+        assert_eq!(
+            slack.requested_scopes(&[]),
+            ["chat:write", "channels:read", "groups:read"]
+        );
+        let chosen = ["chat:write".to_owned()];
+        assert_eq!(slack.requested_scopes(&chosen), chosen);
+        let generic = provider("generic").expect("generic");
+        assert!(generic.requested_scopes(&[]).is_empty());
     }
 
     #[test]

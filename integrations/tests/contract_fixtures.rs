@@ -28,7 +28,7 @@ fn providers() -> impl Iterator<Item = &'static str> {
 #[serde(deny_unknown_fields)]
 struct Fixture {
     /// The reference page the fixture is taken from, for a provider that publishes no OpenAPI
-    /// description (no `contract:` in its declaration).
+    /// description (no `contract:` in its declaration) or an operation its description lacks.
     #[serde(default)]
     source: Option<String>,
     operation: String,

@@ -227,55 +227,17 @@ pub fn app_client(
     Ok(client)
 }
 
-/// The scopes of an authorization request (the app's, else the provider's declared
-/// defaults), joined as the provider expects.
-pub fn scope_parameter(integration: &str, scopes: &[String]) -> Vec<oauth2::Scope> {
+/// The scopes of an authorization request (the app's, else the provider's declared ones),
+/// joined as the provider expects.
+pub fn scope_parameter(integration: &str, configured: &[String]) -> Vec<oauth2::Scope> {
     let spec = provider(integration);
     let separator = spec.map_or(" ", |spec| spec.scope_separator());
-    let declared = spec.and_then(|spec| spec.oauth2.as_ref());
-    let scopes = match declared {
-        Some(oauth) if scopes.is_empty() => oauth.scopes.as_slice(),
-        _ => scopes,
-    };
+    let scopes = spec.map_or(configured, |spec| spec.requested_scopes(configured));
     if scopes.is_empty() {
         Vec::new()
     } else if separator == " " {
         scopes.iter().cloned().map(oauth2::Scope::new).collect()
     } else {
         vec![oauth2::Scope::new(scopes.join(separator))]
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn scopes(integration: &str, app: &[&str]) -> Vec<String> {
-        let app: Vec<String> = app.iter().map(|scope| (*scope).to_owned()).collect();
-        scope_parameter(integration, &app)
-            .into_iter()
-            .map(|scope| scope.to_string())
-            .collect()
-    }
-
-    #[test]
-    fn an_app_without_scopes_asks_for_the_declared_ones() {
-        for text in [
-            "name: scopedspace\ndisplay_name: Spaces\nauth: [oauth2]\n\
-             oauth2:\n  scopes: [mail.send, mail.read]\n",
-            "name: scopedcomma\ndisplay_name: Commas\nauth: [oauth2]\n\
-             oauth2:\n  scope_separator: ','\n  scopes: ['chat:write', 'channels:read']\n",
-            "name: scopeless\ndisplay_name: None\nauth: [oauth2]\noauth2: {}\n",
-        ] {
-            stepwise_integrations::providers::register(text).expect("a valid declaration");
-        }
-        assert_eq!(scopes("scopedspace", &[]), ["mail.send", "mail.read"]);
-        assert_eq!(
-            scopes("scopedspace", &["mail.send"]),
-            ["mail.send"],
-            "the app's scopes replace the declared ones"
-        );
-        assert_eq!(scopes("scopedcomma", &[]), ["chat:write,channels:read"]);
-        assert!(scopes("scopeless", &[]).is_empty());
     }
 }

@@ -256,12 +256,15 @@ pub async fn complete(
         .request_async(&endpoint)
         .await
         .map_err(|error| CallbackError::Exchange(classify(error).message().to_owned()))?;
+    let requested = provider(&app.info.integration).map_or(&app.info.scopes[..], |spec| {
+        spec.requested_scopes(&app.info.scopes)
+    });
     let tokens = new_tokens(
         &token,
         None,
         endpoint.kept(),
         &connection.credentials,
-        &app.info.scopes,
+        requested,
     );
     connections::store_tokens(db, vault, &row.tenant_id, &row.connection_id, &tokens, None).await?;
     Ok(connections::get(db, &row.tenant_id, &connection_row.name).await?)
