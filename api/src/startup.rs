@@ -26,9 +26,6 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Default largest webhook delivery body (`STEPWISE_WEBHOOK_MAX_BYTES`).
 pub const DEFAULT_WEBHOOK_MAX_BYTES: usize = 1024 * 1024;
 
-/// Seconds the HTTP server waits for in-flight requests on shutdown.
-const SHUTDOWN_TIMEOUT_SECS: u64 = 30;
-
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
@@ -180,7 +177,8 @@ impl Application {
         })
         // Signals are handled by the caller, which also has to stop the step workers.
         .disable_signals()
-        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        // In-flight requests get the same grace as in-flight steps (whole seconds for actix).
+        .shutdown_timeout(config.shutdown_grace.as_secs_f64().ceil() as u64)
         .listen(listener)
         .map_err(StartupError::Server)?
         .run();
@@ -189,6 +187,7 @@ impl Application {
             poll_interval: config.poll_interval,
             heartbeat_interval: config.heartbeat_interval,
             retention: config.retention,
+            shutdown_grace: config.shutdown_grace,
             ..RuntimeOptions::default()
         });
         Ok(Self {
@@ -222,6 +221,30 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         self.runtime.shutdown().await;
+        served
+    }
+
+    /// Serves until `signal`, then drains: the listener closes, and in-flight requests and
+    /// steps get the shutdown grace at the same time (the step workers claim nothing more
+    /// from the signal on; see [`Runtime::shutdown`]).
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let mut server = std::pin::pin!(self.server);
+        tokio::select! {
+            served = &mut server => {
+                self.runtime.shutdown().await;
+                return served;
+            }
+            () = signal => {}
+        }
+        tracing::info!(message = "Shutting down: finishing in-flight requests and steps.");
+        let (served, ()) = tokio::join!(
+            async {
+                handle.stop(true).await;
+                server.await
+            },
+            self.runtime.shutdown(),
+        );
         served
     }
 }

@@ -6,12 +6,17 @@
 //! again on their next tick; the step worker, which apalis stops on its first backend error,
 //! is restarted by a supervisor with capped exponential backoff, and its state is published
 //! ([`Engine::worker_status`]).
+//!
+//! Shutdown drains ([`Runtime::shutdown`]): nothing new is claimed, in-flight steps get
+//! [`RuntimeOptions::shutdown_grace`] to finish, and whatever is left is handed back to the
+//! queue at once instead of after missed heartbeats.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use apalis::prelude::{
     BoxDynError, Data, Event, EventListenerExt, WorkerBuilder, WorkerBuilderExt, WorkerContext,
+    WorkerError,
 };
 use apalis_core::backend::ext::BackendExt;
 use apalis_core::backend::ext::poll_strategy::Strategy;
@@ -54,6 +59,9 @@ pub struct RuntimeOptions {
     pub scheduler_interval: Option<Duration>,
     /// How long accepted webhook deliveries and cron fire rows are kept.
     pub retention: Retention,
+    /// How long [`Runtime::shutdown`] lets in-flight steps finish before handing them to
+    /// other processes.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for RuntimeOptions {
@@ -64,9 +72,14 @@ impl Default for RuntimeOptions {
             heartbeat_interval: Duration::from_secs(5),
             scheduler_interval: Some(Duration::from_millis(250)),
             retention: Retention::default(),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }
 }
+
+/// Default of [`RuntimeOptions::shutdown_grace`]: Kubernetes' default termination grace
+/// period, so a pod's in-flight steps finish before it is killed.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Whether this process' step worker is fetching tasks: [`Engine::worker_status`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -107,14 +120,87 @@ impl WorkerStatus {
 pub struct Runtime {
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    /// Stopped after the step worker has drained, so the health counts of the last steps are
+    /// written too.
+    flush_shutdown: CancellationToken,
+    flusher: JoinHandle<()>,
 }
 
 impl Runtime {
-    /// Stops fetching new tasks and waits for the running ones to finish.
+    /// Drains the process: the relay, sweeper and scheduler stop, the step worker fetches
+    /// nothing more and hands back at once the tasks it fetched but has not started, and its
+    /// in-flight steps get [`RuntimeOptions::shutdown_grace`] to finish (their successors are
+    /// not claimed here). Steps still running then are abandoned and released at once, so
+    /// another process runs them again (same idempotency key) without waiting for this one's
+    /// heartbeats to be missed. Integration health counts are written last.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         for task in self.tasks {
             let _ = task.await;
+        }
+        self.flush_shutdown.cancel();
+        let _ = self.flusher.await;
+    }
+}
+
+/// The step tasks one worker generation is executing. Once it drains, it starts no other,
+/// so every other task locked to it can be handed back.
+#[derive(Default)]
+struct InFlight(Mutex<InFlightState>);
+
+#[derive(Default)]
+struct InFlightState {
+    draining: bool,
+    /// Idempotency keys of the tasks being executed.
+    running: Vec<String>,
+}
+
+/// One task being executed; dropping it (the handler ended or was abandoned) forgets it.
+struct Running {
+    in_flight: Arc<InFlight>,
+    key: String,
+}
+
+impl InFlight {
+    fn state(&self) -> std::sync::MutexGuard<'_, InFlightState> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Registers `task` as executing, unless the worker is draining.
+    fn enter(self: &Arc<Self>, task: &StepTask) -> Option<Running> {
+        let mut state = self.state();
+        if state.draining {
+            return None;
+        }
+        let key = task.idempotency_key();
+        state.running.push(key.clone());
+        Some(Running {
+            in_flight: self.clone(),
+            key,
+        })
+    }
+
+    /// Starts no task from now on; returns the keys of those executing.
+    fn start_draining(&self) -> Vec<String> {
+        let mut state = self.state();
+        state.draining = true;
+        state.running.clone()
+    }
+
+    fn is_draining(&self) -> bool {
+        self.state().draining
+    }
+
+    fn running(&self) -> Vec<String> {
+        self.state().running.clone()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut state = self.in_flight.state();
+        if let Some(index) = state.running.iter().position(|key| *key == self.key) {
+            state.running.swap_remove(index);
         }
     }
 }
@@ -122,9 +208,17 @@ impl Runtime {
 async fn handle_step(
     task: StepTask,
     engine: Data<Arc<EngineInner>>,
+    in_flight: Data<Arc<InFlight>>,
     worker: WorkerContext,
 ) -> Result<(), BoxDynError> {
-    let stopping = || worker.is_shutting_down();
+    let Some(_running) = in_flight.enter(&task) else {
+        // Fetched as the worker began draining: hand it back rather than start it. The
+        // queue's acknowledgement that follows finds it no longer locked to this worker and
+        // changes nothing.
+        outbox::release_unstarted(&engine.db.pool, worker.name(), &in_flight.running()).await?;
+        return Ok(());
+    };
+    let stopping = || in_flight.is_draining() || worker.is_shutting_down();
     let slot = Slot {
         worker: worker.name(),
         stopping: &stopping,
@@ -143,6 +237,11 @@ impl Engine {
         // worker look dead.
         options.heartbeat_interval = options.heartbeat_interval.max(Duration::from_secs(1));
         let shutdown = CancellationToken::new();
+        let flush_shutdown = CancellationToken::new();
+        let flusher = tokio::spawn(health_flush_loop(
+            self.inner.clone(),
+            flush_shutdown.clone(),
+        ));
         let mut tasks = vec![
             tokio::spawn(relay_loop(self.inner.clone(), shutdown.clone())),
             tokio::spawn(sweeper_loop(
@@ -156,7 +255,6 @@ impl Engine {
                 options.clone(),
                 shutdown.clone(),
             )),
-            tokio::spawn(health_flush_loop(self.inner.clone(), shutdown.clone())),
         ];
         if let Some(interval) = options.scheduler_interval {
             tasks.push(tokio::spawn(scheduler_loop(
@@ -165,7 +263,12 @@ impl Engine {
                 shutdown.clone(),
             )));
         }
-        Runtime { shutdown, tasks }
+        Runtime {
+            shutdown,
+            tasks,
+            flush_shutdown,
+            flusher,
+        }
     }
 
     /// Whether this process' step worker is up; `/readyz` and the `stepwise_worker_up`
@@ -279,8 +382,8 @@ async fn release_tasks(inner: &EngineInner, workers: &[String]) -> Result<(), St
     Ok(())
 }
 
-/// One generation of the step worker: runs until shutdown (`Ok`) or until apalis stops it
-/// (`Err` with the reason).
+/// One generation of the step worker: runs until shutdown, then drains (`Ok`), or until
+/// apalis stops it (`Err` with the reason).
 async fn run_worker(
     inner: &Arc<EngineInner>,
     options: &RuntimeOptions,
@@ -301,9 +404,14 @@ async fn run_worker(
         .interval(options.poll_interval);
     let concurrency = options.concurrency.max(1);
     let heartbeat_interval = options.heartbeat_interval;
-    let stop = async move {
-        shutdown.cancelled().await;
-        Ok::<(), std::io::Error>(())
+    let in_flight = Arc::new(InFlight::default());
+    let stop_fetching = CancellationToken::new();
+    let stop = {
+        let stop_fetching = stop_fetching.clone();
+        async move {
+            stop_fetching.cancelled().await;
+            Ok::<(), std::io::Error>(())
+        }
     };
     let status = inner.clone();
     let on_event = move |_: &WorkerContext, event: &Event| {
@@ -330,6 +438,7 @@ async fn run_worker(
             let worker = WorkerBuilder::new(name)
                 .backend(storage)
                 .data(inner.clone())
+                .data(in_flight.clone())
                 .concurrency(concurrency)
                 .on_event(on_event)
                 .build(handle_step);
@@ -337,7 +446,7 @@ async fn run_worker(
             tokio::spawn(worker.run_until(stop))
         }};
     }
-    let worker = match inner.db.pool.clone() {
+    let mut worker = match inner.db.pool.clone() {
         Pool::Sqlite(pool) => spawn_on!(apalis_sqlite, SqliteStorage, &pool, strategy),
         Pool::Postgres(pool) => {
             // LISTEN/NOTIFY wakes this worker when another process enqueues.
@@ -346,10 +455,74 @@ async fn run_worker(
             spawn_on!(apalis_postgres, PostgresStorage, &pool, strategy)
         }
     };
-    match worker.await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(error) => Err(format!("the step worker panicked: {error}")),
+    tokio::select! {
+        ended = &mut worker => match ended {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(error) => Err(format!("the step worker panicked: {error}")),
+        },
+        () = shutdown.cancelled() => {
+            drain(inner, options, name, &in_flight, &stop_fetching, worker).await;
+            Ok(())
+        }
+    }
+}
+
+/// Shuts one worker generation down (see [`Runtime::shutdown`]).
+async fn drain(
+    inner: &EngineInner,
+    options: &RuntimeOptions,
+    name: &str,
+    in_flight: &InFlight,
+    stop_fetching: &CancellationToken,
+    mut worker: JoinHandle<Result<(), WorkerError>>,
+) {
+    let running = in_flight.start_draining();
+    stop_fetching.cancel();
+    match outbox::release_unstarted(&inner.db.pool, name, &running).await {
+        Ok(0) => {}
+        Ok(tasks) => {
+            tracing::info!(message = "Handed back the steps fetched but not started.", tasks)
+        }
+        Err(error) => {
+            tracing::warn!(message = "Handing back the steps fetched but not started failed.", %error)
+        }
+    }
+    tracing::info!(
+        message = "Draining: waiting for the steps in flight.",
+        steps = running.len(),
+        grace_ms = options.shutdown_grace.as_millis() as u64,
+    );
+    let deadline = tokio::time::sleep(options.shutdown_grace);
+    tokio::pin!(deadline);
+    // The queue's heartbeat stops with fetching; other processes must not take the steps in
+    // flight over while they are still executing here.
+    let mut heartbeat = tokio::time::interval(options.heartbeat_interval);
+    let finished = loop {
+        tokio::select! {
+            _ = &mut worker => break true,
+            _ = heartbeat.tick() => {
+                if let Err(error) = outbox::keep_worker_alive(&inner.db.pool, name).await {
+                    tracing::warn!(message = "Heartbeat while draining failed.", %error);
+                }
+            }
+            () = &mut deadline => break false,
+        }
+    };
+    if !finished {
+        let abandoned = in_flight.running().len();
+        // Dropping the worker drops its handlers: no abandoned step commits after this.
+        worker.abort();
+        let _ = worker.await;
+        tracing::warn!(
+            message = "Shutdown grace over; handing the steps still running to other processes.",
+            steps = abandoned,
+        );
+    }
+    // Abandoned steps, the successors they held and tasks whose acknowledgement was not
+    // written go back now, not after this worker's heartbeats are missed.
+    if let Err(error) = outbox::release_worker_tasks(&inner.db.pool, name).await {
+        tracing::warn!(message = "Handing back this worker's steps failed; other processes take them over after its missed heartbeats.", %error);
     }
 }
 

@@ -61,16 +61,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         webhook_max_bytes: args.webhook_max_bytes,
         public_url: args.public_url.clone(),
         retention: args.runtime.retention(),
+        shutdown_grace: args.runtime.shutdown_grace,
     };
     let app = Application::from_engine(engine, &metrics, &config)?;
     println!("Stepwise is listening on http://{}", app.address());
-    let handle = app.server_handle();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!(message = "Shutting down: finishing in-flight requests and steps.");
-        handle.stop(true).await;
-    });
-    app.run_until_stopped().await?;
+    app.run_until(shutdown_signal()).await?;
     tracing::info!(message = "Stopped.");
     Ok(ExitCode::SUCCESS)
 }
@@ -84,6 +79,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         poll_interval: POLL_INTERVAL,
         heartbeat_interval: args.runtime.heartbeat_interval,
         retention: args.runtime.retention(),
+        shutdown_grace: args.runtime.shutdown_grace,
         ..RuntimeOptions::default()
     });
     tracing::info!(
@@ -92,7 +88,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         concurrency = args.runtime.workers
     );
     shutdown_signal().await;
-    tracing::info!(message = "Shutting down: finishing running steps.");
+    tracing::info!(message = "Shutting down: finishing the steps in flight.");
     runtime.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -37,7 +37,7 @@ pub struct StepTask {
 }
 
 impl StepTask {
-    fn idempotency_key(&self) -> String {
+    pub(crate) fn idempotency_key(&self) -> String {
         format!("{}:{}:{}", self.run_id, self.step_id, self.dispatch)
     }
 }
@@ -335,6 +335,60 @@ pub(crate) async fn release_worker_tasks(pool: &Pool, worker: &str) -> Result<u6
     Ok(released)
 }
 
+/// Puts the tasks locked to `worker` back in the queue, except those whose idempotency keys
+/// are in `running` (steps it is executing): a draining worker hands back at once what it
+/// fetched but has not started. Returns how many.
+pub(crate) async fn release_unstarted(
+    pool: &Pool,
+    worker: &str,
+    running: &[String],
+) -> Result<u64, EngineError> {
+    let released = match pool {
+        Pool::Sqlite(pool) => sqlx::query(
+            "UPDATE Jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL \
+             WHERE lock_by = ? AND status IN ('Queued', 'Running') \
+             AND idempotency_key NOT IN (SELECT value FROM json_each(?))",
+        )
+        .bind(worker)
+        .bind(serde_json::to_string(running)?)
+        .execute(pool)
+        .await?
+        .rows_affected(),
+        Pool::Postgres(pool) => sqlx::query(
+            "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL \
+             WHERE lock_by = $1 AND status IN ('Queued', 'Running') \
+             AND NOT (idempotency_key = ANY($2))",
+        )
+        .bind(worker)
+        .bind(running)
+        .execute(pool)
+        .await?
+        .rows_affected(),
+    };
+    Ok(released)
+}
+
+/// Records that `worker` is alive, as the queue's own heartbeat does: a draining worker no
+/// longer polls the queue, whose heartbeat only beats while it polls, and its in-flight
+/// steps must not be taken over while it is still executing them.
+pub(crate) async fn keep_worker_alive(pool: &Pool, worker: &str) -> Result<(), EngineError> {
+    match pool {
+        Pool::Sqlite(pool) => {
+            sqlx::query("UPDATE Workers SET last_seen = strftime('%s', 'now') WHERE id = ?")
+                .bind(worker)
+                .execute(pool)
+                .await?
+        }
+        Pool::Postgres(pool) => {
+            sqlx::query("UPDATE apalis.workers SET last_seen = NOW() WHERE id = $1")
+                .bind(worker)
+                .execute(pool)
+                .await?
+        }
+    };
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -479,6 +533,68 @@ mod tests {
         assert_eq!(count(&db.pool).await, 3);
     }
 
+    /// A draining worker hands back the tasks locked to it that it has not started, and
+    /// keeps those it is executing.
+    async fn releases_only_unstarted_tasks(db: Database) {
+        db.migrate().await.unwrap();
+        let tasks: Vec<_> = ["running", "buffered", "other"]
+            .into_iter()
+            .map(|step| {
+                let task = StepTask {
+                    run_id: "r".into(),
+                    step_id: step.into(),
+                    dispatch: 1,
+                };
+                (task, now_ms())
+            })
+            .collect();
+        insert(&db.conn, &tasks).await.unwrap();
+        assert_eq!(relay(&db.pool).await.unwrap(), 3);
+        let lock = |key: &str, worker: &str| {
+            let (key, worker, pool) = (key.to_owned(), worker.to_owned(), db.pool.clone());
+            async move {
+                match pool {
+                    Pool::Sqlite(pool) => sqlx::query(
+                        "UPDATE Jobs SET status = 'Queued', lock_by = ? WHERE idempotency_key = ?",
+                    )
+                    .bind(worker)
+                    .bind(key)
+                    .execute(&pool)
+                    .await
+                    .map(drop)
+                    .unwrap(),
+                    Pool::Postgres(pool) => sqlx::query(
+                        "UPDATE apalis.jobs SET status = 'Queued', lock_by = $1 WHERE idempotency_key = $2",
+                    )
+                    .bind(worker)
+                    .bind(key)
+                    .execute(&pool)
+                    .await
+                    .map(drop)
+                    .unwrap(),
+                }
+            }
+        };
+        lock("r:running:1", "draining").await;
+        lock("r:buffered:1", "draining").await;
+        lock("r:other:1", "another").await;
+        let running = vec!["r:running:1".to_owned()];
+        assert_eq!(
+            release_unstarted(&db.pool, "draining", &running)
+                .await
+                .unwrap(),
+            1,
+            "only the buffered task"
+        );
+        assert_eq!(
+            release_unstarted(&db.pool, "draining", &running)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(release_worker_tasks(&db.pool, "draining").await.unwrap(), 1);
+    }
+
     async fn sqlite() -> (tempfile::TempDir, Database) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("q.db").display());
@@ -496,6 +612,17 @@ mod tests {
     async fn held_rows_on_sqlite() {
         let (_dir, db) = sqlite().await;
         held_rows_wait_for_their_worker(db).await;
+    }
+
+    #[tokio::test]
+    async fn release_unstarted_on_sqlite() {
+        let (_dir, db) = sqlite().await;
+        releases_only_unstarted_tasks(db).await;
+    }
+
+    #[tokio::test]
+    async fn release_unstarted_on_postgres() {
+        on_postgres(releases_only_unstarted_tasks).await;
     }
 
     #[tokio::test]
