@@ -125,7 +125,7 @@ impl Application {
         registry: &prometheus::Registry,
         config: &AppConfig,
     ) -> Result<Self, StartupError> {
-        let metrics = Metrics::register(registry, &engine)?;
+        let metrics = Metrics::register(registry, &engine, config.heartbeat_interval)?;
         let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
             address: config.bind,
             source,

@@ -39,6 +39,7 @@ pub use connections::{ConnectionDeleted, ConnectionTest};
 pub use engine::{Engine, RunEvent, RunObserver};
 pub use error::EngineError;
 pub use limits::DataLimits;
+pub use store::outbox::QueueStats;
 pub use runtime::{
     DEFAULT_SHUTDOWN_GRACE, MISSED_HEARTBEATS, Runtime, RuntimeOptions, WorkerState, WorkerStatus,
 };

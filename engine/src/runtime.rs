@@ -271,6 +271,15 @@ impl Engine {
         }
     }
 
+    /// The steps due and waiting for a worker, across every process, and the step worker
+    /// processes that beat within `alive_within` (the queue-depth and workers-alive metrics).
+    pub async fn queue_stats(
+        &self,
+        alive_within: Duration,
+    ) -> Result<outbox::QueueStats, crate::EngineError> {
+        outbox::queue_stats(&self.inner.db.pool, alive_within).await
+    }
+
     /// Whether this process' step worker is up; `/readyz` and the `stepwise_worker_up`
     /// metric report it.
     pub fn worker_status(&self) -> WorkerStatus {
