@@ -377,15 +377,15 @@ pub(crate) async fn keep_worker_alive(pool: &Pool, worker: &str) -> Result<(), E
             sqlx::query("UPDATE Workers SET last_seen = strftime('%s', 'now') WHERE id = ?")
                 .bind(worker)
                 .execute(pool)
-                .await?
+                .await?;
         }
         Pool::Postgres(pool) => {
             sqlx::query("UPDATE apalis.workers SET last_seen = NOW() WHERE id = $1")
                 .bind(worker)
                 .execute(pool)
-                .await?
+                .await?;
         }
-    };
+    }
     Ok(())
 }
 
@@ -655,6 +655,8 @@ mod tests {
                 }
             }
         };
+        register_worker(&db.pool, "draining", 0).await;
+        register_worker(&db.pool, "another", 0).await;
         lock("r:running:1", "draining").await;
         lock("r:buffered:1", "draining").await;
         lock("r:other:1", "another").await;
