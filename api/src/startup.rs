@@ -238,13 +238,8 @@ impl Application {
             () = signal => {}
         }
         tracing::info!(message = "Shutting down: finishing in-flight requests and steps.");
-        let (served, ()) = tokio::join!(
-            async {
-                handle.stop(true).await;
-                server.await
-            },
-            self.runtime.shutdown(),
-        );
+        // The server future must be polled for the stop to complete.
+        let (served, (), ()) = tokio::join!(server, handle.stop(true), self.runtime.shutdown());
         served
     }
 }

@@ -90,6 +90,7 @@ async fn serve(database_url: &str, args: &[&str]) -> (Process, String) {
             .expect("spawn stepwise serve"),
     );
     let base = format!("http://127.0.0.1:{port}");
+    stepwise_integrations::http::install_crypto_provider();
     let deadline = Instant::now() + Duration::from_secs(30);
     while reqwest::get(format!("{base}/healthz"))
         .await
@@ -196,8 +197,8 @@ fn workers(step: &Value) -> Vec<String> {
 
 /// The step answers 4 s after SIGTERM, within the 20 s grace: it finishes in the draining
 /// process, which exits 0 and leaves its successor to the other process. Both beat once a
-/// second, so without the drain's own heartbeats the other one would take the step over
-/// after two and call it again.
+/// second: were the draining one to stop beating, the other would take the step over after
+/// two beats and call it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_the_step_in_flight_finish_and_claims_nothing_more() {
     for database in common::databases().await {
@@ -233,7 +234,11 @@ async fn sigterm_lets_the_step_in_flight_finish_and_claims_nothing_more() {
         let run = wait_for_run(&other_base, &key, &run_id).await;
         assert_eq!(run["status"], "succeeded", "{label} {run}");
         let calls = calls(&server).await;
-        assert_eq!(calls["slow"].len(), 1, "{label} the step ran once: {calls:?}");
+        assert_eq!(
+            calls["slow"].len(),
+            1,
+            "{label} the step ran once: {calls:?}"
+        );
         assert_eq!(calls["after"].len(), 1, "{label} {calls:?}");
         let (slow, after) = (step(&run, "slow"), step(&run, "after"));
         assert_eq!(slow["attempts"], 1, "{label} {slow}");
@@ -270,8 +275,11 @@ async fn sigterm_past_the_grace_hands_the_step_over_at_once() {
             .mount(&server)
             .await;
         let key = create_tenant(&database.url);
-        let (mut draining, base) =
-            serve(&database.url, &["--shutdown-grace", "2s", "--heartbeat-interval", "5s"]).await;
+        let (mut draining, base) = serve(
+            &database.url,
+            &["--shutdown-grace", "2s", "--heartbeat-interval", "5s"],
+        )
+        .await;
         let source = format!(
             "name: drain\nsteps:\n  - id: fast\n    uses: http.request\n    with: {{ method: POST, url: \"{uri}/fast\" }}\n  - id: slow\n    needs: [fast]\n    uses: http.request\n    with: {{ method: POST, url: \"{uri}/slow\", timeout: 300s }}\n",
             uri = server.uri()
@@ -285,7 +293,10 @@ async fn sigterm_past_the_grace_hands_the_step_over_at_once() {
         let exited = Instant::now();
         let drained = exited - terminated;
         assert_eq!(status.code(), Some(0), "{label} exit status {status}");
-        assert!(drained >= GRACE, "{label} exited after {drained:?}, before the grace");
+        assert!(
+            drained >= GRACE,
+            "{label} exited after {drained:?}, before the grace"
+        );
 
         let (_other, other_base) = serve(&database.url, &["--heartbeat-interval", "5s"]).await;
         wait_for_calls(&server, "slow", 2, PROMPT * 3).await;
@@ -302,7 +313,10 @@ async fn sigterm_past_the_grace_hands_the_step_over_at_once() {
         let calls = calls(&server).await;
         assert_eq!(calls["fast"].len(), 1, "{label} {calls:?}");
         assert_eq!(calls["slow"].len(), 2, "{label} {calls:?}");
-        assert_eq!(calls["slow"][0], calls["slow"][1], "{label} the same idempotency key");
+        assert_eq!(
+            calls["slow"][0], calls["slow"][1],
+            "{label} the same idempotency key"
+        );
         database.drop_database().await;
     }
 }

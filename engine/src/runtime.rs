@@ -11,7 +11,7 @@
 //! [`RuntimeOptions::shutdown_grace`] to finish, and whatever is left is handed back to the
 //! queue at once instead of after missed heartbeats.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apalis::prelude::{
@@ -20,6 +20,7 @@ use apalis::prelude::{
 };
 use apalis_core::backend::ext::BackendExt;
 use apalis_core::backend::ext::poll_strategy::Strategy;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -145,8 +146,18 @@ impl Runtime {
 
 /// The step tasks one worker generation is executing. Once it drains, it starts no other,
 /// so every other task locked to it can be handed back.
+///
+/// The queue itself keeps running while it drains: apalis stops polling its backend when
+/// stopped or paused with tasks in flight, stranding a fetch that may hold the pool's only
+/// SQLite connection (and its heartbeat stops with it). So the handlers refuse new tasks
+/// instead, and the queue is stopped once the drain is over.
 #[derive(Default)]
-struct InFlight(Mutex<InFlightState>);
+struct InFlight {
+    state: watch::Sender<InFlightState>,
+    /// Cancelled when the drain is over: refused handlers hold their worker slot until then,
+    /// so the queue fetches nothing more meanwhile.
+    drain_over: CancellationToken,
+}
 
 #[derive(Default)]
 struct InFlightState {
@@ -162,19 +173,17 @@ struct Running {
 }
 
 impl InFlight {
-    fn state(&self) -> std::sync::MutexGuard<'_, InFlightState> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// Registers `task` as executing, unless the worker is draining.
     fn enter(self: &Arc<Self>, task: &StepTask) -> Option<Running> {
-        let mut state = self.state();
-        if state.draining {
-            return None;
-        }
         let key = task.idempotency_key();
-        state.running.push(key.clone());
-        Some(Running {
+        let entered = self.state.send_if_modified(|state| {
+            if state.draining {
+                return false;
+            }
+            state.running.push(key.clone());
+            true
+        });
+        entered.then(|| Running {
             in_flight: self.clone(),
             key,
         })
@@ -182,26 +191,39 @@ impl InFlight {
 
     /// Starts no task from now on; returns the keys of those executing.
     fn start_draining(&self) -> Vec<String> {
-        let mut state = self.state();
-        state.draining = true;
-        state.running.clone()
+        self.state.send_modify(|state| state.draining = true);
+        self.running()
+    }
+
+    /// Ends the drain: refused handlers return. Returns the keys still executing.
+    fn end_draining(&self) -> Vec<String> {
+        self.drain_over.cancel();
+        self.running()
     }
 
     fn is_draining(&self) -> bool {
-        self.state().draining
+        self.state.borrow().draining
     }
 
     fn running(&self) -> Vec<String> {
-        self.state().running.clone()
+        self.state.borrow().running.clone()
+    }
+
+    /// Resolves once no task is executing.
+    async fn idle(&self) {
+        let mut state = self.state.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = state.wait_for(|state| state.running.is_empty()).await;
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let mut state = self.in_flight.state();
-        if let Some(index) = state.running.iter().position(|key| *key == self.key) {
-            state.running.swap_remove(index);
-        }
+        self.in_flight.state.send_modify(|state| {
+            if let Some(index) = state.running.iter().position(|key| *key == self.key) {
+                state.running.swap_remove(index);
+            }
+        });
     }
 }
 
@@ -212,10 +234,12 @@ async fn handle_step(
     worker: WorkerContext,
 ) -> Result<(), BoxDynError> {
     let Some(_running) = in_flight.enter(&task) else {
-        // Fetched as the worker began draining: hand it back rather than start it. The
-        // queue's acknowledgement that follows finds it no longer locked to this worker and
-        // changes nothing.
+        // Fetched while the worker drains: hand it back (with anything else fetched and not
+        // started) rather than start it, and keep this slot until the drain is over so the
+        // queue fetches nothing more. The acknowledgement that follows finds the task no
+        // longer locked to this worker and changes nothing.
         outbox::release_unstarted(&engine.db.pool, worker.name(), &in_flight.running()).await?;
+        in_flight.drain_over.cancelled().await;
         return Ok(());
     };
     let stopping = || in_flight.is_draining() || worker.is_shutting_down();
@@ -486,12 +510,15 @@ async fn drain(
     stop_fetching: &CancellationToken,
     mut worker: JoinHandle<Result<(), WorkerError>>,
 ) {
+    let deadline = tokio::time::Instant::now() + options.shutdown_grace;
     let running = in_flight.start_draining();
-    stop_fetching.cancel();
     match outbox::release_unstarted(&inner.db.pool, name, &running).await {
         Ok(0) => {}
         Ok(tasks) => {
-            tracing::info!(message = "Handed back the steps fetched but not started.", tasks)
+            tracing::info!(
+                message = "Handed back the steps fetched but not started.",
+                tasks
+            )
         }
         Err(error) => {
             tracing::warn!(message = "Handing back the steps fetched but not started failed.", %error)
@@ -502,31 +529,30 @@ async fn drain(
         steps = running.len(),
         grace_ms = options.shutdown_grace.as_millis() as u64,
     );
-    let deadline = tokio::time::sleep(options.shutdown_grace);
-    tokio::pin!(deadline);
-    // The queue's heartbeat stops with fetching; other processes must not take the steps in
-    // flight over while they are still executing here.
-    let mut heartbeat = tokio::time::interval(options.heartbeat_interval);
-    let finished = loop {
-        tokio::select! {
-            _ = &mut worker => break true,
-            _ = heartbeat.tick() => {
-                if let Err(error) = outbox::keep_worker_alive(&inner.db.pool, name).await {
-                    tracing::warn!(message = "Heartbeat while draining failed.", %error);
-                }
-            }
-            () = &mut deadline => break false,
-        }
+    let ended_by_itself = tokio::select! {
+        _ = &mut worker => true,
+        () = in_flight.idle() => false,
+        () = tokio::time::sleep_until(deadline) => false,
     };
-    if !finished {
-        let abandoned = in_flight.running().len();
-        // Dropping the worker drops its handlers: no abandoned step commits after this.
-        worker.abort();
-        let _ = worker.await;
-        tracing::warn!(
-            message = "Shutdown grace over; handing the steps still running to other processes.",
-            steps = abandoned,
-        );
+    let abandoned = in_flight.end_draining();
+    stop_fetching.cancel();
+    if !ended_by_itself {
+        // Idle: the queue closes (acknowledgements written, its buffer handed back) within
+        // what is left of the grace. Otherwise dropping the worker drops its handlers: no
+        // abandoned step commits after this.
+        let closed =
+            abandoned.is_empty() && tokio::time::timeout_at(deadline, &mut worker).await.is_ok();
+        if !closed {
+            worker.abort();
+            let _ = worker.await;
+        }
+        if !abandoned.is_empty() {
+            tracing::warn!(
+                message =
+                    "Shutdown grace over; handing the steps still running to other processes.",
+                steps = abandoned.len(),
+            );
+        }
     }
     // Abandoned steps, the successors they held and tasks whose acknowledgement was not
     // written go back now, not after this worker's heartbeats are missed.

@@ -368,27 +368,6 @@ pub(crate) async fn release_unstarted(
     Ok(released)
 }
 
-/// Records that `worker` is alive, as the queue's own heartbeat does: a draining worker no
-/// longer polls the queue, whose heartbeat only beats while it polls, and its in-flight
-/// steps must not be taken over while it is still executing them.
-pub(crate) async fn keep_worker_alive(pool: &Pool, worker: &str) -> Result<(), EngineError> {
-    match pool {
-        Pool::Sqlite(pool) => {
-            sqlx::query("UPDATE Workers SET last_seen = strftime('%s', 'now') WHERE id = ?")
-                .bind(worker)
-                .execute(pool)
-                .await?;
-        }
-        Pool::Postgres(pool) => {
-            sqlx::query("UPDATE apalis.workers SET last_seen = NOW() WHERE id = $1")
-                .bind(worker)
-                .execute(pool)
-                .await?;
-        }
-    }
-    Ok(())
-}
-
 /// What waits to be executed, shared by every process: [`crate::Engine::queue_stats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct QueueStats {
@@ -409,8 +388,7 @@ pub(crate) async fn queue_stats(
     let now = now_ms();
     let alive_seconds = alive_within.as_millis().div_ceil(1000) as i64;
     // (count, oldest due time in epoch milliseconds) of tasks and of unrelayed rows.
-    let (tasks, outbox, workers_alive): ((i64, Option<i64>), (i64, Option<i64>), i64) = match pool
-    {
+    let (tasks, outbox, workers_alive): ((i64, Option<i64>), (i64, Option<i64>), i64) = match pool {
         Pool::Sqlite(pool) => (
             sqlx::query_as(
                 "SELECT COUNT(*), MIN(run_at) * 1000 FROM Jobs \
@@ -687,9 +665,12 @@ mod tests {
             dispatch: 1,
         };
         let due = now_ms() - 5_000;
-        insert(&db.conn, &[(task("due"), due), (task("later"), now_ms() + 600_000)])
-            .await
-            .unwrap();
+        insert(
+            &db.conn,
+            &[(task("due"), due), (task("later"), now_ms() + 600_000)],
+        )
+        .await
+        .unwrap();
         let held = Held {
             task: task("held"),
             worker: "alive".into(),
@@ -701,14 +682,21 @@ mod tests {
         register_worker(&db.pool, "silent", 60).await;
         let alive_within = Duration::from_secs(10);
         let stats = queue_stats(&db.pool, alive_within).await.unwrap();
-        assert_eq!((stats.ready_steps, stats.workers_alive), (1, 1), "{stats:?}");
+        assert_eq!(
+            (stats.ready_steps, stats.workers_alive),
+            (1, 1),
+            "{stats:?}"
+        );
         assert!(
             (4.0..60.0).contains(&stats.oldest_ready_age_seconds),
             "{stats:?}"
         );
         assert_eq!(relay(&db.pool).await.unwrap(), 2);
         let stats = queue_stats(&db.pool, alive_within).await.unwrap();
-        assert_eq!(stats.ready_steps, 1, "the queue task, not the future one: {stats:?}");
+        assert_eq!(
+            stats.ready_steps, 1,
+            "the queue task, not the future one: {stats:?}"
+        );
         assert!(
             (4.0..60.0).contains(&stats.oldest_ready_age_seconds),
             "{stats:?}"
