@@ -118,7 +118,12 @@ async fn the_dashboard_and_the_alerts_name_only_exported_metrics() {
     assert_eq!(delivery.status(), StatusCode::NOT_FOUND);
     // The token manager reports each refresh here (a refresh needs an OAuth provider; the
     // refresh paths are tested in engine/tests/provider_auth.rs).
-    let tenant = app.engine.tenant("test").await.expect("read").expect("tenant");
+    let tenant = app
+        .engine
+        .tenant("test")
+        .await
+        .expect("read")
+        .expect("tenant");
     app.engine
         .health_recorder()
         .token_refresh(&tenant.id, "slack", chrono::Utc::now(), false);

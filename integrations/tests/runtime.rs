@@ -263,7 +263,11 @@ async fn client_errors_and_rate_limit_answers_never_open_the_circuit() {
     }
     assert_eq!(fixture.requests("circuit_open"), 0.0);
     assert_eq!(fixture.requests("client_error"), 3.0);
-    assert_eq!(fixture.requests("auth_error"), 3.0, "refused credentials are a class");
+    assert_eq!(
+        fixture.requests("auth_error"),
+        3.0,
+        "refused credentials are a class"
+    );
     assert_eq!(fixture.requests("rate_limited"), 3.0);
     assert_eq!(received(&server).await, 9);
 }

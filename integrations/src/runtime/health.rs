@@ -387,7 +387,11 @@ mod tests {
             .collect();
         counts.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(counts, [("failed".to_owned(), 2.0), ("ok".to_owned(), 1.0)]);
-        assert_eq!(recorder.drain()[0].1.refreshes_failed, 1, "still in the health counts");
+        assert_eq!(
+            recorder.drain()[0].1.refreshes_failed,
+            1,
+            "still in the health counts"
+        );
     }
 
     #[test]
