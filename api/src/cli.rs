@@ -463,6 +463,13 @@ pub struct ServeArgs {
     /// OAuth redirect URIs are `<URL>/oauth/callback`. Defaults to `http://<bind address>`.
     #[arg(long, env = "STEPWISE_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first) and `--tls-key`; both files
+    /// are read again on SIGHUP.
+    #[arg(long, env = "STEPWISE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, env = "STEPWISE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }

@@ -41,6 +41,8 @@ pub struct AppConfig {
     pub retention: Retention,
     /// How long a shutdown lets in-flight steps and HTTP requests finish.
     pub shutdown_grace: Duration,
+    /// Serve HTTPS with these files instead of plain HTTP.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl AppConfig {
@@ -58,6 +60,7 @@ impl AppConfig {
             public_url: None,
             retention: Retention::default(),
             shutdown_grace: stepwise_engine::DEFAULT_SHUTDOWN_GRACE,
+            tls: None,
         }
     }
 }

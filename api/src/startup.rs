@@ -19,6 +19,7 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::state::AppState;
+use crate::tls::{ReloadableCertificate, TlsError};
 
 /// Largest request body accepted (workflow sources, run inputs).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -42,6 +43,8 @@ pub enum StartupError {
     Server(#[source] std::io::Error),
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("cannot read the extra CA file {path} ({EXTRA_CA_FILE_ENV}): {source}")]
     ExtraCaFile {
         path: String,
@@ -95,6 +98,8 @@ pub async fn open_engine(
 /// A started server process: the HTTP server is listening and the step workers are running.
 pub struct Application {
     address: SocketAddr,
+    /// `http` or `https`.
+    scheme: &'static str,
     engine: Engine,
     server: Server,
     runtime: Runtime,
@@ -131,8 +136,13 @@ impl Application {
             source,
         })?;
         let address = listener.local_addr().map_err(StartupError::Server)?;
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let public_url = config.public_url.as_deref().map_or_else(
-            || format!("http://{address}"),
+            || format!("{scheme}://{address}"),
             |url| url.trim_end_matches('/').to_owned(),
         );
         let state = web::Data::new(AppState::new(
@@ -178,8 +188,17 @@ impl Application {
         // Signals are handled by the caller, which also has to stop the step workers.
         .disable_signals()
         // In-flight requests get the same grace as in-flight steps (whole seconds for actix).
-        .shutdown_timeout(config.shutdown_grace.as_secs_f64().ceil() as u64)
-        .listen(listener)
+        .shutdown_timeout(config.shutdown_grace.as_secs_f64().ceil() as u64);
+        let server = match &config.tls {
+            Some(files) => {
+                let provider = Arc::new(rustls::crypto::ring::default_provider());
+                let certificate = Arc::new(ReloadableCertificate::load(files.clone(), provider)?);
+                #[cfg(unix)]
+                tokio::spawn(crate::tls::reload_on_sighup(certificate.clone()));
+                server.listen_rustls_0_23(listener, crate::tls::server_config(certificate)?)
+            }
+            None => server.listen(listener),
+        }
         .map_err(StartupError::Server)?
         .run();
         let runtime = engine.start(RuntimeOptions {
@@ -192,6 +211,7 @@ impl Application {
         });
         Ok(Self {
             address,
+            scheme,
             engine,
             server,
             runtime,
@@ -201,6 +221,11 @@ impl Application {
     /// The bound address (the real port when the configuration asked for port 0).
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Where the server answers: `http://` or `https://` and the bound address.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.address)
     }
 
     pub fn port(&self) -> u16 {

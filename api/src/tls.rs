@@ -105,9 +105,7 @@ fn read(files: &TlsFiles, provider: &CryptoProvider) -> Result<CertifiedKey, Tls
 
 /// The server configuration: TLS 1.3 and 1.2 (rustls picks 1.3 when the client offers it),
 /// no client certificates, the certificate from `certificate` at each handshake.
-pub fn server_config(
-    certificate: Arc<ReloadableCertificate>,
-) -> Result<ServerConfig, TlsError> {
+pub fn server_config(certificate: Arc<ReloadableCertificate>) -> Result<ServerConfig, TlsError> {
     Ok(
         ServerConfig::builder_with_provider(certificate.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
@@ -132,7 +130,7 @@ pub async fn reload_on_sighup(certificate: Arc<ReloadableCertificate>) {
         match certificate.reload() {
             Ok(()) => tracing::info!(
                 message = "Reloaded the TLS certificate.",
-                path = display(&certificate.files.certificate)
+                path = %certificate.files.certificate.display()
             ),
             Err(error) => {
                 tracing::error!(message = "Keeping the TLS certificate being served.", %error)

@@ -11,6 +11,7 @@ use stepwise_integrations::runtime::MetricsRegistry;
 use crate::cli::{DatabaseArgs, RuntimeArgs, ServeArgs, WorkerArgs};
 use crate::config::{AppConfig, redact_url};
 use crate::startup::{Application, open_engine};
+use crate::tls::TlsFiles;
 
 use super::shutdown_signal;
 
@@ -62,9 +63,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         public_url: args.public_url.clone(),
         retention: args.runtime.retention(),
         shutdown_grace: args.runtime.shutdown_grace,
+        tls: args
+            .tls_cert
+            .clone()
+            .zip(args.tls_key.clone())
+            .map(|(certificate, key)| TlsFiles { certificate, key }),
     };
     let app = Application::from_engine(engine, &metrics, &config)?;
-    println!("Stepwise is listening on http://{}", app.address());
+    println!("Stepwise is listening on {}", app.url());
     app.run_until(shutdown_signal()).await?;
     tracing::info!(message = "Stopped.");
     Ok(ExitCode::SUCCESS)
