@@ -380,6 +380,9 @@ pub struct QueueStats {
     pub workers_alive: u64,
 }
 
+/// How many steps wait somewhere, and the oldest one's due time in epoch milliseconds.
+type Waiting = (i64, Option<i64>);
+
 /// Reads [`QueueStats`]: three indexed aggregates, cheap enough for every scrape.
 pub(crate) async fn queue_stats(
     pool: &Pool,
@@ -387,8 +390,7 @@ pub(crate) async fn queue_stats(
 ) -> Result<QueueStats, EngineError> {
     let now = now_ms();
     let alive_seconds = alive_within.as_millis().div_ceil(1000) as i64;
-    // (count, oldest due time in epoch milliseconds) of tasks and of unrelayed rows.
-    let (tasks, outbox, workers_alive): ((i64, Option<i64>), (i64, Option<i64>), i64) = match pool {
+    let (tasks, outbox, workers_alive): (Waiting, Waiting, i64) = match pool {
         Pool::Sqlite(pool) => (
             sqlx::query_as(
                 "SELECT COUNT(*), MIN(run_at) * 1000 FROM Jobs \
