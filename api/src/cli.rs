@@ -412,6 +412,10 @@ pub struct RuntimeArgs {
     /// process sharing a database the same value.
     #[arg(long, env = "STEPWISE_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = parse_heartbeat_interval)]
     pub heartbeat_interval: std::time::Duration,
+    /// On SIGTERM or Ctrl-C: how long steps in flight may finish (nothing new is claimed);
+    /// those still running then are handed to other processes at once, e.g. `30s`.
+    #[arg(long, env = "STEPWISE_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: std::time::Duration,
 }
 
 /// A whole number of seconds, at least one: the queue compares heartbeats in seconds.
@@ -459,6 +463,13 @@ pub struct ServeArgs {
     /// OAuth redirect URIs are `<URL>/oauth/callback`. Defaults to `http://<bind address>`.
     #[arg(long, env = "STEPWISE_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first) and `--tls-key`; both files
+    /// are read again on SIGHUP.
+    #[arg(long, env = "STEPWISE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, env = "STEPWISE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }

@@ -39,6 +39,10 @@ pub struct AppConfig {
     pub public_url: Option<String>,
     /// How long accepted webhook deliveries and cron fire rows are kept.
     pub retention: Retention,
+    /// How long a shutdown lets in-flight steps and HTTP requests finish.
+    pub shutdown_grace: Duration,
+    /// Serve HTTPS with these files instead of plain HTTP.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl AppConfig {
@@ -55,6 +59,8 @@ impl AppConfig {
             webhook_max_bytes: crate::startup::DEFAULT_WEBHOOK_MAX_BYTES,
             public_url: None,
             retention: Retention::default(),
+            shutdown_grace: stepwise_engine::DEFAULT_SHUTDOWN_GRACE,
+            tls: None,
         }
     }
 }

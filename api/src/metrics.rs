@@ -3,11 +3,14 @@
 //! same registry at start-up (pass them `&Registry`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
-use stepwise_engine::{Engine, RunEvent, RunObserver};
+use prometheus::{
+    Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+use stepwise_engine::{Engine, MISSED_HEARTBEATS, QueueStats, RunEvent, RunObserver};
 use stepwise_integrations::webhooks::WebhookScheme;
 
 /// Webhook delivery outcomes besides the verifiers' rejection codes.
@@ -25,11 +28,18 @@ pub mod outcome {
 pub struct Metrics {
     registry: Registry,
     webhook_deliveries: IntCounterVec,
+    webhook_handling: HistogramVec,
+    queue: QueueGauges,
 }
 
 impl Metrics {
-    /// Registers the API's metrics in `registry` and counts the engine's run events.
-    pub fn register(registry: &Registry, engine: &Engine) -> Result<Self, prometheus::Error> {
+    /// Registers the API's metrics in `registry` and counts the engine's run events; a
+    /// worker counts as alive for [`MISSED_HEARTBEATS`] of `heartbeat_interval` after it beat.
+    pub fn register(
+        registry: &Registry,
+        engine: &Engine,
+        heartbeat_interval: Duration,
+    ) -> Result<Self, prometheus::Error> {
         let webhook_deliveries = IntCounterVec::new(
             Opts::new(
                 "stepwise_webhook_deliveries_total",
@@ -39,18 +49,32 @@ impl Metrics {
             &["provider", "outcome"],
         )?;
         registry.register(Box::new(webhook_deliveries.clone()))?;
+        let webhook_handling = HistogramVec::new(
+            HistogramOpts::new(
+                "stepwise_webhook_handling_duration_seconds",
+                "Time from receiving a webhook delivery to its answer being decided (verified \
+                 and committed, or refused), by provider; a `?wait=` for the runs is not included.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["provider"],
+        )?;
+        registry.register(Box::new(webhook_handling.clone()))?;
         let runs = RunCounters::register(registry)?;
         engine.observe(Arc::new(runs));
         registry.register(Box::new(WorkerUp::new(engine.clone())?))?;
         Ok(Self {
             registry: registry.clone(),
             webhook_deliveries,
+            webhook_handling,
+            queue: QueueGauges::register(registry, heartbeat_interval * MISSED_HEARTBEATS)?,
         })
     }
 
     /// Counts one webhook delivery. `provider` comes from the URL, so only webhook schemes get
     /// their own label (an attacker cannot grow the label set).
-    pub fn webhook_delivery(&self, provider: &str, outcome: &str) {
+    pub fn webhook_delivery(&self, provider: &str, outcome: &str, handling: Duration) {
         let provider = if WebhookScheme::NAMES.contains(&provider) {
             provider
         } else {
@@ -59,11 +83,62 @@ impl Metrics {
         self.webhook_deliveries
             .with_label_values(&[provider, outcome])
             .inc();
+        self.webhook_handling
+            .with_label_values(&[provider])
+            .observe(handling.as_secs_f64());
+    }
+
+    /// How long a worker counts as alive after its last heartbeat.
+    pub fn alive_within(&self) -> Duration {
+        self.queue.alive_within
+    }
+
+    /// Sets the queue gauges from the engine's figures, read at each scrape.
+    pub fn set_queue(&self, stats: &QueueStats) {
+        self.queue.ready.set(stats.ready_steps as i64);
+        self.queue.oldest_age.set(stats.oldest_ready_age_seconds);
+        self.queue.workers_alive.set(stats.workers_alive as i64);
     }
 
     /// Every registered metric in the Prometheus text format.
     pub fn render(&self) -> Result<String, prometheus::Error> {
         TextEncoder::new().encode_to_string(&self.registry.gather())
+    }
+}
+
+/// The shared queue as the database sees it, the same from every process: what waits for a
+/// worker, for how long, and how many worker processes are alive to take it.
+#[derive(Clone)]
+struct QueueGauges {
+    ready: IntGauge,
+    oldest_age: Gauge,
+    workers_alive: IntGauge,
+    alive_within: Duration,
+}
+
+impl QueueGauges {
+    fn register(registry: &Registry, alive_within: Duration) -> Result<Self, prometheus::Error> {
+        let gauges = Self {
+            ready: IntGauge::new(
+                "stepwise_queue_ready_steps",
+                "Steps due and not yet picked by a worker, across every process.",
+            )?,
+            oldest_age: Gauge::new(
+                "stepwise_queue_oldest_ready_step_age_seconds",
+                "How long the oldest step due and not yet picked by a worker has waited; 0 \
+                 when none waits.",
+            )?,
+            workers_alive: IntGauge::new(
+                "stepwise_workers_alive",
+                "Step worker processes (serve and worker) whose heartbeat is recent, across \
+                 every process sharing the database.",
+            )?,
+            alive_within,
+        };
+        registry.register(Box::new(gauges.ready.clone()))?;
+        registry.register(Box::new(gauges.oldest_age.clone()))?;
+        registry.register(Box::new(gauges.workers_alive.clone()))?;
+        Ok(gauges)
     }
 }
 

@@ -19,15 +19,13 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::state::AppState;
+use crate::tls::{ReloadableCertificate, TlsError};
 
 /// Largest request body accepted (workflow sources, run inputs).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Default largest webhook delivery body (`STEPWISE_WEBHOOK_MAX_BYTES`).
 pub const DEFAULT_WEBHOOK_MAX_BYTES: usize = 1024 * 1024;
-
-/// Seconds the HTTP server waits for in-flight requests on shutdown.
-const SHUTDOWN_TIMEOUT_SECS: u64 = 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -45,6 +43,8 @@ pub enum StartupError {
     Server(#[source] std::io::Error),
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("cannot read the extra CA file {path} ({EXTRA_CA_FILE_ENV}): {source}")]
     ExtraCaFile {
         path: String,
@@ -98,6 +98,8 @@ pub async fn open_engine(
 /// A started server process: the HTTP server is listening and the step workers are running.
 pub struct Application {
     address: SocketAddr,
+    /// `http` or `https`.
+    scheme: &'static str,
     engine: Engine,
     server: Server,
     runtime: Runtime,
@@ -128,14 +130,19 @@ impl Application {
         registry: &prometheus::Registry,
         config: &AppConfig,
     ) -> Result<Self, StartupError> {
-        let metrics = Metrics::register(registry, &engine)?;
+        let metrics = Metrics::register(registry, &engine, config.heartbeat_interval)?;
         let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
             address: config.bind,
             source,
         })?;
         let address = listener.local_addr().map_err(StartupError::Server)?;
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let public_url = config.public_url.as_deref().map_or_else(
-            || format!("http://{address}"),
+            || format!("{scheme}://{address}"),
             |url| url.trim_end_matches('/').to_owned(),
         );
         let state = web::Data::new(AppState::new(
@@ -180,8 +187,18 @@ impl Application {
         })
         // Signals are handled by the caller, which also has to stop the step workers.
         .disable_signals()
-        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-        .listen(listener)
+        // In-flight requests get the same grace as in-flight steps (whole seconds for actix).
+        .shutdown_timeout(config.shutdown_grace.as_secs_f64().ceil() as u64);
+        let server = match &config.tls {
+            Some(files) => {
+                let provider = Arc::new(rustls::crypto::ring::default_provider());
+                let certificate = Arc::new(ReloadableCertificate::load(files.clone(), provider)?);
+                #[cfg(unix)]
+                tokio::spawn(crate::tls::reload_on_sighup(certificate.clone()));
+                server.listen_rustls_0_23(listener, crate::tls::server_config(certificate)?)
+            }
+            None => server.listen(listener),
+        }
         .map_err(StartupError::Server)?
         .run();
         let runtime = engine.start(RuntimeOptions {
@@ -189,10 +206,12 @@ impl Application {
             poll_interval: config.poll_interval,
             heartbeat_interval: config.heartbeat_interval,
             retention: config.retention,
+            shutdown_grace: config.shutdown_grace,
             ..RuntimeOptions::default()
         });
         Ok(Self {
             address,
+            scheme,
             engine,
             server,
             runtime,
@@ -202,6 +221,11 @@ impl Application {
     /// The bound address (the real port when the configuration asked for port 0).
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Where the server answers: `http://` or `https://` and the bound address.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.address)
     }
 
     pub fn port(&self) -> u16 {
@@ -222,6 +246,25 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         self.runtime.shutdown().await;
+        served
+    }
+
+    /// Serves until `signal`, then drains: the listener closes, and in-flight requests and
+    /// steps get the shutdown grace at the same time (the step workers claim nothing more
+    /// from the signal on; see [`Runtime::shutdown`]).
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let mut server = std::pin::pin!(self.server);
+        tokio::select! {
+            served = &mut server => {
+                self.runtime.shutdown().await;
+                return served;
+            }
+            () = signal => {}
+        }
+        tracing::info!(message = "Shutting down: finishing in-flight requests and steps.");
+        // The server future must be polled for the stop to complete.
+        let (served, (), ()) = tokio::join!(server, handle.stop(true), self.runtime.shutdown());
         served
     }
 }

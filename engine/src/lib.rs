@@ -39,9 +39,12 @@ pub use connections::{ConnectionDeleted, ConnectionTest};
 pub use engine::{Engine, RunEvent, RunObserver};
 pub use error::EngineError;
 pub use limits::DataLimits;
-pub use runtime::{MISSED_HEARTBEATS, Runtime, RuntimeOptions, WorkerState, WorkerStatus};
+pub use runtime::{
+    DEFAULT_SHUTDOWN_GRACE, MISSED_HEARTBEATS, Runtime, RuntimeOptions, WorkerState, WorkerStatus,
+};
 pub use schedules::SchedulerPass;
 pub use status::{RunStatus, StepStatus};
+pub use store::outbox::QueueStats;
 pub use store::runs::{AttemptView, Page, RunDetail, RunFilter, RunSummary, StepView};
 pub use store::schedules::{FireInfo, FireOutcome, ScheduleInfo};
 pub use store::secrets::{RewrapReport, SecretInfo, SecretWritten};

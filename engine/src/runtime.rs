@@ -6,15 +6,21 @@
 //! again on their next tick; the step worker, which apalis stops on its first backend error,
 //! is restarted by a supervisor with capped exponential backoff, and its state is published
 //! ([`Engine::worker_status`]).
+//!
+//! Shutdown drains ([`Runtime::shutdown`]): nothing new is claimed, in-flight steps get
+//! [`RuntimeOptions::shutdown_grace`] to finish, and whatever is left is handed back to the
+//! queue at once instead of after missed heartbeats.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apalis::prelude::{
     BoxDynError, Data, Event, EventListenerExt, WorkerBuilder, WorkerBuilderExt, WorkerContext,
+    WorkerError,
 };
 use apalis_core::backend::ext::BackendExt;
 use apalis_core::backend::ext::poll_strategy::Strategy;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -54,6 +60,9 @@ pub struct RuntimeOptions {
     pub scheduler_interval: Option<Duration>,
     /// How long accepted webhook deliveries and cron fire rows are kept.
     pub retention: Retention,
+    /// How long [`Runtime::shutdown`] lets in-flight steps finish before handing them to
+    /// other processes.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for RuntimeOptions {
@@ -64,9 +73,14 @@ impl Default for RuntimeOptions {
             heartbeat_interval: Duration::from_secs(5),
             scheduler_interval: Some(Duration::from_millis(250)),
             retention: Retention::default(),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }
 }
+
+/// Default of [`RuntimeOptions::shutdown_grace`]: Kubernetes' default termination grace
+/// period, so a pod's in-flight steps finish before it is killed.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Whether this process' step worker is fetching tasks: [`Engine::worker_status`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -107,24 +121,128 @@ impl WorkerStatus {
 pub struct Runtime {
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    /// Stopped after the step worker has drained, so the health counts of the last steps are
+    /// written too.
+    flush_shutdown: CancellationToken,
+    flusher: JoinHandle<()>,
 }
 
 impl Runtime {
-    /// Stops fetching new tasks and waits for the running ones to finish.
+    /// Drains the process: the relay, sweeper and scheduler stop, the step worker fetches
+    /// nothing more and hands back at once the tasks it fetched but has not started, and its
+    /// in-flight steps get [`RuntimeOptions::shutdown_grace`] to finish (their successors are
+    /// not claimed here). Steps still running then are abandoned and released at once, so
+    /// another process runs them again (same idempotency key) without waiting for this one's
+    /// heartbeats to be missed. Integration health counts are written last.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         for task in self.tasks {
             let _ = task.await;
         }
+        self.flush_shutdown.cancel();
+        let _ = self.flusher.await;
+    }
+}
+
+/// The step tasks one worker generation is executing. Once it drains, it starts no other,
+/// so every other task locked to it can be handed back.
+///
+/// The queue itself keeps running while it drains: apalis stops polling its backend when
+/// stopped or paused with tasks in flight, stranding a fetch that may hold the pool's only
+/// SQLite connection (and its heartbeat stops with it). So the handlers refuse new tasks
+/// instead, and the queue is stopped once the drain is over.
+#[derive(Default)]
+struct InFlight {
+    state: watch::Sender<InFlightState>,
+    /// Cancelled when the drain is over: refused handlers hold their worker slot until then,
+    /// so the queue fetches nothing more meanwhile.
+    drain_over: CancellationToken,
+}
+
+#[derive(Default)]
+struct InFlightState {
+    draining: bool,
+    /// Idempotency keys of the tasks being executed.
+    running: Vec<String>,
+}
+
+/// One task being executed; dropping it (the handler ended or was abandoned) forgets it.
+struct Running {
+    in_flight: Arc<InFlight>,
+    key: String,
+}
+
+impl InFlight {
+    /// Registers `task` as executing, unless the worker is draining.
+    fn enter(self: &Arc<Self>, task: &StepTask) -> Option<Running> {
+        let key = task.idempotency_key();
+        let entered = self.state.send_if_modified(|state| {
+            if state.draining {
+                return false;
+            }
+            state.running.push(key.clone());
+            true
+        });
+        entered.then(|| Running {
+            in_flight: self.clone(),
+            key,
+        })
+    }
+
+    /// Starts no task from now on; returns the keys of those executing.
+    fn start_draining(&self) -> Vec<String> {
+        self.state.send_modify(|state| state.draining = true);
+        self.running()
+    }
+
+    /// Ends the drain: refused handlers return. Returns the keys still executing.
+    fn end_draining(&self) -> Vec<String> {
+        self.drain_over.cancel();
+        self.running()
+    }
+
+    fn is_draining(&self) -> bool {
+        self.state.borrow().draining
+    }
+
+    fn running(&self) -> Vec<String> {
+        self.state.borrow().running.clone()
+    }
+
+    /// Resolves once no task is executing.
+    async fn idle(&self) {
+        let mut state = self.state.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = state.wait_for(|state| state.running.is_empty()).await;
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.in_flight.state.send_modify(|state| {
+            if let Some(index) = state.running.iter().position(|key| *key == self.key) {
+                state.running.swap_remove(index);
+            }
+        });
     }
 }
 
 async fn handle_step(
     task: StepTask,
     engine: Data<Arc<EngineInner>>,
+    in_flight: Data<Arc<InFlight>>,
     worker: WorkerContext,
 ) -> Result<(), BoxDynError> {
-    let stopping = || worker.is_shutting_down();
+    let Some(_running) = in_flight.enter(&task) else {
+        // Fetched while the worker drains: hand it back (with anything else fetched and not
+        // started) rather than start it, and keep this slot until the drain is over so the
+        // queue fetches nothing more. The acknowledgement that follows finds the task no
+        // longer locked to this worker and changes nothing.
+        outbox::release_unstarted(&engine.db.pool, worker.name(), &in_flight.running()).await?;
+        in_flight.drain_over.cancelled().await;
+        return Ok(());
+    };
+    let stopping = || in_flight.is_draining() || worker.is_shutting_down();
     let slot = Slot {
         worker: worker.name(),
         stopping: &stopping,
@@ -143,6 +261,11 @@ impl Engine {
         // worker look dead.
         options.heartbeat_interval = options.heartbeat_interval.max(Duration::from_secs(1));
         let shutdown = CancellationToken::new();
+        let flush_shutdown = CancellationToken::new();
+        let flusher = tokio::spawn(health_flush_loop(
+            self.inner.clone(),
+            flush_shutdown.clone(),
+        ));
         let mut tasks = vec![
             tokio::spawn(relay_loop(self.inner.clone(), shutdown.clone())),
             tokio::spawn(sweeper_loop(
@@ -156,7 +279,6 @@ impl Engine {
                 options.clone(),
                 shutdown.clone(),
             )),
-            tokio::spawn(health_flush_loop(self.inner.clone(), shutdown.clone())),
         ];
         if let Some(interval) = options.scheduler_interval {
             tasks.push(tokio::spawn(scheduler_loop(
@@ -165,7 +287,21 @@ impl Engine {
                 shutdown.clone(),
             )));
         }
-        Runtime { shutdown, tasks }
+        Runtime {
+            shutdown,
+            tasks,
+            flush_shutdown,
+            flusher,
+        }
+    }
+
+    /// The steps due and waiting for a worker, across every process, and the step worker
+    /// processes that beat within `alive_within` (the queue-depth and workers-alive metrics).
+    pub async fn queue_stats(
+        &self,
+        alive_within: Duration,
+    ) -> Result<outbox::QueueStats, crate::EngineError> {
+        outbox::queue_stats(&self.inner.db.pool, alive_within).await
     }
 
     /// Whether this process' step worker is up; `/readyz` and the `stepwise_worker_up`
@@ -279,8 +415,8 @@ async fn release_tasks(inner: &EngineInner, workers: &[String]) -> Result<(), St
     Ok(())
 }
 
-/// One generation of the step worker: runs until shutdown (`Ok`) or until apalis stops it
-/// (`Err` with the reason).
+/// One generation of the step worker: runs until shutdown, then drains (`Ok`), or until
+/// apalis stops it (`Err` with the reason).
 async fn run_worker(
     inner: &Arc<EngineInner>,
     options: &RuntimeOptions,
@@ -301,9 +437,14 @@ async fn run_worker(
         .interval(options.poll_interval);
     let concurrency = options.concurrency.max(1);
     let heartbeat_interval = options.heartbeat_interval;
-    let stop = async move {
-        shutdown.cancelled().await;
-        Ok::<(), std::io::Error>(())
+    let in_flight = Arc::new(InFlight::default());
+    let stop_fetching = CancellationToken::new();
+    let stop = {
+        let stop_fetching = stop_fetching.clone();
+        async move {
+            stop_fetching.cancelled().await;
+            Ok::<(), std::io::Error>(())
+        }
     };
     let status = inner.clone();
     let on_event = move |_: &WorkerContext, event: &Event| {
@@ -330,6 +471,7 @@ async fn run_worker(
             let worker = WorkerBuilder::new(name)
                 .backend(storage)
                 .data(inner.clone())
+                .data(in_flight.clone())
                 .concurrency(concurrency)
                 .on_event(on_event)
                 .build(handle_step);
@@ -337,7 +479,7 @@ async fn run_worker(
             tokio::spawn(worker.run_until(stop))
         }};
     }
-    let worker = match inner.db.pool.clone() {
+    let mut worker = match inner.db.pool.clone() {
         Pool::Sqlite(pool) => spawn_on!(apalis_sqlite, SqliteStorage, &pool, strategy),
         Pool::Postgres(pool) => {
             // LISTEN/NOTIFY wakes this worker when another process enqueues.
@@ -346,10 +488,76 @@ async fn run_worker(
             spawn_on!(apalis_postgres, PostgresStorage, &pool, strategy)
         }
     };
-    match worker.await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(error) => Err(format!("the step worker panicked: {error}")),
+    tokio::select! {
+        ended = &mut worker => match ended {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(error) => Err(format!("the step worker panicked: {error}")),
+        },
+        () = shutdown.cancelled() => {
+            drain(inner, options, name, &in_flight, &stop_fetching, worker).await;
+            Ok(())
+        }
+    }
+}
+
+/// Shuts one worker generation down (see [`Runtime::shutdown`]).
+async fn drain(
+    inner: &EngineInner,
+    options: &RuntimeOptions,
+    name: &str,
+    in_flight: &InFlight,
+    stop_fetching: &CancellationToken,
+    mut worker: JoinHandle<Result<(), WorkerError>>,
+) {
+    let deadline = tokio::time::Instant::now() + options.shutdown_grace;
+    let running = in_flight.start_draining();
+    match outbox::release_unstarted(&inner.db.pool, name, &running).await {
+        Ok(0) => {}
+        Ok(tasks) => {
+            tracing::info!(
+                message = "Handed back the steps fetched but not started.",
+                tasks
+            )
+        }
+        Err(error) => {
+            tracing::warn!(message = "Handing back the steps fetched but not started failed.", %error)
+        }
+    }
+    tracing::info!(
+        message = "Draining: waiting for the steps in flight.",
+        steps = running.len(),
+        grace_ms = options.shutdown_grace.as_millis() as u64,
+    );
+    let ended_by_itself = tokio::select! {
+        _ = &mut worker => true,
+        () = in_flight.idle() => false,
+        () = tokio::time::sleep_until(deadline) => false,
+    };
+    let abandoned = in_flight.end_draining();
+    stop_fetching.cancel();
+    if !ended_by_itself {
+        // Idle: the queue closes (acknowledgements written, its buffer handed back) within
+        // what is left of the grace. Otherwise dropping the worker drops its handlers: no
+        // abandoned step commits after this.
+        let closed =
+            abandoned.is_empty() && tokio::time::timeout_at(deadline, &mut worker).await.is_ok();
+        if !closed {
+            worker.abort();
+            let _ = worker.await;
+        }
+        if !abandoned.is_empty() {
+            tracing::warn!(
+                message =
+                    "Shutdown grace over; handing the steps still running to other processes.",
+                steps = abandoned.len(),
+            );
+        }
+    }
+    // Abandoned steps, the successors they held and tasks whose acknowledgement was not
+    // written go back now, not after this worker's heartbeats are missed.
+    if let Err(error) = outbox::release_worker_tasks(&inner.db.pool, name).await {
+        tracing::warn!(message = "Handing back this worker's steps failed; other processes take them over after its missed heartbeats.", %error);
     }
 }
 

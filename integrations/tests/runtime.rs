@@ -247,18 +247,29 @@ async fn client_errors_and_rate_limit_answers_never_open_the_circuit() {
         .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0"))
         .mount(&server)
         .await;
+    Mock::given(path("/forbidden"))
+        .respond_with(ResponseTemplate::new(403))
+        .mount(&server)
+        .await;
     let fixture = Fixture::new(policy(2, Duration::from_secs(600), 1));
 
     for _ in 0..3 {
         let missing = format!("{}/missing", server.uri());
         assert_eq!(done(fixture.get(&missing).await).status, 404);
+        let forbidden = format!("{}/forbidden", server.uri());
+        assert_eq!(done(fixture.get(&forbidden).await).status, 403);
         let busy = format!("{}/busy", server.uri());
         assert_eq!(done(fixture.get(&busy).await).status, 429);
     }
     assert_eq!(fixture.requests("circuit_open"), 0.0);
     assert_eq!(fixture.requests("client_error"), 3.0);
+    assert_eq!(
+        fixture.requests("auth_error"),
+        3.0,
+        "refused credentials are a class"
+    );
     assert_eq!(fixture.requests("rate_limited"), 3.0);
-    assert_eq!(received(&server).await, 6);
+    assert_eq!(received(&server).await, 9);
 }
 
 #[tokio::test]

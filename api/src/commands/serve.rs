@@ -11,6 +11,7 @@ use stepwise_integrations::runtime::MetricsRegistry;
 use crate::cli::{DatabaseArgs, RuntimeArgs, ServeArgs, WorkerArgs};
 use crate::config::{AppConfig, redact_url};
 use crate::startup::{Application, open_engine};
+use crate::tls::TlsFiles;
 
 use super::shutdown_signal;
 
@@ -61,16 +62,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         webhook_max_bytes: args.webhook_max_bytes,
         public_url: args.public_url.clone(),
         retention: args.runtime.retention(),
+        shutdown_grace: args.runtime.shutdown_grace,
+        tls: args
+            .tls_cert
+            .clone()
+            .zip(args.tls_key.clone())
+            .map(|(certificate, key)| TlsFiles { certificate, key }),
     };
     let app = Application::from_engine(engine, &metrics, &config)?;
-    println!("Stepwise is listening on http://{}", app.address());
-    let handle = app.server_handle();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!(message = "Shutting down: finishing in-flight requests and steps.");
-        handle.stop(true).await;
-    });
-    app.run_until_stopped().await?;
+    println!("Stepwise is listening on {}", app.url());
+    app.run_until(shutdown_signal()).await?;
     tracing::info!(message = "Stopped.");
     Ok(ExitCode::SUCCESS)
 }
@@ -84,6 +85,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         poll_interval: POLL_INTERVAL,
         heartbeat_interval: args.runtime.heartbeat_interval,
         retention: args.runtime.retention(),
+        shutdown_grace: args.runtime.shutdown_grace,
         ..RuntimeOptions::default()
     });
     tracing::info!(
@@ -92,7 +94,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         concurrency = args.runtime.workers
     );
     shutdown_signal().await;
-    tracing::info!(message = "Shutting down: finishing running steps.");
+    tracing::info!(message = "Shutting down: finishing the steps in flight.");
     runtime.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -18,6 +18,16 @@ use crate::state::AppState;
     ))
 )]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let alive_within = state.metrics().alive_within();
+    match state
+        .call(move |engine| async move { engine.queue_stats(alive_within).await })
+        .await
+    {
+        Ok(stats) => state.metrics().set_queue(&stats),
+        // The rest of the metrics still matter (`stepwise_worker_up` says the database is
+        // gone); the queue gauges keep their last values.
+        Err(error) => tracing::warn!(message = "Reading the queue for metrics failed.", %error),
+    }
     let text = state
         .metrics()
         .render()

@@ -10,7 +10,7 @@
 //! outputs when all of them finish in time, else 202 with the run ids. A duplicate waits for
 //! the runs of its first copy.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -117,7 +117,8 @@ pub async fn ingest(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (provider, source) = path.into_inner();
-    let (label, response) = receive(
+    let received = Instant::now();
+    let (label, handled, response) = receive(
         &state,
         &request,
         (provider.clone(), source),
@@ -126,11 +127,14 @@ pub async fn ingest(
         max_bytes.0,
     )
     .await;
-    state.metrics().webhook_delivery(&provider, label);
+    state
+        .metrics()
+        .webhook_delivery(&provider, label, handled.duration_since(received));
     response
 }
 
-/// Handles one delivery; returns its metrics outcome beside the answer.
+/// Handles one delivery; returns its metrics outcome and when it was handled (before any
+/// `?wait=`) beside the answer.
 async fn receive(
     state: &AppState,
     request: &HttpRequest,
@@ -138,14 +142,14 @@ async fn receive(
     query: IngestQuery,
     payload: web::Payload,
     max_bytes: usize,
-) -> (&'static str, Result<HttpResponse, ApiError>) {
+) -> (&'static str, Instant, Result<HttpResponse, ApiError>) {
     let wait = match query.wait.as_deref().map(parse_wait).transpose() {
         Ok(wait) => wait,
-        Err(error) => return ("bad_request", Err(error)),
+        Err(error) => return ("bad_request", Instant::now(), Err(error)),
     };
     let body = match read_body(request, payload, max_bytes).await {
         Ok(body) => body,
-        Err(error) => return (outcome::TOO_LARGE, Err(error)),
+        Err(error) => return (outcome::TOO_LARGE, Instant::now(), Err(error)),
     };
     let headers = header_map(request);
     let ingested = state
@@ -155,7 +159,7 @@ async fn receive(
         .await;
     let ingested = match ingested {
         Ok(ingested) => ingested,
-        Err(error) => return (refusal(&error), Err(error)),
+        Err(error) => return (refusal(&error), Instant::now(), Err(error)),
     };
     let label = if ingested.challenge.is_some() {
         outcome::CHALLENGE
@@ -164,7 +168,7 @@ async fn receive(
     } else {
         outcome::ACCEPTED
     };
-    (label, answer(state, ingested, wait).await)
+    (label, Instant::now(), answer(state, ingested, wait).await)
 }
 
 /// The metrics outcome of a refused delivery.

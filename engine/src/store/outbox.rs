@@ -37,7 +37,7 @@ pub struct StepTask {
 }
 
 impl StepTask {
-    fn idempotency_key(&self) -> String {
+    pub(crate) fn idempotency_key(&self) -> String {
         format!("{}:{}:{}", self.run_id, self.step_id, self.dispatch)
     }
 }
@@ -335,6 +335,120 @@ pub(crate) async fn release_worker_tasks(pool: &Pool, worker: &str) -> Result<u6
     Ok(released)
 }
 
+/// Puts the tasks locked to `worker` back in the queue, except those whose idempotency keys
+/// are in `running` (steps it is executing): a draining worker hands back at once what it
+/// fetched but has not started. Returns how many.
+pub(crate) async fn release_unstarted(
+    pool: &Pool,
+    worker: &str,
+    running: &[String],
+) -> Result<u64, EngineError> {
+    let released = match pool {
+        Pool::Sqlite(pool) => sqlx::query(
+            "UPDATE Jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL \
+             WHERE lock_by = ? AND status IN ('Queued', 'Running') \
+             AND idempotency_key NOT IN (SELECT value FROM json_each(?))",
+        )
+        .bind(worker)
+        .bind(serde_json::to_string(running)?)
+        .execute(pool)
+        .await?
+        .rows_affected(),
+        Pool::Postgres(pool) => sqlx::query(
+            "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL \
+             WHERE lock_by = $1 AND status IN ('Queued', 'Running') \
+             AND NOT (idempotency_key = ANY($2))",
+        )
+        .bind(worker)
+        .bind(running)
+        .execute(pool)
+        .await?
+        .rows_affected(),
+    };
+    Ok(released)
+}
+
+/// What waits to be executed, shared by every process: [`crate::Engine::queue_stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct QueueStats {
+    /// Steps due and not yet picked by a worker: queue tasks waiting for a worker and outbox
+    /// rows waiting for the relay.
+    pub ready_steps: u64,
+    /// How long the oldest of them has been due, in seconds; 0 when none is.
+    pub oldest_ready_age_seconds: f64,
+    /// Step worker processes whose heartbeat is younger than the `alive_within` asked for.
+    pub workers_alive: u64,
+}
+
+/// How many steps wait somewhere, and the oldest one's due time in epoch milliseconds.
+type Waiting = (i64, Option<i64>);
+
+/// Reads [`QueueStats`]: three indexed aggregates, cheap enough for every scrape.
+pub(crate) async fn queue_stats(
+    pool: &Pool,
+    alive_within: Duration,
+) -> Result<QueueStats, EngineError> {
+    let now = now_ms();
+    let alive_seconds = alive_within.as_millis().div_ceil(1000) as i64;
+    let (tasks, outbox, workers_alive): (Waiting, Waiting, i64) = match pool {
+        Pool::Sqlite(pool) => (
+            sqlx::query_as(
+                "SELECT COUNT(*), MIN(run_at) * 1000 FROM Jobs \
+                 WHERE job_type = ? AND status = 'Pending' AND run_at <= ?",
+            )
+            .bind(QUEUE)
+            .bind(now / 1000)
+            .fetch_one(pool)
+            .await?,
+            sqlx::query_as(
+                "SELECT COUNT(*), MIN(available_at) FROM step_outbox \
+                 WHERE held_by IS NULL AND available_at <= ?",
+            )
+            .bind(now)
+            .fetch_one(pool)
+            .await?,
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM Workers \
+                 WHERE worker_type = ? AND strftime('%s', 'now') - last_seen < ?",
+            )
+            .bind(QUEUE)
+            .bind(alive_seconds)
+            .fetch_one(pool)
+            .await?,
+        ),
+        Pool::Postgres(pool) => (
+            sqlx::query_as(
+                "SELECT COUNT(*), (EXTRACT(EPOCH FROM MIN(run_at)) * 1000)::int8 FROM apalis.jobs \
+                 WHERE job_type = $1 AND status = 'Pending' AND run_at <= NOW()",
+            )
+            .bind(QUEUE)
+            .fetch_one(pool)
+            .await?,
+            sqlx::query_as(
+                "SELECT COUNT(*), MIN(available_at) FROM step_outbox \
+                 WHERE held_by IS NULL AND available_at <= $1",
+            )
+            .bind(now)
+            .fetch_one(pool)
+            .await?,
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM apalis.workers \
+                 WHERE worker_type = $1 AND NOW() - last_seen < make_interval(secs => $2)",
+            )
+            .bind(QUEUE)
+            .bind(alive_seconds as f64)
+            .fetch_one(pool)
+            .await?,
+        ),
+    };
+    let oldest = [tasks.1, outbox.1].into_iter().flatten().min();
+    Ok(QueueStats {
+        ready_steps: (tasks.0 + outbox.0).max(0) as u64,
+        oldest_ready_age_seconds: oldest.map_or(0.0, |due| (now - due).max(0) as f64 / 1000.0),
+        workers_alive: workers_alive.max(0) as u64,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -479,6 +593,118 @@ mod tests {
         assert_eq!(count(&db.pool).await, 3);
     }
 
+    /// A draining worker hands back the tasks locked to it that it has not started, and
+    /// keeps those it is executing.
+    async fn releases_only_unstarted_tasks(db: Database) {
+        db.migrate().await.unwrap();
+        let tasks: Vec<_> = ["running", "buffered", "other"]
+            .into_iter()
+            .map(|step| {
+                let task = StepTask {
+                    run_id: "r".into(),
+                    step_id: step.into(),
+                    dispatch: 1,
+                };
+                (task, now_ms())
+            })
+            .collect();
+        insert(&db.conn, &tasks).await.unwrap();
+        assert_eq!(relay(&db.pool).await.unwrap(), 3);
+        let lock = |key: &str, worker: &str| {
+            let (key, worker, pool) = (key.to_owned(), worker.to_owned(), db.pool.clone());
+            async move {
+                match pool {
+                    Pool::Sqlite(pool) => sqlx::query(
+                        "UPDATE Jobs SET status = 'Queued', lock_by = ? WHERE idempotency_key = ?",
+                    )
+                    .bind(worker)
+                    .bind(key)
+                    .execute(&pool)
+                    .await
+                    .map(drop)
+                    .unwrap(),
+                    Pool::Postgres(pool) => sqlx::query(
+                        "UPDATE apalis.jobs SET status = 'Queued', lock_by = $1 WHERE idempotency_key = $2",
+                    )
+                    .bind(worker)
+                    .bind(key)
+                    .execute(&pool)
+                    .await
+                    .map(drop)
+                    .unwrap(),
+                }
+            }
+        };
+        register_worker(&db.pool, "draining", 0).await;
+        register_worker(&db.pool, "another", 0).await;
+        lock("r:running:1", "draining").await;
+        lock("r:buffered:1", "draining").await;
+        lock("r:other:1", "another").await;
+        let running = vec!["r:running:1".to_owned()];
+        assert_eq!(
+            release_unstarted(&db.pool, "draining", &running)
+                .await
+                .unwrap(),
+            1,
+            "only the buffered task"
+        );
+        assert_eq!(
+            release_unstarted(&db.pool, "draining", &running)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(release_worker_tasks(&db.pool, "draining").await.unwrap(), 1);
+    }
+
+    /// Due steps are counted whether they wait in the outbox or in the queue, held and
+    /// future ones are not; the oldest's age is from when it became due.
+    async fn counts_ready_steps_and_live_workers(db: Database) {
+        db.migrate().await.unwrap();
+        let task = |step: &str| StepTask {
+            run_id: "r".into(),
+            step_id: step.into(),
+            dispatch: 1,
+        };
+        let due = now_ms() - 5_000;
+        insert(
+            &db.conn,
+            &[(task("due"), due), (task("later"), now_ms() + 600_000)],
+        )
+        .await
+        .unwrap();
+        let held = Held {
+            task: task("held"),
+            worker: "alive".into(),
+        };
+        insert_holding(&db.conn, &[(task("held"), due)], Some(&held))
+            .await
+            .unwrap();
+        register_worker(&db.pool, "alive", 0).await;
+        register_worker(&db.pool, "silent", 60).await;
+        let alive_within = Duration::from_secs(10);
+        let stats = queue_stats(&db.pool, alive_within).await.unwrap();
+        assert_eq!(
+            (stats.ready_steps, stats.workers_alive),
+            (1, 1),
+            "{stats:?}"
+        );
+        assert!(
+            (4.0..60.0).contains(&stats.oldest_ready_age_seconds),
+            "{stats:?}"
+        );
+        assert_eq!(relay(&db.pool).await.unwrap(), 2);
+        let stats = queue_stats(&db.pool, alive_within).await.unwrap();
+        assert_eq!(
+            stats.ready_steps, 1,
+            "the queue task, not the future one: {stats:?}"
+        );
+        assert!(
+            (4.0..60.0).contains(&stats.oldest_ready_age_seconds),
+            "{stats:?}"
+        );
+    }
+
     async fn sqlite() -> (tempfile::TempDir, Database) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("q.db").display());
@@ -496,6 +722,28 @@ mod tests {
     async fn held_rows_on_sqlite() {
         let (_dir, db) = sqlite().await;
         held_rows_wait_for_their_worker(db).await;
+    }
+
+    #[tokio::test]
+    async fn release_unstarted_on_sqlite() {
+        let (_dir, db) = sqlite().await;
+        releases_only_unstarted_tasks(db).await;
+    }
+
+    #[tokio::test]
+    async fn release_unstarted_on_postgres() {
+        on_postgres(releases_only_unstarted_tasks).await;
+    }
+
+    #[tokio::test]
+    async fn queue_stats_on_sqlite() {
+        let (_dir, db) = sqlite().await;
+        counts_ready_steps_and_live_workers(db).await;
+    }
+
+    #[tokio::test]
+    async fn queue_stats_on_postgres() {
+        on_postgres(counts_ready_steps_and_live_workers).await;
     }
 
     #[tokio::test]

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::circuit::CircuitState;
-use super::metrics::Outcome;
+use super::metrics::{Outcome, RuntimeMetrics};
 
 /// Upper bounds (inclusive, milliseconds) of the latency buckets; one more bucket holds the
 /// slower requests. Fixed, so buckets of any minutes and processes can be summed.
@@ -85,7 +85,8 @@ impl HealthCounts {
     fn outcome_mut(&mut self, outcome: Outcome) -> &mut u64 {
         match outcome {
             Outcome::Success => &mut self.ok,
-            Outcome::ClientError => &mut self.client_error,
+            // The Health page keeps its classes; Prometheus tells refused credentials apart.
+            Outcome::AuthError | Outcome::ClientError => &mut self.client_error,
             Outcome::RateLimited => &mut self.rate_limited,
             Outcome::ServerError => &mut self.server_error,
             Outcome::Timeout => &mut self.timeout,
@@ -152,6 +153,9 @@ type Shard = HashMap<String, HashMap<String, BTreeMap<i64, HealthCounts>>>;
 pub struct HealthRecorder {
     hasher: RandomState,
     shards: [Mutex<Shard>; SHARDS],
+    /// Where token refreshes are counted for Prometheus too: the token manager reports them
+    /// only here.
+    metrics: Option<RuntimeMetrics>,
 }
 
 impl Default for HealthRecorder {
@@ -159,6 +163,7 @@ impl Default for HealthRecorder {
         Self {
             hasher: RandomState::new(),
             shards: std::array::from_fn(|_| Mutex::default()),
+            metrics: None,
         }
     }
 }
@@ -172,6 +177,14 @@ impl std::fmt::Debug for HealthRecorder {
 impl HealthRecorder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A recorder that also counts token refreshes in the runtime's `metrics`.
+    pub(crate) fn with_metrics(metrics: RuntimeMetrics) -> Self {
+        Self {
+            metrics: Some(metrics),
+            ..Self::default()
+        }
     }
 
     /// One request (or a call refused before sending, without `latency`).
@@ -230,6 +243,9 @@ impl HealthRecorder {
         at: DateTime<Utc>,
         succeeded: bool,
     ) {
+        if let Some(metrics) = &self.metrics {
+            metrics.token_refresh(integration, succeeded);
+        }
         self.change(tenant_id, integration, at, |counts| {
             if succeeded {
                 counts.refreshes_ok += 1;
@@ -340,6 +356,42 @@ mod tests {
 
     fn at(ms: i64) -> DateTime<Utc> {
         DateTime::from_timestamp_millis(ms).expect("valid time")
+    }
+
+    /// The token manager reports refreshes only to the recorder; the runtime's recorder
+    /// counts them for Prometheus as well.
+    #[test]
+    fn the_runtime_recorder_counts_refreshes_in_prometheus() {
+        let registry = prometheus::Registry::new();
+        let recorder = HealthRecorder::with_metrics(RuntimeMetrics::register(&registry).unwrap());
+        recorder.token_refresh("t1", "slack", at(60_000), true);
+        recorder.token_refresh("t1", "slack", at(60_000), false);
+        recorder.token_refresh("t2", "slack", at(60_000), false);
+        let refreshes = registry
+            .gather()
+            .into_iter()
+            .find(|family| family.name() == "stepwise_integration_token_refreshes_total")
+            .expect("registered");
+        let mut counts: Vec<(String, f64)> = refreshes
+            .get_metric()
+            .iter()
+            .map(|metric| {
+                let outcome = metric
+                    .get_label()
+                    .iter()
+                    .find(|label| label.name() == "outcome")
+                    .map(|label| label.value().to_owned())
+                    .unwrap_or_default();
+                (outcome, metric.get_counter().get_value())
+            })
+            .collect();
+        counts.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(counts, [("failed".to_owned(), 2.0), ("ok".to_owned(), 1.0)]);
+        assert_eq!(
+            recorder.drain()[0].1.refreshes_failed,
+            1,
+            "still in the health counts"
+        );
     }
 
     #[test]

@@ -11,6 +11,9 @@ use super::circuit::CircuitState;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Success,
+    /// 401 or 403: the credentials were refused (an alert of its own: they need a
+    /// reconnection, not a retry).
+    AuthError,
     ClientError,
     ServerError,
     /// A 429 answer, or a call parked by the scheduler before sending.
@@ -25,6 +28,7 @@ impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Success => "success",
+            Self::AuthError => "auth_error",
             Self::ClientError => "client_error",
             Self::ServerError => "server_error",
             Self::RateLimited => "rate_limited",
@@ -59,6 +63,7 @@ pub struct RuntimeMetrics {
     rate_limit_wait_seconds: CounterVec,
     circuit_state: IntGaugeVec,
     circuit_transitions: IntCounterVec,
+    token_refreshes: IntCounterVec,
 }
 
 impl RuntimeMetrics {
@@ -110,6 +115,13 @@ impl RuntimeMetrics {
                 ),
                 &["integration", "state"],
             )?,
+            token_refreshes: IntCounterVec::new(
+                Opts::new(
+                    "stepwise_integration_token_refreshes_total",
+                    "OAuth token refreshes sent to a provider, by outcome (ok, failed).",
+                ),
+                &["integration", "outcome"],
+            )?,
         };
         registry.register(Box::new(metrics.requests.clone()))?;
         registry.register(Box::new(metrics.latency.clone()))?;
@@ -117,6 +129,7 @@ impl RuntimeMetrics {
         registry.register(Box::new(metrics.rate_limit_wait_seconds.clone()))?;
         registry.register(Box::new(metrics.circuit_state.clone()))?;
         registry.register(Box::new(metrics.circuit_transitions.clone()))?;
+        registry.register(Box::new(metrics.token_refreshes.clone()))?;
         Ok(metrics)
     }
 
@@ -147,6 +160,13 @@ impl RuntimeMetrics {
             .set(to.gauge());
         self.circuit_transitions
             .with_label_values(&[integration, to.as_str()])
+            .inc();
+    }
+
+    pub fn token_refresh(&self, integration: &str, succeeded: bool) {
+        let outcome = if succeeded { "ok" } else { "failed" };
+        self.token_refreshes
+            .with_label_values(&[integration, outcome])
             .inc();
     }
 }

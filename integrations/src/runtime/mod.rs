@@ -207,14 +207,15 @@ impl IntegrationRuntime {
         buckets: Arc<dyn BucketStore>,
         metrics: &MetricsRegistry,
     ) -> Result<Self, MetricsError> {
+        let metrics = RuntimeMetrics::register(metrics)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
                 config,
                 buckets,
                 circuits: Arc::default(),
-                metrics: RuntimeMetrics::register(metrics)?,
-                health: Arc::default(),
+                health: Arc::new(HealthRecorder::with_metrics(metrics.clone())),
+                metrics,
             }),
         })
     }
@@ -749,6 +750,8 @@ fn status_outcome(status: StatusCode) -> Outcome {
         Outcome::RateLimited
     } else if status.is_server_error() {
         Outcome::ServerError
+    } else if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        Outcome::AuthError
     } else if status.is_client_error() {
         Outcome::ClientError
     } else {
