@@ -19,7 +19,7 @@ pub mod secrets;
 pub mod webhooks;
 
 pub use action::{Action, ActionOutcome, AwaitTarget, DynAction};
-pub use connections::{ConnectionAuth, ConnectionProvider};
+pub use connections::{ConnectionAuth, ConnectionProvider, ResolvedConnection};
 pub use context::{ActionContext, ActionServices, LogLevel, LogLine, StepInvocation};
 pub use error::ActionError;
 pub use redact::{MIN_SECRET_LENGTH, Redactor};

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use stepwise_integrations::http::{HttpClient, HttpConfig};
+use stepwise_integrations::http::{HttpClient, HttpConfig, TlsOptions};
+use stepwise_integrations::providers::ConnectionValues;
 use stepwise_integrations::runtime::MetricsRegistry;
 use stepwise_integrations::{
     ActionContext, ActionError, ActionOutcome, ActionServices, ConnectionAuth, ConnectionProvider,
-    IntegrationRuntime, Registry, SecretValue, StepInvocation,
+    IntegrationRuntime, Registry, ResolvedConnection, SecretValue, StepInvocation,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -24,8 +25,17 @@ pub struct ProviderConnection {
 
 #[async_trait]
 impl ConnectionProvider for ProviderConnection {
-    async fn auth(&self, _tenant: &str, _connection: &str) -> Result<ConnectionAuth, ActionError> {
-        Ok(ConnectionAuth::Bearer(SecretValue::new(PROVIDER_TOKEN)))
+    async fn resolve(
+        &self,
+        _tenant: &str,
+        _connection: &str,
+    ) -> Result<ResolvedConnection, ActionError> {
+        Ok(ResolvedConnection {
+            auth: ConnectionAuth::Bearer(SecretValue::new(PROVIDER_TOKEN)),
+            tls: TlsOptions::default(),
+            base_url: Some(self.base_url.clone()),
+            values: ConnectionValues::default(),
+        })
     }
 
     async fn refresh_rejected(
@@ -39,13 +49,6 @@ impl ConnectionProvider for ProviderConnection {
         )))
     }
 
-    async fn base_url(
-        &self,
-        _tenant: &str,
-        _connection: &str,
-    ) -> Result<Option<String>, ActionError> {
-        Ok(Some(self.base_url.clone()))
-    }
 }
 
 /// The step `provider` of `run-1` with the connection `acme`, whose API is at `base_url`.
