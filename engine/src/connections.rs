@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use stepwise_integrations::probe::{self, ProbeReport};
 use stepwise_integrations::providers::ClientAuthMethod;
 use stepwise_integrations::{
-    ActionContext, ActionError, ActionServices, ConnectionAuth, ConnectionProvider, StepInvocation,
+    ActionContext, ActionError, ActionServices, ConnectionAuth, ConnectionProvider,
+    ResolvedConnection, StepInvocation,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -313,8 +314,12 @@ struct RefusalWatch {
 
 #[async_trait]
 impl ConnectionProvider for RefusalWatch {
-    async fn auth(&self, tenant_id: &str, connection: &str) -> Result<ConnectionAuth, ActionError> {
-        ConnectionProvider::auth(self.inner.as_ref(), tenant_id, connection).await
+    async fn resolve(
+        &self,
+        tenant_id: &str,
+        connection: &str,
+    ) -> Result<ResolvedConnection, ActionError> {
+        ConnectionProvider::resolve(self.inner.as_ref(), tenant_id, connection).await
     }
 
     async fn refresh_rejected(
@@ -334,29 +339,5 @@ impl ConnectionProvider for RefusalWatch {
             self.refused.store(true, Ordering::Relaxed);
         }
         result
-    }
-
-    async fn base_url(
-        &self,
-        tenant_id: &str,
-        connection: &str,
-    ) -> Result<Option<String>, ActionError> {
-        ConnectionProvider::base_url(self.inner.as_ref(), tenant_id, connection).await
-    }
-
-    async fn tls(
-        &self,
-        tenant_id: &str,
-        connection: &str,
-    ) -> Result<stepwise_integrations::http::TlsOptions, ActionError> {
-        ConnectionProvider::tls(self.inner.as_ref(), tenant_id, connection).await
-    }
-
-    async fn values(
-        &self,
-        tenant_id: &str,
-        connection: &str,
-    ) -> Result<stepwise_integrations::providers::ConnectionValues, ActionError> {
-        ConnectionProvider::values(self.inner.as_ref(), tenant_id, connection).await
     }
 }

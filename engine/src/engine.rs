@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use stepwise_integrations::{ActionServices, Registry, SecretValue, SecretValues};
 use stepwise_workflows::expr::Evaluator;
-use stepwise_workflows::{Workflow, parse_workflow};
+use stepwise_workflows::{SecretsRead, Workflow, parse_workflow};
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
@@ -436,7 +436,13 @@ impl Engine {
     /// executor (and [`SecretValues::redactor_for`] for what it stores and logs). Never hand the
     /// result to a client: the API must not call this (`api/tests/architecture.rs` checks).
     pub async fn tenant_secrets(&self, tenant_id: &str) -> Result<SecretValues, EngineError> {
-        secrets::values(&self.inner.db.conn, &self.inner.vault, tenant_id).await
+        secrets::values(
+            &self.inner.db.conn,
+            &self.inner.vault,
+            tenant_id,
+            &SecretsRead::All,
+        )
+        .await
     }
 
     /// Re-wraps every data key not under the current master key (`stepwise keys rotate`):

@@ -496,21 +496,23 @@ impl EngineInner {
         cancellation: CancellationToken,
     ) -> Result<Executed, EngineError> {
         let (step, item_index) = step_definition(workflow, step_id)?;
-        let secrets = if workflow.references_secrets() {
-            match crate::store::secrets::values(db, &self.vault, &run.tenant_id).await {
-                Ok(secrets) => secrets,
-                Err(EngineError::Vault(error)) => {
-                    let error = ActionError::Permanent(format!(
-                        "cannot read the tenant's secrets: {error}"
-                    ));
-                    return Ok(Executed::failed(error));
-                }
-                Err(error) => return Err(error),
-            }
+        let read = if workflow.references_secrets() {
+            self.evaluator.step_secrets(step)
         } else {
-            SecretValues::new()
+            SecretsRead::Only(Default::default())
         };
-        let mut redactor = secrets.redactor_for(&self.evaluator.step_secrets(step));
+        let secrets = match crate::store::secrets::values(db, &self.vault, &run.tenant_id, &read)
+            .await
+        {
+            Ok(secrets) => secrets,
+            Err(EngineError::Vault(error)) => {
+                let error =
+                    ActionError::Permanent(format!("cannot read the tenant's secrets: {error}"));
+                return Ok(Executed::failed(error));
+            }
+            Err(error) => return Err(error),
+        };
+        let mut redactor = secrets.redactor_for(&read);
         // Templates read what earlier steps really returned, not the masked copy; what was
         // masked there is masked in what this step stores too.
         let step_rows = match self.unmasked_rows(&run.tenant_id, step_rows).await {
@@ -851,10 +853,9 @@ impl EngineInner {
         applied: &mut Applied,
     ) -> Result<(), EngineError> {
         let read = self.evaluator.templates_secrets(workflow.outputs.values());
-        let secrets = if read == SecretsRead::Only(Default::default()) {
-            SecretValues::new()
-        } else {
-            match crate::store::secrets::values(tx, &self.vault, &state.run.tenant_id).await {
+        let secrets =
+            match crate::store::secrets::values(tx, &self.vault, &state.run.tenant_id, &read).await
+            {
                 Ok(secrets) => secrets,
                 Err(EngineError::Vault(error)) => {
                     let message =
@@ -864,8 +865,7 @@ impl EngineInner {
                     return Ok(());
                 }
                 Err(error) => return Err(error),
-            }
-        };
+            };
         let mut redactor = secrets.redactor_for(&read);
         let (steps, masked) = self
             .unmasked_rows(&state.run.tenant_id, &state.steps)

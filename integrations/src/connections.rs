@@ -1,6 +1,6 @@
 //! How an action authenticates with a tenant's connection: the [`ConnectionProvider`] the engine
-//! implements with its token manager, and the [`ConnectionAuth`] it hands out. Actions reach it
-//! only through [`crate::ActionContext::connection_auth`].
+//! implements with its token manager, and the [`ResolvedConnection`] it hands out. Actions reach
+//! it only through their [`crate::ActionContext`], which resolves a connection once per step.
 
 use async_trait::async_trait;
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
@@ -116,13 +116,31 @@ impl ConnectionAuth {
     }
 }
 
+/// A connection as one step uses it, read and opened once per step (ARCHITECTURE.md,
+/// "Connections"): its credentials, TLS settings, base URL override and the values its
+/// provider's URL templates read. Debug output shows no secret.
+#[derive(Debug, Clone)]
+pub struct ResolvedConnection {
+    pub auth: ConnectionAuth,
+    /// Its client certificate (mutual TLS) and lowest TLS version.
+    pub tls: TlsOptions,
+    /// The API base URL its OAuth app sets (sandboxes, self-hosted servers, tests); `None`
+    /// means the provider's default.
+    pub base_url: Option<String>,
+    /// Its parameters and the values kept from its token answer.
+    pub values: ConnectionValues,
+}
+
 /// Credentials of a tenant's connections, with OAuth 2.0 tokens refreshed as needed.
 #[async_trait]
 pub trait ConnectionProvider: Send + Sync {
-    /// The current credentials of `connection`; an OAuth 2.0 token close to expiry is refreshed
-    /// first. A connection that needs re-authorization fails with a permanent error that says
-    /// so.
-    async fn auth(&self, tenant_id: &str, connection: &str) -> Result<ConnectionAuth, ActionError>;
+    /// `connection` as a step uses it; an OAuth 2.0 token close to expiry is refreshed first.
+    /// A connection that needs re-authorization fails with a permanent error that says so.
+    async fn resolve(
+        &self,
+        tenant_id: &str,
+        connection: &str,
+    ) -> Result<ResolvedConnection, ActionError>;
 
     /// After the provider answered 401 to `rejected`: the credentials to retry with once. An
     /// OAuth 2.0 token is refreshed unless a sibling already replaced it; other kinds cannot
@@ -133,28 +151,4 @@ pub trait ConnectionProvider: Send + Sync {
         connection: &str,
         rejected: &ConnectionAuth,
     ) -> Result<ConnectionAuth, ActionError>;
-
-    /// The API base URL configured for `connection` (its OAuth app's override: sandboxes,
-    /// self-hosted servers, tests); `None` means the provider's default.
-    async fn base_url(
-        &self,
-        tenant_id: &str,
-        connection: &str,
-    ) -> Result<Option<String>, ActionError>;
-
-    /// What the provider's URL templates read for `connection`: its parameters and the values
-    /// kept from its token answer. By default none.
-    async fn values(
-        &self,
-        _tenant_id: &str,
-        _connection: &str,
-    ) -> Result<ConnectionValues, ActionError> {
-        Ok(ConnectionValues::default())
-    }
-
-    /// The TLS settings of `connection`: its client certificate (mutual TLS) and its lowest
-    /// TLS version. By default none: the client's roots and TLS 1.3 minimum.
-    async fn tls(&self, _tenant_id: &str, _connection: &str) -> Result<TlsOptions, ActionError> {
-        Ok(TlsOptions::default())
-    }
 }

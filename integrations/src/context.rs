@@ -1,6 +1,7 @@
 //! What an action sees of the world: its step's identity, the shared services (the outbound
 //! integration runtime and the connections' credentials), cancellation and a log.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
@@ -9,7 +10,7 @@ use stepwise_workflows::HttpRetry;
 use tokio_util::sync::CancellationToken;
 
 use crate::action::ActionOutcome;
-use crate::connections::{ConnectionAuth, ConnectionProvider};
+use crate::connections::{ConnectionAuth, ConnectionProvider, ResolvedConnection};
 use crate::error::ActionError;
 use crate::http::HttpClient;
 use crate::redact::Redactor;
@@ -88,6 +89,9 @@ pub struct ActionContext {
     /// it read and of the connection credentials it fetched: what its log lines, output and
     /// error must not show.
     redactor: Mutex<Redactor>,
+    /// The connections this step resolved, by name: each is read and opened once per step,
+    /// however many calls use it.
+    resolved: tokio::sync::Mutex<HashMap<String, ResolvedConnection>>,
 }
 
 impl ActionContext {
@@ -102,6 +106,7 @@ impl ActionContext {
             cancellation,
             logs: Mutex::new(Vec::new()),
             redactor: Mutex::new(Redactor::default()),
+            resolved: tokio::sync::Mutex::default(),
         }
     }
 
@@ -181,61 +186,88 @@ impl ActionContext {
 
     /// The credentials of the tenant's connection `name`.
     pub async fn connection_auth(&self, name: &str) -> Result<ConnectionAuth, ActionError> {
-        self.connections()?
-            .auth(&self.invocation.tenant_id, name)
+        self.with_connection(name, |connection| Ok(connection.auth.clone()))
             .await
-            .map(|auth| self.masking(auth))
     }
 
     /// The TLS settings (client certificate, lowest version) of the tenant's connection `name`.
     pub async fn connection_tls(&self, name: &str) -> Result<crate::http::TlsOptions, ActionError> {
-        self.connections()?
-            .tls(&self.invocation.tenant_id, name)
+        self.with_connection(name, |connection| Ok(connection.tls.clone()))
             .await
     }
 
-    /// Fresh credentials after the provider answered 401 to `rejected` (retry once with them).
+    /// Fresh credentials after the provider answered 401 to `rejected` (retry once with them);
+    /// the step's later calls use them too.
     pub async fn refresh_connection_auth(
         &self,
         name: &str,
         rejected: &ConnectionAuth,
     ) -> Result<ConnectionAuth, ActionError> {
-        self.connections()?
+        let auth = self
+            .connections()?
             .refresh_rejected(&self.invocation.tenant_id, name, rejected)
             .await
-            .map(|auth| self.masking(auth))
+            .map(|auth| self.masking(auth))?;
+        if let Some(connection) = self.resolved.lock().await.get_mut(name) {
+            connection.auth = auth.clone();
+        }
+        Ok(auth)
     }
 
     /// The API base URL for `integration` through the connection `name`: the connection's
     /// override, else the provider's default, its `{name}` placeholders filled from the
     /// connection's parameters and kept token values, without a trailing slash.
     pub async fn base_url(&self, integration: &str, name: &str) -> Result<String, ActionError> {
-        let connections = self.connections()?;
-        let tenant = &self.invocation.tenant_id;
         let spec = crate::providers::provider(integration);
-        let template = connections
-            .base_url(tenant, name)
-            .await?
-            .or_else(|| spec?.base_url.clone())
-            .ok_or_else(|| {
-                ActionError::Permanent(format!(
-                    "integration `{integration}` has no API base URL: set `base_url` on the \
-                     OAuth app of connection `{name}`"
-                ))
-            })?;
-        let url = if crate::providers::placeholders(&template).is_empty() {
-            template
-        } else {
-            let values = connections.values(tenant, name).await?;
-            spec.map_or_else(|| Ok(Default::default()), |spec| spec.url_values(&values))
-                .and_then(|values| crate::providers::render_url(&template, &values))
+        self.with_connection(name, |connection| {
+            let template = connection
+                .base_url
+                .as_ref()
+                .or_else(|| spec?.base_url.as_ref())
+                .ok_or_else(|| {
+                    ActionError::Permanent(format!(
+                        "integration `{integration}` has no API base URL: set `base_url` on \
+                         the OAuth app of connection `{name}`"
+                    ))
+                })?;
+            let url = if crate::providers::placeholders(template).is_empty() {
+                template.clone()
+            } else {
+                spec.map_or_else(
+                    || Ok(Default::default()),
+                    |spec| spec.url_values(&connection.values),
+                )
+                .and_then(|values| crate::providers::render_url(template, &values))
                 .map_err(|error| {
                     ActionError::Permanent(format!(
                         "the API base URL of connection `{name}` cannot be built: {error}"
                     ))
                 })?
-        };
-        Ok(url.trim_end_matches('/').to_owned())
+            };
+            Ok(url.trim_end_matches('/').to_owned())
+        })
+        .await
+    }
+
+    /// `read` of the connection `name`, which is resolved on the step's first use of it; the
+    /// credentials are masked from then on.
+    async fn with_connection<T>(
+        &self,
+        name: &str,
+        read: impl FnOnce(&ResolvedConnection) -> Result<T, ActionError>,
+    ) -> Result<T, ActionError> {
+        let mut resolved = self.resolved.lock().await;
+        if let Some(connection) = resolved.get(name) {
+            return read(connection);
+        }
+        let mut connection = self
+            .connections()?
+            .resolve(&self.invocation.tenant_id, name)
+            .await?;
+        connection.auth = self.masking(connection.auth);
+        let result = read(&connection);
+        resolved.insert(name.to_owned(), connection);
+        result
     }
 
     /// The connection an action uses: its own `connection` input, else the step's

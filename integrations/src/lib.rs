@@ -27,7 +27,7 @@ pub mod webhooks;
 extern crate self as stepwise_integrations;
 
 pub use action::{Action, ActionOutcome, AwaitTarget, DynAction};
-pub use connections::{ConnectionAuth, ConnectionProvider};
+pub use connections::{ConnectionAuth, ConnectionProvider, ResolvedConnection};
 pub use context::{ActionContext, ActionServices, LogLevel, LogLine, StepInvocation};
 pub use error::ActionError;
 pub use redact::{MIN_SECRET_LENGTH, Redactor};

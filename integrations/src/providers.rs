@@ -115,6 +115,9 @@ pub struct ProviderSpec {
     /// them.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// `headers` as requests carry them, parsed once when the declaration is loaded.
+    #[serde(skip)]
+    header_map: reqwest::header::HeaderMap,
 }
 
 /// The provider's OAuth 2.0 defaults.
@@ -274,7 +277,14 @@ fn optional_duration<'de, D: Deserializer<'de>>(
 impl ProviderSpec {
     /// Parses one `provider.yaml`.
     pub fn parse(text: &str) -> Result<Self, String> {
-        serde_saphyr::from_str(text).map_err(|error| error.to_string())
+        let mut spec: Self = serde_saphyr::from_str(text).map_err(|error| error.to_string())?;
+        spec.header_map = spec.parse_headers();
+        Ok(spec)
+    }
+
+    /// The declared headers every call carries (parsed when the declaration was loaded).
+    pub fn static_headers(&self) -> &reqwest::header::HeaderMap {
+        &self.header_map
     }
 
     /// What the API shows of this provider.

@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use stepwise_integrations::http::{HttpClient, HttpConfig};
+use stepwise_integrations::http::{HttpClient, HttpConfig, TlsOptions};
+use stepwise_integrations::providers::ConnectionValues;
 use stepwise_integrations::runtime::MetricsRegistry;
 use stepwise_integrations::{
     ActionContext, ActionError, ActionOutcome, ActionServices, ConnectionAuth, ConnectionProvider,
-    IntegrationRuntime, Registry, SecretValue, StepInvocation,
+    IntegrationRuntime, Registry, ResolvedConnection, SecretValue, StepInvocation,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -25,8 +26,17 @@ pub struct ProviderConnection {
 
 #[async_trait]
 impl ConnectionProvider for ProviderConnection {
-    async fn auth(&self, _tenant: &str, _connection: &str) -> Result<ConnectionAuth, ActionError> {
-        Ok(self.auth.clone())
+    async fn resolve(
+        &self,
+        _tenant: &str,
+        _connection: &str,
+    ) -> Result<ResolvedConnection, ActionError> {
+        Ok(ResolvedConnection {
+            auth: self.auth.clone(),
+            tls: TlsOptions::default(),
+            base_url: Some(self.base_url.clone()),
+            values: ConnectionValues::default(),
+        })
     }
 
     async fn refresh_rejected(
@@ -38,14 +48,6 @@ impl ConnectionProvider for ProviderConnection {
         Err(ActionError::Permanent(format!(
             "`{connection}` cannot be refreshed"
         )))
-    }
-
-    async fn base_url(
-        &self,
-        _tenant: &str,
-        _connection: &str,
-    ) -> Result<Option<String>, ActionError> {
-        Ok(Some(self.base_url.clone()))
     }
 }
 

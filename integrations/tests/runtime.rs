@@ -20,8 +20,11 @@ use stepwise_integrations::runtime::scheduler::{InMemoryBuckets, RateLimitMode};
 use stepwise_integrations::runtime::{IntegrationPolicy, MetricsRegistry, RuntimeConfig};
 use stepwise_integrations::{
     ActionContext, ActionError, ActionOutcome, ActionServices, ConnectionAuth, ConnectionProvider,
-    IntegrationCall, IntegrationResponse, IntegrationRuntime, Registry, SecretValue,
+    IntegrationCall, IntegrationResponse, IntegrationRuntime, Registry, ResolvedConnection,
+    SecretValue,
 };
+use stepwise_integrations::http::TlsOptions;
+use stepwise_integrations::providers::ConnectionValues;
 use support::{client, invocation};
 use tokio_util::sync::CancellationToken;
 use wiremock::matchers::{header, method, path};
@@ -423,8 +426,17 @@ const CANARY_NEW: &str = "canary-new-token-91bc";
 
 #[async_trait]
 impl ConnectionProvider for RotatingToken {
-    async fn auth(&self, _tenant: &str, _connection: &str) -> Result<ConnectionAuth, ActionError> {
-        Ok(self.bearer())
+    async fn resolve(
+        &self,
+        _tenant: &str,
+        _connection: &str,
+    ) -> Result<ResolvedConnection, ActionError> {
+        Ok(ResolvedConnection {
+            auth: self.bearer(),
+            tls: TlsOptions::default(),
+            base_url: None,
+            values: ConnectionValues::default(),
+        })
     }
 
     async fn refresh_rejected(
@@ -438,13 +450,6 @@ impl ConnectionProvider for RotatingToken {
         Ok(self.bearer())
     }
 
-    async fn base_url(
-        &self,
-        _tenant: &str,
-        _connection: &str,
-    ) -> Result<Option<String>, ActionError> {
-        Ok(None)
-    }
 }
 
 fn with_tokens(tokens: Arc<RotatingToken>) -> Fixture {

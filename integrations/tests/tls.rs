@@ -24,8 +24,9 @@ use stepwise_integrations::runtime::{
 };
 use stepwise_integrations::{
     ActionContext, ActionError, ActionOutcome, ActionServices, ConnectionAuth, ConnectionProvider,
-    IntegrationCall, IntegrationRuntime, SecretValue,
+    IntegrationCall, IntegrationRuntime, ResolvedConnection, SecretValue,
 };
+use stepwise_integrations::providers::ConnectionValues;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -221,8 +222,16 @@ struct Connections {
 
 #[async_trait]
 impl ConnectionProvider for Connections {
-    async fn auth(&self, _: &str, _: &str) -> Result<ConnectionAuth, ActionError> {
-        Ok(ConnectionAuth::Bearer(SecretValue::new("token")))
+    async fn resolve(&self, _: &str, connection: &str) -> Result<ResolvedConnection, ActionError> {
+        Ok(ResolvedConnection {
+            auth: ConnectionAuth::Bearer(SecretValue::new("token")),
+            tls: TlsOptions {
+                min_version: None,
+                identity: (connection == "mtls").then(|| self.identity.clone()),
+            },
+            base_url: None,
+            values: ConnectionValues::default(),
+        })
     }
 
     async fn refresh_rejected(
@@ -234,16 +243,6 @@ impl ConnectionProvider for Connections {
         Err(ActionError::Permanent("refused".into()))
     }
 
-    async fn base_url(&self, _: &str, _: &str) -> Result<Option<String>, ActionError> {
-        Ok(None)
-    }
-
-    async fn tls(&self, _: &str, connection: &str) -> Result<TlsOptions, ActionError> {
-        Ok(TlsOptions {
-            min_version: None,
-            identity: (connection == "mtls").then(|| self.identity.clone()),
-        })
-    }
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
-use minijinja::machinery::{self, CodeGenerator, Vm};
+use minijinja::machinery::{self, CodeGenerator, Instructions, Vm};
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 use serde_json::Value;
 
@@ -38,12 +38,20 @@ pub const MAX_EXPRESSION_TOKENS: usize = 1000;
 /// reached by a process that has loaded thousands of distinct workflow versions.
 const CACHE_LIMIT: usize = 4096;
 
-/// What the cache keeps of an expression that parses: the paths it reads. Evaluation compiles
-/// it again from its syntax tree (see `growth`): minijinja's instructions borrow their source,
-/// so they cannot be kept beside it.
-#[derive(Debug)]
+/// What the cache keeps of an expression that parses: the paths it reads and its instructions,
+/// compiled once from the guarded syntax tree (see `growth`), so evaluating it parses nothing.
 struct Parsed {
     references: BTreeSet<String>,
+    program: Program,
+}
+
+/// minijinja's instructions borrow their source: the cache owns both, together.
+#[ouroboros::self_referencing]
+struct Program {
+    source: Box<str>,
+    #[borrows(source)]
+    #[covariant]
+    instructions: Instructions<'this>,
 }
 
 type Compiled = Arc<Parsed>;
@@ -366,7 +374,7 @@ impl Evaluator {
                     message: "the result is undefined".to_owned(),
                 },
             };
-        match self.run(expr, &scope.value) {
+        match self.run(&compiled, &scope.value) {
             // Strict mode only fails when an undefined value is used; one that is the result of
             // the expression would otherwise quietly become `null` or `false`.
             Ok(value) if value.is_undefined() => Err(undefined(None)),
@@ -418,10 +426,18 @@ impl Evaluator {
                 format!("unexpected `{CLOSE}`"),
             ));
         }
-        let tree = machinery::parse_expr(expr)?;
         let mut references = BTreeSet::new();
-        growth::references(&tree, &mut references);
-        let compiled = Arc::new(Parsed { references });
+        let program = Program::try_new(expr.into(), |source| {
+            let tree = machinery::parse_expr(source)?;
+            growth::references(&tree, &mut references);
+            let mut generator = CodeGenerator::new("<expression>", source);
+            generator.compile_expr(&growth::guarded(&tree));
+            Ok::<_, minijinja::Error>(generator.finish().0)
+        })?;
+        let compiled = Arc::new(Parsed {
+            references,
+            program,
+        });
         let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
         if cache.len() >= CACHE_LIMIT {
             cache.clear();
@@ -430,23 +446,18 @@ impl Evaluator {
         Ok(compiled)
     }
 
-    /// Evaluates `expr`, which [`Self::compile`] accepted, with `+`, `*` and `~` checked
-    /// against the result limit before they allocate.
+    /// Evaluates a compiled expression, with `+`, `*` and `~` checked against the result limit
+    /// before they allocate.
     fn run(
         &self,
-        expr: &str,
+        compiled: &Parsed,
         root: &minijinja::Value,
     ) -> Result<minijinja::Value, minijinja::Error> {
-        let tree = machinery::parse_expr(expr)?;
-        let guarded = growth::guarded(&tree);
-        let mut generator = CodeGenerator::new("<expression>", expr);
-        generator.compile_expr(&guarded);
-        let (instructions, _) = generator.finish();
         let mut discarded = String::new();
         let value = growth::with_limit(self.max_result_bytes(), || {
             Vm::new(self.env)
                 .eval(
-                    &instructions,
+                    compiled.program.borrow_instructions(),
                     root.clone(),
                     &BTreeMap::new(),
                     &mut machinery::make_string_output(&mut discarded),

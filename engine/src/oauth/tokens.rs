@@ -21,10 +21,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use oauth2::RefreshToken;
 use sea_orm::DatabaseConnection;
-use stepwise_integrations::http::{HttpClient, TlsOptions, TlsVersion};
+use stepwise_integrations::http::HttpClient;
 use stepwise_integrations::providers::{ConnectionValues, provider};
 use stepwise_integrations::runtime::health::HealthRecorder;
-use stepwise_integrations::{ActionError, ConnectionAuth, ConnectionProvider, SecretValue};
+use stepwise_integrations::{
+    ActionError, ConnectionAuth, ConnectionProvider, ResolvedConnection, SecretValue,
+};
 
 use super::client::{TokenEndpoint, TokenFailure, app_client, classify};
 use super::new_tokens;
@@ -33,6 +35,7 @@ use crate::store::connections::{
     self, Connection, ConnectionKind, ConnectionStatus, DEFAULT_API_KEY_HEADER,
 };
 use crate::store::now_ms;
+use crate::store::entities::oauth_app;
 use crate::store::oauth_apps;
 use crate::vault::Vault;
 
@@ -126,70 +129,36 @@ impl TokenManager {
 
     /// The connection's credentials, refreshing an OAuth 2.0 token close to expiry.
     pub async fn auth(&self, tenant_id: &str, name: &str) -> Result<ConnectionAuth, TokenError> {
-        let connection = connections::load(&self.db, &self.vault, tenant_id, name).await?;
-        if connection.info.kind != ConnectionKind::Oauth2 {
-            return static_auth(&connection);
-        }
-        let margin_ms = self.margin_ms(&connection).await?;
-        if let Some(token) = self.usable(&connection, None, margin_ms)? {
-            return Ok(oauth_credential(&connection, token));
-        }
-        self.refresh(tenant_id, name, None).await
+        let (connection, app) = self.read(tenant_id, name).await?;
+        self.current_auth(&connection, app.as_ref()).await
     }
 
-    /// The API base URL of the connection's OAuth app (the app named on the connection, else
-    /// the tenant's app named after the integration): its override, else the provider's
-    /// default. `None` when there is no such app.
-    pub async fn base_url(
+    /// Everything a step's calls need of the connection, from one read and one decryption:
+    /// its credentials (an OAuth 2.0 token close to expiry refreshed first), its TLS settings
+    /// (the client key opened with the credentials), the base URL its OAuth app sets, and
+    /// what the provider's URL templates read.
+    pub async fn resolve(
         &self,
         tenant_id: &str,
         name: &str,
-    ) -> Result<Option<String>, TokenError> {
-        let connection = connections::get(&self.db, tenant_id, name).await?;
-        let app = connection
-            .oauth_app
-            .unwrap_or_else(|| oauth_apps::default_name(&connection.integration));
-        match oauth_apps::get(&self.db, tenant_id, &app).await {
-            Ok(app) => Ok(app.base_url),
-            Err(EngineError::NotFound(_)) => Ok(None),
-            Err(error) => Err(error.into()),
-        }
-    }
-
-    /// What the provider's URL templates read for the connection: its parameters and the
-    /// values kept from its token answer (opened from the vault).
-    pub async fn values(
-        &self,
-        tenant_id: &str,
-        name: &str,
-    ) -> Result<ConnectionValues, TokenError> {
-        let connection = connections::load(&self.db, &self.vault, tenant_id, name).await?;
-        Ok(ConnectionValues {
-            params: connection.info.params,
-            kept: connection.credentials.kept.clone(),
-        })
-    }
-
-    /// The connection's TLS settings: its client certificate (the key opened from the vault)
-    /// and its lowest TLS version.
-    pub async fn tls(&self, tenant_id: &str, name: &str) -> Result<TlsOptions, TokenError> {
-        let row = connections::find(&self.db, tenant_id, name)
-            .await?
-            .ok_or_else(|| connections::not_found(name))?;
-        if row.client_cert.is_none() {
-            // Nothing sealed is needed: skip opening the envelope.
-            return Ok(TlsOptions {
-                min_version: row.tls_min.as_deref().and_then(TlsVersion::parse),
-                identity: None,
-            });
-        }
-        let connection = connections::connection(&self.vault, &row).await?;
-        connection
+    ) -> Result<ResolvedConnection, TokenError> {
+        let (connection, app) = self.read(tenant_id, name).await?;
+        let auth = self.current_auth(&connection, app.as_ref()).await?;
+        let tls = connection
             .tls_options()
             .map_err(|message| TokenError::Failed {
                 connection: name.to_owned(),
                 message,
-            })
+            })?;
+        Ok(ResolvedConnection {
+            auth,
+            tls,
+            base_url: app.and_then(|app| app.base_url),
+            values: ConnectionValues {
+                params: connection.info.params,
+                kept: connection.credentials.kept,
+            },
+        })
     }
 
     /// After a 401 for `rejected`: a refreshed token, unless a sibling already replaced it.
@@ -199,28 +168,55 @@ impl TokenManager {
         name: &str,
         rejected: &ConnectionAuth,
     ) -> Result<ConnectionAuth, TokenError> {
-        let connection = connections::get(&self.db, tenant_id, name).await?;
-        if connection.kind != ConnectionKind::Oauth2 {
+        let info = connections::get(&self.db, tenant_id, name).await?;
+        if info.kind != ConnectionKind::Oauth2 {
             return Err(TokenError::Failed {
                 connection: name.to_owned(),
                 message: format!(
                     "the provider refused its {} credentials (HTTP 401)",
-                    connection.kind.as_str()
+                    info.kind.as_str()
                 ),
             });
         }
-        self.refresh(tenant_id, name, Some(rejected.secret())).await
+        self.refresh(tenant_id, name, &info.id, Some(rejected.secret()))
+            .await
+    }
+
+    /// The connection with its credentials opened, and its OAuth app: one statement, one
+    /// decryption.
+    async fn read(
+        &self,
+        tenant_id: &str,
+        name: &str,
+    ) -> Result<(Connection, Option<oauth_app::Model>), TokenError> {
+        let (row, app) = connections::find_with_app(&self.db, tenant_id, name)
+            .await?
+            .ok_or_else(|| connections::not_found(name))?;
+        Ok((connections::connection(&self.vault, &row).await?, app))
+    }
+
+    /// The credentials of a connection just read, refreshing an OAuth 2.0 token close to
+    /// expiry.
+    async fn current_auth(
+        &self,
+        connection: &Connection,
+        app: Option<&oauth_app::Model>,
+    ) -> Result<ConnectionAuth, TokenError> {
+        if connection.info.kind != ConnectionKind::Oauth2 {
+            return static_auth(connection);
+        }
+        if let Some(token) = self.usable(connection, None, self.margin_ms(app))? {
+            return Ok(oauth_credential(connection, token));
+        }
+        let info = &connection.info;
+        self.refresh(&connection.tenant_id, &info.name, &info.id, None)
+            .await
     }
 
     /// The refresh margin the connection's OAuth app sets, else this manager's.
-    async fn margin_ms(&self, connection: &Connection) -> Result<i64, TokenError> {
-        let app = connection
-            .info
-            .oauth_app
-            .clone()
-            .unwrap_or_else(|| oauth_apps::default_name(&connection.info.integration));
-        let own = oauth_apps::refresh_margin_ms(&self.db, &connection.tenant_id, &app).await?;
-        Ok(own.unwrap_or_else(|| self.refresh_margin_ms.load(Ordering::Relaxed)))
+    fn margin_ms(&self, app: Option<&oauth_app::Model>) -> i64 {
+        app.and_then(|app| app.refresh_margin_ms)
+            .unwrap_or_else(|| self.refresh_margin_ms.load(Ordering::Relaxed))
     }
 
     /// The stored access token when it can be used: connected, present, not expiring within
@@ -262,40 +258,32 @@ impl TokenManager {
             .clone()
     }
 
+    /// Refreshes the token of connection `id` (`name`) once this caller holds the in-process
+    /// flight and the cross-process lease, re-reading the connection once under the lease: a
+    /// sibling (in this process or another) may have refreshed while this caller waited.
     async fn refresh(
         &self,
         tenant_id: &str,
         name: &str,
+        id: &str,
         rejected: Option<&SecretValue>,
     ) -> Result<ConnectionAuth, TokenError> {
-        let connection = connections::load(&self.db, &self.vault, tenant_id, name).await?;
-        let margin_ms = self.margin_ms(&connection).await?;
-        let flight = self.flight(&connection.info.id);
+        let flight = self.flight(id);
         let _in_process = flight.lock().await;
-        // Take the cross-process lease, unless a sibling (in this process or another) has
-        // refreshed while this caller waited.
-        loop {
-            let connection = connections::load(&self.db, &self.vault, tenant_id, name).await?;
-            if let Some(token) = self.usable(&connection, rejected, margin_ms)? {
-                return Ok(oauth_credential(&connection, token));
-            }
-            let until = now_ms() + LEASE_MS;
-            if connections::take_lease(&self.db, &connection.info.id, &self.owner, until).await? {
-                break;
-            }
+        while !connections::take_lease(&self.db, id, &self.owner, now_ms() + LEASE_MS).await? {
             tokio::time::sleep(LEASE_POLL).await;
         }
-        // Re-read under the lease: a sibling may have finished between the read and the lease.
-        let connection = connections::load(&self.db, &self.vault, tenant_id, name).await?;
-        let id = connection.info.id.clone();
-        let outcome = self.refresh_leased(&connection, rejected, margin_ms).await;
+        let (connection, app) = self.read(tenant_id, name).await?;
+        let outcome = self
+            .refresh_leased(&connection, rejected, self.margin_ms(app.as_ref()))
+            .await;
         match &outcome {
             Ok(_) => {}
             Err(TokenError::NeedsReauth { reason, .. }) => {
                 tracing::warn!(message = "Token refresh refused; the connection needs re-authorization.", connection = name, %reason);
                 connections::release_lease(
                     &self.db,
-                    &id,
+                    id,
                     &self.owner,
                     Some((ConnectionStatus::NeedsReauth, reason.as_str())),
                 )
@@ -305,7 +293,7 @@ impl TokenManager {
                 tracing::warn!(message = "Token refresh failed.", connection = name, error = %message);
                 connections::release_lease(
                     &self.db,
-                    &id,
+                    id,
                     &self.owner,
                     Some((ConnectionStatus::Error, message.as_str())),
                 )
@@ -313,7 +301,7 @@ impl TokenManager {
             }
             Err(error) => {
                 tracing::warn!(message = "Token refresh failed; the connection is kept.", connection = name, %error);
-                connections::release_lease(&self.db, &id, &self.owner, None).await?;
+                connections::release_lease(&self.db, id, &self.owner, None).await?;
             }
         }
         outcome
@@ -487,8 +475,12 @@ fn static_auth(connection: &Connection) -> Result<ConnectionAuth, TokenError> {
 
 #[async_trait]
 impl ConnectionProvider for TokenManager {
-    async fn auth(&self, tenant_id: &str, connection: &str) -> Result<ConnectionAuth, ActionError> {
-        Ok(TokenManager::auth(self, tenant_id, connection).await?)
+    async fn resolve(
+        &self,
+        tenant_id: &str,
+        connection: &str,
+    ) -> Result<ResolvedConnection, ActionError> {
+        Ok(TokenManager::resolve(self, tenant_id, connection).await?)
     }
 
     async fn refresh_rejected(
@@ -498,26 +490,6 @@ impl ConnectionProvider for TokenManager {
         rejected: &ConnectionAuth,
     ) -> Result<ConnectionAuth, ActionError> {
         Ok(TokenManager::refresh_rejected(self, tenant_id, connection, rejected).await?)
-    }
-
-    async fn base_url(
-        &self,
-        tenant_id: &str,
-        connection: &str,
-    ) -> Result<Option<String>, ActionError> {
-        Ok(TokenManager::base_url(self, tenant_id, connection).await?)
-    }
-
-    async fn tls(&self, tenant_id: &str, connection: &str) -> Result<TlsOptions, ActionError> {
-        Ok(TokenManager::tls(self, tenant_id, connection).await?)
-    }
-
-    async fn values(
-        &self,
-        tenant_id: &str,
-        connection: &str,
-    ) -> Result<ConnectionValues, ActionError> {
-        Ok(TokenManager::values(self, tenant_id, connection).await?)
     }
 }
 

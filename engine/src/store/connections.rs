@@ -12,17 +12,17 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait, Func, IntoCondition};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, Set,
+    JoinType, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 use stepwise_integrations::SecretValue;
 use stepwise_integrations::http::{ClientIdentity, TlsOptions, TlsVersion};
 use zeroize::Zeroize;
 
-use super::entities::connection;
+use super::entities::{connection, oauth_app};
 use super::{Sealed, now_ms, validate_slug};
 use crate::db::begin_write;
 use crate::error::EngineError;
@@ -346,6 +346,39 @@ pub(crate) async fn find(
     Ok(connection::Entity::find()
         .filter(connection::Column::TenantId.eq(tenant_id))
         .filter(connection::Column::Name.eq(name))
+        .one(db)
+        .await?)
+}
+
+/// The connection row and the OAuth app its calls use (the app it names, else the tenant's app
+/// named after its integration; `None` when there is none), in one statement.
+pub(crate) async fn find_with_app(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    name: &str,
+) -> Result<Option<(connection::Model, Option<oauth_app::Model>)>, EngineError> {
+    let app_of_connection = connection::Entity::belongs_to(oauth_app::Entity)
+        .from(connection::Column::TenantId)
+        .to(oauth_app::Column::TenantId)
+        .on_condition(|connection_table, app_table| {
+            // The app a connection names, else `oauth_apps::default_name` of its integration.
+            let app_name = Func::coalesce([
+                Expr::col((connection_table.clone(), connection::Column::OauthApp)),
+                Func::cust("REPLACE")
+                    .arg(Expr::col((connection_table, connection::Column::Integration)))
+                    .arg("_")
+                    .arg("-")
+                    .into(),
+            ]);
+            Expr::col((app_table, oauth_app::Column::Name))
+                .eq(app_name)
+                .into_condition()
+        });
+    Ok(connection::Entity::find()
+        .filter(connection::Column::TenantId.eq(tenant_id))
+        .filter(connection::Column::Name.eq(name))
+        .join(JoinType::LeftJoin, app_of_connection.into())
+        .select_also(oauth_app::Entity)
         .one(db)
         .await?)
 }

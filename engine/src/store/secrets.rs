@@ -11,6 +11,7 @@ use sea_orm::{
 };
 use serde::Serialize;
 use stepwise_integrations::{SecretValue, SecretValues};
+use stepwise_workflows::SecretsRead;
 
 use super::entities::secret;
 use super::now_ms;
@@ -221,17 +222,25 @@ pub async fn delete(
     Ok(result.rows_affected > 0)
 }
 
-/// Every secret of the tenant, decrypted. Fails as a whole, naming the secret and key, when
-/// one does not decrypt: a run must not go ahead with a secret silently missing.
+/// The secrets of the tenant that `read` names (every one for [`SecretsRead::All`]),
+/// decrypted: a step decrypts only what its templates read. Fails as a whole, naming the
+/// secret and key, when one does not decrypt: a run must not go ahead with a secret silently
+/// missing.
 pub async fn values(
     db: &impl ConnectionTrait,
     vault: &Vault,
     tenant_id: &str,
+    read: &SecretsRead,
 ) -> Result<SecretValues, EngineError> {
-    let rows = secret::Entity::find()
-        .filter(secret::Column::TenantId.eq(tenant_id))
-        .all(db)
-        .await?;
+    let query = secret::Entity::find().filter(secret::Column::TenantId.eq(tenant_id));
+    let query = match read {
+        SecretsRead::All => query,
+        SecretsRead::Only(names) if names.is_empty() => return Ok(SecretValues::new()),
+        SecretsRead::Only(names) => {
+            query.filter(secret::Column::Name.is_in(names.iter().map(String::as_str)))
+        }
+    };
+    let rows = query.all(db).await?;
     let mut values = SecretValues::new();
     for row in rows {
         let value = vault

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use stepwise_engine::vault::{KeyRing, LocalKeyProvider, MasterKey};
+use stepwise_engine::vault::{KeyProvider, KeyRing, LocalKeyProvider, MasterKey};
 use stepwise_engine::{Engine, RunDetail, Runtime, RuntimeOptions};
 use stepwise_integrations::http::{HttpClient, HttpConfig};
 use stepwise_integrations::runtime::MetricsRegistry;
@@ -159,7 +159,7 @@ impl Harness {
     pub async fn start_with_keys(
         database: &TestDatabase,
         options: RuntimeOptions,
-        keys: LocalKeyProvider,
+        keys: impl KeyProvider,
     ) -> Self {
         let keys = Arc::new(keys);
         let engine = Engine::open_with_keys(

@@ -199,9 +199,9 @@ impl ProviderSpec {
             .collect()
     }
 
-    /// The declared headers every call carries; a malformed one is refused by the
-    /// declaration's checks, so none is dropped here in practice.
-    pub fn static_headers(&self) -> http::HeaderMap {
+    /// The declared headers, parsed; a malformed one is refused by the declaration's checks,
+    /// so none is dropped here in practice.
+    pub(super) fn parse_headers(&self) -> http::HeaderMap {
         self.headers
             .iter()
             .filter_map(|(name, value)| {

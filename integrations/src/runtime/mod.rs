@@ -34,7 +34,7 @@ pub mod retry;
 pub mod scheduler;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -80,7 +80,12 @@ impl IntegrationPolicy {
     /// rate limit seeds the buckets, declared overrides replace the defaults); any other
     /// integration is paced only once its responses state a limit.
     pub fn builtin(integration: &str) -> Self {
-        crate::providers::provider(integration).map_or_else(
+        Self::of(crate::providers::provider(integration))
+    }
+
+    /// The policy of a declaration (`None`: an undeclared integration).
+    fn of(spec: Option<&ProviderSpec>) -> Self {
+        spec.map_or_else(
             || Self {
                 rate_limit: RateLimitMode::Learned(ProviderProfile::generic()),
                 retry: RetryPolicy::default(),
@@ -304,7 +309,7 @@ struct CallState<'a> {
     bucket: BucketKey,
     idempotent: bool,
     /// The headers the integration's declaration has every call carry.
-    static_headers: HeaderMap,
+    static_headers: &'static HeaderMap,
 }
 
 impl Inner {
@@ -347,7 +352,7 @@ impl Inner {
             let mut sent = request.try_clone().ok_or_else(|| {
                 ActionError::Permanent("a streamed request body cannot be sent again".into())
             })?;
-            for (name, value) in &state.static_headers {
+            for (name, value) in state.static_headers {
                 if !sent.headers().contains_key(name) {
                     sent.headers_mut().insert(name.clone(), value.clone());
                 }
@@ -434,12 +439,14 @@ impl Inner {
             (None, true) => format!("host:{host}"),
             (None, false) => String::new(),
         };
+        static NO_HEADERS: LazyLock<HeaderMap> = LazyLock::new(HeaderMap::new);
+        let spec = crate::providers::provider(&integration);
         let mut policy = self
             .config
             .policies
             .get(&integration)
             .cloned()
-            .unwrap_or_else(|| IntegrationPolicy::builtin(&integration));
+            .unwrap_or_else(|| IntegrationPolicy::of(spec));
         if let Some(step) = &ctx.invocation().http_retry {
             policy.retry = policy.retry.overridden_by(step);
         }
@@ -459,9 +466,7 @@ impl Inner {
                 request.method(),
                 request.headers().contains_key(IDEMPOTENCY_KEY),
             ),
-            static_headers: crate::providers::provider(&integration)
-                .map(ProviderSpec::static_headers)
-                .unwrap_or_default(),
+            static_headers: spec.map_or(&*NO_HEADERS, ProviderSpec::static_headers),
             integration,
             action,
             connection,
