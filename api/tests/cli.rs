@@ -11,11 +11,14 @@ const COMMAND_DEADLINE: Duration = Duration::from_secs(120);
 /// Waits for `child` with its output, up to [`COMMAND_DEADLINE`]; past it, prints every
 /// thread's stack (gdb, where installed), kills the process and fails.
 fn finish(mut child: Child) -> Output {
-    fn drain(pipe: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+    fn drain(
+        pipe: Option<impl std::io::Read + Send + 'static>,
+    ) -> std::thread::JoinHandle<Vec<u8>> {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
             if let Some(mut pipe) = pipe {
-                pipe.read_to_end(&mut bytes).expect("read the child's output");
+                pipe.read_to_end(&mut bytes)
+                    .expect("read the child's output");
             }
             bytes
         })
@@ -28,7 +31,13 @@ fn finish(mut child: Child) -> Output {
         }
         if started.elapsed() > COMMAND_DEADLINE {
             let stacks = Command::new("gdb")
-                .args(["-p", &child.id().to_string(), "-batch", "-ex", "thread apply all bt"])
+                .args([
+                    "-p",
+                    &child.id().to_string(),
+                    "-batch",
+                    "-ex",
+                    "thread apply all bt",
+                ])
                 .output()
                 .map(|output| text(&output.stdout))
                 .unwrap_or_else(|error| format!("(no stacks: gdb: {error})"));

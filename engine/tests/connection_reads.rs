@@ -13,10 +13,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::{Harness, databases};
 use serde_json::json;
-use stepwise_engine::{RunStatus, RuntimeOptions};
 use stepwise_engine::vault::{
     DataKey, KeyError, KeyProvider, KeyRing, LocalKeyProvider, MasterKey, WrappedKey,
 };
+use stepwise_engine::{RunStatus, RuntimeOptions};
 use stepwise_integrations::SecretValue;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
@@ -105,13 +105,17 @@ async fn a_step_reads_its_connection_once_and_decrypts_only_the_secrets_it_reads
         Mock::given(method("GET"))
             .and(path("/repos/acme/app/issues"))
             .and(header("authorization", "Bearer gh-token-5b1"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!([])).append_header(
-                "link",
-                format!(
-                    "<{}/repos/acme/app/issues?page=2>; rel=\"next\"",
-                    server.uri()
-                ),
-            ))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!([]))
+                    .append_header(
+                        "link",
+                        format!(
+                            "<{}/repos/acme/app/issues?page=2>; rel=\"next\"",
+                            server.uri()
+                        ),
+                    ),
+            )
             .expect(1)
             .mount(&server)
             .await;

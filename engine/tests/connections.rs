@@ -193,8 +193,10 @@ async fn an_unnamed_app_of_an_integration_with_an_underscore_is_found_by_its_con
             .engine
             .create_oauth_app(
                 &h.tenant_id,
-                from_json(json!({"integration": "google_sheets", "client_id": "client-1",
-                                 "client_secret": "app-secret"})),
+                from_json(
+                    json!({"integration": "google_sheets", "client_id": "client-1",
+                                 "client_secret": "app-secret"}),
+                ),
             )
             .await
             .expect("create app");
@@ -203,11 +205,18 @@ async fn an_unnamed_app_of_an_integration_with_an_underscore_is_found_by_its_con
             .engine
             .create_connection(
                 &h.tenant_id,
-                from_json(json!({"name": "sheets", "integration": "google_sheets", "kind": "oauth2"})),
+                from_json(
+                    json!({"name": "sheets", "integration": "google_sheets", "kind": "oauth2"}),
+                ),
             )
             .await
             .expect("create connection");
-        assert_eq!(connection.oauth_app.as_deref(), Some("google-sheets"), "[{}]", h.label);
+        assert_eq!(
+            connection.oauth_app.as_deref(),
+            Some("google-sheets"),
+            "[{}]",
+            h.label
+        );
         let url = h
             .engine
             .authorize_connection(&h.tenant_id, "google_sheets", "sheets", REDIRECT)

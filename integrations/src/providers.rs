@@ -498,13 +498,17 @@ mod tests {
         {
             return Err("rate-limit quota headers are lower case".into());
         }
-        let quotas = spec.rate_limit.iter().flat_map(|limit| &limit.header_quotas);
+        let quotas = spec
+            .rate_limit
+            .iter()
+            .flat_map(|limit| &limit.header_quotas);
         for quota in quotas {
             if quota.remaining.is_some() == quota.usage.is_some()
                 || (quota.key.is_some() && quota.usage.is_none())
             {
                 return Err(
-                    "a header quota states `remaining` or `usage` (with its `key`), not both".into(),
+                    "a header quota states `remaining` or `usage` (with its `key`), not both"
+                        .into(),
                 );
             }
         }

@@ -213,7 +213,10 @@ async fn a_next_url_in_the_answer_is_followed_as_a_url_or_a_path() {
     let output = run(&server, next_url_listing("@odata.nextLink"), json!({}))
         .await
         .expect("listed");
-    assert_eq!(output, json!({"names": ["a", "b", "c", "d"], "more": false}));
+    assert_eq!(
+        output,
+        json!({"names": ["a", "b", "c", "d"], "more": false})
+    );
     let output = run(
         &server,
         next_url_listing("@odata.nextLink"),

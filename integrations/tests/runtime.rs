@@ -14,6 +14,8 @@ use chrono::Utc;
 use prometheus::proto::MetricType;
 use reqwest::Method;
 use serde_json::json;
+use stepwise_integrations::http::TlsOptions;
+use stepwise_integrations::providers::ConnectionValues;
 use stepwise_integrations::runtime::circuit::CircuitConfig;
 use stepwise_integrations::runtime::retry::RetryPolicy;
 use stepwise_integrations::runtime::scheduler::{InMemoryBuckets, RateLimitMode};
@@ -23,8 +25,6 @@ use stepwise_integrations::{
     IntegrationCall, IntegrationResponse, IntegrationRuntime, Registry, ResolvedConnection,
     SecretValue,
 };
-use stepwise_integrations::http::TlsOptions;
-use stepwise_integrations::providers::ConnectionValues;
 use support::{client, invocation};
 use tokio_util::sync::CancellationToken;
 use wiremock::matchers::{header, method, path};
@@ -449,7 +449,6 @@ impl ConnectionProvider for RotatingToken {
         *self.current.lock().expect("lock") = CANARY_NEW;
         Ok(self.bearer())
     }
-
 }
 
 fn with_tokens(tokens: Arc<RotatingToken>) -> Fixture {

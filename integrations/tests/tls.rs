@@ -19,6 +19,7 @@ use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
 use stepwise_integrations::http::{
     ClientIdentity, HttpClient, HttpConfig, TlsOptions, TlsVersion, install_crypto_provider,
 };
+use stepwise_integrations::providers::ConnectionValues;
 use stepwise_integrations::runtime::{
     IntegrationPolicy, MetricsRegistry, RuntimeConfig, scheduler::InMemoryBuckets,
 };
@@ -26,7 +27,6 @@ use stepwise_integrations::{
     ActionContext, ActionError, ActionOutcome, ActionServices, ConnectionAuth, ConnectionProvider,
     IntegrationCall, IntegrationRuntime, ResolvedConnection, SecretValue,
 };
-use stepwise_integrations::providers::ConnectionValues;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -242,7 +242,6 @@ impl ConnectionProvider for Connections {
     ) -> Result<ConnectionAuth, ActionError> {
         Err(ActionError::Permanent("refused".into()))
     }
-
 }
 
 #[tokio::test]

@@ -34,8 +34,8 @@ use crate::error::EngineError;
 use crate::store::connections::{
     self, Connection, ConnectionKind, ConnectionStatus, DEFAULT_API_KEY_HEADER,
 };
-use crate::store::now_ms;
 use crate::store::entities::oauth_app;
+use crate::store::now_ms;
 use crate::store::oauth_apps;
 use crate::vault::Vault;
 

@@ -365,7 +365,10 @@ pub(crate) async fn find_with_app(
             let app_name = Func::coalesce([
                 Expr::col((connection_table.clone(), connection::Column::OauthApp)),
                 Func::cust("REPLACE")
-                    .arg(Expr::col((connection_table, connection::Column::Integration)))
+                    .arg(Expr::col((
+                        connection_table,
+                        connection::Column::Integration,
+                    )))
                     .arg("_")
                     .arg("-")
                     .into(),

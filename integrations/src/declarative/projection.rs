@@ -171,9 +171,19 @@ mod tests {
         assert_eq!(projection("items.1.id").apply(&answer), json!(2));
         let odata = json!({"@odata.nextLink": "https://n", "value": [{"@odata.etag": "W/1"}],
                            "a": {"b.c": {"d": 1}}, "a.b": {"c": {"d": 2}}});
-        assert_eq!(projection("'@odata.nextLink'").apply(&odata), json!("https://n"));
-        assert_eq!(projection("value.0.@odata.etag").apply(&odata), json!("W/1"));
-        assert_eq!(projection("a.b.c.d").apply(&odata), json!(2), "the longest key wins");
+        assert_eq!(
+            projection("'@odata.nextLink'").apply(&odata),
+            json!("https://n")
+        );
+        assert_eq!(
+            projection("value.0.@odata.etag").apply(&odata),
+            json!("W/1")
+        );
+        assert_eq!(
+            projection("a.b.c.d").apply(&odata),
+            json!(2),
+            "the longest key wins"
+        );
         assert_eq!(projection("a.b.c").apply(&odata), json!({"d": 2}));
         assert_eq!(projection("a.b.c.e").apply(&odata), Value::Null);
         assert_eq!(lookup(&json!([[1, 2]]), "0.1"), Some(&json!(2)));

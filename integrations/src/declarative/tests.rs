@@ -167,7 +167,9 @@ fn inconsistent_declarations_are_refused() {
             "`param` is needed exactly when the style is not `link` or `next_url`",
         ),
         (
-            format!("description: d\nmethod: PATCH\npath: /x\nbody: {{json_value: id}}\n{input}{OUTPUT}"),
+            format!(
+                "description: d\nmethod: PATCH\npath: /x\nbody: {{json_value: id}}\n{input}{OUTPUT}"
+            ),
             "`json_value` input `id` must be declared `type: object`",
         ),
     ] {

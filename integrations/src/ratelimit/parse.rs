@@ -688,7 +688,10 @@ impl Reader<'_> {
                     _ => continue,
                 };
                 let parsed = value.split_once('/').and_then(|(used, limit)| {
-                    Some((used.trim().parse::<u64>().ok()?, limit.trim().parse::<u64>().ok()?))
+                    Some((
+                        used.trim().parse::<u64>().ok()?,
+                        limit.trim().parse::<u64>().ok()?,
+                    ))
                 });
                 match parsed {
                     Some((_, 0)) => self.note(name, Problem::ZeroLimit),
@@ -1372,7 +1375,11 @@ mod tests {
             }],
             ..ProviderProfile::generic()
         };
-        let obs = read_with(&[("sforce-limit-info", "api-usage=25/15000")], 200, &profile);
+        let obs = read_with(
+            &[("sforce-limit-info", "api-usage=25/15000")],
+            200,
+            &profile,
+        );
         assert_eq!(
             (obs.limit, obs.remaining, obs.source),
             (Some(15000), Some(14975), Some(Provider))
@@ -1387,9 +1394,16 @@ mod tests {
             &profile,
         );
         assert_eq!(other_entries.remaining, Some(14982));
-        let spent = read_with(&[("sforce-limit-info", "api-usage=15003/15000")], 403, &profile);
+        let spent = read_with(
+            &[("sforce-limit-info", "api-usage=15003/15000")],
+            403,
+            &profile,
+        );
         assert_eq!(spent.remaining, Some(0));
-        assert!(spent.rejected, "a 403 with the allowance spent is a rejection");
+        assert!(
+            spent.rejected,
+            "a 403 with the allowance spent is a rejection"
+        );
         let odd = read_with(&[("sforce-limit-info", "api-usage=lots")], 200, &profile);
         assert_eq!(odd.remaining, None);
         assert_eq!(odd.diagnostics.len(), 1, "{:?}", odd.diagnostics);

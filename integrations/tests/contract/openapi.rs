@@ -555,7 +555,10 @@ pub fn to_json_schema(schema: &Value) -> Value {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .filter(|name| name.as_str().is_none_or(|name| !name.starts_with("@odata.")))
+                    .filter(|name| {
+                        name.as_str()
+                            .is_none_or(|name| !name.starts_with("@odata."))
+                    })
                     .cloned()
                     .collect(),
             ),
