@@ -8,8 +8,9 @@
 
 mod common;
 
+use common::binary::{create_tenant, free_port, stepwise};
+
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,41 +32,6 @@ fn workflow(server: &MockServer) -> String {
         ));
     }
     yaml
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port")
-        .port()
-}
-
-fn stepwise() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_stepwise"));
-    // Every process of a test shares one master key, as processes sharing a database must.
-    command
-        .env_remove("FAILPOINTS")
-        .env("STEPWISE_LOG", "warn")
-        .env(
-            "STEPWISE_MASTER_KEY",
-            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-        );
-    command
-}
-
-fn create_tenant(database_url: &str) -> String {
-    let output = stepwise()
-        .args(["tenants", "create", "crash", "--database-url", database_url])
-        .output()
-        .expect("run tenants create");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "tenants create failed: {stdout}");
-    stdout
-        .split("API key (shown once): ")
-        .nth(1)
-        .expect("key in output")
-        .trim()
-        .to_owned()
 }
 
 /// `stepwise serve` on `port` with our test settings, not yet spawned.
@@ -175,7 +141,7 @@ async fn crash_at(failpoint: &str, crashed: &str, calls_at_crash: usize, calls_i
             .await;
         let workflows = tempfile::tempdir().expect("tempdir");
         std::fs::write(workflows.path().join("crashy.yaml"), workflow(&server)).unwrap();
-        let key = create_tenant(&database.url);
+        let key = create_tenant(&database.url, "crash");
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         stepwise_integrations::http::install_crypto_provider();
@@ -338,7 +304,7 @@ async fn sigkill_under_load_loses_nothing() {
             .mount(&server)
             .await;
         let workflows = tempfile::tempdir().expect("tempdir");
-        let key = create_tenant(&database.url);
+        let key = create_tenant(&database.url, "crash");
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         stepwise_integrations::http::install_crypto_provider();
@@ -552,7 +518,7 @@ async fn sigkill_mid_for_each_repeats_no_completed_item() {
         let label = format!("[{} for_each sigkill]", database.backend);
         let provider = Provider::start(Duration::from_millis(15), &[]).await;
         let workflows = tempfile::tempdir().expect("tempdir");
-        let key = create_tenant(&database.url);
+        let key = create_tenant(&database.url, "crash");
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         stepwise_integrations::http::install_crypto_provider();
@@ -638,7 +604,7 @@ async fn kill_right_after_a_webhook_200_still_runs_the_workflow() {
             .mount(&server)
             .await;
         let workflows = tempfile::tempdir().expect("tempdir");
-        let key = create_tenant(&database.url);
+        let key = create_tenant(&database.url, "crash");
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         stepwise_integrations::http::install_crypto_provider();
@@ -701,7 +667,7 @@ async fn parked_runs_survive_sigkill_and_hold_no_worker() {
             .mount(&server)
             .await;
         let workflows = tempfile::tempdir().expect("tempdir");
-        let key = create_tenant(&database.url);
+        let key = create_tenant(&database.url, "crash");
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         stepwise_integrations::http::install_crypto_provider();
@@ -860,7 +826,7 @@ async fn take_over_slow_step(predecessor: Option<&str>) {
             .mount(&server)
             .await;
         let workflows = tempfile::tempdir().expect("tempdir");
-        let key = create_tenant(&database.url);
+        let key = create_tenant(&database.url, "crash");
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         stepwise_integrations::http::install_crypto_provider();

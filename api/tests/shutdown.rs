@@ -5,8 +5,9 @@
 
 mod common;
 
+use common::binary::{create_tenant, free_port, stepwise};
+
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -45,40 +46,9 @@ impl Process {
     }
 }
 
-fn stepwise() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_stepwise"));
-    // Processes sharing a database share the master key.
-    command
-        .env_remove("FAILPOINTS")
-        .env("STEPWISE_LOG", "warn")
-        .env(
-            "STEPWISE_MASTER_KEY",
-            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-        );
-    command
-}
-
-fn create_tenant(database_url: &str) -> String {
-    let output = stepwise()
-        .args(["tenants", "create", "drain", "--database-url", database_url])
-        .output()
-        .expect("run tenants create");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "tenants create failed: {stdout}");
-    stdout
-        .split("API key (shown once): ")
-        .nth(1)
-        .expect("key in output")
-        .trim()
-        .to_owned()
-}
-
 /// `stepwise serve` on a free port with `args`; returns it and its base URL once healthy.
 async fn serve(database_url: &str, args: &[&str]) -> (Process, String) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port")
-        .port();
+    let port = free_port();
     let process = Process(
         stepwise()
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
@@ -213,7 +183,7 @@ async fn sigterm_lets_the_step_in_flight_finish_and_claims_nothing_more() {
             .respond_with(ResponseTemplate::new(200))
             .mount(&server)
             .await;
-        let key = create_tenant(&database.url);
+        let key = create_tenant(&database.url, "drain");
         let settings = ["--heartbeat-interval", "1s", "--shutdown-grace", "20s"];
         let (mut draining, base) = serve(&database.url, &settings).await;
         let source = format!(
@@ -274,7 +244,7 @@ async fn sigterm_past_the_grace_hands_the_step_over_at_once() {
             .respond_with(ResponseTemplate::new(200))
             .mount(&server)
             .await;
-        let key = create_tenant(&database.url);
+        let key = create_tenant(&database.url, "drain");
         let (mut draining, base) = serve(
             &database.url,
             &["--shutdown-grace", "2s", "--heartbeat-interval", "5s"],

@@ -78,6 +78,17 @@ pub fn provider_step() -> StepInvocation {
     step
 }
 
+/// [`provider_step`] whose HTTP calls are tried at most `max_attempts` times (1: a retryable
+/// answer is the step's error, not retried within the call).
+pub fn provider_step_attempting(max_attempts: u32) -> StepInvocation {
+    let mut step = provider_step();
+    step.http_retry = Some(stepwise_workflows::HttpRetry {
+        max_attempts: Some(max_attempts),
+        ..stepwise_workflows::HttpRetry::default()
+    });
+    step
+}
+
 /// Runs the built-in `action` in [`provider_context`] to its output.
 pub async fn run_provider_action(
     base_url: &str,

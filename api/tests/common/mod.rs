@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
+pub mod binary;
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 

@@ -7,7 +7,6 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use serde_json::{Value, json};
-use stepwise_workflows::HttpRetry;
 use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -537,11 +536,7 @@ async fn a_read_is_retried_after_unavailable_within_the_call() {
         .expect(1)
         .mount(&server)
         .await;
-    let mut step = testing::provider_step();
-    step.http_retry = Some(HttpRetry {
-        max_attempts: Some(2),
-        ..HttpRetry::default()
-    });
+    let step = testing::provider_step_attempting(2);
     let ctx = testing::provider_context(&server.uri(), step);
     let output = testing::run_in(
         &ctx,

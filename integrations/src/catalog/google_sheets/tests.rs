@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use stepwise_workflows::HttpRetry;
 use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -165,11 +164,7 @@ async fn an_update_is_a_put_retried_within_the_call_after_unavailable() {
         .expect(1)
         .mount(&server)
         .await;
-    let mut step = testing::provider_step();
-    step.http_retry = Some(HttpRetry {
-        max_attempts: Some(2),
-        ..HttpRetry::default()
-    });
+    let step = testing::provider_step_attempting(2);
     let ctx = testing::provider_context(&server.uri(), step);
     let output = testing::run_in(
         &ctx,
@@ -238,11 +233,7 @@ async fn a_read_quota_429_is_retryable_after_its_retry_after() {
         )
         .mount(&server)
         .await;
-    let mut step = testing::provider_step();
-    step.http_retry = Some(HttpRetry {
-        max_attempts: Some(1),
-        ..HttpRetry::default()
-    });
+    let step = testing::provider_step_attempting(1);
     let ctx = testing::provider_context(&server.uri(), step);
     let error = testing::run_in(
         &ctx,

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use stepwise_workflows::HttpRetry;
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -130,11 +129,7 @@ async fn notion_rate_limited_is_retryable_after_its_retry_after_and_errors_carry
         .mount(&server)
         .await;
     // A step may retry a read itself (GET is idempotent): one 429 per attempt here.
-    let mut step = testing::provider_step();
-    step.http_retry = Some(HttpRetry {
-        max_attempts: Some(1),
-        ..HttpRetry::default()
-    });
+    let step = testing::provider_step_attempting(1);
     let ctx = testing::provider_context(&server.uri(), step);
     let limited = testing::run_in(&ctx, "notion.get_page", json!({"page_id": "limited"}))
         .await

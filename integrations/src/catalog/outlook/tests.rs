@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use stepwise_workflows::HttpRetry;
 use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -41,11 +40,7 @@ fn graph_message(id: &str, subject: &str, from: &str) -> Value {
 
 /// One attempt of `action` in a fresh runtime: the step's own retry decides what comes next.
 async fn once(server: &MockServer, action: &str, input: Value) -> Result<Value, ActionError> {
-    let mut step = testing::provider_step();
-    step.http_retry = Some(HttpRetry {
-        max_attempts: Some(1),
-        ..HttpRetry::default()
-    });
+    let step = testing::provider_step_attempting(1);
     testing::run_in(&testing::provider_context(&server.uri(), step), action, input).await
 }
 

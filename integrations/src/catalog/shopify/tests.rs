@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use stepwise_workflows::HttpRetry;
 use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -157,11 +156,7 @@ async fn shopify_429_with_a_full_bucket_is_retryable_after_its_retry_after() {
         .mount(&server)
         .await;
     // A step may retry a read itself (GET is idempotent): one 429 per attempt here.
-    let mut step = testing::provider_step();
-    step.http_retry = Some(HttpRetry {
-        max_attempts: Some(1),
-        ..HttpRetry::default()
-    });
+    let step = testing::provider_step_attempting(1);
     let error = run(&server, step, "shopify.list_products", json!({}))
         .await
         .expect_err("limited");
